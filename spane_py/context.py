@@ -1,0 +1,153 @@
+"""``ExecutionContext``: what a node executor is given."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from spane_py.definitions.models import NodeDefinition
+from spane_py.results import ExecutionResult
+from spane_py.state import NodeStatus
+from spane_py.stores.base import LogRecord, NodeRecord
+
+node_logger = logging.getLogger("spane_py.node")
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+def record_to_result(record: NodeRecord) -> ExecutionResult:
+    return ExecutionResult(
+        success=record.status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED),
+        data=record.data,
+        error=record.error,
+        next_nodes=list(record.next_nodes) if record.next_nodes is not None else None,
+        skipped=record.skipped,
+    )
+
+
+class ExecutionContext:
+    """Everything an executor needs about the node it runs (SPANE's fields, snake_case).
+
+    ``previous_results`` holds the results of the node's parents, ``all_node_results``
+    those of every node finished so far; both are decoded on first access.
+    ``log(level, message, **fields)`` records a structured log line for the node.
+    """
+
+    __slots__ = (
+        "_all",
+        "_logs",
+        "_previous",
+        "_records",
+        "attempt",
+        "config",
+        "depth",
+        "execution_id",
+        "input_data",
+        "metadata",
+        "node",
+        "node_config",
+        "node_id",
+        "parent_execution_id",
+        "workflow_id",
+        "workflow_version",
+    )
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        execution_id: str,
+        node: NodeDefinition,
+        input_data: Any,
+        records: Mapping[str, NodeRecord],
+        parent_ids: tuple[str, ...] = (),
+        workflow_version: int = 1,
+        parent_execution_id: str | None = None,
+        depth: int = 0,
+        attempt: int = 1,
+        metadata: Mapping[str, Any] | None = None,
+        config: BaseModel | None = None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.execution_id = execution_id
+        self.node = node
+        self.node_id = node.id
+        self.node_config: dict[str, Any] = node.config
+        self.input_data = input_data
+        self.workflow_version = workflow_version
+        self.parent_execution_id = parent_execution_id
+        self.depth = depth
+        self.attempt = attempt
+        self.metadata: Mapping[str, Any] = metadata or {}
+        self.config = config
+        self._records = records
+        self._previous: tuple[str, ...] | dict[str, ExecutionResult] = parent_ids
+        self._all: dict[str, ExecutionResult] | None = None
+        self._logs: list[LogRecord] = []
+
+    @property
+    def previous_results(self) -> dict[str, ExecutionResult]:
+        """Results of this node's parents that have finished, by node id."""
+        if isinstance(self._previous, tuple):
+            self._previous = {
+                p: record_to_result(self._records[p]) for p in self._previous if p in self._records
+            }
+        return self._previous
+
+    @property
+    def all_node_results(self) -> dict[str, ExecutionResult]:
+        """Results of every node of the execution that has finished, by node id."""
+        if self._all is None:
+            self._all = {
+                n: record_to_result(r) for n, r in self._records.items() if r.status.is_terminal
+            }
+        return self._all
+
+    def log(self, level_or_message: str, message: str | None = None, **fields: Any) -> None:
+        """Record a log line: ``ctx.log("info", "fetched", rows=3)`` or ``ctx.log("fetched")``."""
+        if message is None:
+            level, message = "info", level_or_message
+        else:
+            level = level_or_message.lower()
+            if level not in _LEVELS:
+                raise ValueError(f"unknown log level {level_or_message!r}")
+        record = LogRecord(
+            execution_id=self.execution_id,
+            node_id=self.node_id,
+            level=level,
+            message=message,
+            timestamp=datetime.now(UTC),
+            fields={"attempt": self.attempt, **fields},
+        )
+        self._logs.append(record)
+        node_logger.log(
+            _LEVELS[level],
+            "%s [%s/%s] %s",
+            self.workflow_id,
+            self.execution_id,
+            self.node_id,
+            message,
+            extra={"event": "node.log", "spane_fields": fields},
+        )
+
+    def drain_logs(self) -> list[LogRecord]:
+        logs, self._logs = self._logs, []
+        return logs
+
+    def __repr__(self) -> str:
+        return (
+            f"ExecutionContext(workflow_id={self.workflow_id!r}, "
+            f"execution_id={self.execution_id!r}, node_id={self.node_id!r}, "
+            f"attempt={self.attempt})"
+        )

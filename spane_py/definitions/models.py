@@ -1,0 +1,206 @@
+"""Pydantic models for workflow definitions.
+
+Python code uses snake_case; a SPANE JSON definition (camelCase: ``entryNodeId``,
+``retryPolicy``, ...) loads into the same models unchanged. ``model_dump()`` gives
+snake_case, ``model_dump(by_alias=True)`` gives the SPANE shape back.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+WORKFLOW_ID_PATTERN = r"^[a-z0-9][a-z0-9\-_]*$"
+NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$"
+MAX_ID_LENGTH = 128
+
+WorkflowId = Annotated[
+    str, StringConstraints(pattern=WORKFLOW_ID_PATTERN, max_length=MAX_ID_LENGTH)
+]
+NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN, max_length=MAX_ID_LENGTH)]
+
+_workflow_id_re = re.compile(WORKFLOW_ID_PATTERN)
+
+
+def is_valid_workflow_id(value: str) -> bool:
+    return len(value) <= MAX_ID_LENGTH and _workflow_id_re.match(value) is not None
+
+
+class SpaneModel(BaseModel):
+    """Base: camelCase aliases accepted next to snake_case names; unknown keys refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+# Backoff is capped so that exponential growth stays sane even with many attempts.
+DEFAULT_MAX_BACKOFF_MS = 3_600_000
+
+
+class BackoffPolicy(SpaneModel):
+    """How long to wait before the next attempt (milliseconds)."""
+
+    type: Literal["exponential", "fixed"] = "exponential"
+    delay: int = Field(1000, ge=0, description="first (exponential) or every (fixed) delay, ms")
+    max_delay: int = Field(DEFAULT_MAX_BACKOFF_MS, ge=0, description="upper bound, ms")
+    jitter: float = Field(0.0, ge=0.0, le=1.0, description="+/- fraction of randomness")
+
+    def delay_ms(self, failed_attempt: int, rng: random.Random | None = None) -> int:
+        """Delay after attempt number ``failed_attempt`` (1-based) failed."""
+        if self.type == "fixed":
+            base = float(self.delay)
+        else:
+            base = float(self.delay) * 2.0 ** min(max(failed_attempt - 1, 0), 60)
+        base = min(base, float(self.max_delay))
+        if self.jitter:
+            r = (rng or random).uniform(-self.jitter, self.jitter)
+            base = min(max(base * (1.0 + r), 0.0), float(self.max_delay))
+        return int(base)
+
+
+class RetryDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    retry: bool
+    delay_ms: int = 0
+
+
+class RetryPolicy(SpaneModel):
+    """SPANE's ``retryPolicy``: attempts in total (first run included), backoff, continue-on-fail."""
+
+    max_attempts: int = Field(3, ge=1, le=1000)
+    backoff: BackoffPolicy = Field(default_factory=BackoffPolicy)
+    continue_on_fail: bool = False
+
+    def decide(self, error: BaseException, attempt: int) -> RetryDecision:
+        """Whether attempt number ``attempt`` (1-based), which raised ``error``, is retried."""
+        from spane_py.errors import NonRetryableError
+
+        if isinstance(error, NonRetryableError) or attempt >= self.max_attempts:
+            return RetryDecision(retry=False)
+        return RetryDecision(retry=True, delay_ms=self.backoff.delay_ms(attempt))
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+class NodeDefinition(SpaneModel):
+    id: NodeId
+    type: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: str | None = None
+    description: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[NodeId] = Field(default_factory=list)
+    outputs: list[NodeId] = Field(default_factory=list)
+    retry_policy: RetryPolicy | None = None
+    timeout_ms: int | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_retry_policy_from_config(cls, data: Any) -> Any:
+        # SPANE accepts ``retryPolicy`` inside ``config`` too; the top-level one wins.
+        if isinstance(data, dict):
+            config = data.get("config")
+            has_top = "retryPolicy" in data or "retry_policy" in data
+            if isinstance(config, dict) and not has_top:
+                nested = config.get("retryPolicy", config.get("retry_policy"))
+                if nested is not None:
+                    data = {**data, "retryPolicy": nested}
+        return data
+
+    @property
+    def effective_retry_policy(self) -> RetryPolicy:
+        return self.retry_policy or NO_RETRY
+
+
+class ScheduleTrigger(SpaneModel):
+    type: Literal["schedule"] = "schedule"
+    cron: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    timezone: str = "UTC"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_config(cls, data: Any) -> Any:
+        return _flatten_trigger_config(data)
+
+
+class WebhookTrigger(SpaneModel):
+    type: Literal["webhook"] = "webhook"
+    path: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    secret: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_config(cls, data: Any) -> Any:
+        data = _flatten_trigger_config(data)
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            data = {**data, "method": data["method"].upper()}
+        return data
+
+    @field_validator("path")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        stripped = value.strip("/")
+        if not stripped:
+            raise ValueError("webhook path must not be empty")
+        return stripped
+
+
+def _flatten_trigger_config(data: Any) -> Any:
+    # SPANE writes ``{type, config: {...}}``; spane_py also accepts the fields flat.
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        flat = {k: v for k, v in data.items() if k != "config"}
+        for key, value in data["config"].items():
+            flat.setdefault(key, value)
+        return flat
+    return data
+
+
+Trigger = Annotated[ScheduleTrigger | WebhookTrigger, Field(discriminator="type")]
+
+
+class WorkflowDefinition(SpaneModel):
+    id: WorkflowId
+    name: str = ""
+    description: str | None = None
+    entry_node_id: NodeId | None = None
+    nodes: list[NodeDefinition]
+    triggers: list[Trigger] = Field(default_factory=list)
+    max_concurrency: int | None = Field(None, ge=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    # SPANE-level enqueue defaults: used when enqueue_workflow is not given its own.
+    priority: int | None = Field(None, ge=1, le=10)
+    delay: int | None = Field(None, ge=0, description="default start delay, ms")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name") and isinstance(data.get("id"), str):
+            data = {**data, "name": data["id"]}
+        return data
+
+    def node(self, node_id: str) -> NodeDefinition:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def to_spane_json(self) -> dict[str, Any]:
+        """The definition in SPANE's camelCase JSON shape."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

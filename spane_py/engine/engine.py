@@ -1,0 +1,535 @@
+"""``WorkflowEngine``: the facade users hold — register, enqueue, run workers, wait, query."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from arq.connections import ArqRedis
+from arq.worker import func
+from spane_py import _json
+from spane_py.context import record_to_result
+from spane_py.definitions.graph import compile_workflow
+from spane_py.definitions.loading import parse_definition
+from spane_py.definitions.models import WorkflowDefinition, is_valid_workflow_id
+from spane_py.embedded import EmbeddedRedis
+from spane_py.engine import planner
+from spane_py.engine.cache import CacheStats, WorkflowCache
+from spane_py.engine.runner import NodeRunner
+from spane_py.errors import (
+    ConfigurationError,
+    ExecutionNotFoundError,
+    ExecutionWaitTimeoutError,
+    InvalidEnqueueOptionsError,
+    WorkflowNotFoundError,
+)
+from spane_py.observability import events
+from spane_py.queue.client import JobQueue, QueueStats, connect
+from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
+from spane_py.queue.worker import SpaneWorker
+from spane_py.registry import NodeRegistry
+from spane_py.state import ExecutionState, ExecutionStatus, NodeResult
+from spane_py.stores.base import ExecutionRecord, ExecutionStore, NodeRecord
+from spane_py.stores.memory import InMemoryExecutionStore
+
+if TYPE_CHECKING:
+    from spane_py.dsl import Workflow
+
+logger = logging.getLogger("spane_py.engine")
+
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
+MAX_IDEMPOTENCY_KEY = 200
+# A node may run at most this long before arq itself gives up on it (node timeouts are
+# enforced by the runner; this is only the outer bound).
+MAX_NODE_RUNTIME_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredWorkflow:
+    workflow_id: str
+    version: int
+    content_hash: str
+    created: bool
+    warnings: tuple[str, ...] = ()
+
+
+def new_execution_id() -> str:
+    """A UUIDv7-style id: time-ordered (so newest-first listing is id order), 122 bits."""
+    ms = int(time.time() * 1000)
+    rand = int.from_bytes(secrets.token_bytes(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class WorkflowEngine:
+    """Registers workflows, enqueues executions, runs workers and answers queries.
+
+    ``redis_url`` defaults to ``$REDIS_URL``; with neither, an embedded Redis is started for
+    this engine and stopped by ``close()``. ``store`` defaults to a fresh in-memory store.
+    Use as ``async with WorkflowEngine(registry) as engine: ...``.
+    """
+
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        store: ExecutionStore | None = None,
+        *,
+        redis_url: str | None = None,
+        key_prefix: str = "spane",
+        cache_max_size: int = 500,
+        cache_ttl_seconds: float = 3600.0,
+        poll_delay: float = 0.5,
+        lease_seconds: float = 30.0,
+        max_output_bytes: int = 1 << 20,
+    ) -> None:
+        if not _PREFIX_RE.match(key_prefix):
+            raise ConfigurationError(
+                f"key_prefix {key_prefix!r} must be 1-64 letters, digits, '_', '-' or '.'"
+            )
+        if poll_delay <= 0:
+            raise ConfigurationError("poll_delay must be positive")
+        if lease_seconds < 1:
+            raise ConfigurationError("lease_seconds must be at least 1")
+        self.registry = registry
+        self._owns_store = store is None
+        self.store: ExecutionStore = store if store is not None else InMemoryExecutionStore()
+        self.key_prefix = key_prefix
+        self.cache = WorkflowCache(
+            self.store, max_size=cache_max_size, ttl_seconds=cache_ttl_seconds
+        )
+        self.poll_delay = poll_delay
+        self.lease_seconds = lease_seconds
+        self.max_output_bytes = max_output_bytes
+        self._redis_url = redis_url
+        self._embedded: EmbeddedRedis | None = None
+        self._redis: ArqRedis | None = None
+        self._queue: JobQueue | None = None
+        self._runner: NodeRunner | None = None
+        self._workers: list[tuple[SpaneWorker, asyncio.Task[None]]] = []
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._started = False
+        self._closed = False
+
+    # Lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect to Redis (starting the embedded one if no URL is configured)."""
+        if self._started:
+            return
+        if self._closed:
+            raise ConfigurationError("this engine is closed; create a new one")
+        url = self._redis_url or os.environ.get("REDIS_URL")
+        if not url:
+            self._embedded = EmbeddedRedis()
+            url = await asyncio.to_thread(self._embedded.start)
+        self._redis = connect(url, queue_name=f"{self.key_prefix}:queue")
+        self._queue = JobQueue(self._redis, prefix=self.key_prefix)
+        try:
+            await self._queue.ping()
+        except Exception:
+            await self._release_redis()
+            raise
+        self._runner = NodeRunner(
+            registry=self.registry,
+            store=self.store,
+            cache=self.cache,
+            queue=self._queue,
+            on_settled=self._settled,
+            max_output_bytes=self.max_output_bytes,
+        )
+        self._started = True
+
+    async def close(self, *, grace_seconds: float = 5.0) -> None:
+        """Stop workers (running nodes get ``grace_seconds`` to finish), disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.stop_workers(grace_seconds=grace_seconds)
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.cancel()
+        self._waiters.clear()
+        await self._release_redis()
+        if self._owns_store:
+            await self.store.close()
+        self._started = False
+
+    async def _release_redis(self) -> None:
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose(close_connection_pool=True)
+            self._redis = None
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop)
+            self._embedded = None
+
+    async def __aenter__(self) -> WorkflowEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def queue(self) -> JobQueue:
+        if self._queue is None:
+            raise ConfigurationError("the engine is not started: call `await engine.start()`")
+        return self._queue
+
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis URL in use (the embedded server's socket when it runs)."""
+        if self._embedded is not None:
+            return self._embedded.url
+        return self._redis_url or os.environ.get("REDIS_URL")
+
+    # Workflows -------------------------------------------------------------------
+    async def register_workflow(
+        self,
+        definition: WorkflowDefinition | Mapping[str, Any] | str | bytes | Workflow,
+        change_notes: str | None = None,
+    ) -> RegisteredWorkflow:
+        """Validate and save a definition; a changed definition becomes a new version.
+
+        Accepts a ``WorkflowDefinition``, a dict or JSON text in the SPANE shape (camelCase
+        or snake_case), or a DSL ``Workflow`` (whose node functions are registered too).
+        Registering an identical definition again is a no-op that returns the same version.
+        """
+        from spane_py.dsl import Workflow
+
+        if isinstance(definition, Workflow):
+            definition.register_nodes(self.registry)
+            definition = definition.definition()
+        parsed = parse_definition(definition)
+        graph = compile_workflow(parsed)
+        self.registry.check_workflow(graph)
+        saved = await self.store.save_workflow(
+            graph.definition, content_hash=graph.content_hash, change_notes=change_notes
+        )
+        self.cache.put(saved.record.version, graph)
+        for warning in graph.warnings:
+            logger.warning("workflow %s: %s", graph.workflow_id, warning)
+        events.emit(
+            events.WORKFLOW_REGISTERED,
+            workflow_id=graph.workflow_id,
+            version=saved.record.version,
+            created=saved.created,
+        )
+        return RegisteredWorkflow(
+            workflow_id=graph.workflow_id,
+            version=saved.record.version,
+            content_hash=graph.content_hash,
+            created=saved.created,
+            warnings=graph.warnings,
+        )
+
+    async def get_workflow(self, workflow_id: str, version: int | None = None) -> WorkflowDefinition:
+        record = await self.store.get_workflow(workflow_id, version)
+        if record is None:
+            what = f"version {version} of workflow" if version is not None else "workflow"
+            raise WorkflowNotFoundError(
+                f"{what} {workflow_id!r} is not registered", workflow_id=workflow_id
+            )
+        return record.definition
+
+    # Executions ------------------------------------------------------------------
+    async def enqueue_workflow(
+        self,
+        workflow_id: str,
+        initial_data: Any = None,
+        *,
+        priority: int | None = None,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Start an execution of the latest version of ``workflow_id``; returns its id.
+
+        ``priority`` 1-10 (higher first, default 5) applies to every node of the execution;
+        ``delay`` (seconds or a timedelta) defers the start; an ``idempotency_key`` seen
+        before for this workflow returns the first execution's id and creates nothing.
+        Everything is checked before anything is written.
+        """
+        self.queue  # noqa: B018 - fail early when not started
+        if not isinstance(workflow_id, str) or not is_valid_workflow_id(workflow_id):
+            raise WorkflowNotFoundError(
+                f"{workflow_id!r} is not a valid workflow id", workflow_id=str(workflow_id)
+            )
+        version = await self.store.get_workflow_version(workflow_id)
+        if version is None:
+            raise WorkflowNotFoundError(
+                f"workflow {workflow_id!r} is not registered (or was deactivated)",
+                workflow_id=workflow_id,
+            )
+        graph = await self.cache.get(workflow_id, version)
+        defn = graph.definition
+        priority = _check_priority(priority if priority is not None else defn.priority)
+        delay_s = _check_delay(delay, default_ms=defn.delay)
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str)
+            or not idempotency_key
+            or len(idempotency_key) > MAX_IDEMPOTENCY_KEY
+        ):
+            raise InvalidEnqueueOptionsError(
+                f"idempotency_key must be a non-empty string of at most {MAX_IDEMPOTENCY_KEY} "
+                "characters",
+                workflow_id=workflow_id,
+            )
+        initial = _json.dumps(initial_data, what=f"the initial data for workflow {workflow_id!r}")
+        meta = dict(metadata or {})
+        _json.dumps(meta, what=f"the metadata for workflow {workflow_id!r}")
+
+        now = datetime.now(UTC)
+        record = ExecutionRecord(
+            execution_id=new_execution_id(),
+            workflow_id=workflow_id,
+            workflow_version=version,
+            status=ExecutionStatus.RUNNING,
+            created_at=now,
+            started_at=now,
+            initial_data=initial,
+            metadata=meta,
+            priority=priority,
+            idempotency_key=idempotency_key,
+        )
+        created = await self.store.create_execution(record, planner.initial_nodes(graph, now))
+        if not created.created:
+            return created.record.execution_id
+        events.emit(
+            events.EXECUTION_STARTED,
+            execution_id=record.execution_id,
+            workflow_id=workflow_id,
+            version=version,
+        )
+        due = int((time.time() + delay_s) * 1000) if delay_s else None
+        await self.queue.enqueue(
+            [NodeJob(record.execution_id, workflow_id, version, n) for n in graph.entry_nodes],
+            priority=priority,
+            due_ms=due,
+        )
+        return record.execution_id
+
+    async def run_workflow(
+        self,
+        workflow_id: str,
+        initial_data: Any = None,
+        *,
+        timeout: float | None = 60.0,
+        **options: Any,
+    ) -> ExecutionState:
+        """Enqueue and wait: the execution's final state."""
+        execution_id = await self.enqueue_workflow(workflow_id, initial_data, **options)
+        return await self.wait_for_execution(execution_id, timeout=timeout)
+
+    async def get_execution(self, execution_id: str) -> ExecutionState:
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+        nodes = await self.store.get_node_results(execution_id)
+        return to_state(record, nodes)
+
+    async def wait_for_execution(
+        self, execution_id: str, timeout: float | None = 60.0
+    ) -> ExecutionState:
+        """Wait until the execution completes, fails or is cancelled; its final state.
+
+        Raises ``ExecutionWaitTimeoutError`` (a ``TimeoutError``) after ``timeout`` seconds.
+        Works across processes: the store is checked again every so often.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.05
+        while True:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(execution_id, []).append(fut)
+            try:
+                state = await self.get_execution(execution_id)
+                if state.status.is_terminal:
+                    return state
+                wait = interval
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise ExecutionWaitTimeoutError(
+                            f"execution {execution_id!r} is still {state.status.value} after "
+                            f"{timeout} s",
+                            execution_id=execution_id,
+                            workflow_id=state.workflow_id,
+                        )
+                    wait = min(wait, left)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(fut), wait)
+                interval = min(interval * 2, 1.0)
+            finally:
+                waiters = self._waiters.get(execution_id)
+                if waiters is not None:
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(fut)
+                    if not waiters:
+                        del self._waiters[execution_id]
+
+    def _settled(self, execution_id: str, status: ExecutionStatus) -> None:
+        for fut in self._waiters.pop(execution_id, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    # Workers ---------------------------------------------------------------------
+    def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
+        assert self._runner is not None and self._redis is not None
+        function = func(
+            self._runner.job,
+            name=FUNCTION_NAME,
+            max_tries=1_000_000,
+            timeout=MAX_NODE_RUNTIME_S,
+            keep_result=0,
+        )
+        return SpaneWorker(
+            [function],
+            job_queue=self.queue,
+            lease_seconds=self.lease_seconds,
+            queue_name=self.queue.keys.queue,
+            redis_pool=self._redis,
+            burst=burst,
+            handle_signals=handle_signals,
+            max_jobs=concurrency,
+            poll_delay=self.poll_delay,
+            keep_result=0,
+            job_serializer=self._redis.job_serializer,
+            job_deserializer=self._redis.job_deserializer,
+            log_results=False,
+            health_check_interval=60,
+        )
+
+    async def start_workers(self, concurrency: int = 10) -> None:
+        """Run a worker inside this process (development and tests)."""
+        await self.start()
+        worker = self._make_worker(concurrency, burst=False, handle_signals=False)
+        task = asyncio.create_task(worker.async_run(), name="spane-worker")
+        self._workers.append((worker, task))
+
+    async def stop_workers(self, *, grace_seconds: float = 5.0) -> None:
+        workers, self._workers = self._workers, []
+        for worker, task in workers:
+            await worker.stop(grace_seconds)
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run_worker(self, concurrency: int = 10, *, burst: bool = False) -> None:
+        """Run a worker in the foreground until SIGINT/SIGTERM (or, with ``burst``, until
+        the queue is empty). This is what ``spane worker`` calls."""
+        await self.start()
+        worker = self._make_worker(concurrency, burst=burst, handle_signals=not burst)
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.async_run()
+
+    async def run_until_idle(self, concurrency: int = 10) -> None:
+        """Process jobs until nothing is queued, scheduled or running (deterministic tests)."""
+        await self.run_worker(concurrency, burst=True)
+
+    # Introspection ---------------------------------------------------------------
+    async def get_queue_stats(self) -> QueueStats:
+        return await self.queue.stats()
+
+    def cache_stats(self) -> CacheStats:
+        return self.cache.stats()
+
+    async def resend_node(self, execution_id: str, node_id: str) -> None:
+        """Send a node's job again (what a duplicate delivery or a sweeper does)."""
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+        nodes = await self.store.get_node_results(execution_id)
+        generation = nodes[node_id].generation if node_id in nodes else 0
+        await self.queue.enqueue(
+            [NodeJob(execution_id, record.workflow_id, record.workflow_version, node_id, generation)],
+            priority=record.priority,
+        )
+
+
+def _check_priority(priority: int | None) -> int | None:
+    if priority is None:
+        return None
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
+        raise InvalidEnqueueOptionsError(f"priority must be an integer from 1 to 10, got {priority!r}")
+    return priority
+
+
+def _check_delay(delay: float | timedelta | None, *, default_ms: int | None) -> float:
+    if delay is None:
+        return (default_ms or 0) / 1000
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
+        raise InvalidEnqueueOptionsError(
+            f"delay must be a non-negative number of seconds or a timedelta, got {delay!r}"
+        )
+    return float(seconds)
+
+
+def to_state(record: ExecutionRecord, nodes: Mapping[str, NodeRecord]) -> ExecutionState:
+    results = {}
+    for node_id, rec in nodes.items():
+        res = record_to_result(rec)
+        results[node_id] = NodeResult(
+            node_id=node_id,
+            status=rec.status,
+            success=res.success,
+            data=res.data,
+            error=rec.error,
+            next_nodes=res.next_nodes if res.next_nodes is None else list(res.next_nodes),
+            skipped=rec.skipped,
+            attempts=rec.attempts,
+            started_at=rec.started_at,
+            completed_at=rec.completed_at,
+        )
+    return ExecutionState(
+        execution_id=record.execution_id,
+        workflow_id=record.workflow_id,
+        workflow_version=record.workflow_version,
+        status=record.status,
+        node_results=results,
+        started_at=record.started_at or record.created_at,
+        completed_at=record.completed_at,
+        parent_execution_id=record.parent_execution_id,
+        depth=record.depth,
+        initial_data=_json.loads(record.initial_data),
+        metadata=dict(record.metadata),
+        error=record.error,
+        priority=record.priority,
+    )
+
+
+__all__ = [
+    "RegisteredWorkflow",
+    "WorkflowEngine",
+    "new_execution_id",
+    "to_state",
+]

@@ -1,0 +1,184 @@
+"""Every error spane_py raises on purpose.
+
+    SpaneError
+    ├── ConfigurationError
+    ├── WorkflowValidationError
+    │   └── NodeNotRegisteredError
+    ├── WorkflowNotFoundError
+    ├── ExecutionNotFoundError
+    ├── SerializationError
+    ├── InvalidEnqueueOptionsError
+    ├── NodeExecutionError
+    │   ├── NodeTimeoutError
+    │   └── NonRetryableError
+    ├── ExecutionTimeoutError
+    ├── ExecutionWaitTimeoutError
+    ├── MaxDepthExceededError
+    ├── StatePersistenceError
+    └── QueueError
+
+Each class's docstring is its default message. Every error carries the SPANE fields
+(``code``, ``workflow_id``, ``execution_id``, ``node_id``, ``timestamp``); driver errors
+(redis, asyncpg) are wrapped at the store and queue boundaries with ``__cause__`` kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+
+class SpaneError(Exception):
+    """spane_py error."""
+
+    code: ClassVar[str] = "UNKNOWN_ERROR"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        workflow_id: str | None = None,
+        execution_id: str | None = None,
+        node_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message or (type(self).__doc__ or "").strip()
+        self.workflow_id = workflow_id
+        self.execution_id = execution_id
+        self.node_id = node_id
+        self.details = details or {}
+        self.timestamp = datetime.now(UTC)
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "workflow_id": self.workflow_id,
+            "execution_id": self.execution_id,
+            "node_id": self.node_id,
+            "details": self.details,
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+
+class ConfigurationError(SpaneError):
+    """The engine is configured wrongly."""
+
+    code = "INVALID_CONFIG"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationIssue:
+    """One problem found in a workflow definition."""
+
+    message: str
+    node_id: str | None = None
+    path: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class WorkflowValidationError(SpaneError):
+    """The workflow definition is invalid."""
+
+    code = "WORKFLOW_VALIDATION_FAILED"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        issues: list[ValidationIssue] | None = None,
+        workflow_id: str | None = None,
+        node_id: str | None = None,
+    ) -> None:
+        self.issues = list(issues or [])
+        if message is None and self.issues:
+            head = f"workflow {workflow_id!r} is invalid" if workflow_id else "workflow is invalid"
+            message = head + ": " + "; ".join(i.message for i in self.issues)
+        super().__init__(
+            message,
+            workflow_id=workflow_id,
+            node_id=node_id,
+            details={"issues": [i.message for i in self.issues]},
+        )
+
+
+class NodeNotRegisteredError(WorkflowValidationError):
+    """A node uses a type that has no registered executor."""
+
+    code = "NODE_NOT_REGISTERED"
+
+
+class WorkflowNotFoundError(SpaneError):
+    """The workflow is not registered."""
+
+    code = "WORKFLOW_NOT_FOUND"
+
+
+class ExecutionNotFoundError(SpaneError):
+    """The execution does not exist."""
+
+    code = "EXECUTION_NOT_FOUND"
+
+
+class SerializationError(SpaneError):
+    """A value is not JSON-serializable."""
+
+    code = "SERIALIZATION_FAILED"
+
+
+class InvalidEnqueueOptionsError(SpaneError):
+    """An enqueue option is out of range."""
+
+    code = "INVALID_ENQUEUE_OPTIONS"
+
+
+class NodeExecutionError(SpaneError):
+    """A node failed."""
+
+    code = "NODE_EXECUTION_FAILED"
+
+
+class NodeTimeoutError(NodeExecutionError):
+    """A node ran past its timeout."""
+
+    code = "NODE_TIMEOUT"
+
+
+class NonRetryableError(NodeExecutionError):
+    """A node failed in a way that retrying cannot fix."""
+
+    code = "NODE_NON_RETRYABLE"
+
+
+class ExecutionTimeoutError(SpaneError):
+    """The execution ran past its timeout."""
+
+    code = "EXECUTION_TIMEOUT"
+
+
+class ExecutionWaitTimeoutError(SpaneError, TimeoutError):
+    """The execution did not finish within the time waited for it."""
+
+    code = "EXECUTION_WAIT_TIMEOUT"
+
+
+class MaxDepthExceededError(SpaneError):
+    """Sub-workflows are nested deeper than allowed."""
+
+    code = "EXECUTION_MAX_DEPTH_EXCEEDED"
+
+
+class StatePersistenceError(SpaneError):
+    """The state store failed."""
+
+    code = "STATE_PERSISTENCE_FAILED"
+
+
+class QueueError(SpaneError):
+    """The job queue (Redis) failed."""
+
+    code = "QUEUE_ERROR"

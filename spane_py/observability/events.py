@@ -1,0 +1,26 @@
+"""Stable event names, used the same way in logs, spans, the event stream and metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+EXECUTION_STARTED: Final = "execution.started"
+EXECUTION_COMPLETED: Final = "execution.completed"
+EXECUTION_FAILED: Final = "execution.failed"
+NODE_STARTED: Final = "node.started"
+NODE_COMPLETED: Final = "node.completed"
+NODE_FAILED: Final = "node.failed"
+NODE_RETRYING: Final = "node.retrying"
+NODE_SKIPPED: Final = "node.skipped"
+NODE_DROPPED: Final = "node.dropped"
+WORKFLOW_REGISTERED: Final = "workflow.registered"
+
+logger = logging.getLogger("spane_py.events")
+
+
+def emit(event: str, level: int = logging.INFO, /, **fields: Any) -> None:
+    """Log ``event`` with its fields; costs one level check when logging is off."""
+    if logger.isEnabledFor(level):
+        detail = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+        logger.log(level, "%s %s", event, detail, extra={"event": event, "spane_fields": fields})

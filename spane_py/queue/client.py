@@ -1,0 +1,186 @@
+"""``JobQueue``: enqueueing node jobs on Redis in arq's format, and waking idle workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.jobs import serialize_job
+from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import RedisError
+
+from spane_py.errors import ConfigurationError, QueueError
+from spane_py.queue import scripts
+from spane_py.queue.jobs import FUNCTION_NAME, NodeJob, priority_band, serialize
+
+# A job key outlives its due time by this much; a job not taken by then is dropped by Redis
+# (the store still knows the node is queued, and it can be sent again).
+JOB_TTL_EXTRA_MS = 7 * 24 * 3600 * 1000
+WAKE_CAP = 64
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    prefix: str
+
+    @property
+    def queue(self) -> str:
+        return f"{self.prefix}:queue"
+
+    @property
+    def scheduled(self) -> str:
+        return f"{self.prefix}:scheduled"
+
+    @property
+    def bands(self) -> str:
+        return f"{self.prefix}:bands"
+
+    @property
+    def wake(self) -> str:
+        return f"{self.prefix}:wake"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queued: int
+    scheduled: int
+    running: int
+
+
+def connect(url: str, *, queue_name: str, max_connections: int = 64) -> ArqRedis:
+    """An ``ArqRedis`` client for ``url`` with spane_py's JSON serializers."""
+    from spane_py.queue.jobs import deserialize
+
+    try:
+        pool = ConnectionPool.from_url(url, max_connections=max_connections)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid Redis URL {_redact(url)!r}: {exc}") from exc
+    return ArqRedis(
+        pool,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        default_queue_name=queue_name,
+    )
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+class JobQueue:
+    def __init__(self, redis: ArqRedis, *, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.keys = QueueKeys(prefix)
+        self.local_wake = asyncio.Event()
+        self._enqueue = redis.register_script(scripts.ENQUEUE)
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._reschedule = redis.register_script(scripts.RESCHEDULE)
+
+    async def ping(self) -> None:
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError) as exc:
+            raise QueueError(f"cannot reach Redis: {exc}") from exc
+
+    def job_id(self, job: NodeJob) -> str:
+        return job.job_id(self.prefix)
+
+    async def enqueue(
+        self,
+        jobs: Sequence[NodeJob],
+        *,
+        priority: int | None = None,
+        due_ms: int | None = None,
+    ) -> int:
+        """Send jobs in one round trip; a job whose id is already queued is left alone."""
+        if not jobs:
+            return 0
+        now = int(time.time() * 1000)
+        due = due_ms if due_ms is not None and due_ms > now else 0
+        ttl = max(due - now, 0) + JOB_TTL_EXTRA_MS
+        band = priority_band(priority)
+        argv: list[str | int | bytes] = [job_key_prefix, now, WAKE_CAP]
+        for job in jobs:
+            value = serialize_job(FUNCTION_NAME, (job.payload(),), {}, None, now, serializer=serialize)
+            argv += [self.job_id(job), value, ttl, due, band]
+        k = self.keys
+        try:
+            added = await self._enqueue(keys=[k.queue, k.scheduled, k.bands, k.wake], args=argv)
+        except RedisError as exc:
+            raise QueueError(f"could not enqueue {len(jobs)} job(s): {exc}") from exc
+        self.local_wake.set()
+        return int(added)
+
+    async def reschedule(self, job_id: str, *, due_ms: int, priority: int | None) -> None:
+        """Move a running job back to the scheduled set; it runs again at ``due_ms``."""
+        ttl = max(due_ms - int(time.time() * 1000), 0) + JOB_TTL_EXTRA_MS
+        k = self.keys
+        await self._reschedule(
+            keys=[k.queue, k.scheduled, k.bands, job_key_prefix + job_id, k.wake],
+            args=[job_id, due_ms, priority_band(priority), ttl],
+        )
+        self.local_wake.set()
+
+    async def claim(self, want: int, *, lease_ms: int, max_scan: int = 2000) -> tuple[
+        list[tuple[str, int]], int | None
+    ]:
+        """Take up to ``want`` runnable jobs. Returns them with scores, and the next due time."""
+        k = self.keys
+        claimed, next_due = await self._claim(
+            keys=[k.queue, k.scheduled, k.bands],
+            args=[in_progress_key_prefix, int(time.time() * 1000), want, lease_ms, max_scan],
+        )
+        pairs = [
+            (claimed[i].decode(), int(float(claimed[i + 1]))) for i in range(0, len(claimed), 2)
+        ]
+        return pairs, (int(float(next_due)) if next_due else None)
+
+    async def refresh_leases(self, job_ids: Sequence[str], lease_ms: int) -> None:
+        if not job_ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.pexpire(in_progress_key_prefix + job_id, lease_ms)
+            await pipe.execute()
+
+    def blocking_client(self) -> Redis:
+        """A client with its own single connection, for BLPOP on the wake list."""
+        kwargs = dict(self.redis.connection_pool.connection_kwargs)
+        pool = self.redis.connection_pool.__class__(
+            connection_class=self.redis.connection_pool.connection_class,
+            max_connections=1,
+            **kwargs,
+        )
+        return Redis(connection_pool=pool)
+
+    async def stats(self) -> QueueStats:
+        k = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(k.queue)
+            pipe.zcard(k.scheduled)
+            queued, scheduled = await pipe.execute()
+        running = 0
+        async for _ in self.redis.scan_iter(match=f"{in_progress_key_prefix}{self.prefix}:*"):
+            running += 1
+        return QueueStats(queued=int(queued) - running, scheduled=int(scheduled), running=running)
+
+    async def purge(self) -> None:
+        """Delete every key of this prefix (tests and `spane` maintenance commands)."""
+        patterns = [f"{self.prefix}:*", f"arq:*:{self.prefix}:*"]
+        for pattern in patterns:
+            batch: list[bytes] = []
+            async for key in self.redis.scan_iter(match=pattern, count=500):
+                batch.append(key)
+                if len(batch) >= 500:
+                    await self.redis.delete(*batch)
+                    batch = []
+            if batch:
+                await self.redis.delete(*batch)

@@ -1,0 +1,176 @@
+"""``SpaneWorker``: arq's Worker, woken when work arrives instead of polling.
+
+arq runs each job (``run_job``: deserialise, call, time out, ``finish_job``) exactly as
+usual. What changes is how jobs are found: one Lua call claims a batch (promoting due
+scheduled jobs first), and an idle worker blocks on the wake list — or on an in-process
+event when the enqueuer lives in the same process — so a DAG hop costs about a Redis round
+trip and an idle worker wakes only every ``poll_delay`` seconds as a fallback. Running jobs
+hold a lease (the in-progress key) that a side task refreshes; a worker that dies stops
+refreshing and its jobs become claimable again once the lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from arq.worker import Worker
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from spane_py.queue.client import JobQueue
+
+logger = logging.getLogger("spane_py.worker")
+
+
+class SpaneWorker(Worker):  # type: ignore[misc]
+    def __init__(
+        self,
+        *args: Any,
+        job_queue: JobQueue,
+        lease_seconds: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.job_queue = job_queue
+        self.lease_ms = int(lease_seconds * 1000)
+        self._slot_freed = asyncio.Event()
+        self._blocker: Redis | None = None
+        self._blpop: asyncio.Task[Any] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def main(self) -> None:
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        self._blocker = self.job_queue.blocking_client()
+        self._lease_task = asyncio.create_task(self._refresh_leases(), name="spane-lease-refresh")
+        try:
+            while True:
+                next_due = await self._claim_and_start()
+                await self._reap()
+                if self.burst and await self._burst_done(next_due):
+                    return
+                await self._wait(next_due)
+        finally:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
+            if self._blpop is not None:
+                self._blpop.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._blpop
+            await self._blocker.aclose()
+
+    async def _claim_and_start(self) -> int | None:
+        want = self.max_jobs - self.job_counter
+        if not self.allow_pick_jobs or self._stopping:
+            want = 0
+        if self.burst and self.max_burst_jobs >= 0:
+            want = min(want, self.max_burst_jobs - self._jobs_started())
+        try:
+            claimed, next_due = await self.job_queue.claim(max(want, 0), lease_ms=self.lease_ms)
+        except (RedisError, OSError) as exc:
+            logger.warning("claiming jobs failed, retrying: %s", exc)
+            await asyncio.sleep(min(self.poll_delay_s, 1.0))
+            return None
+        for job_id, score in claimed:
+            await self.sem.acquire()
+            self.job_counter += 1
+            task = asyncio.create_task(self.run_job(job_id, score))
+            task.add_done_callback(self._job_done)
+            self.tasks[job_id] = task
+        await self.heart_beat()
+        return next_due
+
+    def _job_done(self, _: asyncio.Task[None]) -> None:
+        self._release_sem_dec_counter_on_complete()
+        self._slot_freed.set()
+
+    async def _reap(self) -> None:
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                if not task.cancelled() and task.exception() is not None:
+                    logger.error(
+                        "job %s crashed in the worker", job_id, exc_info=task.exception()
+                    )
+
+    async def _burst_done(self, next_due: int | None) -> bool:
+        if self.tasks:
+            return False
+        if 0 <= self.max_burst_jobs <= self._jobs_started():
+            return True
+        stats = await self.job_queue.stats()
+        return stats.queued + stats.running == 0 and next_due is None
+
+    async def _wait(self, next_due: int | None) -> None:
+        timeout = self.poll_delay_s
+        if next_due is not None:
+            timeout = min(timeout, max(next_due / 1000 - time.time(), 0.0))
+        if timeout <= 0:
+            return
+        if self.job_counter >= self.max_jobs or self._stopping:
+            # Full: only a finished job can let us take more.
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), timeout)
+            return
+        local = self.job_queue.local_wake
+        if local.is_set():
+            local.clear()
+            return
+        if self._blpop is None or self._blpop.done():
+            if self._blpop is not None:
+                with contextlib.suppress(BaseException):
+                    self._blpop.result()
+            assert self._blocker is not None
+            self._blpop = asyncio.create_task(
+                self._blocker.blpop([self.job_queue.keys.wake], timeout=max(timeout, 0.01))
+            )
+        self._slot_freed.clear()
+        local_wait = asyncio.create_task(local.wait())
+        slot_wait = asyncio.create_task(self._slot_freed.wait())
+        try:
+            await asyncio.wait(
+                {self._blpop, local_wait, slot_wait},
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            local_wait.cancel()
+            slot_wait.cancel()
+        local.clear()
+
+    async def _refresh_leases(self) -> None:
+        interval = max(self.lease_ms / 3000, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            running = [job_id for job_id, t in self.tasks.items() if not t.done()]
+            try:
+                await self.job_queue.refresh_leases(running, self.lease_ms)
+            except (RedisError, OSError) as exc:
+                logger.warning("refreshing job leases failed: %s", exc)
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop taking jobs, let running ones finish within the grace period, cancel the rest.
+
+        Cancelled jobs stay in the queue and run again (arq's retry of cancelled jobs).
+        """
+        self._stopping = True
+        self.allow_pick_jobs = False
+        running = [t for t in self.tasks.values() if not t.done()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self.main_task is not None and not self.main_task.done():
+            self.main_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.main_task

@@ -1,0 +1,147 @@
+"""``NodeRegistry``: node type -> executor, with per-type options."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
+
+from spane_py.context import ExecutionContext
+from spane_py.definitions.graph import WorkflowGraph
+from spane_py.errors import (
+    ConfigurationError,
+    NodeNotRegisteredError,
+    ValidationIssue,
+    WorkflowValidationError,
+)
+
+
+@runtime_checkable
+class NodeExecutor(Protocol):
+    """An object whose ``execute`` coroutine runs a node (SPANE's ``INodeExecutor``)."""
+
+    async def execute(self, ctx: ExecutionContext) -> Any: ...
+
+
+ExecutorFunction = Callable[[ExecutionContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredNode:
+    type: str
+    run: ExecutorFunction
+    executor: object
+    config_model: type[BaseModel] | None = None
+
+    def parse_config(self, config: dict[str, Any]) -> BaseModel | None:
+        if self.config_model is None:
+            return None
+        return self.config_model.model_validate(config)
+
+
+class NodeRegistry:
+    def __init__(self) -> None:
+        self._nodes: dict[str, RegisteredNode] = {}
+
+    def register(
+        self,
+        node_type: str,
+        executor: NodeExecutor | ExecutorFunction,
+        *,
+        config_model: type[BaseModel] | None = None,
+        replace: bool = False,
+    ) -> None:
+        """Register ``executor`` for ``node_type``.
+
+        ``executor`` is an object with ``async execute(ctx)`` or an async function of
+        ``ctx``; it returns an ``ExecutionResult``, or any JSON value, which counts as a
+        successful result with that data. ``config_model`` (a pydantic model) validates the
+        ``config`` of every node of this type when a workflow using it is registered.
+        """
+        if not isinstance(node_type, str) or not node_type.strip():
+            raise ConfigurationError(f"node type must be a non-empty string, got {node_type!r}")
+        run = _as_callable(node_type, executor)
+        if config_model is not None and not (
+            isinstance(config_model, type) and issubclass(config_model, BaseModel)
+        ):
+            raise ConfigurationError(
+                f"config_model for node type {node_type!r} must be a pydantic model class"
+            )
+        existing = self._nodes.get(node_type)
+        if existing is not None and not replace and existing.executor is not executor:
+            raise ConfigurationError(
+                f"node type {node_type!r} is already registered to another executor "
+                "(pass replace=True to replace it)"
+            )
+        self._nodes[node_type] = RegisteredNode(node_type, run, executor, config_model)
+
+    def get(self, node_type: str) -> RegisteredNode:
+        try:
+            return self._nodes[node_type]
+        except KeyError:
+            raise NodeNotRegisteredError(
+                f"no executor is registered for node type {node_type!r}"
+            ) from None
+
+    def has(self, node_type: str) -> bool:
+        return node_type in self._nodes
+
+    def types(self) -> list[str]:
+        return sorted(self._nodes)
+
+    def __contains__(self, node_type: object) -> bool:
+        return node_type in self._nodes
+
+    def check_workflow(self, graph: WorkflowGraph) -> None:
+        """Every node's type is registered and its config matches the type's model."""
+        missing = [
+            ValidationIssue(
+                f"node {n.id!r} has type {n.type!r}, which has no registered executor "
+                f"(registered: {', '.join(self.types()) or 'none'})",
+                n.id,
+            )
+            for n in graph.definition.nodes
+            if n.type not in self._nodes
+        ]
+        if missing:
+            raise NodeNotRegisteredError(issues=missing, workflow_id=graph.workflow_id)
+        issues: list[ValidationIssue] = []
+        for node in graph.definition.nodes:
+            registered = self._nodes[node.type]
+            try:
+                registered.parse_config(node.config)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    where = ".".join(str(p) for p in err["loc"]) or "config"
+                    issues.append(
+                        ValidationIssue(
+                            f"node {node.id!r} ({node.type}): config.{where}: {err['msg']}",
+                            node.id,
+                        )
+                    )
+        if issues:
+            raise WorkflowValidationError(issues=issues, workflow_id=graph.workflow_id)
+
+
+def _as_callable(node_type: str, executor: object) -> ExecutorFunction:
+    execute = getattr(executor, "execute", None)
+    if execute is not None and not inspect.isfunction(executor):
+        if not inspect.iscoroutinefunction(execute):
+            raise ConfigurationError(
+                f"executor for node type {node_type!r}: execute() must be a coroutine "
+                "function (async def)"
+            )
+        return execute  # type: ignore[no-any-return]
+    if inspect.iscoroutinefunction(executor):
+        return executor  # type: ignore[return-value]
+    if callable(executor) and inspect.iscoroutinefunction(
+        getattr(executor, "__call__", None)  # noqa: B004
+    ):
+        return executor  # type: ignore[return-value]
+    raise ConfigurationError(
+        f"executor for node type {node_type!r} must be an async function or an object "
+        f"with an async execute(ctx) method, got {type(executor).__name__}"
+    )

@@ -1,0 +1,95 @@
+"""Statuses and the public, read-only view of an execution."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ExecutionStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_EXECUTION
+
+
+_TERMINAL_EXECUTION = frozenset(
+    {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+)
+
+
+class NodeStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_NODE
+
+
+_TERMINAL_NODE = frozenset(
+    {NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
+)
+
+
+class NodeResult(BaseModel):
+    """One node's result: SPANE's ``ExecutionResult`` fields plus status, attempts and times."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node_id: str
+    status: NodeStatus
+    success: bool
+    data: Any = None
+    error: str | None = None
+    next_nodes: list[str] | None = None
+    skipped: bool = False
+    attempts: int = 0
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds() * 1000.0
+
+
+class ExecutionState(BaseModel):
+    """An execution as stored: status, pinned version, and the results of its nodes so far."""
+
+    model_config = ConfigDict(frozen=True)
+
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    status: ExecutionStatus
+    node_results: dict[str, NodeResult]
+    started_at: datetime
+    completed_at: datetime | None = None
+    parent_execution_id: str | None = None
+    depth: int = 0
+    initial_data: Any = None
+    metadata: dict[str, Any] = {}
+    error: str | None = None
+    priority: int | None = None
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds() * 1000.0

@@ -1,0 +1,196 @@
+"""The ``ExecutionStore`` protocol and the records stores persist.
+
+Stores persist and answer queries; they decide nothing. The one atomic primitive is
+``transition(execution_id, decide)``: the store takes a consistent snapshot of the
+execution (locking it against concurrent transitions), calls the pure ``decide`` function,
+writes the ``Transition`` it returns, and commits. Every change to a running execution —
+starting a node, completing one, claiming its children, settling the execution — goes
+through it, so two workers finishing the parents of one join at the same moment cannot
+both claim the join, and an execution's status settles exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from spane_py import _json
+from spane_py.definitions.models import WorkflowDefinition
+from spane_py.state import ExecutionStatus, NodeStatus
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    node_id: str
+    status: NodeStatus
+    generation: int = 0
+    attempts: int = 0
+    output: str | None = None  # JSON text of the node's data; None when it has none
+    error: str | None = None
+    next_nodes: tuple[str, ...] | None = None
+    skipped: bool = False
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def data(self) -> Any:
+        return None if self.output is None else _json.loads(self.output)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    status: ExecutionStatus
+    created_at: datetime
+    initial_data: str = "null"  # JSON text
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    parent_execution_id: str | None = None
+    parent_node_id: str | None = None
+    depth: int = 0
+    priority: int | None = None
+    idempotency_key: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSnapshot:
+    """An execution and its node records as of one moment. Absent node = pending."""
+
+    execution: ExecutionRecord
+    nodes: Mapping[str, NodeRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What a ``decide`` function wants written, atomically.
+
+    ``nodes`` are node records to upsert; ``execution`` replaces the execution record when
+    set; ``enqueue`` names the nodes whose jobs the caller sends once the write committed;
+    ``outcome`` and ``payload`` carry the decision back to the caller and are not stored.
+    """
+
+    nodes: tuple[NodeRecord, ...] = ()
+    execution: ExecutionRecord | None = None
+    enqueue: tuple[str, ...] = ()
+    outcome: str = ""
+    payload: Any = None
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.nodes and self.execution is None
+
+
+Decide = Callable[[ExecutionSnapshot], Transition]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowVersionRecord:
+    workflow_id: str
+    version: int
+    definition: WorkflowDefinition
+    content_hash: str
+    created_at: datetime
+    change_notes: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SavedWorkflow:
+    record: WorkflowVersionRecord
+    created: bool  # False: the latest version already had this content
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedExecution:
+    record: ExecutionRecord
+    created: bool  # False: an execution with the same idempotency key existed
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    execution_id: str
+    level: str
+    message: str
+    timestamp: datetime
+    node_id: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionPage:
+    items: tuple[ExecutionRecord, ...]
+    next_cursor: str | None
+
+
+@runtime_checkable
+class ExecutionStore(Protocol):
+    """Persistence for definitions, executions, node results and logs."""
+
+    # Workflows -------------------------------------------------------------------
+    async def save_workflow(
+        self, definition: WorkflowDefinition, *, content_hash: str, change_notes: str | None
+    ) -> SavedWorkflow: ...
+
+    async def get_workflow(
+        self, workflow_id: str, version: int | None = None
+    ) -> WorkflowVersionRecord | None: ...
+
+    async def get_workflow_version(self, workflow_id: str) -> int | None: ...
+
+    async def list_workflows(
+        self, *, active_only: bool = True, limit: int = 100, offset: int = 0
+    ) -> list[WorkflowVersionRecord]: ...
+
+    async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRecord]: ...
+
+    async def deactivate_workflow(self, workflow_id: str) -> bool: ...
+
+    async def get_workflow_count(self, *, active_only: bool = True) -> int: ...
+
+    # Executions ------------------------------------------------------------------
+    async def create_execution(
+        self, record: ExecutionRecord, nodes: Sequence[NodeRecord]
+    ) -> CreatedExecution: ...
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...
+
+    async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]: ...
+
+    async def transition(self, execution_id: str, decide: Decide) -> Transition: ...
+
+    async def update_execution_metadata(
+        self, execution_id: str, metadata: Mapping[str, Any]
+    ) -> None: ...
+
+    async def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage: ...
+
+    async def get_execution_count(
+        self, *, workflow_id: str | None = None, status: ExecutionStatus | None = None
+    ) -> int: ...
+
+    async def get_child_executions(self, execution_id: str) -> list[ExecutionRecord]: ...
+
+    async def get_parent_execution(self, execution_id: str) -> ExecutionRecord | None: ...
+
+    # Logs ------------------------------------------------------------------------
+    async def add_log(self, record: LogRecord) -> None: ...
+
+    async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,308 @@
+"""In-memory ``ExecutionStore`` for development and tests.
+
+Atomicity comes from asyncio: ``transition`` reads, decides and writes without awaiting,
+so no other coroutine can interleave. Memory is bounded like SPANE's (1000 executions,
+1000 logs per execution, finished executions dropped after an hour) with one difference:
+an execution that has not finished is never evicted, and definitions are never forgotten.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from spane_py.definitions.models import WorkflowDefinition
+from spane_py.errors import ExecutionNotFoundError
+from spane_py.state import ExecutionStatus
+from spane_py.stores.base import (
+    CreatedExecution,
+    Decide,
+    ExecutionPage,
+    ExecutionRecord,
+    ExecutionSnapshot,
+    LogRecord,
+    NodeRecord,
+    SavedWorkflow,
+    Transition,
+    WorkflowVersionRecord,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStoreStats:
+    executions: int
+    running: int
+    workflows: int
+    logs: int
+    evicted: int
+
+
+class InMemoryExecutionStore:
+    def __init__(
+        self,
+        *,
+        max_executions: int = 1000,
+        max_logs_per_execution: int = 1000,
+        finished_ttl_seconds: float = 3600.0,
+    ) -> None:
+        self.max_executions = max_executions
+        self.max_logs_per_execution = max_logs_per_execution
+        self.finished_ttl_seconds = finished_ttl_seconds
+        self._workflows: dict[str, list[WorkflowVersionRecord]] = {}
+        self._executions: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        self._nodes: dict[str, dict[str, NodeRecord]] = {}
+        self._logs: dict[str, deque[LogRecord]] = {}
+        self._idempotency: dict[tuple[str, str], str] = {}
+        self._children: dict[str, list[str]] = {}
+        self._finished_at: dict[str, float] = {}  # monotonic time an execution finished
+        self._evicted = 0
+
+    # Workflows -------------------------------------------------------------------
+    async def save_workflow(
+        self, definition: WorkflowDefinition, *, content_hash: str, change_notes: str | None
+    ) -> SavedWorkflow:
+        versions = self._workflows.setdefault(definition.id, [])
+        if versions and versions[-1].content_hash == content_hash:
+            latest = versions[-1]
+            if not latest.active:
+                versions[:] = [replace(v, active=True) for v in versions]
+                latest = versions[-1]
+            return SavedWorkflow(latest, created=False)
+        record = WorkflowVersionRecord(
+            workflow_id=definition.id,
+            version=len(versions) + 1,
+            definition=definition,
+            content_hash=content_hash,
+            created_at=datetime.now(UTC),
+            change_notes=change_notes,
+        )
+        versions[:] = [replace(v, active=True) for v in versions]
+        versions.append(record)
+        return SavedWorkflow(record, created=True)
+
+    async def get_workflow(
+        self, workflow_id: str, version: int | None = None
+    ) -> WorkflowVersionRecord | None:
+        versions = self._workflows.get(workflow_id)
+        if not versions:
+            return None
+        if version is None:
+            return versions[-1] if versions[-1].active else None
+        if 1 <= version <= len(versions):
+            return versions[version - 1]
+        return None
+
+    async def get_workflow_version(self, workflow_id: str) -> int | None:
+        versions = self._workflows.get(workflow_id)
+        if not versions or not versions[-1].active:
+            return None
+        return versions[-1].version
+
+    async def list_workflows(
+        self, *, active_only: bool = True, limit: int = 100, offset: int = 0
+    ) -> list[WorkflowVersionRecord]:
+        latest = [v[-1] for _, v in sorted(self._workflows.items()) if v]
+        if active_only:
+            latest = [r for r in latest if r.active]
+        return latest[offset : offset + limit]
+
+    async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRecord]:
+        return list(self._workflows.get(workflow_id, []))
+
+    async def deactivate_workflow(self, workflow_id: str) -> bool:
+        versions = self._workflows.get(workflow_id)
+        if not versions or not versions[-1].active:
+            return False
+        versions[:] = [replace(v, active=False) for v in versions]
+        return True
+
+    async def get_workflow_count(self, *, active_only: bool = True) -> int:
+        return len(await self.list_workflows(active_only=active_only, limit=1 << 62))
+
+    # Executions ------------------------------------------------------------------
+    async def create_execution(
+        self, record: ExecutionRecord, nodes: Sequence[NodeRecord]
+    ) -> CreatedExecution:
+        if record.idempotency_key is not None:
+            key = (record.workflow_id, record.idempotency_key)
+            existing_id = self._idempotency.get(key)
+            if existing_id is not None and existing_id in self._executions:
+                return CreatedExecution(self._executions[existing_id], created=False)
+            self._idempotency[key] = record.execution_id
+        self._executions[record.execution_id] = record
+        self._nodes[record.execution_id] = {n.node_id: n for n in nodes}
+        if record.parent_execution_id is not None:
+            self._children.setdefault(record.parent_execution_id, []).append(record.execution_id)
+        if record.status.is_terminal:
+            self._finished_at[record.execution_id] = time.monotonic()
+        self._evict()
+        return CreatedExecution(record, created=True)
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        record = self._executions.get(execution_id)
+        if record is not None:
+            self._executions.move_to_end(execution_id)
+        return record
+
+    async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]:
+        return dict(self._nodes.get(execution_id, {}))
+
+    async def transition(self, execution_id: str, decide: Decide) -> Transition:
+        record = self._executions.get(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+        nodes = self._nodes[execution_id]
+        result = decide(ExecutionSnapshot(record, dict(nodes)))
+        for node in result.nodes:
+            nodes[node.node_id] = node
+        if result.execution is not None:
+            self._executions[execution_id] = result.execution
+            if result.execution.status.is_terminal and not record.status.is_terminal:
+                self._finished_at[execution_id] = time.monotonic()
+            elif not result.execution.status.is_terminal:
+                self._finished_at.pop(execution_id, None)
+        self._executions.move_to_end(execution_id)
+        return result
+
+    async def update_execution_metadata(
+        self, execution_id: str, metadata: Mapping[str, Any]
+    ) -> None:
+        record = self._executions.get(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+        self._executions[execution_id] = replace(
+            record, metadata={**record.metadata, **metadata}
+        )
+
+    async def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        # Newest first; execution ids are time-ordered, so the cursor is the last id seen.
+        matches = sorted(
+            (
+                r
+                for r in self._executions.values()
+                if (workflow_id is None or r.workflow_id == workflow_id)
+                and (status is None or r.status == status)
+                and (since is None or r.created_at >= since)
+                and (until is None or r.created_at < until)
+                and (cursor is None or r.execution_id < cursor)
+            ),
+            key=lambda r: r.execution_id,
+            reverse=True,
+        )
+        page = tuple(matches[:limit])
+        more = len(matches) > limit
+        return ExecutionPage(page, page[-1].execution_id if more and page else None)
+
+    async def get_execution_count(
+        self, *, workflow_id: str | None = None, status: ExecutionStatus | None = None
+    ) -> int:
+        return sum(
+            1
+            for r in self._executions.values()
+            if (workflow_id is None or r.workflow_id == workflow_id)
+            and (status is None or r.status == status)
+        )
+
+    async def get_child_executions(self, execution_id: str) -> list[ExecutionRecord]:
+        return [
+            self._executions[c]
+            for c in self._children.get(execution_id, [])
+            if c in self._executions
+        ]
+
+    async def get_parent_execution(self, execution_id: str) -> ExecutionRecord | None:
+        record = self._executions.get(execution_id)
+        if record is None or record.parent_execution_id is None:
+            return None
+        return self._executions.get(record.parent_execution_id)
+
+    # Logs ------------------------------------------------------------------------
+    async def add_log(self, record: LogRecord) -> None:
+        if record.execution_id not in self._executions:
+            return
+        logs = self._logs.get(record.execution_id)
+        if logs is None:
+            logs = self._logs[record.execution_id] = deque(maxlen=self.max_logs_per_execution)
+        logs.append(record)
+
+    async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]:
+        logs = self._logs.get(execution_id, ())
+        return [r for r in logs if node_id is None or r.node_id == node_id]
+
+    async def close(self) -> None:
+        return None
+
+    # Housekeeping ----------------------------------------------------------------
+    def stats(self) -> MemoryStoreStats:
+        return MemoryStoreStats(
+            executions=len(self._executions),
+            running=sum(1 for r in self._executions.values() if not r.status.is_terminal),
+            workflows=len(self._workflows),
+            logs=sum(len(v) for v in self._logs.values()),
+            evicted=self._evicted,
+        )
+
+    def cleanup(self) -> int:
+        """Drop finished executions older than the TTL; returns how many were dropped."""
+        cutoff = time.monotonic() - self.finished_ttl_seconds
+        expired: list[str] = []
+        for execution_id, finished in self._finished_at.items():  # oldest first
+            if finished > cutoff:
+                break
+            expired.append(execution_id)
+        for execution_id in expired:
+            self._drop(execution_id)
+        return len(expired)
+
+    def clear(self) -> None:
+        self._executions.clear()
+        self._nodes.clear()
+        self._logs.clear()
+        self._idempotency.clear()
+        self._children.clear()
+        self._finished_at.clear()
+
+    def _evict(self) -> None:
+        self.cleanup()
+        if len(self._executions) <= self.max_executions:
+            return
+        # Least recently used first; an execution that has not finished is never evicted.
+        for execution_id in list(self._executions):
+            if len(self._executions) <= self.max_executions:
+                break
+            if self._executions[execution_id].status.is_terminal:
+                self._drop(execution_id)
+
+    def _drop(self, execution_id: str) -> None:
+        record = self._executions.pop(execution_id, None)
+        self._nodes.pop(execution_id, None)
+        self._logs.pop(execution_id, None)
+        self._finished_at.pop(execution_id, None)
+        if record is not None:
+            self._evicted += 1
+            if record.idempotency_key is not None:
+                key = (record.workflow_id, record.idempotency_key)
+                if self._idempotency.get(key) == execution_id:
+                    del self._idempotency[key]
+            if record.parent_execution_id is not None:
+                siblings = self._children.get(record.parent_execution_id)
+                if siblings and execution_id in siblings:
+                    siblings.remove(execution_id)
+        self._children.pop(execution_id, None)
