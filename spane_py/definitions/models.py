@@ -81,19 +81,21 @@ class RetryDecision(BaseModel):
 
 
 class RetryPolicy(SpaneModel):
-    """SPANE's ``retryPolicy``: attempts in total (first run included), backoff, continue-on-fail."""
+    """SPANE's ``retryPolicy``: attempts in all (first run included), backoff, continue-on-fail."""
 
     max_attempts: int = Field(3, ge=1, le=1000)
     backoff: BackoffPolicy = Field(default_factory=BackoffPolicy)
     continue_on_fail: bool = False
 
-    def decide(self, error: BaseException, attempt: int) -> RetryDecision:
+    def decide(
+        self, error: BaseException, attempt: int, rng: random.Random | None = None
+    ) -> RetryDecision:
         """Whether attempt number ``attempt`` (1-based), which raised ``error``, is retried."""
         from spane_py.errors import NonRetryableError
 
         if isinstance(error, NonRetryableError) or attempt >= self.max_attempts:
             return RetryDecision(retry=False)
-        return RetryDecision(retry=True, delay_ms=self.backoff.delay_ms(attempt))
+        return RetryDecision(retry=True, delay_ms=self.backoff.delay_ms(attempt, rng))
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -113,14 +115,18 @@ class NodeDefinition(SpaneModel):
     @model_validator(mode="before")
     @classmethod
     def _lift_retry_policy_from_config(cls, data: Any) -> Any:
-        # SPANE accepts ``retryPolicy`` inside ``config`` too; the top-level one wins.
+        # SPANE accepts ``retryPolicy`` inside ``config`` too. It is moved out of the config
+        # (so a type's config model never sees it and the content hash does not depend on
+        # where it was written); a top-level policy wins over one in the config.
         if isinstance(data, dict):
             config = data.get("config")
-            has_top = "retryPolicy" in data or "retry_policy" in data
-            if isinstance(config, dict) and not has_top:
+            if isinstance(config, dict) and ("retryPolicy" in config or "retry_policy" in config):
                 nested = config.get("retryPolicy", config.get("retry_policy"))
-                if nested is not None:
-                    data = {**data, "retryPolicy": nested}
+                rest = {k: v for k, v in config.items() if k not in ("retryPolicy", "retry_policy")}
+                data = {**data, "config": rest}
+                has_top = "retryPolicy" in data or "retry_policy" in data
+                if nested is not None and not has_top:
+                    data["retryPolicy"] = nested
         return data
 
     @property
@@ -138,6 +144,10 @@ class ScheduleTrigger(SpaneModel):
     def _flatten_config(cls, data: Any) -> Any:
         return _flatten_trigger_config(data)
 
+    def to_spane_json(self) -> dict[str, Any]:
+        """SPANE's shape: ``{"type": "schedule", "config": {"cron": ..., "timezone": ...}}``."""
+        return _nest_trigger_config(self)
+
 
 class WebhookTrigger(SpaneModel):
     type: Literal["webhook"] = "webhook"
@@ -152,6 +162,10 @@ class WebhookTrigger(SpaneModel):
         if isinstance(data, dict) and isinstance(data.get("method"), str):
             data = {**data, "method": data["method"].upper()}
         return data
+
+    def to_spane_json(self) -> dict[str, Any]:
+        """SPANE's shape: ``{"type": "webhook", "config": {"path": ..., "method": ...}}``."""
+        return _nest_trigger_config(self)
 
     @field_validator("path")
     @classmethod
@@ -170,6 +184,12 @@ def _flatten_trigger_config(data: Any) -> Any:
             flat.setdefault(key, value)
         return flat
     return data
+
+
+def _nest_trigger_config(trigger: SpaneModel) -> dict[str, Any]:
+    flat = trigger.model_dump(mode="json", by_alias=True, exclude_none=True)
+    kind = flat.pop("type")
+    return {"type": kind, "config": flat}
 
 
 Trigger = Annotated[ScheduleTrigger | WebhookTrigger, Field(discriminator="type")]
@@ -202,5 +222,7 @@ class WorkflowDefinition(SpaneModel):
         raise KeyError(node_id)
 
     def to_spane_json(self) -> dict[str, Any]:
-        """The definition in SPANE's camelCase JSON shape."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """The definition in SPANE's camelCase JSON shape (triggers as ``{type, config}``)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data["triggers"] = [trigger.to_spane_json() for trigger in self.triggers]
+        return data
