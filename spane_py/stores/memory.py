@@ -4,19 +4,25 @@ Atomicity comes from asyncio: ``transition`` reads, decides and writes without a
 so no other coroutine can interleave. Memory is bounded like SPANE's (1000 executions,
 1000 logs per execution, finished executions dropped after an hour) with one difference:
 an execution that has not finished is never evicted, and definitions are never forgotten.
+
+Like a database, the store shares no mutable object with its callers: metadata, log fields
+and definitions are copied on the way in and on the way out, so mutating a record that was
+written or read (or a snapshot handed to ``decide``) never changes what is stored. The
+contract suite in ``tests/contract`` holds it to the same behaviour as the Postgres store.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from spane_py.definitions.models import WorkflowDefinition
-from spane_py.errors import ExecutionNotFoundError
+from spane_py.errors import ExecutionNotFoundError, StatePersistenceError
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base import (
     CreatedExecution,
@@ -42,16 +48,20 @@ class MemoryStoreStats:
 
 
 class InMemoryExecutionStore:
+    """``clock`` (monotonic seconds) is for tests of the finished-execution TTL."""
+
     def __init__(
         self,
         *,
         max_executions: int = 1000,
         max_logs_per_execution: int = 1000,
         finished_ttl_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_executions = max_executions
         self.max_logs_per_execution = max_logs_per_execution
         self.finished_ttl_seconds = finished_ttl_seconds
+        self._clock = clock
         self._workflows: dict[str, list[WorkflowVersionRecord]] = {}
         self._executions: OrderedDict[str, ExecutionRecord] = OrderedDict()
         self._nodes: dict[str, dict[str, NodeRecord]] = {}
@@ -67,22 +77,21 @@ class InMemoryExecutionStore:
     ) -> SavedWorkflow:
         versions = self._workflows.setdefault(definition.id, [])
         if versions and versions[-1].content_hash == content_hash:
-            latest = versions[-1]
-            if not latest.active:
+            if not versions[-1].active:
                 versions[:] = [replace(v, active=True) for v in versions]
-                latest = versions[-1]
-            return SavedWorkflow(latest, created=False)
+            return SavedWorkflow(_detach_version(versions[-1]), created=False)
         record = WorkflowVersionRecord(
             workflow_id=definition.id,
             version=len(versions) + 1,
-            definition=definition,
+            definition=definition.model_copy(deep=True),
             content_hash=content_hash,
             created_at=datetime.now(UTC),
             change_notes=change_notes,
         )
-        versions[:] = [replace(v, active=True) for v in versions]
+        if versions and not versions[-1].active:
+            versions[:] = [replace(v, active=True) for v in versions]
         versions.append(record)
-        return SavedWorkflow(record, created=True)
+        return SavedWorkflow(_detach_version(record), created=True)
 
     async def get_workflow(
         self, workflow_id: str, version: int | None = None
@@ -91,9 +100,9 @@ class InMemoryExecutionStore:
         if not versions:
             return None
         if version is None:
-            return versions[-1] if versions[-1].active else None
+            return _detach_version(versions[-1]) if versions[-1].active else None
         if 1 <= version <= len(versions):
-            return versions[version - 1]
+            return _detach_version(versions[version - 1])
         return None
 
     async def get_workflow_version(self, workflow_id: str) -> int | None:
@@ -105,13 +114,12 @@ class InMemoryExecutionStore:
     async def list_workflows(
         self, *, active_only: bool = True, limit: int = 100, offset: int = 0
     ) -> list[WorkflowVersionRecord]:
-        latest = [v[-1] for _, v in sorted(self._workflows.items()) if v]
-        if active_only:
-            latest = [r for r in latest if r.active]
-        return latest[offset : offset + limit]
+        _check_window(limit=limit, offset=offset)
+        latest = self._latest_versions(active_only)
+        return [_detach_version(r) for r in latest[offset : offset + limit]]
 
     async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRecord]:
-        return list(self._workflows.get(workflow_id, []))
+        return [_detach_version(v) for v in self._workflows.get(workflow_id, [])]
 
     async def deactivate_workflow(self, workflow_id: str) -> bool:
         versions = self._workflows.get(workflow_id)
@@ -121,51 +129,76 @@ class InMemoryExecutionStore:
         return True
 
     async def get_workflow_count(self, *, active_only: bool = True) -> int:
-        return len(await self.list_workflows(active_only=active_only, limit=1 << 62))
+        return len(self._latest_versions(active_only))
+
+    def _latest_versions(self, active_only: bool) -> list[WorkflowVersionRecord]:
+        latest = [v[-1] for _, v in sorted(self._workflows.items()) if v]
+        return [r for r in latest if r.active] if active_only else latest
 
     # Executions ------------------------------------------------------------------
     async def create_execution(
         self, record: ExecutionRecord, nodes: Sequence[NodeRecord]
     ) -> CreatedExecution:
+        self.cleanup()
+        key: tuple[str, str] | None = None
         if record.idempotency_key is not None:
             key = (record.workflow_id, record.idempotency_key)
             existing_id = self._idempotency.get(key)
             if existing_id is not None and existing_id in self._executions:
-                return CreatedExecution(self._executions[existing_id], created=False)
+                return CreatedExecution(_detach(self._executions[existing_id]), created=False)
+        if record.execution_id in self._executions:
+            raise StatePersistenceError(
+                f"execution {record.execution_id!r} already exists",
+                execution_id=record.execution_id,
+                workflow_id=record.workflow_id,
+            )
+        if key is not None:
             self._idempotency[key] = record.execution_id
-        self._executions[record.execution_id] = record
+        self._executions[record.execution_id] = _detach(record)
         self._nodes[record.execution_id] = {n.node_id: n for n in nodes}
         if record.parent_execution_id is not None:
             self._children.setdefault(record.parent_execution_id, []).append(record.execution_id)
         if record.status.is_terminal:
-            self._finished_at[record.execution_id] = time.monotonic()
-        self._evict()
-        return CreatedExecution(record, created=True)
+            self._finished_at[record.execution_id] = self._clock()
+        self._evict(keep=record.execution_id)
+        return CreatedExecution(_detach(record), created=True)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        self.cleanup()
         record = self._executions.get(execution_id)
-        if record is not None:
-            self._executions.move_to_end(execution_id)
-        return record
+        if record is None:
+            return None
+        self._executions.move_to_end(execution_id)
+        return _detach(record)
 
     async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]:
+        self.cleanup()
         return dict(self._nodes.get(execution_id, {}))
 
     async def transition(self, execution_id: str, decide: Decide) -> Transition:
+        self.cleanup()
         record = self._executions.get(execution_id)
         if record is None:
             raise ExecutionNotFoundError(
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
         nodes = self._nodes[execution_id]
-        result = decide(ExecutionSnapshot(record, dict(nodes)))
+        # No await from here to the end: nothing can interleave. The snapshot is a copy,
+        # so neither decide nor later writes can change the other.
+        result = decide(ExecutionSnapshot(_detach(record), dict(nodes)))
+        new = result.execution
+        if new is not None and new.execution_id != execution_id:
+            raise ValueError(
+                f"a transition of execution {execution_id!r} returned the record of "
+                f"execution {new.execution_id!r}"
+            )
         for node in result.nodes:
             nodes[node.node_id] = node
-        if result.execution is not None:
-            self._executions[execution_id] = result.execution
-            if result.execution.status.is_terminal and not record.status.is_terminal:
-                self._finished_at[execution_id] = time.monotonic()
-            elif not result.execution.status.is_terminal:
+        if new is not None:
+            self._executions[execution_id] = _detach(new)
+            if new.status.is_terminal and not record.status.is_terminal:
+                self._finished_at[execution_id] = self._clock()
+            elif not new.status.is_terminal:
                 self._finished_at.pop(execution_id, None)
         self._executions.move_to_end(execution_id)
         return result
@@ -173,14 +206,14 @@ class InMemoryExecutionStore:
     async def update_execution_metadata(
         self, execution_id: str, metadata: Mapping[str, Any]
     ) -> None:
+        self.cleanup()
         record = self._executions.get(execution_id)
         if record is None:
             raise ExecutionNotFoundError(
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
-        self._executions[execution_id] = replace(
-            record, metadata={**record.metadata, **metadata}
-        )
+        merged = {**record.metadata, **copy.deepcopy(dict(metadata))}
+        self._executions[execution_id] = replace(record, metadata=merged)
 
     async def list_executions(
         self,
@@ -192,6 +225,8 @@ class InMemoryExecutionStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> ExecutionPage:
+        _check_window(limit=limit)
+        self.cleanup()
         # Newest first; execution ids are time-ordered, so the cursor is the last id seen.
         matches = sorted(
             (
@@ -206,13 +241,14 @@ class InMemoryExecutionStore:
             key=lambda r: r.execution_id,
             reverse=True,
         )
-        page = tuple(matches[:limit])
+        page = tuple(_detach(r) for r in matches[:limit])
         more = len(matches) > limit
         return ExecutionPage(page, page[-1].execution_id if more and page else None)
 
     async def get_execution_count(
         self, *, workflow_id: str | None = None, status: ExecutionStatus | None = None
     ) -> int:
+        self.cleanup()
         return sum(
             1
             for r in self._executions.values()
@@ -221,36 +257,42 @@ class InMemoryExecutionStore:
         )
 
     async def get_child_executions(self, execution_id: str) -> list[ExecutionRecord]:
+        self.cleanup()
         return [
-            self._executions[c]
+            _detach(self._executions[c])
             for c in self._children.get(execution_id, [])
             if c in self._executions
         ]
 
     async def get_parent_execution(self, execution_id: str) -> ExecutionRecord | None:
+        self.cleanup()
         record = self._executions.get(execution_id)
         if record is None or record.parent_execution_id is None:
             return None
-        return self._executions.get(record.parent_execution_id)
+        parent = self._executions.get(record.parent_execution_id)
+        return None if parent is None else _detach(parent)
 
     # Logs ------------------------------------------------------------------------
     async def add_log(self, record: LogRecord) -> None:
+        self.cleanup()
         if record.execution_id not in self._executions:
             return
         logs = self._logs.get(record.execution_id)
         if logs is None:
             logs = self._logs[record.execution_id] = deque(maxlen=self.max_logs_per_execution)
-        logs.append(record)
+        logs.append(_detach_log(record))
 
     async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]:
+        self.cleanup()
         logs = self._logs.get(execution_id, ())
-        return [r for r in logs if node_id is None or r.node_id == node_id]
+        return [_detach_log(r) for r in logs if node_id is None or r.node_id == node_id]
 
     async def close(self) -> None:
         return None
 
     # Housekeeping ----------------------------------------------------------------
     def stats(self) -> MemoryStoreStats:
+        self.cleanup()
         return MemoryStoreStats(
             executions=len(self._executions),
             running=sum(1 for r in self._executions.values() if not r.status.is_terminal),
@@ -260,10 +302,17 @@ class InMemoryExecutionStore:
         )
 
     def cleanup(self) -> int:
-        """Drop finished executions older than the TTL; returns how many were dropped."""
-        cutoff = time.monotonic() - self.finished_ttl_seconds
+        """Drop finished executions older than the TTL; returns how many were dropped.
+
+        Every store method calls it first (cheap: it stops at the first execution that has
+        not expired), so an expired execution is never seen, even when nothing new is
+        created.
+        """
+        if not self._finished_at:
+            return 0
+        cutoff = self._clock() - self.finished_ttl_seconds
         expired: list[str] = []
-        for execution_id, finished in self._finished_at.items():  # oldest first
+        for execution_id, finished in self._finished_at.items():  # in the order they finished
             if finished > cutoff:
                 break
             expired.append(execution_id)
@@ -272,6 +321,7 @@ class InMemoryExecutionStore:
         return len(expired)
 
     def clear(self) -> None:
+        """Forget every execution and log. Definitions are kept: they are never forgotten."""
         self._executions.clear()
         self._nodes.clear()
         self._logs.clear()
@@ -279,15 +329,15 @@ class InMemoryExecutionStore:
         self._children.clear()
         self._finished_at.clear()
 
-    def _evict(self) -> None:
-        self.cleanup()
+    def _evict(self, *, keep: str) -> None:
         if len(self._executions) <= self.max_executions:
             return
-        # Least recently used first; an execution that has not finished is never evicted.
+        # Least recently used first; an execution that has not finished is never evicted,
+        # nor is ``keep``, the one just created (its creator is about to read it).
         for execution_id in list(self._executions):
             if len(self._executions) <= self.max_executions:
                 break
-            if self._executions[execution_id].status.is_terminal:
+            if execution_id != keep and self._executions[execution_id].status.is_terminal:
                 self._drop(execution_id)
 
     def _drop(self, execution_id: str) -> None:
@@ -306,3 +356,27 @@ class InMemoryExecutionStore:
                 if siblings and execution_id in siblings:
                     siblings.remove(execution_id)
         self._children.pop(execution_id, None)
+
+
+# Copies: what the store holds is never an object a caller also holds. ---------------
+
+
+def _detach(record: ExecutionRecord) -> ExecutionRecord:
+    return replace(record, metadata=_copy_mapping(record.metadata))
+
+
+def _detach_log(record: LogRecord) -> LogRecord:
+    return replace(record, fields=_copy_mapping(record.fields))
+
+
+def _detach_version(record: WorkflowVersionRecord) -> WorkflowVersionRecord:
+    return replace(record, definition=record.definition.model_copy(deep=True))
+
+
+def _copy_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(dict(value)) if value else {}
+
+
+def _check_window(*, limit: int, offset: int = 0) -> None:
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
