@@ -20,7 +20,10 @@ value; a pydantic model is dumped to JSON. Each function becomes a node type nam
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import inspect
+import re
 import typing
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,19 +32,28 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from spane_py.context import ExecutionContext
+from spane_py.definitions.loading import parse_definition
 from spane_py.definitions.models import (
-    NodeDefinition,
+    NODE_ID_PATTERN,
     RetryPolicy,
     ScheduleTrigger,
     WebhookTrigger,
     WorkflowDefinition,
+    is_valid_workflow_id,
 )
-from spane_py.errors import ConfigurationError, NonRetryableError
+from spane_py.errors import (
+    ConfigurationError,
+    NonRetryableError,
+    ValidationIssue,
+    WorkflowValidationError,
+)
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
 
 NodeFunction = Callable[..., Awaitable[Any]]
 NodeRef = NodeFunction | str
+
+_node_id_re = re.compile(NODE_ID_PATTERN)
 
 
 @dataclass(slots=True)
@@ -69,6 +81,16 @@ class Workflow:
         triggers: Sequence[ScheduleTrigger | WebhookTrigger] = (),
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        if not isinstance(id, str) or not is_valid_workflow_id(id):
+            raise WorkflowValidationError(
+                issues=[
+                    ValidationIssue(
+                        f"id: {id!r} is not a valid workflow id (lowercase letters, digits, "
+                        "'-' and '_', starting with a letter or digit)"
+                    )
+                ],
+                workflow_id=id if isinstance(id, str) else None,
+            )
         self.id = id
         self.name = name
         self.description = description
@@ -77,7 +99,7 @@ class Workflow:
         self.triggers = list(triggers)
         self.metadata = dict(metadata or {})
         self._specs: dict[str, _NodeSpec] = {}
-        self._ids_by_function: dict[int, str] = {}
+        self._ids_by_function: dict[int, list[str]] = {}
 
     def node(
         self,
@@ -99,6 +121,7 @@ class Workflow:
                     "async (async def)"
                 )
             node_id = id or function.__name__
+            _check_signature(node_id, function)
             self._add(
                 _NodeSpec(
                     id=node_id,
@@ -112,7 +135,7 @@ class Workflow:
                     function=function,
                 )
             )
-            self._ids_by_function[_key(function)] = node_id
+            self._ids_by_function.setdefault(_key(function), []).append(node_id)
             return function
 
         return decorate(fn) if fn is not None else decorate
@@ -143,6 +166,11 @@ class Workflow:
         return id
 
     def _add(self, spec: _NodeSpec) -> None:
+        if not isinstance(spec.id, str) or not _node_id_re.match(spec.id):
+            raise ConfigurationError(
+                f"{spec.id!r} is not a valid node id for workflow {self.id!r} (letters, "
+                "digits, '_', '-' and '.', starting with a letter or digit)"
+            )
         if spec.id in self._specs:
             raise ConfigurationError(f"workflow {self.id!r} already has a node {spec.id!r}")
         self._specs[spec.id] = spec
@@ -155,7 +183,14 @@ class Workflow:
             if isinstance(ref, str):
                 ids.append(ref)
             elif _key(ref) in self._ids_by_function:
-                ids.append(self._ids_by_function[_key(ref)])
+                named = self._ids_by_function[_key(ref)]
+                if len(named) > 1:
+                    raise ConfigurationError(
+                        f"after= names {getattr(ref, '__name__', ref)!r}, which is used by "
+                        f"several nodes of workflow {self.id!r} ({', '.join(named)}); "
+                        "name the node by its id instead"
+                    )
+                ids.append(named[0])
             else:
                 raise ConfigurationError(
                     f"after= names {getattr(ref, '__name__', ref)!r}, which is not a node of "
@@ -169,27 +204,31 @@ class Workflow:
         if self._entry is not None:
             entry = self._resolve([self._entry])[0]
         nodes = [
-            NodeDefinition(
-                id=s.id,
-                type=s.type,
-                name=s.name,
-                description=s.description,
-                config=s.config,
-                inputs=s.after,
-                retry_policy=s.retry,
-                timeout_ms=s.timeout_ms,
-            )
+            {
+                "id": s.id,
+                "type": s.type,
+                "name": s.name,
+                "description": s.description,
+                "config": s.config,
+                "inputs": s.after,
+                "retry_policy": s.retry,
+                "timeout_ms": s.timeout_ms,
+            }
             for s in self._specs.values()
         ]
-        return WorkflowDefinition(
-            id=self.id,
-            name=self.name or self.id,
-            description=self.description,
-            entry_node_id=entry,
-            nodes=nodes,
-            triggers=self.triggers,
-            max_concurrency=self.max_concurrency,
-            metadata=self.metadata,
+        # Through parse_definition, so a bad value is a WorkflowValidationError naming the
+        # node, as for a definition loaded from JSON.
+        return parse_definition(
+            {
+                "id": self.id,
+                "name": self.name or self.id,
+                "description": self.description,
+                "entry_node_id": entry,
+                "nodes": nodes,
+                "triggers": self.triggers,
+                "max_concurrency": self.max_concurrency,
+                "metadata": self.metadata,
+            }
         )
 
     def register_nodes(self, registry: NodeRegistry) -> None:
@@ -203,43 +242,104 @@ def _key(function: object) -> int:
     return id(inspect.unwrap(function))  # type: ignore[arg-type]
 
 
-def _adapt(node_id: str, function: NodeFunction) -> Callable[[ExecutionContext], Awaitable[Any]]:
-    """Wrap a DSL function as an executor of ``ctx``."""
-    signature = inspect.signature(function)
+def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """The function's resolved annotations; those that cannot be resolved stay strings."""
     try:
-        hints = typing.get_type_hints(function)
-    except Exception:  # unresolvable forward references: go without annotations
-        hints = {}
+        return typing.get_type_hints(function)
+    except Exception:  # one unresolvable forward reference: resolve the others one by one
+        pass
+    target = inspect.unwrap(function)
+    globalns = getattr(target, "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(target, "__annotations__", {}).items():
+        if isinstance(annotation, str):
+            with contextlib.suppress(Exception):
+                annotation = eval(annotation, globalns)
+        hints[name] = annotation
+    return hints
+
+
+def _is_context_type(annotation: Any) -> bool:
+    if isinstance(annotation, type):
+        return issubclass(annotation, ExecutionContext)
+    # An annotation left unresolved (a string): go by its name.
+    return isinstance(annotation, str) and annotation.rsplit(".", 1)[-1] == "ExecutionContext"
+
+
+@dataclass(frozen=True, slots=True)
+class _Parameters:
+    ctx: str | None
+    data: str | None
+    adapter: TypeAdapter[Any] | None
+    positional: tuple[inspect.Parameter, ...]  # positional-only parameters to pass in order
+
+
+def _parameters(node_id: str, function: NodeFunction) -> _Parameters:
+    signature = inspect.signature(function)
+    hints = _type_hints(function)
     ctx_param: str | None = None
     data_param: str | None = None
     adapter: TypeAdapter[Any] | None = None
-    for param in signature.parameters.values():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
+    params = [
+        p for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    for param in params:
         hint = hints.get(param.name, param.annotation)
-        is_ctx = hint is ExecutionContext or (
+        is_ctx = _is_context_type(hint) or (
             param.name == "ctx" and hint in (inspect.Parameter.empty, Any)
         )
         if is_ctx and ctx_param is None:
             ctx_param = param.name
         elif data_param is None:
             data_param = param.name
-            if param.name in hints and hints[param.name] is not Any:
-                adapter = TypeAdapter(hints[param.name])
+            hint = hints.get(param.name, Any)
+            if hint is not Any and not isinstance(hint, str):  # unresolved: not validated
+                adapter = TypeAdapter(hint)
         elif param.default is inspect.Parameter.empty:
             raise ConfigurationError(
-                f"node function {function.__name__!r} takes more than an input and a context"
+                f"node function {function.__name__!r} (node {node_id!r}) takes more than an "
+                "input and a context; give the other parameters defaults"
             )
+    used = {ctx_param, data_param}
+    positional: list[inspect.Parameter] = []
+    last_used = -1
+    for i, param in enumerate(p for p in params if p.kind is p.POSITIONAL_ONLY):
+        positional.append(param)
+        if param.name in used:
+            last_used = i
+    return _Parameters(ctx_param, data_param, adapter, tuple(positional[: last_used + 1]))
+
+
+def _check_signature(node_id: str, function: NodeFunction) -> None:
+    """Refuse a node function whose parameters cannot be filled, at decoration time."""
+    _parameters(node_id, function)
+
+
+def _jsonable(value: Any) -> Any:
+    """Pydantic models (also inside lists and dicts) dumped to JSON-ready values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _adapt(node_id: str, function: NodeFunction) -> Callable[[ExecutionContext], Awaitable[Any]]:
+    """Wrap a DSL function as an executor of ``ctx``."""
+    spec = _parameters(node_id, function)
+    positional_names = {p.name for p in spec.positional}
 
     async def execute(ctx: ExecutionContext) -> Any:
-        kwargs: dict[str, Any] = {}
-        if ctx_param is not None:
-            kwargs[ctx_param] = ctx
-        if data_param is not None:
+        values: dict[str, Any] = {}
+        if spec.ctx is not None:
+            values[spec.ctx] = ctx
+        if spec.data is not None:
             data = ctx.input_data
-            if adapter is not None:
+            if spec.adapter is not None:
                 try:
-                    data = adapter.validate_python(data)
+                    data = spec.adapter.validate_python(data)
                 except ValidationError as exc:
                     raise NonRetryableError(
                         f"the input of node {node_id!r} does not match its type: "
@@ -248,22 +348,16 @@ def _adapt(node_id: str, function: NodeFunction) -> Callable[[ExecutionContext],
                             for e in exc.errors()
                         ),
                         node_id=node_id,
+                        workflow_id=ctx.workflow_id,
+                        execution_id=ctx.execution_id,
                     ) from None
-            kwargs[data_param] = data
-        value = await function(**kwargs)
+            values[spec.data] = data
+        args = [values.get(p.name, p.default) for p in spec.positional]
+        kwargs = {k: v for k, v in values.items() if k not in positional_names}
+        value = await function(*args, **kwargs)
         if isinstance(value, ExecutionResult):
-            if isinstance(value.data, BaseModel):
-                return ExecutionResult(
-                    value.success,
-                    value.data.model_dump(mode="json"),
-                    value.error,
-                    value.next_nodes,
-                    value.skipped,
-                )
-            return value
-        if isinstance(value, BaseModel):
-            return value.model_dump(mode="json")
-        return value
+            return dataclasses.replace(value, data=_jsonable(value.data))
+        return _jsonable(value)
 
     execute.__name__ = f"dsl_{node_id}"
     return execute

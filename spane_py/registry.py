@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class RegisteredNode:
     type: str
     run: ExecutorFunction
     executor: object
-    config_model: type[BaseModel] | None = None
+    config_model: builtins.type[BaseModel] | None = None
 
     def parse_config(self, config: dict[str, Any]) -> BaseModel | None:
         if self.config_model is None:
@@ -71,7 +72,13 @@ class NodeRegistry:
                 f"config_model for node type {node_type!r} must be a pydantic model class"
             )
         existing = self._nodes.get(node_type)
-        if existing is not None and not replace and existing.executor is not executor:
+        # ``==`` as well as ``is``: ``obj.method`` is a new bound method on every access.
+        if (
+            existing is not None
+            and not replace
+            and existing.executor is not executor
+            and existing.executor != executor
+        ):
             raise ConfigurationError(
                 f"node type {node_type!r} is already registered to another executor "
                 "(pass replace=True to replace it)"
@@ -127,6 +134,12 @@ class NodeRegistry:
 
 
 def _as_callable(node_type: str, executor: object) -> ExecutorFunction:
+    if isinstance(executor, type):
+        # The class itself would "work" with execute(ctx) binding ctx to self.
+        raise ConfigurationError(
+            f"executor for node type {node_type!r} is the class {executor.__name__}; "
+            f"register an instance ({executor.__name__}())"
+        )
     execute = getattr(executor, "execute", None)
     if execute is not None and not inspect.isfunction(executor):
         if not inspect.iscoroutinefunction(execute):
@@ -136,11 +149,11 @@ def _as_callable(node_type: str, executor: object) -> ExecutorFunction:
             )
         return execute  # type: ignore[no-any-return]
     if inspect.iscoroutinefunction(executor):
-        return executor  # type: ignore[return-value]
+        return executor
     if callable(executor) and inspect.iscoroutinefunction(
         getattr(executor, "__call__", None)  # noqa: B004
     ):
-        return executor  # type: ignore[return-value]
+        return executor
     raise ConfigurationError(
         f"executor for node type {node_type!r} must be an async function or an object "
         f"with an async execute(ctx) method, got {type(executor).__name__}"

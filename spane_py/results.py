@@ -28,7 +28,11 @@ def success_result(data: Any = None, *, next_nodes: Sequence[str] | None = None)
 
 
 def error_result(error: str | BaseException) -> ExecutionResult:
-    return ExecutionResult(success=False, error=str(error) or type(error).__name__)
+    if isinstance(error, BaseException):
+        message = str(error) or type(error).__name__
+    else:
+        message = str(error) or "error"
+    return ExecutionResult(success=False, error=message)
 
 
 def skipped_result(data: Any = None) -> ExecutionResult:

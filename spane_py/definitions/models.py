@@ -15,8 +15,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -129,6 +131,17 @@ class NodeDefinition(SpaneModel):
                     data["retryPolicy"] = nested
         return data
 
+    @model_serializer(mode="wrap")
+    def _omit_unwritten_edges(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A side of the edges the node did not write (derived at compile time from its
+        # neighbours) stays unwritten in a dump, so dumping and loading again gives the same
+        # definition: dumping it as [] would turn it into a written, conflicting side.
+        data: dict[str, Any] = handler(self)
+        for side in ("inputs", "outputs"):
+            if side not in self.model_fields_set:
+                data.pop(side, None)
+        return data
+
     @property
     def effective_retry_policy(self) -> RetryPolicy:
         return self.retry_policy or NO_RETRY
@@ -222,7 +235,16 @@ class WorkflowDefinition(SpaneModel):
         raise KeyError(node_id)
 
     def to_spane_json(self) -> dict[str, Any]:
-        """The definition in SPANE's camelCase JSON shape (triggers as ``{type, config}``)."""
+        """The definition in SPANE's camelCase JSON shape (triggers as ``{type, config}``).
+
+        SPANE needs both ``inputs`` and ``outputs`` on every node: a side the node did not
+        write is filled in from its neighbours, as ``compile_workflow`` derives it.
+        """
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         data["triggers"] = [trigger.to_spane_json() for trigger in self.triggers]
+        for node, out in zip(self.nodes, data["nodes"], strict=True):
+            if "inputs" not in node.model_fields_set:
+                out["inputs"] = [p.id for p in self.nodes if node.id in p.outputs]
+            if "outputs" not in node.model_fields_set:
+                out["outputs"] = [c.id for c in self.nodes if node.id in c.inputs]
         return data

@@ -267,6 +267,41 @@ def test_to_spane_json_round_trips(order: WorkflowDefinition) -> None:
     assert compile_workflow(again).content_hash == compile_workflow(order).content_hash
 
 
+@pytest.mark.parametrize("side", ["inputs", "outputs"])
+def test_edges_written_on_one_side_survive_dump_and_spane_json(side: str) -> None:
+    if side == "outputs":
+        nodes = [{"id": "a", "type": "t", "outputs": ["b", "c"]}, {"id": "b", "type": "t"}]
+        nodes.append({"id": "c", "type": "t", "outputs": ["b"]})
+    else:
+        nodes = [{"id": "a", "type": "t"}, {"id": "b", "type": "t", "inputs": ["a", "c"]}]
+        nodes.append({"id": "c", "type": "t", "inputs": ["a"]})
+    definition = parse_definition({"id": "w", "nodes": nodes})
+    graph = compile_workflow(definition)
+    # snake_case dump and back: the same definition, nothing turned into a written []
+    assert parse_definition(definition.model_dump(mode="json")) == definition
+    # SPANE JSON: both sides on every node, consistent, same compiled graph
+    spane = definition.to_spane_json()
+    edges = {n["id"]: (sorted(n["inputs"]), sorted(n["outputs"])) for n in spane["nodes"]}
+    assert edges == {"a": ([], ["b", "c"]), "b": (["a", "c"], []), "c": (["a"], ["b"])}
+    again = compile_workflow(parse_definition(json.dumps(spane)))
+    assert again.content_hash == graph.content_hash
+    assert again.parents == graph.parents
+
+
+def test_inconsistent_written_edges_stay_inconsistent_in_spane_json() -> None:
+    definition = parse_definition(
+        {
+            "id": "w",
+            "nodes": [
+                {"id": "a", "type": "t", "inputs": [], "outputs": ["b"]},
+                {"id": "b", "type": "t", "inputs": [], "outputs": []},
+            ],
+        }
+    )
+    with pytest.raises(WorkflowValidationError, match="does not list 'a' in its inputs"):
+        compile_workflow(parse_definition(definition.to_spane_json()))
+
+
 def test_bytes_are_accepted(order_text: str) -> None:
     assert parse_definition(order_text.encode()).id == "order-fulfillment"
 
