@@ -235,7 +235,7 @@ class NodeRunner:
             error=outcome.error,
         )
         if done.enqueue:
-            await self.queue.enqueue(
+            await self.queue.enqueue_batched(
                 [
                     NodeJob(eid, job.workflow_id, job.workflow_version, child)
                     for child in done.enqueue

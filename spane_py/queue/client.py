@@ -6,15 +6,17 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.jobs import serialize_job
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from spane_py.errors import ConfigurationError, QueueError
 from spane_py.queue import scripts
+from spane_py.queue.batch import ScriptCall, WriteBatcher
 from spane_py.queue.jobs import FUNCTION_NAME, NodeJob, priority_band, serialize
 
 # A job key outlives its due time by this much; a job not taken by then is dropped by Redis
@@ -45,10 +47,47 @@ class QueueKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    job_id: str
+    score: int
+    data: bytes | None  # None: the job key expired
+    job_try: int
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     queued: int
     scheduled: int
     running: int
+
+
+class _FastCheckPool(ConnectionPool):
+    """A pool whose checkout health check does not cost an event-loop round trip.
+
+    redis-py checks every connection it hands out with a zero-timeout socket read
+    (``can_read_destructive``): a timer, a loop iteration and an exception per command,
+    the largest single cost of a node hop. Data that arrived on an idle socket is already in
+    its stream buffer (asyncio reads eagerly), so looking at the buffer is enough; any doubt
+    falls back to redis-py's full check.
+    """
+
+    async def ensure_connection(self, connection: Any) -> None:
+        if _looks_clean(connection):
+            return
+        await super().ensure_connection(connection)
+
+
+def _looks_clean(connection: Any) -> bool:
+    if not getattr(connection, "is_connected", False):
+        return False
+    stream = getattr(connection, "_reader", None)
+    parser = getattr(connection, "_parser", None)
+    buffer = getattr(stream, "_buffer", None)
+    if stream is None or buffer is None or stream.at_eof() or len(buffer):
+        return False
+    reader = getattr(parser, "_reader", None)  # hiredis: buffered, unparsed replies
+    has_data = getattr(reader, "has_data", None)
+    return callable(has_data) and not has_data()
 
 
 def connect(url: str, *, queue_name: str, max_connections: int = 64) -> ArqRedis:
@@ -56,7 +95,7 @@ def connect(url: str, *, queue_name: str, max_connections: int = 64) -> ArqRedis
     from spane_py.queue.jobs import deserialize
 
     try:
-        pool = ConnectionPool.from_url(url, max_connections=max_connections)
+        pool = _FastCheckPool.from_url(url, max_connections=max_connections)
     except ValueError as exc:
         raise ConfigurationError(f"invalid Redis URL {_redact(url)!r}: {exc}") from exc
     return ArqRedis(
@@ -83,6 +122,10 @@ class JobQueue:
         self._enqueue = redis.register_script(scripts.ENQUEUE)
         self._claim = redis.register_script(scripts.CLAIM)
         self._reschedule = redis.register_script(scripts.RESCHEDULE)
+        self._finish = redis.register_script(scripts.FINISH)
+        self.batcher = WriteBatcher(redis)
+        self.batcher.register("enqueue", self._enqueue_call)
+        self.batcher.register("finish", self._finish_call)
 
     async def ping(self) -> None:
         try:
@@ -93,6 +136,23 @@ class JobQueue:
     def job_id(self, job: NodeJob) -> str:
         return job.job_id(self.prefix)
 
+    def _job_args(
+        self, jobs: Sequence[NodeJob], priority: int | None, due_ms: int | None, now: int
+    ) -> list[str | int | bytes]:
+        due = due_ms if due_ms is not None and due_ms > now else 0
+        ttl = max(due - now, 0) + JOB_TTL_EXTRA_MS
+        band = priority_band(priority)
+        argv: list[str | int | bytes] = []
+        for job in jobs:
+            value = serialize_job(FUNCTION_NAME, (job.payload(),), {}, None, now, serializer=serialize)
+            argv += [self.job_id(job), value, ttl, due, band]
+        return argv
+
+    def _enqueue_call(self, items: list[str | int | bytes]) -> ScriptCall:
+        k = self.keys
+        header: list[str | int | bytes] = [job_key_prefix, int(time.time() * 1000), WAKE_CAP]
+        return self._enqueue, [k.queue, k.scheduled, k.bands, k.wake], header + items
+
     async def enqueue(
         self,
         jobs: Sequence[NodeJob],
@@ -100,24 +160,41 @@ class JobQueue:
         priority: int | None = None,
         due_ms: int | None = None,
     ) -> int:
-        """Send jobs in one round trip; a job whose id is already queued is left alone."""
+        """Send jobs in one round trip; returns how many were new (an id already queued is
+        left alone)."""
         if not jobs:
             return 0
         now = int(time.time() * 1000)
-        due = due_ms if due_ms is not None and due_ms > now else 0
-        ttl = max(due - now, 0) + JOB_TTL_EXTRA_MS
-        band = priority_band(priority)
-        argv: list[str | int | bytes] = [job_key_prefix, now, WAKE_CAP]
-        for job in jobs:
-            value = serialize_job(FUNCTION_NAME, (job.payload(),), {}, None, now, serializer=serialize)
-            argv += [self.job_id(job), value, ttl, due, band]
-        k = self.keys
+        script, keys, args = self._enqueue_call(self._job_args(jobs, priority, due_ms, now))
         try:
-            added = await self._enqueue(keys=[k.queue, k.scheduled, k.bands, k.wake], args=argv)
+            added = await script(keys=keys, args=args)
         except RedisError as exc:
             raise QueueError(f"could not enqueue {len(jobs)} job(s): {exc}") from exc
         self.local_wake.set()
         return int(added)
+
+    async def enqueue_batched(self, jobs: Sequence[NodeJob], *, priority: int | None) -> None:
+        """Like ``enqueue``, coalesced with the other writes of this event-loop tick."""
+        if not jobs:
+            return
+        now = int(time.time() * 1000)
+        try:
+            await self.batcher.add("enqueue", self._job_args(jobs, priority, None, now))
+        except RedisError as exc:
+            raise QueueError(f"could not enqueue {len(jobs)} job(s): {exc}") from exc
+        self.local_wake.set()
+
+    def _finish_call(self, items: list[str | int]) -> ScriptCall:
+        header: list[str | int] = [job_key_prefix, in_progress_key_prefix, retry_key_prefix]
+        return self._finish, [self.keys.queue, abort_jobs_ss], header + items
+
+    async def finish(
+        self, job_id: str, *, mode: str, incr_score: int = 0, keep_in_progress_ms: int | None = None
+    ) -> None:
+        """arq's finish_job for one job, batched: mode 'done' removes the job, 'release'
+        only drops its in-progress key, 'incr' also pushes its score back."""
+        keep = "" if keep_in_progress_ms is None else keep_in_progress_ms
+        await self.batcher.add("finish", [job_id, mode, incr_score, keep])
 
     async def reschedule(self, job_id: str, *, due_ms: int, priority: int | None) -> None:
         """Move a running job back to the scheduled set; it runs again at ``due_ms``."""
@@ -129,19 +206,34 @@ class JobQueue:
         )
         self.local_wake.set()
 
-    async def claim(self, want: int, *, lease_ms: int, max_scan: int = 2000) -> tuple[
-        list[tuple[str, int]], int | None
-    ]:
-        """Take up to ``want`` runnable jobs. Returns them with scores, and the next due time."""
+    async def claim(
+        self, want: int, *, lease_ms: int, max_scan: int = 2000
+    ) -> tuple[list[ClaimedJob], int | None]:
+        """Take up to ``want`` runnable jobs with their data. Also returns the next due time
+        of the scheduled set (ms), or None."""
         k = self.keys
         claimed, next_due = await self._claim(
             keys=[k.queue, k.scheduled, k.bands],
-            args=[in_progress_key_prefix, int(time.time() * 1000), want, lease_ms, max_scan],
+            args=[
+                in_progress_key_prefix,
+                int(time.time() * 1000),
+                want,
+                lease_ms,
+                max_scan,
+                job_key_prefix,
+                retry_key_prefix,
+            ],
         )
-        pairs = [
-            (claimed[i].decode(), int(float(claimed[i + 1]))) for i in range(0, len(claimed), 2)
+        jobs = [
+            ClaimedJob(
+                job_id=claimed[i].decode(),
+                score=int(float(claimed[i + 1])),
+                data=claimed[i + 2] or None,
+                job_try=int(claimed[i + 3]),
+            )
+            for i in range(0, len(claimed), 4)
         ]
-        return pairs, (int(float(next_due)) if next_due else None)
+        return jobs, (int(float(next_due)) if next_due else None)
 
     async def refresh_leases(self, job_ids: Sequence[str], lease_ms: int) -> None:
         if not job_ids:

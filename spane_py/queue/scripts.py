@@ -45,14 +45,16 @@ return added
 """
 
 # KEYS: queue, scheduled, bands
-# ARGV: in_progress_prefix, now_ms, want, lease_ms, max_scan
-# Returns {claimed ids and scores interleaved, next due ms of the scheduled set or ''}.
+# ARGV: in_progress_prefix, now_ms, want, lease_ms, max_scan, job_prefix, retry_prefix
+# Claims up to ``want`` jobs and fetches them (what arq's run_job would fetch next: the job
+# and its incremented try counter). Returns {id, score, job or false, try, ...; next due}.
 CLAIM = """
 local ip = ARGV[1]
 local now = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local lease = ARGV[4]
 local max_scan = tonumber(ARGV[5])
+local jp, rp = ARGV[6], ARGV[7]
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 500)
 for _, id in ipairs(due) do
   local band = tonumber(redis.call('HGET', KEYS[3], id) or '0')
@@ -69,8 +71,12 @@ while n < want and offset < max_scan do
   for i = 1, #batch, 2 do
     local id = batch[i]
     if redis.call('SET', ip .. id, '1', 'NX', 'PX', lease) then
+      local try = redis.call('INCR', rp .. id)
+      redis.call('EXPIRE', rp .. id, 88400)
       claimed[#claimed + 1] = id
       claimed[#claimed + 1] = batch[i + 1]
+      claimed[#claimed + 1] = redis.call('GET', jp .. id)
+      claimed[#claimed + 1] = try
       n = n + 1
       if n >= want then break end
     end
@@ -92,5 +98,28 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 redis.call('LPUSH', KEYS[5], '1')
 redis.call('LTRIM', KEYS[5], 0, 63)
+return 1
+"""
+
+# Finish many jobs at once (arq's finish_job, batched). Four ARGV per job:
+# id, mode ('done' | 'release' | 'incr'), incr score, keep-in-progress ms ('' = delete it).
+# KEYS: queue, abort set. ARGV[1..3]: job prefix, in-progress prefix, retry prefix.
+FINISH = """
+local jp, ip, rp = ARGV[1], ARGV[2], ARGV[3]
+for i = 4, #ARGV, 4 do
+  local id, mode, incr, keep = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if keep == '' then
+    redis.call('DEL', ip .. id)
+  else
+    redis.call('PEXPIRE', ip .. id, keep)
+  end
+  if mode == 'done' then
+    redis.call('DEL', rp .. id, jp .. id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[1], id)
+  elseif mode == 'incr' then
+    redis.call('ZINCRBY', KEYS[1], incr, id)
+  end
+end
 return 1
 """
