@@ -84,7 +84,7 @@ def plan_start(node_id: str, generation: int, now: datetime) -> Decide:
         if rec.status.is_terminal:
             return Transition(outcome=DUPLICATE)
         status = snap.execution.status
-        if status is ExecutionStatus.PAUSED:
+        if status in (ExecutionStatus.PAUSED, ExecutionStatus.QUEUED):
             return Transition(outcome=PARKED)
         if status is not ExecutionStatus.RUNNING:
             return Transition(

@@ -131,7 +131,22 @@ class ExecutionPage:
 
 @runtime_checkable
 class ExecutionStore(Protocol):
-    """Persistence for definitions, executions, node results and logs."""
+    """Persistence for definitions, executions, node results and logs.
+
+    Behaviour every store shares (checked by tests/contract):
+
+    * records returned share no mutable state with the store; node outputs and initial data
+      are kept as the exact JSON text written (falsy values, key order);
+    * ``create_execution``: an existing ``execution_id`` raises ``StatePersistenceError``;
+      an existing ``(workflow_id, idempotency_key)`` returns ``created=False`` with the
+      first record and writes nothing;
+    * ``transition``: the snapshot is a copy; an exception from ``decide`` propagates and
+      nothing is written; an execution record with another id raises ``ValueError``;
+    * ``list_workflows`` is ordered by workflow id; ``list_executions`` newest first (by
+      execution id, which is time-ordered), ``since`` inclusive, ``until`` exclusive, and
+      ``next_cursor`` is None exactly when nothing follows; ``get_child_executions`` in
+      creation order; a negative ``limit`` or ``offset`` raises ``ValueError``.
+    """
 
     # Workflows -------------------------------------------------------------------
     async def save_workflow(
