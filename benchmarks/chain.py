@@ -21,8 +21,7 @@ from spane_py import NodeRegistry
 
 def chain(n: int) -> dict[str, object]:
     nodes = [
-        {"id": f"n{i}", "type": "noop", "inputs": [f"n{i - 1}"] if i else []}
-        for i in range(n)
+        {"id": f"n{i}", "type": "noop", "inputs": [f"n{i - 1}"] if i else []} for i in range(n)
     ]
     return {"id": "chain", "name": "chain", "nodes": nodes}
 

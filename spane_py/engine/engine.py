@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from arq.connections import ArqRedis
 from arq.worker import func
+
 from spane_py import _json
 from spane_py.context import record_to_result
 from spane_py.definitions.graph import compile_workflow
@@ -83,9 +84,7 @@ def new_execution_id() -> str:
         if _id_seq > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
             _last_id_ms, _id_seq = _last_id_ms + 1, 0
         ms = _last_id_ms
-    value = (
-        (ms << 80) | (0x7 << 76) | (_id_seq << 64) | (0b10 << 62) | secrets.randbits(62)
-    )
+    value = (ms << 80) | (0x7 << 76) | (_id_seq << 64) | (0b10 << 62) | secrets.randbits(62)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -257,7 +256,9 @@ class WorkflowEngine:
             warnings=graph.warnings,
         )
 
-    async def get_workflow(self, workflow_id: str, version: int | None = None) -> WorkflowDefinition:
+    async def get_workflow(
+        self, workflow_id: str, version: int | None = None
+    ) -> WorkflowDefinition:
         record = await self.store.get_workflow(workflow_id, version)
         if record is None:
             what = f"version {version} of workflow" if version is not None else "workflow"
@@ -412,9 +413,10 @@ class WorkflowEngine:
     def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
-        assert self._runner is not None and self._redis is not None
+        assert self._runner is not None
+        assert self._redis is not None
         function = func(
-            self._runner.job,
+            cast(Any, self._runner.job),
             name=FUNCTION_NAME,
             max_tries=1_000_000,
             timeout=MAX_NODE_RUNTIME_S,
@@ -482,7 +484,11 @@ class WorkflowEngine:
         nodes = await self.store.get_node_results(execution_id)
         generation = nodes[node_id].generation if node_id in nodes else 0
         await self.queue.enqueue(
-            [NodeJob(execution_id, record.workflow_id, record.workflow_version, node_id, generation)],
+            [
+                NodeJob(
+                    execution_id, record.workflow_id, record.workflow_version, node_id, generation
+                )
+            ],
             priority=record.priority,
         )
 
@@ -491,7 +497,9 @@ def _check_priority(priority: int | None) -> int | None:
     if priority is None:
         return None
     if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
-        raise InvalidEnqueueOptionsError(f"priority must be an integer from 1 to 10, got {priority!r}")
+        raise InvalidEnqueueOptionsError(
+            f"priority must be an integer from 1 to 10, got {priority!r}"
+        )
     return priority
 
 

@@ -95,7 +95,9 @@ def plan_start(node_id: str, generation: int, now: datetime) -> Decide:
         nodes = dict(snap.nodes)
         nodes[node_id] = started
         return Transition(
-            nodes=(started,), outcome=RUN, payload=StartPayload(started.attempts, snap.execution, nodes)
+            nodes=(started,),
+            outcome=RUN,
+            payload=StartPayload(started.attempts, snap.execution, nodes),
         )
 
     return decide

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,7 +80,9 @@ class NodeRunner:
             )
             return
         eid = job.execution_id
-        start = await self.store.transition(eid, planner.plan_start(node.id, job.generation, _now()))
+        start = await self.store.transition(
+            eid, planner.plan_start(node.id, job.generation, _now())
+        )
         if start.outcome != planner.RUN:
             if start.outcome == planner.DROPPED:
                 events.emit(events.NODE_DROPPED, execution_id=eid, node_id=node.id)
@@ -108,10 +110,11 @@ class NodeRunner:
             await asyncio.shield(self._flush_logs(ctx))
             raise
         except Exception as exc:  # the executor failed: retry or fail for good
-            outcome = await self._failed_attempt(job, node, ctx, execution, exc)
-            if outcome is None:
+            final = await self._failed_attempt(job, node, ctx, execution, exc)
+            if final is None:
                 await self._flush_logs(ctx)
                 raise RetryJob() from exc
+            outcome = final
         await asyncio.shield(self._complete(job, graph, ctx, execution, outcome))
 
     async def _execute(

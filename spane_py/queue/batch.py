@@ -70,7 +70,6 @@ class WriteBatcher:
             if not fut.done():
                 fut.set_result(None)
 
-
     async def _send(self, calls: list[ScriptCall]) -> None:
         # EVALSHA straight on the pipeline: going through Script.__call__ would make the
         # pipeline ask SCRIPT EXISTS first, a second round trip per batch.

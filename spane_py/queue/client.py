@@ -144,7 +144,9 @@ class JobQueue:
         band = priority_band(priority)
         argv: list[str | int | bytes] = []
         for job in jobs:
-            value = serialize_job(FUNCTION_NAME, (job.payload(),), {}, None, now, serializer=serialize)
+            value = serialize_job(
+                FUNCTION_NAME, (job.payload(),), {}, None, now, serializer=serialize
+            )
             argv += [self.job_id(job), value, ttl, due, band]
         return argv
 

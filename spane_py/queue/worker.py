@@ -34,7 +34,7 @@ from spane_py.queue.client import ClaimedJob, JobQueue
 logger = logging.getLogger("spane_py.worker")
 
 
-class SpaneWorker(Worker):  # type: ignore[misc]
+class SpaneWorker(Worker):
     def __init__(
         self,
         *args: Any,
@@ -95,7 +95,7 @@ class SpaneWorker(Worker):  # type: ignore[misc]
         await self.heart_beat()
         return next_due
 
-    async def _run_claimed(self, job: ClaimedJob) -> None:  # noqa: C901 - mirrors arq
+    async def _run_claimed(self, job: ClaimedJob) -> None:
         """arq's ``run_job`` for a job whose data the claim already fetched.
 
         Same semantics as arq (try counting, max_tries, ``Retry`` / ``RetryJob`` /
@@ -163,9 +163,7 @@ class SpaneWorker(Worker):  # type: ignore[misc]
             self.jobs_complete += 1
         if self.on_job_end:
             await self.on_job_end(ctx)
-        await asyncio.shield(
-            self.finish_job(job_id, finish, None, None, False, incr_score, None)
-        )
+        await asyncio.shield(self.finish_job(job_id, finish, None, None, False, incr_score, None))
         if self.after_job_end:
             await self.after_job_end(ctx)
 
@@ -178,9 +176,7 @@ class SpaneWorker(Worker):  # type: ignore[misc]
             if task.done():
                 del self.tasks[job_id]
                 if not task.cancelled() and task.exception() is not None:
-                    logger.error(
-                        "job %s crashed in the worker", job_id, exc_info=task.exception()
-                    )
+                    logger.error("job %s crashed in the worker", job_id, exc_info=task.exception())
 
     async def _burst_done(self, next_due: int | None) -> bool:
         if self.tasks:
@@ -211,9 +207,7 @@ class SpaneWorker(Worker):  # type: ignore[misc]
                 with contextlib.suppress(BaseException):
                     self._blpop.result()
             assert self._blocker is not None
-            self._blpop = asyncio.create_task(
-                self._blocker.blpop([self.job_queue.keys.wake], timeout=max(timeout, 0.01))
-            )
+            self._blpop = asyncio.create_task(self._block(max(timeout, 0.01)))
         self._slot_freed.clear()
         local_wait = asyncio.create_task(local.wait())
         slot_wait = asyncio.create_task(self._slot_freed.wait())
@@ -227,6 +221,13 @@ class SpaneWorker(Worker):  # type: ignore[misc]
             local_wait.cancel()
             slot_wait.cancel()
         local.clear()
+
+    async def _block(self, seconds: float) -> Any:
+        # BLPOP with a fractional timeout (Redis >= 6); redis-py types it as int seconds.
+        assert self._blocker is not None
+        return await self._blocker.execute_command(  # type: ignore[no-untyped-call]
+            "BLPOP", self.job_queue.keys.wake, round(seconds, 3)
+        )
 
     async def _refresh_leases(self) -> None:
         interval = max(self.lease_ms / 3000, 0.05)
