@@ -27,7 +27,7 @@ import re
 import typing
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -52,6 +52,7 @@ from spane_py.results import ExecutionResult
 
 NodeFunction = Callable[..., Awaitable[Any]]
 NodeRef = NodeFunction | str
+F = TypeVar("F", bound=NodeFunction)
 
 _node_id_re = re.compile(NODE_ID_PATTERN)
 
@@ -101,20 +102,47 @@ class Workflow:
         self._specs: dict[str, _NodeSpec] = {}
         self._ids_by_function: dict[int, list[str]] = {}
 
+    @overload
     def node(
         self,
-        fn: NodeFunction | None = None,
+        fn: F,
         *,
         id: str | None = None,
-        after: Sequence[NodeRef] = (),
+        after: NodeRef | Sequence[NodeRef] = (),
         retry: RetryPolicy | None = None,
         timeout_ms: int | None = None,
         config: dict[str, Any] | None = None,
         name: str | None = None,
-    ) -> Any:
+    ) -> F: ...
+
+    @overload
+    def node(
+        self,
+        fn: None = None,
+        *,
+        id: str | None = None,
+        after: NodeRef | Sequence[NodeRef] = (),
+        retry: RetryPolicy | None = None,
+        timeout_ms: int | None = None,
+        config: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def node(
+        self,
+        fn: F | None = None,
+        *,
+        id: str | None = None,
+        after: NodeRef | Sequence[NodeRef] = (),
+        retry: RetryPolicy | None = None,
+        timeout_ms: int | None = None,
+        config: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> F | Callable[[F], F]:
         """Decorator: make an async function a node. ``after`` lists its parents."""
 
-        def decorate(function: NodeFunction) -> NodeFunction:
+        def decorate(function: F) -> F:
+            original = function  # iscoroutinefunction narrows ``function`` below
             if not inspect.iscoroutinefunction(function):
                 raise ConfigurationError(
                     f"node function {getattr(function, '__name__', function)!r} must be "
@@ -136,7 +164,7 @@ class Workflow:
                 )
             )
             self._ids_by_function.setdefault(_key(function), []).append(node_id)
-            return function
+            return original
 
         return decorate(fn) if fn is not None else decorate
 
@@ -145,7 +173,7 @@ class Workflow:
         id: str,
         type: str,
         *,
-        after: Sequence[NodeRef] = (),
+        after: NodeRef | Sequence[NodeRef] = (),
         config: dict[str, Any] | None = None,
         retry: RetryPolicy | None = None,
         timeout_ms: int | None = None,
@@ -175,7 +203,7 @@ class Workflow:
             raise ConfigurationError(f"workflow {self.id!r} already has a node {spec.id!r}")
         self._specs[spec.id] = spec
 
-    def _resolve(self, refs: Sequence[NodeRef]) -> list[str]:
+    def _resolve(self, refs: NodeRef | Sequence[NodeRef]) -> list[str]:
         if isinstance(refs, str) or callable(refs):
             refs = [refs]
         ids = []

@@ -537,6 +537,14 @@ def test_plan_start_on_a_paused_execution_parks_the_node() -> None:
     assert run.status("a") is NodeStatus.QUEUED
 
 
+def test_plan_start_on_a_queued_execution_parks_the_node() -> None:
+    run = Run(build({"a": []}))
+    run.execution = replace(run.execution, status=ExecutionStatus.QUEUED)
+    t = run.start("a")
+    assert t.outcome == planner.PARKED
+    assert t.is_noop
+
+
 def test_plan_start_on_an_unknown_node() -> None:
     run = Run(build({"a": ["b"], "b": []}))
     t = run.start("b")
