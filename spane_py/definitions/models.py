@@ -126,8 +126,9 @@ class NodeDefinition(SpaneModel):
                 nested = config.get("retryPolicy", config.get("retry_policy"))
                 rest = {k: v for k, v in config.items() if k not in ("retryPolicy", "retry_policy")}
                 data = {**data, "config": rest}
-                has_top = "retryPolicy" in data or "retry_policy" in data
+                has_top = data.get("retryPolicy", data.get("retry_policy")) is not None
                 if nested is not None and not has_top:
+                    data.pop("retry_policy", None)  # an explicit None under the other name
                     data["retryPolicy"] = nested
         return data
 

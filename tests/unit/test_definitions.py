@@ -110,6 +110,14 @@ def test_top_level_retry_policy_wins_over_one_in_config() -> None:
     assert node.config == {"x": 1}
 
 
+def test_explicit_null_top_level_retry_policy_does_not_hide_the_one_in_config() -> None:
+    node = NodeDefinition.model_validate(
+        {"id": "a", "type": "t", "retryPolicy": None, "config": {"retryPolicy": {}}}
+    )
+    assert node.retry_policy == RetryPolicy()
+    assert node.config == {}
+
+
 def test_retry_policy_in_config_snake_case_is_lifted() -> None:
     node = NodeDefinition.model_validate(
         {"id": "a", "type": "t", "config": {"retry_policy": {"max_attempts": 2}}}

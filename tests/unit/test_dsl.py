@@ -128,6 +128,18 @@ def test_explicit_node_ids_and_options() -> None:
     assert definition.max_concurrency == 3
 
 
+def test_retry_policy_in_dsl_config_is_lifted() -> None:
+    wf = Workflow("w")
+
+    @wf.node(config={"retryPolicy": {"maxAttempts": 6}, "url": "u"})
+    async def fetch() -> None:
+        return None
+
+    node = wf.definition().node("fetch")
+    assert node.retry_policy == RetryPolicy(max_attempts=6)
+    assert node.config == {"url": "u"}
+
+
 def test_fan_out_fan_in() -> None:
     wf = Workflow("diamond")
 
