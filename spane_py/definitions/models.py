@@ -39,6 +39,27 @@ def is_valid_workflow_id(value: str) -> bool:
     return len(value) <= MAX_ID_LENGTH and _workflow_id_re.match(value) is not None
 
 
+def _check_json(value: Any, where: str) -> None:
+    """Refuse what JSON cannot carry: configs and metadata are stored and sent to workers."""
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{where} is {value!r}, which is not a valid JSON number")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_json(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has the key {key!r}; JSON object keys are strings")
+            _check_json(item, f"{where}.{key}")
+        return
+    raise ValueError(f"{where} has type {type(value).__name__}, which is not a JSON value")
+
+
 class SpaneModel(BaseModel):
     """Base: camelCase aliases accepted next to snake_case names; unknown keys refused."""
 
@@ -113,6 +134,12 @@ class NodeDefinition(SpaneModel):
     outputs: list[NodeId] = Field(default_factory=list)
     retry_policy: RetryPolicy | None = None
     timeout_ms: int | None = Field(None, gt=0)
+
+    @field_validator("config")
+    @classmethod
+    def _config_is_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json(value, "config")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -228,6 +255,12 @@ class WorkflowDefinition(SpaneModel):
         if isinstance(data, dict) and not data.get("name") and isinstance(data.get("id"), str):
             data = {**data, "name": data["id"]}
         return data
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json(value, "metadata")
+        return value
 
     def node(self, node_id: str) -> NodeDefinition:
         for node in self.nodes:

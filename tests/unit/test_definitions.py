@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -431,6 +433,37 @@ def test_several_problems_are_reported_together() -> None:
 def test_out_of_range_values_are_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(WorkflowValidationError):
         parse_definition(_wf(**changes))
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            {"when": datetime(2024, 1, 1)},
+            "config.when has type datetime, which is not a JSON value",
+        ),
+        ({"x": {"y": [1, float("nan")]}}, "config.x.y[1] is nan, which is not a valid JSON"),
+        ({"limit": float("inf")}, "config.limit is inf"),
+        ({"tags": {"a", "b"}}, "config.tags has type set"),
+        ({"f": print}, "config.f has type builtin_function_or_method"),
+        ({"m": {1: "one"}}, "config.m has the key 1"),
+    ],
+)
+def test_node_config_must_be_json(config: dict[str, Any], expected: str) -> None:
+    with pytest.raises(WorkflowValidationError, match=re.escape(expected)) as info:
+        parse_definition(_wf(nodes=[{"id": "a", "type": "t", "config": config}]))
+    assert "node 'a': config" in str(info.value)
+
+
+def test_metadata_must_be_json() -> None:
+    with pytest.raises(WorkflowValidationError, match=r"metadata\.owner has type object"):
+        parse_definition(_wf(metadata={"owner": object()}))
+
+
+def test_json_config_values_are_kept_as_given() -> None:
+    config = {"n": 1, "f": 1.5, "b": False, "none": None, "list": [1, "a", {"x": []}], "t": (1,)}
+    node = parse_definition(_wf(nodes=[{"id": "a", "type": "t", "config": config}])).node("a")
+    assert node.config == config
 
 
 def test_error_carries_code_and_issues_in_details() -> None:
