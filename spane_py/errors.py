@@ -81,6 +81,9 @@ class ValidationIssue:
         return self.message
 
 
+MAX_ISSUES_IN_MESSAGE = 10
+
+
 class WorkflowValidationError(SpaneError):
     """The workflow definition is invalid."""
 
@@ -97,7 +100,11 @@ class WorkflowValidationError(SpaneError):
         self.issues = list(issues or [])
         if message is None and self.issues:
             head = f"workflow {workflow_id!r} is invalid" if workflow_id else "workflow is invalid"
-            message = head + ": " + "; ".join(i.message for i in self.issues)
+            shown = [i.message for i in self.issues[:MAX_ISSUES_IN_MESSAGE]]
+            more = len(self.issues) - len(shown)
+            message = head + ": " + "; ".join(shown)
+            if more:
+                message += f"; and {more} more problem{'s' if more > 1 else ''} (see .issues)"
         super().__init__(
             message,
             workflow_id=workflow_id,

@@ -109,6 +109,7 @@ class WorkflowEngine:
         poll_delay: float = 0.5,
         lease_seconds: float = 30.0,
         max_output_bytes: int = 1 << 20,
+        shutdown_grace: float = 10.0,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -128,6 +129,7 @@ class WorkflowEngine:
         self.poll_delay = poll_delay
         self.lease_seconds = lease_seconds
         self.max_output_bytes = max_output_bytes
+        self.shutdown_grace = shutdown_grace
         self._redis_url = redis_url
         self._embedded: EmbeddedRedis | None = None
         self._redis: ArqRedis | None = None
@@ -393,8 +395,7 @@ class WorkflowEngine:
                             workflow_id=state.workflow_id,
                         )
                     wait = min(wait, left)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(fut), wait)
+                await asyncio.wait([fut], timeout=wait)
                 interval = min(interval * 2, 1.0)
             finally:
                 waiters = self._waiters.get(execution_id)
@@ -430,6 +431,7 @@ class WorkflowEngine:
             redis_pool=self._redis,
             burst=burst,
             handle_signals=handle_signals,
+            shutdown_grace=self.shutdown_grace,
             max_jobs=concurrency,
             poll_delay=self.poll_delay,
             keep_result=0,

@@ -40,9 +40,12 @@ class SpaneWorker(Worker):
         *args: Any,
         job_queue: JobQueue,
         lease_seconds: float = 30.0,
+        shutdown_grace: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.shutdown_grace = shutdown_grace
+        self._stop_task: asyncio.Task[None] | None = None
         self.job_queue = job_queue
         self.lease_ms = int(lease_seconds * 1000)
         self._slot_freed = asyncio.Event()
@@ -58,21 +61,21 @@ class SpaneWorker(Worker):
         self._blocker = self.job_queue.blocking_client()
         self._lease_task = asyncio.create_task(self._refresh_leases(), name="spane-lease-refresh")
         try:
-            while True:
+            # The loop ends by flag, not by cancellation: stop() sets the flag and wakes it.
+            while not self._stopping:
                 next_due = await self._claim_and_start()
                 await self._reap()
                 if self.burst and await self._burst_done(next_due):
                     return
                 await self._wait(next_due)
+            if self.tasks:  # stop() is letting running jobs finish: wait for them too
+                await asyncio.wait(list(self.tasks.values()))
         finally:
-            self._lease_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lease_task
+            await _cancel_quietly(self._lease_task)
             if self._blpop is not None:
-                self._blpop.cancel()
-                with contextlib.suppress(BaseException):
-                    await self._blpop
-            await self._blocker.aclose()
+                await _cancel_quietly(self._blpop)
+            with contextlib.suppress(Exception):
+                await self._blocker.aclose()
 
     async def _claim_and_start(self) -> int | None:
         want = self.max_jobs - self.job_counter
@@ -187,40 +190,41 @@ class SpaneWorker(Worker):
         return stats.queued + stats.running == 0 and next_due is None
 
     async def _wait(self, next_due: int | None) -> None:
+        """Sleep until there may be work: a wake token, a local enqueue, a freed slot (when
+        full), a due scheduled job, or ``poll_delay`` at the latest.
+
+        ``asyncio.wait`` is used throughout: it never cancels what it waits on, so nothing
+        here can swallow a cancellation (Python 3.11's ``wait_for`` can).
+        """
         timeout = self.poll_delay_s
         if next_due is not None:
             timeout = min(timeout, max(next_due / 1000 - time.time(), 0.0))
-        if timeout <= 0:
-            return
-        if self.job_counter >= self.max_jobs or self._stopping:
-            # Full: only a finished job can let us take more.
-            self._slot_freed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._slot_freed.wait(), timeout)
+        if timeout <= 0 or self._stopping:
             return
         local = self.job_queue.local_wake
-        if local.is_set():
+        full = self.job_counter >= self.max_jobs
+        if not full and local.is_set():
             local.clear()
             return
-        if self._blpop is None or self._blpop.done():
-            if self._blpop is not None:
-                with contextlib.suppress(BaseException):
-                    self._blpop.result()
-            assert self._blocker is not None
-            self._blpop = asyncio.create_task(self._block(max(timeout, 0.01)))
         self._slot_freed.clear()
-        local_wait = asyncio.create_task(local.wait())
-        slot_wait = asyncio.create_task(self._slot_freed.wait())
+        waiters = [asyncio.create_task(self._slot_freed.wait())]
+        if not full:
+            waiters.append(asyncio.create_task(local.wait()))
+            if self._blpop is None or self._blpop.done():
+                if self._blpop is not None and not self._blpop.cancelled():
+                    self._blpop.exception()  # consume: a failed BLPOP is only a missed hint
+                self._blpop = asyncio.create_task(self._block(max(timeout, 0.01)))
         try:
             await asyncio.wait(
-                {self._blpop, local_wait, slot_wait},
+                [*waiters, self._blpop] if not full and self._blpop else waiters,
                 timeout=timeout,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            local_wait.cancel()
-            slot_wait.cancel()
-        local.clear()
+            for waiter in waiters:
+                waiter.cancel()
+        if not full:
+            local.clear()
 
     async def _block(self, seconds: float) -> Any:
         # BLPOP with a fractional timeout (Redis >= 6); redis-py types it as int seconds.
@@ -272,18 +276,35 @@ class SpaneWorker(Worker):
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking jobs, let running ones finish within the grace period, cancel the rest.
 
-        Cancelled jobs stay in the queue and run again (arq's retry of cancelled jobs).
+        A cancelled job stays in the queue and runs again (here or on another worker).
         """
         self._stopping = True
         self.allow_pick_jobs = False
+        self._slot_freed.set()
         running = [t for t in self.tasks.values() if not t.done()]
         if running:
             _, pending = await asyncio.wait(running, timeout=grace_seconds)
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.wait(pending)
         if self.main_task is not None and not self.main_task.done():
-            self.main_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.main_task
+            done, _ = await asyncio.wait([self.main_task], timeout=max(grace_seconds, 1.0))
+            if not done:
+                await _cancel_quietly(self.main_task)
+
+    def handle_sig(self, signum: int) -> None:
+        """SIGINT/SIGTERM: a graceful stop (arq's default cancels running jobs at once)."""
+        logger.info(
+            "signal %s: stopping; running jobs get %.0f s to finish", signum, self.shutdown_grace
+        )
+        if not self._stopping:
+            self._stop_task = asyncio.get_running_loop().create_task(self.stop(self.shutdown_grace))
+
+
+async def _cancel_quietly(task: asyncio.Task[Any]) -> None:
+    if not task.done():
+        task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # consume it: a failing side task must not warn at exit

@@ -1,0 +1,174 @@
+"""The queue underneath the engine: JSON-only jobs, wake-up, scheduling, priority, leases."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import time
+from typing import Any
+
+from arq.constants import in_progress_key_prefix, job_key_prefix
+
+from spane_py import ExecutionContext, NodeRegistry, WorkflowEngine
+from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
+
+ONE_NODE = {"id": "one", "nodes": [{"id": "only", "type": "record"}]}
+
+
+def recording_registry(calls: list[Any]) -> NodeRegistry:
+    registry = NodeRegistry()
+
+    async def record(ctx: ExecutionContext) -> Any:
+        calls.append(ctx.input_data)
+        return ctx.input_data
+
+    registry.register("record", record)
+    return registry
+
+
+async def test_pickled_job_is_refused_not_executed(
+    engine: WorkflowEngine, registry: NodeRegistry
+) -> None:
+    calls: list[Any] = []
+
+    async def record(ctx: ExecutionContext) -> Any:
+        calls.append(ctx.input_data)
+        return ctx.input_data
+
+    registry.register("record", record)
+    await engine.register_workflow(ONE_NODE)
+    eid = await engine.enqueue_workflow("one", "json")
+    job = NodeJob(eid, "one", 1, "only")
+    job_id = engine.queue.job_id(job)
+    # Replace the job's data with a pickle that would run code if it were unpickled.
+    payload = {"t": None, "f": FUNCTION_NAME, "a": (job.payload(),), "k": {}, "et": 0}
+    evil = pickle.dumps(payload) + b"cos\nsystem\n(S'touch /tmp/spane-pwned'\ntR."
+    await engine.queue.redis.set(job_key_prefix + job_id, evil)
+    await engine.start_workers(2)
+    for _ in range(100):
+        if not await engine.queue.redis.exists(job_key_prefix + job_id):
+            break
+        await asyncio.sleep(0.02)
+    assert not await engine.queue.redis.exists(job_key_prefix + job_id)  # dropped
+    assert calls == []
+    # The worker survived and still runs well-formed jobs.
+    state = await engine.run_workflow("one", "after", timeout=10)
+    assert state.status == "completed"
+    assert calls == ["after"]
+
+
+async def test_idle_worker_wakes_when_another_process_enqueues(
+    registry: NodeRegistry, redis_url: str, key_prefix: str
+) -> None:
+    """With a 5 s poll delay, only the wake list can explain a sub-second pickup."""
+    calls: list[Any] = []
+    reg = recording_registry(calls)
+    worker_side = WorkflowEngine(reg, redis_url=redis_url, key_prefix=key_prefix, poll_delay=5)
+    # A second engine on the same store stands in for a separate enqueuing process: it does
+    # not share the worker's in-process wake event.
+    producer = WorkflowEngine(
+        reg, worker_side.store, redis_url=redis_url, key_prefix=key_prefix, poll_delay=5
+    )
+    async with worker_side, producer:
+        await producer.register_workflow(ONE_NODE)
+        await worker_side.start_workers(2)
+        await asyncio.sleep(0.3)  # the worker is now blocked on the wake list
+        started = time.monotonic()
+        eid = await producer.enqueue_workflow("one", 1)
+        state = await producer.wait_for_execution(eid, timeout=10)
+        assert state.status == "completed"
+        assert time.monotonic() - started < 2.0
+        await worker_side.queue.purge()
+
+
+async def test_delayed_start_waits_for_its_due_time(
+    engine: WorkflowEngine, registry: NodeRegistry
+) -> None:
+    seen: list[float] = []
+
+    async def stamp(ctx: ExecutionContext) -> None:
+        seen.append(time.monotonic())
+
+    registry.register("record", stamp)
+    await engine.register_workflow(ONE_NODE)
+    await engine.start_workers(2)
+    started = time.monotonic()
+    eid = await engine.enqueue_workflow("one", delay=0.6)
+    stats = await engine.get_queue_stats()
+    assert stats.scheduled == 1
+    state = await engine.wait_for_execution(eid, timeout=10)
+    assert state.status == "completed"
+    assert seen[0] - started >= 0.55
+
+
+async def test_higher_priority_runs_first(engine: WorkflowEngine, registry: NodeRegistry) -> None:
+    order: list[Any] = []
+
+    async def record(ctx: ExecutionContext) -> None:
+        order.append(ctx.input_data)
+
+    registry.register("record", record)
+    await engine.register_workflow(ONE_NODE)
+    ids = [await engine.enqueue_workflow("one", p, priority=p) for p in (1, 5, 10, 3, 8)]
+    ids.append(await engine.enqueue_workflow("one", "default"))  # priority 5
+    await engine.start_workers(1)
+    for eid in ids:
+        await engine.wait_for_execution(eid, timeout=10)
+    assert order == [10, 8, 5, "default", 3, 1]
+
+
+async def test_running_job_holds_a_refreshed_lease(
+    registry: NodeRegistry, redis_url: str, key_prefix: str
+) -> None:
+    release = asyncio.Event()
+
+    async def block(ctx: ExecutionContext) -> None:
+        await release.wait()
+
+    registry.register("record", block)
+    async with WorkflowEngine(
+        registry, redis_url=redis_url, key_prefix=key_prefix, lease_seconds=1.0
+    ) as engine:
+        await engine.register_workflow(ONE_NODE)
+        eid = await engine.enqueue_workflow("one")
+        await engine.start_workers(1)
+        key = in_progress_key_prefix + engine.queue.job_id(NodeJob(eid, "one", 1, "only"))
+        for _ in range(100):
+            if await engine.queue.redis.exists(key):
+                break
+            await asyncio.sleep(0.01)
+        # Well past the 1 s lease, the key is still there: the worker keeps refreshing it.
+        await asyncio.sleep(1.6)
+        ttl = await engine.queue.redis.pttl(key)
+        assert 0 < ttl <= 1000
+        release.set()
+        assert (await engine.wait_for_execution(eid, timeout=10)).status == "completed"
+        for _ in range(100):  # the job's finish follows the execution's settling closely
+            if not await engine.queue.redis.exists(key):
+                break
+            await asyncio.sleep(0.01)
+        assert not await engine.queue.redis.exists(key)
+        await engine.queue.purge()
+
+
+async def test_job_of_a_dead_worker_runs_again_when_its_lease_expires(
+    engine: WorkflowEngine, registry: NodeRegistry
+) -> None:
+    calls: list[Any] = []
+
+    async def record(ctx: ExecutionContext) -> Any:
+        calls.append(ctx.attempt)
+        return "done"
+
+    registry.register("record", record)
+    await engine.register_workflow(ONE_NODE)
+    eid = await engine.enqueue_workflow("one")
+    # A worker that took the job and died: its lease (in-progress key) is left to expire.
+    job_id = engine.queue.job_id(NodeJob(eid, "one", 1, "only"))
+    await engine.queue.redis.set(in_progress_key_prefix + job_id, b"1", px=700)
+    await engine.start_workers(2)
+    await asyncio.sleep(0.3)
+    assert calls == []  # still leased to the dead worker
+    state = await engine.wait_for_execution(eid, timeout=10)
+    assert state.status == "completed"
+    assert calls == [1]
