@@ -1,0 +1,367 @@
+"""The ``spane`` command.
+
+    spane demo [--executions N]          run the bundled workflow end to end (zero setup)
+    spane worker APP [--concurrency N] [--burst]
+                                         run a worker for the engine APP names
+    spane run APP WORKFLOW_ID [--data JSON] [--timeout S] [--json]
+                                         run one execution on an in-process worker
+    spane --version
+
+``APP`` is ``module:attribute`` naming a ``WorkflowEngine``, or a function (sync or async)
+that returns one; the current directory is importable, as with ``python -m``. The
+environment is read here and nowhere else in the package: ``REDIS_URL``, ``DATABASE_URL``
+and the ``SPANE_*`` variables of ``spane_py.settings``.
+
+Exit codes: 0 success; 1 an execution did not complete, or Redis could not be reached;
+2 a usage error (bad APP, bad ``--data``, unknown workflow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import logging
+import os
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from spane_py import __version__
+from spane_py.demo import render_execution, run_demo, unicode_ok
+from spane_py.engine.engine import WorkflowEngine
+from spane_py.errors import (
+    ConfigurationError,
+    ExecutionWaitTimeoutError,
+    SpaneError,
+    WorkflowNotFoundError,
+)
+from spane_py.settings import SpaneSettings
+from spane_py.state import ExecutionStatus
+from spane_py.stores.memory import InMemoryExecutionStore
+
+USAGE_ERROR = 2
+NOT_COMPLETED = 1
+
+app = typer.Typer(
+    name="spane",
+    help="spane_py: DAG workflows on arq workers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+logger = logging.getLogger("spane_py.cli")
+
+
+class AppError(Exception):
+    """APP does not name a usable engine (exit code 2)."""
+
+
+# Helpers ---------------------------------------------------------------------------
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
+    _stderr().print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _settings() -> SpaneSettings:
+    try:
+        return SpaneSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SPANE_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(f"invalid settings in the environment: {problems}")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def load_app(path: str) -> object:
+    """Import ``module:attribute`` (the attribute may be dotted) and return the object."""
+    module_name, sep, attr = path.partition(":")
+    parts = attr.split(".")
+    if (
+        not sep
+        or not module_name
+        or not attr
+        or not all(p.isidentifier() for p in module_name.split("."))
+        or not all(p.isidentifier() for p in parts)
+    ):
+        raise AppError(
+            f"APP must look like 'module:attribute' (for example 'myapp.worker:engine'), "
+            f"got {path!r}"
+        )
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise AppError(
+                f"cannot import module {module_name!r} of APP {path!r}: "
+                f"no module named {exc.name!r} (run from the directory that contains it, "
+                "or install it)"
+            ) from None
+        raise AppError(f"importing module {module_name!r} failed: {exc}") from exc
+    except Exception as exc:
+        raise AppError(
+            f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    obj: object = module
+    for i, part in enumerate(parts):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            where = module_name + "".join("." + p for p in parts[:i])
+            raise AppError(f"{where!r} has no attribute {part!r} (APP {path!r})") from None
+    return obj
+
+
+async def resolve_engine(obj: object, path: str) -> WorkflowEngine:
+    """``obj`` itself when it is an engine; else call it (awaiting the result if needed)."""
+    if isinstance(obj, WorkflowEngine):
+        return obj
+    if not callable(obj) or isinstance(obj, type):
+        raise AppError(
+            f"APP {path!r} is a {type(obj).__name__}, not a WorkflowEngine or a function "
+            "returning one"
+        )
+    try:
+        result = obj()
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:
+        raise AppError(
+            f"calling the factory APP {path!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(result, WorkflowEngine):
+        raise AppError(
+            f"the factory APP {path!r} returned {result!r:.60} ({type(result).__name__}), "
+            "not a WorkflowEngine"
+        )
+    return result
+
+
+async def _engine_for(path: str) -> WorkflowEngine:
+    obj = load_app(path)
+    return await resolve_engine(obj, path)
+
+
+async def _start(engine: WorkflowEngine) -> None:
+    try:
+        await engine.start()
+    except SpaneError:
+        raise
+    except Exception as exc:
+        where = engine.redis_url or "the embedded server"
+        raise ConfigurationError(
+            f"cannot connect to Redis at {where}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"spane {__version__}")
+        raise typer.Exit()
+
+
+# Commands --------------------------------------------------------------------------
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """spane_py: DAG workflows on arq workers."""
+
+
+@app.command()
+def demo(
+    executions: Annotated[
+        int, typer.Option("--executions", "-n", min=1, max=100_000, help="How many to run.")
+    ] = 1,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker concurrency (default: SPANE_CONCURRENCY, else 10)."),
+    ] = None,
+    show: Annotated[int, typer.Option(min=0, help="Print the trees of this many.")] = 3,
+) -> None:
+    """Run the bundled demo workflow end to end (zero setup).
+
+    The order-review workflow has a fan-out, a fan-in, a branch and a join. Without
+    REDIS_URL an embedded Redis is started; the store is in memory."""
+    settings = _settings()
+    _setup_logging("WARNING")
+    console = Console(highlight=False)
+    try:
+        ok = asyncio.run(
+            run_demo(
+                console,
+                executions=executions,
+                concurrency=concurrency or settings.concurrency,
+                show=show,
+                settings=settings,
+            )
+        )
+    except (SpaneError, TimeoutError) as exc:
+        _fail(str(exc), NOT_COMPLETED)
+    raise typer.Exit(0 if ok else NOT_COMPLETED)
+
+
+@app.command()
+def worker(
+    app_path: Annotated[
+        str, typer.Argument(metavar="APP", help="module:attribute naming the engine")
+    ],
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Jobs run at once (default: SPANE_CONCURRENCY, else 10)."),
+    ] = None,
+    burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
+) -> None:
+    """Run a worker for the engine APP (module:attribute) names.
+
+    It runs until SIGINT/SIGTERM, or with --burst until nothing is queued."""
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    jobs = concurrency or settings.concurrency
+
+    async def main() -> None:
+        engine = await _engine_for(app_path)
+        try:
+            await _start(engine)
+            if isinstance(engine.store, InMemoryExecutionStore):
+                logger.warning(
+                    "the engine of %s uses the in-memory store: this worker only sees "
+                    "executions enqueued in its own process",
+                    app_path,
+                )
+            logger.info(
+                "spane worker %s: key prefix %r, concurrency %d%s",
+                app_path,
+                engine.key_prefix,
+                jobs,
+                ", burst" if burst else "",
+            )
+            await engine.run_worker(jobs, burst=burst)
+        finally:
+            await engine.close()
+        logger.info("spane worker %s stopped", app_path)
+
+    try:
+        asyncio.run(main())
+    except AppError as exc:
+        _fail(str(exc))
+    except SpaneError as exc:
+        _fail(str(exc), NOT_COMPLETED)
+
+
+@app.command()
+def run(
+    app_path: Annotated[
+        str, typer.Argument(metavar="APP", help="module:attribute naming the engine")
+    ],
+    workflow_id: Annotated[
+        str, typer.Argument(metavar="WORKFLOW_ID", help="The registered workflow to run.")
+    ],
+    data: Annotated[str | None, typer.Option("--data", help="Initial data, as JSON.")] = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds to wait for the execution.")
+    ] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final state as JSON.")] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="In-process worker concurrency (default: SPANE_CONCURRENCY, else 10)."
+        ),
+    ] = None,
+) -> None:
+    """Run one execution of WORKFLOW_ID on an in-process worker and print its result."""
+    initial: Any = None
+    if data is not None:
+        try:
+            initial = json.loads(data)
+        except json.JSONDecodeError as exc:
+            _fail(f"--data is not valid JSON: {exc}")
+    settings = _settings()
+    _setup_logging("WARNING")
+    console = Console(highlight=False)
+
+    async def main() -> bool:
+        engine = await _engine_for(app_path)
+        try:
+            await _start(engine)
+            execution_id = await engine.enqueue_workflow(workflow_id, initial)
+            await engine.start_workers(concurrency or settings.concurrency)
+            try:
+                state = await engine.wait_for_execution(execution_id, timeout=timeout)
+            except ExecutionWaitTimeoutError:
+                state = await engine.get_execution(execution_id)
+                if as_json:
+                    _print_json(state.model_dump(mode="json"))
+                _stderr().print(
+                    f"[bold red]error:[/] execution {execution_id} is still "
+                    f"{state.status.value} after {timeout:g} s"
+                )
+                return False
+            if as_json:
+                _print_json(state.model_dump(mode="json"))
+            else:
+                definition = await engine.get_workflow(state.workflow_id, state.workflow_version)
+                console.print(
+                    render_execution(
+                        state, definition, unicode=unicode_ok(console), width=console.width
+                    )
+                )
+            return state.status == ExecutionStatus.COMPLETED
+        finally:
+            await engine.close()
+
+    try:
+        ok = asyncio.run(main())
+    except AppError as exc:
+        _fail(str(exc))
+    except WorkflowNotFoundError as exc:
+        _fail(
+            f"{exc} — APP's engine must have it registered: name a factory that awaits "
+            "engine.register_workflow(...) before returning the engine"
+        )
+    except SpaneError as exc:
+        _fail(str(exc), NOT_COMPLETED)
+    raise typer.Exit(0 if ok else NOT_COMPLETED)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    app(prog_name="spane")
+
+
+if __name__ == "__main__":
+    main()
