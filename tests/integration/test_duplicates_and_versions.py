@@ -1,0 +1,277 @@
+"""Duplicate job delivery, version pinning and the workflow cache, through real workers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from spane_py import (
+    ExecutionContext,
+    ExecutionStatus,
+    InMemoryExecutionStore,
+    NodeRegistry,
+    NodeStatus,
+    WorkflowEngine,
+)
+from spane_py.queue.jobs import NodeJob
+from tests.integration._support import Recorder, node, wait_queue_empty, wait_until, workflow
+from tests.integration.conftest import EngineFactory
+
+
+async def _tag(ctx: ExecutionContext) -> Any:
+    return {"node": ctx.node_id, "input": ctx.input_data}
+
+
+def _dump(state: Any) -> dict[str, Any]:
+    return {n: r.model_dump() for n, r in state.node_results.items()}
+
+
+async def test_redelivered_jobs_of_a_finished_execution_change_nothing(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    rec.register(registry, "tag", _tag)
+    await engine.register_workflow(
+        workflow("dup", node("a", "tag"), node("b", "tag", "a"), node("c", "tag", "a", "b"))
+    )
+    await engine.start_workers(4)
+    eid = await engine.enqueue_workflow("dup", "x")
+    before = await engine.wait_for_execution(eid, timeout=10)
+    assert before.status is ExecutionStatus.COMPLETED
+    await wait_queue_empty(engine)
+    calls_before = len(rec.calls)
+    assert calls_before == 3
+
+    for node_id in ("a", "b", "c"):
+        await engine.resend_node(eid, node_id)
+    await wait_queue_empty(engine)
+    await asyncio.sleep(0.1)
+
+    after = await engine.get_execution(eid)
+    assert len(rec.calls) == calls_before  # no executor ran again
+    assert after.status is ExecutionStatus.COMPLETED
+    assert after.completed_at == before.completed_at
+    assert _dump(after) == _dump(before)
+
+
+async def test_redelivered_job_of_a_failed_execution_changes_nothing(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    async def broken(ctx: ExecutionContext) -> Any:
+        raise RuntimeError("no")
+
+    rec.register(registry, "broken", broken)
+    rec.register(registry, "tag", _tag)
+    await engine.register_workflow(
+        workflow("dup-failed", node("a", "broken"), node("b", "tag", "a"))
+    )
+    await engine.start_workers(2)
+    before = await engine.run_workflow("dup-failed", timeout=10)
+    assert before.status is ExecutionStatus.FAILED
+    await wait_queue_empty(engine)
+
+    await engine.resend_node(before.execution_id, "a")
+    await wait_queue_empty(engine)
+    await asyncio.sleep(0.1)
+
+    after = await engine.get_execution(before.execution_id)
+    assert len(rec.of("a")) == 1
+    assert rec.of("b") == []
+    assert after.status is ExecutionStatus.FAILED
+    assert _dump(after) == _dump(before)
+
+
+async def test_enqueueing_a_still_queued_node_job_again_is_a_no_op(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    rec.register(registry, "tag", _tag)
+    reg = await engine.register_workflow(workflow("dup-queued", node("a", "tag")))
+    eid = await engine.enqueue_workflow("dup-queued", 1)  # no worker yet: the job waits
+    stats = await engine.get_queue_stats()
+    assert (stats.queued, stats.scheduled, stats.running) == (1, 0, 0)
+
+    job = NodeJob(eid, "dup-queued", reg.version, "a")
+    assert await engine.queue.enqueue([job]) == 0
+    assert await engine.queue.enqueue([job, job]) == 0
+    await engine.resend_node(eid, "a")
+    assert (await engine.get_queue_stats()).queued == 1
+
+    await engine.start_workers(2)
+    state = await engine.wait_for_execution(eid, timeout=10)
+    await wait_queue_empty(engine)
+    assert state.status is ExecutionStatus.COMPLETED
+    assert len(rec.of("a")) == 1
+    assert state.node_results["a"].attempts == 1
+
+
+async def test_duplicate_delivery_while_the_node_runs_does_not_run_it_twice(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def block(ctx: ExecutionContext) -> Any:
+        entered.set()
+        await release.wait()
+        return "done"
+
+    rec.register(registry, "block", block)
+    await engine.register_workflow(workflow("dup-running", node("a", "block")))
+    await engine.start_workers(4)
+    eid = await engine.enqueue_workflow("dup-running")
+    await asyncio.wait_for(entered.wait(), 5)
+
+    await engine.resend_node(eid, "a")  # same job id: held by the running job
+    await asyncio.sleep(0.3)
+    release.set()
+    state = await engine.wait_for_execution(eid, timeout=10)
+    await wait_queue_empty(engine)
+    await asyncio.sleep(0.1)
+
+    assert state.status is ExecutionStatus.COMPLETED
+    assert len(rec.of("a")) == 1
+    assert (await engine.get_execution(eid)).node_results["a"].attempts == 1
+
+
+V1 = workflow("pinned", node("first", "gate"), node("v1_only", "tag", "first"))
+V2 = workflow(
+    "pinned",
+    node("first", "gate"),
+    node("v2_only", "tag", "first"),
+    node("v2_last", "tag", "v2_only"),
+)
+
+
+async def test_running_execution_finishes_on_its_version_while_new_ones_use_the_latest(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def gate(ctx: ExecutionContext) -> Any:
+        entered.set()
+        await release.wait()
+        return {"version": ctx.workflow_version}
+
+    rec.register(registry, "gate", gate)
+    rec.register(registry, "tag", _tag)
+    r1 = await engine.register_workflow(V1)
+    assert (r1.version, r1.created) == (1, True)
+    await engine.start_workers(4)
+
+    old = await engine.enqueue_workflow("pinned", "old")
+    await asyncio.wait_for(entered.wait(), 5)  # v1's first node is running
+
+    r2 = await engine.register_workflow(V2, change_notes="v2: new tail")
+    assert (r2.version, r2.created) == (2, True)
+    assert r2.content_hash != r1.content_hash
+    release.set()
+
+    old_state = await engine.wait_for_execution(old, timeout=10)
+    assert old_state.status is ExecutionStatus.COMPLETED
+    assert old_state.workflow_version == 1
+    assert set(old_state.node_results) == {"first", "v1_only"}
+    assert old_state.node_results["first"].data == {"version": 1}
+    assert rec.of("v1_only", old) != []
+    assert rec.of("v2_only", old) == []
+
+    new = await engine.enqueue_workflow("pinned", "new")
+    new_state = await engine.wait_for_execution(new, timeout=10)
+    assert new_state.status is ExecutionStatus.COMPLETED
+    assert new_state.workflow_version == 2
+    assert set(new_state.node_results) == {"first", "v2_only", "v2_last"}
+    assert new_state.node_results["first"].data == {"version": 2}
+    assert rec.of("v1_only", new) == []
+
+    # Both versions stay readable.
+    assert [n.id for n in (await engine.get_workflow("pinned", 1)).nodes] == ["first", "v1_only"]
+    assert [n.id for n in (await engine.get_workflow("pinned")).nodes] == [
+        "first",
+        "v2_only",
+        "v2_last",
+    ]
+
+
+async def test_registering_an_identical_definition_again_is_a_no_op(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    rec.register(registry, "gate", _tag)
+    rec.register(registry, "tag", _tag)
+    first = await engine.register_workflow(V1)
+    again = await engine.register_workflow(V1)
+    assert (again.version, again.created) == (first.version, False)
+    assert again.content_hash == first.content_hash
+
+    # The same graph written differently (outputs instead of inputs, camelCase) is identical.
+    spelled_differently = {
+        "id": "pinned",
+        "name": "pinned",
+        "nodes": [
+            {"id": "first", "type": "gate", "outputs": ["v1_only"]},
+            {"id": "v1_only", "type": "tag"},
+        ],
+    }
+    third = await engine.register_workflow(spelled_differently)
+    assert (third.version, third.created) == (first.version, False)
+
+    changed = await engine.register_workflow(V2)
+    assert (changed.version, changed.created) == (2, True)
+    assert (await engine.register_workflow(V2)).version == 2
+    assert await engine.store.get_workflow_count() == 1
+
+
+async def test_workflow_cache_reports_hits_and_misses(
+    engine: WorkflowEngine,
+    registry: NodeRegistry,
+    store: InMemoryExecutionStore,
+    rec: Recorder,
+    make_engine: EngineFactory,
+) -> None:
+    rec.register(registry, "tag", _tag)
+    await engine.register_workflow(
+        workflow("cached", node("a", "tag"), node("b", "tag", "a"), node("c", "tag", "b"))
+    )
+    stats = engine.cache_stats()
+    assert stats.size == 1
+    assert stats.max_size == 500
+
+    # A worker engine that never registered the workflow (another process, same store and
+    # queue) loads it from the store once, then serves it from its cache.
+    worker = await make_engine(registry, store, key_prefix=engine.key_prefix)
+    assert worker.cache_stats().size == 0
+    await worker.start_workers(4)
+    for i in range(3):
+        state = await engine.run_workflow("cached", i, timeout=10)
+        assert state.status is ExecutionStatus.COMPLETED
+
+    worker_stats = worker.cache_stats()
+    assert worker_stats.misses == 1
+    assert worker_stats.hits >= 8  # 9 node runs, the first one missed
+    assert worker_stats.size == 1
+    assert 0.8 < worker_stats.hit_rate < 1.0
+    producer_stats = engine.cache_stats()
+    assert producer_stats.misses == 0  # registering put the graph in the cache
+    assert producer_stats.hits >= 3  # one per enqueue
+
+
+async def test_a_node_id_unknown_to_the_pinned_version_is_dropped(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    """A stray job naming a node that the execution's version lacks runs nothing."""
+    rec.register(registry, "gate", _tag)
+    rec.register(registry, "tag", _tag)
+    await engine.register_workflow(V1)
+    await engine.start_workers(2)
+    state = await engine.run_workflow("pinned", timeout=10)
+    assert state.status is ExecutionStatus.COMPLETED
+    calls = len(rec.calls)
+
+    await engine.queue.enqueue([NodeJob(state.execution_id, "pinned", 1, "v2_only")])
+    await wait_queue_empty(engine)
+
+    async def unchanged() -> bool:
+        return len(rec.calls) == calls
+
+    await wait_until(unchanged, what="no new calls")
+    after = await engine.get_execution(state.execution_id)
+    assert "v2_only" not in after.node_results
+    assert after.node_results["v1_only"].status is NodeStatus.SUCCEEDED
