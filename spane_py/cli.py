@@ -312,6 +312,7 @@ def run(
 
     async def main() -> bool:
         engine = await _engine_for(app_path)
+        grace = 5.0
         try:
             await _start(engine)
             execution_id = await engine.enqueue_workflow(workflow_id, initial)
@@ -319,6 +320,7 @@ def run(
             try:
                 state = await engine.wait_for_execution(execution_id, timeout=timeout)
             except ExecutionWaitTimeoutError:
+                grace = 0.5  # abandoning it: a running node goes back to the queue
                 state = await engine.get_execution(execution_id)
                 if as_json:
                     _print_json(state.model_dump(mode="json"))
@@ -338,7 +340,7 @@ def run(
                 )
             return state.status == ExecutionStatus.COMPLETED
         finally:
-            await engine.close()
+            await engine.close(grace_seconds=grace)
 
     try:
         ok = asyncio.run(main())
@@ -346,7 +348,7 @@ def run(
         _fail(str(exc))
     except WorkflowNotFoundError as exc:
         _fail(
-            f"{exc} — APP's engine must have it registered: name a factory that awaits "
+            f"{exc}; APP's engine must have it registered: name a factory that awaits "
             "engine.register_workflow(...) before returning the engine"
         )
     except SpaneError as exc:

@@ -140,13 +140,23 @@ def format_ms(ms: float | None) -> str:
     return f"{ms:.1f} ms"
 
 
-def abridge(value: Any, width: int = 72) -> str:
+def abridge(value: Any, width: int = 72, *, unicode: bool = True) -> str:
     """Compact JSON of ``value``, cut to ``width`` characters."""
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+        text = json.dumps(value, ensure_ascii=not unicode, separators=(", ", ": "), default=str)
     except (TypeError, ValueError):
         text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return cut(text, width, unicode=unicode)
+
+
+def cut(text: str, width: int, *, unicode: bool = True) -> str:
+    """``text`` on one line, at most ``width`` characters (ASCII only unless ``unicode``)."""
+    text = " ".join(text.split())
+    if not unicode:
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+    if len(text) <= width:
+        return text
+    return text[: width - 1] + "…" if unicode else text[: max(width - 3, 0)] + "..."
 
 
 def unicode_ok(console: Console) -> bool:
@@ -177,7 +187,7 @@ def render_execution(
         guide_style="dim",
     )
     if state.error:
-        root.add(f"[red]{escape(abridge(state.error, max(width - 6, 40)))}[/]")
+        root.add(f"[red]{escape(cut(state.error, max(width - 6, 40), unicode=unicode))}[/]")
 
     placed: dict[str, tuple[Tree, int]] = {}
     for node_id in graph.order:
@@ -237,9 +247,9 @@ def _node_label(
             chosen = ", ".join(result.next_nodes) or "nothing"
             parts.append(f"[magenta]{'→' if pick == 0 else '->'} chose {escape(chosen)}[/]")
         if result.error:
-            detail = f"\n[red]{escape(abridge(result.error, data_width))}[/]"
+            detail = f"\n[red]{escape(cut(result.error, data_width, unicode=pick == 0))}[/]"
         elif status == NodeStatus.SUCCEEDED:
-            detail = f"\n[dim]{escape(abridge(result.data, data_width))}[/]"
+            detail = f"\n[dim]{escape(abridge(result.data, data_width, unicode=pick == 0))}[/]"
     return "  ".join(parts) + detail
 
 

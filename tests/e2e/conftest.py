@@ -1,0 +1,75 @@
+"""Helpers for end-to-end tests: run the ``spane`` command and example scripts as
+subprocesses, from the repository root, with a time limit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def run_process(
+    args: list[str], *, env: Mapping[str, str], timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args,
+        cwd=REPO_ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli_env(redis_url: str, key_prefix: str) -> dict[str, str]:
+    """The environment of a subprocess: the test Redis and a key prefix of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPANE_")}
+    env.update(
+        REDIS_URL=redis_url,
+        SPANE_KEY_PREFIX=key_prefix,
+        COLUMNS="120",
+        PYTHONIOENCODING="utf-8",
+    )
+    return env
+
+
+@pytest.fixture
+def spane(cli_env: dict[str, str]) -> Run:
+    """``spane(*args, env=None, timeout=60)``: run ``python -m spane_py.cli *args``."""
+
+    def run(
+        *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        return run_process(
+            [sys.executable, "-m", "spane_py.cli", *args],
+            env=cli_env if env is None else env,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _purge_prefix(redis_url: str, key_prefix: str) -> Iterator[None]:
+    """Delete the keys the subprocesses of a test left under its prefix."""
+    yield
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for pattern in (f"{key_prefix}:*", f"arq:*:{key_prefix}:*", f"{key_prefix}-demo-*"):
+            keys = list(client.scan_iter(match=pattern, count=500))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()
