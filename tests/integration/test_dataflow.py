@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from spane_py import (
@@ -265,3 +266,129 @@ async def test_falsy_outputs_survive_the_round_trip(
         assert state.node_results[key].data == value
         assert type(state.node_results[key].data) is type(value)
         assert state.node_results[f"after_{key}"].data == {"got": value}
+
+
+async def test_every_root_is_an_entry_node_getting_the_initial_data(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    _register_tag(rec, registry)
+    await engine.register_workflow(
+        workflow(
+            "two-roots",
+            node("left", "tag"),
+            node("right", "tag"),
+            node("j", "tag", "left", "right"),
+        )
+    )
+    await engine.start_workers(4)
+
+    state = await engine.run_workflow("two-roots", [1, 2], timeout=10)
+
+    assert state.status is ExecutionStatus.COMPLETED
+    assert state.node_results["left"].data == {"node": "left", "input": [1, 2]}
+    assert state.node_results["right"].data == {"node": "right", "input": [1, 2]}
+    assert state.node_results["j"].data["input"] == {
+        "left": state.node_results["left"].data,
+        "right": state.node_results["right"].data,
+    }
+
+
+async def test_nodes_unreachable_from_the_entry_node_are_skipped_with_a_warning(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    _register_tag(rec, registry)
+    registered = await engine.register_workflow(
+        workflow(
+            "orphans",
+            node("a", "tag"),
+            node("b", "tag", "a"),
+            node("orphan", "tag"),
+            node("orphan_child", "tag", "orphan"),
+            entry_node_id="a",
+        )
+    )
+    assert any("orphan" in w for w in registered.warnings)
+    await engine.start_workers(2)
+
+    state = await engine.run_workflow("orphans", "in", timeout=10)
+
+    assert state.status is ExecutionStatus.COMPLETED
+    assert state.node_results["orphan"].status is NodeStatus.SKIPPED
+    assert state.node_results["orphan_child"].status is NodeStatus.SKIPPED
+    assert sorted(rec.nodes()) == ["a", "b"]
+
+
+async def test_next_nodes_naming_a_node_that_is_not_a_child_fails_the_node(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    _register_tag(rec, registry)
+
+    async def lost(ctx: ExecutionContext) -> Any:
+        return success_result("x", next_nodes=[ctx.input_data])
+
+    rec.register(registry, "lost", lost)
+    policy = {"max_attempts": 3, "backoff": {"type": "fixed", "delay": 10}}
+    await engine.register_workflow(
+        workflow(
+            "bad-branch",
+            node("pick", "lost", retry_policy=policy),
+            node("real", "tag", "pick"),
+            node("elsewhere", "tag"),
+        )
+    )
+    await engine.start_workers(2)
+
+    for chosen in ("nowhere", "elsewhere", "pick"):
+        eid = await engine.enqueue_workflow("bad-branch", chosen)
+        state = await engine.wait_for_execution(eid, timeout=10)
+        assert state.status is ExecutionStatus.FAILED, chosen
+        result = state.node_results["pick"]
+        assert result.attempts == 1  # a wrong graph choice is not retried
+        assert "'pick'" in (result.error or "")
+        assert chosen in (result.error or "")
+        assert rec.of("real", eid) == []
+
+
+async def test_class_based_executor_like_spane_node_executors(
+    engine: WorkflowEngine, registry: NodeRegistry
+) -> None:
+    class Multiply:
+        def __init__(self, factor: int) -> None:
+            self.factor = factor
+            self.calls = 0
+
+        async def execute(self, ctx: ExecutionContext) -> Any:
+            self.calls += 1
+            return success_result(ctx.input_data * self.factor * ctx.node_config.get("extra", 1))
+
+    executor = Multiply(3)
+    registry.register("multiply", executor)
+    await engine.register_workflow(
+        workflow("classy", node("a", "multiply"), node("b", "multiply", "a", config={"extra": 2}))
+    )
+    await engine.start_workers(2)
+
+    state = await engine.run_workflow("classy", 2, timeout=10)
+
+    assert state.status is ExecutionStatus.COMPLETED
+    assert state.node_results["b"].data == 2 * 3 * 3 * 2
+    assert executor.calls == 2
+
+
+async def test_run_until_idle_processes_everything_then_returns(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    _register_tag(rec, registry)
+    await engine.register_workflow(
+        workflow("idle", node("a", "tag"), node("b", "tag", "a"), node("c", "tag", "b"))
+    )
+    now = await engine.enqueue_workflow("idle", 1)
+    later = await engine.enqueue_workflow("idle", 2, delay=0.3)
+
+    await asyncio.wait_for(engine.run_until_idle(concurrency=4), 10)
+
+    for eid in (now, later):
+        assert (await engine.get_execution(eid)).status is ExecutionStatus.COMPLETED
+    assert len(rec.calls) == 6
+    stats = await engine.get_queue_stats()
+    assert (stats.queued, stats.scheduled, stats.running) == (0, 0, 0)

@@ -358,3 +358,99 @@ async def test_timeout_on_every_attempt_exhausts_the_policy(
     assert state.node_results["n"].attempts == 3
     assert "timed out" in (state.node_results["n"].error or "")
     assert len(rec.of("n")) == 3
+
+
+async def test_a_sibling_waiting_in_the_queue_never_starts_after_the_failure(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    async def bad(ctx: ExecutionContext) -> Any:
+        raise RuntimeError("fails first")
+
+    rec.register(registry, "ok", _ok)
+    rec.register(registry, "bad", bad)
+    await engine.register_workflow(
+        workflow(
+            "queued-sibling",
+            node("start", "ok"),
+            node("a_bad", "bad", "start"),
+            node("z_waiting", "ok", "start"),
+        )
+    )
+    await engine.start_workers(1)  # one job at a time: z_waiting is still queued
+
+    state = await engine.run_workflow("queued-sibling", timeout=10)
+    await wait_queue_empty(engine)
+    await asyncio.sleep(0.1)
+
+    assert state.status is ExecutionStatus.FAILED
+    assert len(rec.of("a_bad")) == 1
+    assert rec.of("z_waiting") == []
+    final = await engine.get_execution(state.execution_id)
+    assert final.status is ExecutionStatus.FAILED
+    assert final.node_results["z_waiting"].status is NodeStatus.CANCELLED
+
+
+async def test_a_sibling_in_retry_backoff_does_not_retry_after_the_failure(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    async def flaky(ctx: ExecutionContext) -> Any:
+        raise ConnectionError(f"attempt {ctx.attempt}")
+
+    async def bad(ctx: ExecutionContext) -> Any:
+        await asyncio.sleep(0.1)  # after flaky's first attempt failed
+        raise RuntimeError("fatal")
+
+    rec.register(registry, "ok", _ok)
+    rec.register(registry, "flaky", flaky)
+    rec.register(registry, "bad", bad)
+    await engine.register_workflow(
+        workflow(
+            "backoff-sibling",
+            node("start", "ok"),
+            node("flaky", "flaky", "start", retry_policy=fixed(5, 300)),
+            node("bad", "bad", "start"),
+        )
+    )
+    await engine.start_workers(4)
+
+    state = await engine.run_workflow("backoff-sibling", timeout=10)
+    assert state.status is ExecutionStatus.FAILED
+    assert "fatal" in (state.error or "")
+    await asyncio.sleep(0.5)  # past flaky's backoff
+    await wait_queue_empty(engine)
+
+    assert [c.attempt for c in rec.of("flaky")] == [1]
+    final = await engine.get_execution(state.execution_id)
+    assert final.status is ExecutionStatus.FAILED
+    assert not final.node_results["flaky"].success
+
+
+async def test_continue_on_fail_also_covers_timeouts_and_non_retryable_errors(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    async def hang(ctx: ExecutionContext) -> Any:
+        await asyncio.sleep(5)
+
+    async def fatal(ctx: ExecutionContext) -> Any:
+        raise NonRetryableError("permanently broken")
+
+    rec.register(registry, "hang", hang)
+    rec.register(registry, "fatal", fatal)
+    rec.register(registry, "ok", _ok)
+    keep_going = fixed(1, 10, continue_on_fail=True)
+    await engine.register_workflow(
+        workflow(
+            "continue-more",
+            node("slow", "hang", timeout_ms=50, retry_policy=keep_going),
+            node("broken", "fatal", retry_policy=keep_going),
+            node("join", "ok", "slow", "broken"),
+        )
+    )
+    await engine.start_workers(4)
+
+    state = await engine.run_workflow("continue-more", timeout=10)
+
+    assert state.status is ExecutionStatus.COMPLETED, state.error
+    assert "timed out" in str(state.node_results["slow"].data["error"])
+    assert "permanently broken" in str(state.node_results["broken"].data["error"])
+    assert set(state.node_results["join"].data["input"]) == {"slow", "broken"}
