@@ -30,10 +30,18 @@ from tests.integration._support import (
     wait_queue_empty,
     workflow,
 )
+from tests.integration.conftest import EngineFactory
 
 
 async def _tag(ctx: ExecutionContext) -> Any:
     return {"node": ctx.node_id, "input": ctx.input_data}
+
+
+def _deeply_nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 @pytest.fixture
@@ -86,6 +94,11 @@ INVALID_DEFINITIONS = [
         workflow("self-loop", node("a", "tag", "a")),
         ["self-loop", "'a'", "itself"],
         id="self-reference",
+    ),
+    pytest.param(
+        workflow("nan-config", node("a", "tag", config={"threshold": float("nan")})),
+        ["nan-config", "'a'", "config"],
+        id="config-not-json",
     ),
     pytest.param(
         workflow("typo", {"id": "a", "type": "tag", "retryPolicyy": {}}),
@@ -170,6 +183,7 @@ async def test_workflow_id_of_the_wrong_type_is_refused(ready: WorkflowEngine) -
         float("nan"),
         {"x": math.inf},
         [-math.inf],
+        _deeply_nested(100_000),
     ],
     ids=[
         "datetime",
@@ -180,6 +194,7 @@ async def test_workflow_id_of_the_wrong_type_is_refused(ready: WorkflowEngine) -
         "nan",
         "inf",
         "-inf",
+        "too-deep",
     ],
 )
 async def test_initial_data_that_is_not_json_is_refused_before_anything_is_written(
@@ -312,3 +327,38 @@ async def test_every_bad_input_error_is_a_spane_error_with_a_code(ready: Workflo
         codes.add(caught.value.code)
         assert caught.value.to_dict()["message"] == str(caught.value)
     assert len(codes) == len(attempts)  # each kind of mistake has its own code
+
+
+async def test_node_output_over_the_size_limit_fails_that_node(
+    registry: NodeRegistry, rec: Recorder, make_engine: EngineFactory
+) -> None:
+    async def big(ctx: ExecutionContext) -> Any:
+        return "x" * ctx.input_data
+
+    rec.register(registry, "big", big)
+    rec.register(registry, "tag", _tag)
+    engine = await make_engine(registry, max_output_bytes=1000)
+    await engine.register_workflow(
+        workflow("big-output", node("producer", "big"), node("consumer", "tag", "producer"))
+    )
+    await engine.start_workers(2)
+
+    small = await engine.run_workflow("big-output", 100, timeout=10)
+    assert small.status is ExecutionStatus.COMPLETED
+
+    state = await engine.run_workflow("big-output", 5000, timeout=10)
+    assert state.status is ExecutionStatus.FAILED
+    error = state.node_results["producer"].error or ""
+    assert "'producer'" in error
+    assert "1000" in error
+    assert len(rec.of("consumer")) == 1  # only the small run's
+
+
+async def test_get_workflow_of_an_unknown_id_or_version_raises(ready: WorkflowEngine) -> None:
+    with pytest.raises(WorkflowNotFoundError) as caught:
+        await ready.get_workflow("nope")
+    assert "'nope'" in str(caught.value)
+    with pytest.raises(WorkflowNotFoundError) as caught:
+        await ready.get_workflow("ok", version=7)
+    assert "'ok'" in str(caught.value)
+    assert "7" in str(caught.value)
