@@ -15,10 +15,12 @@ from redis.asyncio import Redis
 from spane_py import (
     ExecutionContext,
     ExecutionStatus,
+    InMemoryExecutionStore,
     NodeRegistry,
     WorkflowEngine,
 )
 from tests.integration._support import node, workflow
+from tests.integration.conftest import EngineFactory
 
 
 def _named(url: str, name: str) -> str:
@@ -142,3 +144,33 @@ async def test_a_node_cut_off_by_shutdown_runs_again_on_the_next_worker(
     assert state.status is ExecutionStatus.COMPLETED
     assert state.node_results["a"].data == "second run"
     assert len(attempts) == 2
+
+
+async def test_a_worker_without_the_executor_fails_the_node_clearly_and_keeps_going(
+    engine: WorkflowEngine,
+    registry: NodeRegistry,
+    store: InMemoryExecutionStore,
+    make_engine: EngineFactory,
+) -> None:
+    """A worker process deployed without a node type's code: the node fails with an error
+    naming the type; the worker does not crash and runs the other workflows."""
+
+    async def tag(ctx: ExecutionContext) -> Any:
+        return ctx.node_id
+
+    registry.register("tag", tag)
+    registry.register("plugin", tag)
+    await engine.register_workflow(
+        workflow("uses-plugin", node("a", "tag"), node("p", "plugin", "a"))
+    )
+    await engine.register_workflow(workflow("plain", node("a", "tag")))
+    worker_registry = NodeRegistry()
+    worker_registry.register("tag", tag)  # but not "plugin"
+    worker = await make_engine(worker_registry, store, key_prefix=engine.key_prefix)
+    await worker.start_workers(2)
+
+    state = await engine.run_workflow("uses-plugin", timeout=10)
+
+    assert state.status is ExecutionStatus.FAILED
+    assert "'plugin'" in (state.node_results["p"].error or "")
+    assert (await engine.run_workflow("plain", timeout=10)).status is ExecutionStatus.COMPLETED
