@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from spane_py import (
@@ -275,3 +276,61 @@ async def test_a_node_id_unknown_to_the_pinned_version_is_dropped(
     after = await engine.get_execution(state.execution_id)
     assert "v2_only" not in after.node_results
     assert after.node_results["v1_only"].status is NodeStatus.SUCCEEDED
+
+
+async def test_many_executions_on_two_workers_claim_each_join_exactly_once(
+    engine: WorkflowEngine,
+    registry: NodeRegistry,
+    store: InMemoryExecutionStore,
+    rec: Recorder,
+    make_engine: EngineFactory,
+) -> None:
+    rec.register(registry, "tag", _tag)
+    middle = [f"m{i}" for i in range(5)]
+    await engine.register_workflow(
+        workflow(
+            "busy-diamond",
+            node("a", "tag"),
+            *(node(m, "tag", "a") for m in middle),
+            node("join", "tag", *middle),
+        )
+    )
+    second = await make_engine(registry, store, key_prefix=engine.key_prefix)
+    await engine.start_workers(8)
+    await second.start_workers(8)
+
+    ids = [await engine.enqueue_workflow("busy-diamond", i) for i in range(40)]
+    states = [await engine.wait_for_execution(eid, timeout=20) for eid in ids]
+
+    assert all(s.status is ExecutionStatus.COMPLETED for s in states)
+    for eid in ids:
+        assert len(rec.of("join", eid)) == 1
+        assert len(rec.of("a", eid)) == 1
+    assert len(rec.calls) == 40 * 7
+    assert {s.node_results["join"].data["input"]["m0"]["input"]["input"] for s in states} == set(
+        range(40)
+    )
+
+
+async def test_a_hop_costs_far_less_than_the_poll_delay(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    """Workers are woken when work arrives: a 30-node chain with a 0.2 s poll delay would
+    take 6 s if each hop waited for a poll."""
+
+    async def inc(ctx: ExecutionContext) -> int:
+        return int(ctx.input_data) + 1
+
+    rec.register(registry, "inc", inc)
+    chain = [node("n0", "inc")] + [node(f"n{i}", "inc", f"n{i - 1}") for i in range(1, 30)]
+    await engine.register_workflow(workflow("long-chain", *chain))
+    await engine.start_workers(4)
+    await asyncio.sleep(0.3)  # the worker is idle, blocked waiting for work
+
+    started = time.monotonic()
+    state = await engine.run_workflow("long-chain", 0, timeout=10)
+    elapsed = time.monotonic() - started
+
+    assert state.status is ExecutionStatus.COMPLETED
+    assert state.node_results["n29"].data == 30
+    assert elapsed < 1.5, f"{elapsed:.2f} s for 30 hops"
