@@ -282,7 +282,7 @@ async def run_demo(
         where = (
             _redact(settings.redis_url)
             if settings.redis_url
-            else "embedded redis-server (no REDIS_URL set)"
+            else "embedded redis-server, as REDIS_URL is not set"
         )
         ready = format_ms((time.perf_counter() - t0) * 1000)
         console.print(f"[bold]Redis[/]  {escape(where)} [dim](ready in {ready})[/]")

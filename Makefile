@@ -1,0 +1,81 @@
+# spane_py — needs only Python 3.11+ and make.
+#
+#   make demo     run the bundled workflow end to end (zero setup: embedded Redis)
+#   make test     run the whole test suite
+#   make lint     ruff check + mypy --strict
+#   make bench    run the benchmarks (benchmarks/run_all.sh)
+#
+# The virtualenv .venv is created on first use and reinstalled when pyproject.toml changes.
+# Variables: PYTHON (the interpreter that creates .venv), PYTEST_ARGS, DEMO_ARGS, PIP_FLAGS.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_FLAGS ?= -q
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint format bench clean distclean
+
+help:
+	@echo "make demo    run the bundled demo workflow (no setup needed)"
+	@echo "make test    run the test suite (REDIS_URL / DATABASE_URL used when set)"
+	@echo "make lint    ruff check + mypy spane_py"
+	@echo "make format  ruff format + ruff check --fix"
+	@echo "make bench   run benchmarks/run_all.sh"
+	@echo "make clean   remove caches and build files (distclean: also .venv)"
+
+# One stamp per extra: a stamp older than pyproject.toml means "install again". The venv is
+# (re)created first when it is missing or its interpreter no longer runs.
+define install
+	@if ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+		$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+			echo "spane_py needs Python 3.11 or newer; '$(PYTHON)' is:" \
+				"$$($(PYTHON) --version 2>&1 || echo missing)." \
+				"Try: make PYTHON=python3.12 ..." >&2; exit 1; }; \
+		echo "creating $(VENV) with $$($(PYTHON) --version 2>&1)"; \
+		rm -rf $(VENV); \
+		$(PYTHON) -m venv $(VENV) || { \
+			echo "'$(PYTHON) -m venv' failed: on Debian/Ubuntu install python3-venv" >&2; \
+			exit 1; }; \
+		$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip; \
+	fi
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[$(1)]'
+endef
+
+$(VENV)/.installed-embedded: pyproject.toml
+	$(call install,embedded)
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml
+	$(call install,dev)
+	@touch $@ $(VENV)/.installed-embedded
+
+demo: $(VENV)/.installed-embedded
+	$(BIN)/spane demo $(DEMO_ARGS)
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy spane_py
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.installed-dev
+	@if [ -f benchmarks/run_all.sh ]; then \
+		PATH="$(CURDIR)/$(BIN):$$PATH" bash benchmarks/run_all.sh; \
+	else \
+		echo "no benchmarks yet (benchmarks/run_all.sh is missing)"; \
+	fi
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
