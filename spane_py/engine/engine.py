@@ -300,16 +300,16 @@ class WorkflowEngine:
             )
         graph = await self.cache.get(workflow_id, version)
         defn = graph.definition
-        priority = _check_priority(priority if priority is not None else defn.priority)
-        delay_s = _check_delay(delay, default_ms=defn.delay)
+        priority = _check_priority(priority if priority is not None else defn.priority, workflow_id)
+        delay_s = _check_delay(delay, workflow_id, default_ms=defn.delay)
         if idempotency_key is not None and (
             not isinstance(idempotency_key, str)
             or not idempotency_key
             or len(idempotency_key) > MAX_IDEMPOTENCY_KEY
         ):
             raise InvalidEnqueueOptionsError(
-                f"idempotency_key must be a non-empty string of at most {MAX_IDEMPOTENCY_KEY} "
-                "characters",
+                f"workflow {workflow_id!r}: idempotency_key must be a non-empty string of at "
+                f"most {MAX_IDEMPOTENCY_KEY} characters, got {idempotency_key!r:.60}",
                 workflow_id=workflow_id,
             )
         initial = _json.dumps(initial_data, what=f"the initial data for workflow {workflow_id!r}")
@@ -495,17 +495,20 @@ class WorkflowEngine:
         )
 
 
-def _check_priority(priority: int | None) -> int | None:
+def _check_priority(priority: int | None, workflow_id: str) -> int | None:
     if priority is None:
         return None
     if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
         raise InvalidEnqueueOptionsError(
-            f"priority must be an integer from 1 to 10, got {priority!r}"
+            f"workflow {workflow_id!r}: priority must be an integer from 1 to 10, got {priority!r}",
+            workflow_id=workflow_id,
         )
     return priority
 
 
-def _check_delay(delay: float | timedelta | None, *, default_ms: int | None) -> float:
+def _check_delay(
+    delay: float | timedelta | None, workflow_id: str, *, default_ms: int | None
+) -> float:
     if delay is None:
         return (default_ms or 0) / 1000
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
@@ -516,7 +519,9 @@ def _check_delay(delay: float | timedelta | None, *, default_ms: int | None) -> 
         or seconds < 0
     ):
         raise InvalidEnqueueOptionsError(
-            f"delay must be a non-negative number of seconds or a timedelta, got {delay!r}"
+            f"workflow {workflow_id!r}: delay must be a non-negative number of seconds or a "
+            f"timedelta, got {delay!r}",
+            workflow_id=workflow_id,
         )
     return float(seconds)
 

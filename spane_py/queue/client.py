@@ -253,7 +253,7 @@ class JobQueue:
             max_connections=1,
             **kwargs,
         )
-        return Redis(connection_pool=pool)
+        return Redis.from_pool(pool)  # the client owns the pool: aclose() closes the socket
 
     async def stats(self) -> QueueStats:
         k = self.keys
