@@ -1,8 +1,10 @@
 """JSON encoding for everything spane_py stores or sends: strict, never pickle.
 
-User data (initial data, node outputs) is encoded with the standard library encoder with
-``allow_nan=False`` so NaN and Infinity are refused instead of silently becoming ``null``;
-decoding uses orjson, which is faster and refuses the same literals.
+User data (initial data, node outputs) must be plain JSON, and what is read back equals what
+was written: non-string dict keys, NaN and Infinity, datetimes, dataclasses and other
+non-JSON values are refused with a ``SerializationError`` rather than quietly converted.
+orjson does the encoding; it writes NaN as ``null``, so output that contains ``null`` is
+checked once more with the standard library's strict encoder.
 """
 
 from __future__ import annotations
@@ -17,12 +19,21 @@ from spane_py.errors import SerializationError
 _encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
 
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def dumps(value: Any, *, what: str = "value") -> str:
     """Encode ``value`` as compact JSON text, or raise SerializationError naming ``what``."""
     try:
-        return _encoder.encode(value)
-    except (TypeError, ValueError, RecursionError) as exc:
+        raw = orjson.dumps(value, option=_STRICT)
+    except TypeError as exc:
         raise SerializationError(f"{what} is not JSON-serializable: {_reason(exc)}") from exc
+    if b"null" in raw:  # perhaps a NaN or an Infinity that orjson wrote as null
+        try:
+            _encoder.encode(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise SerializationError(f"{what} is not JSON-serializable: {_reason(exc)}") from exc
+    return raw.decode()
 
 
 def loads(text: str | bytes) -> Any:
@@ -43,4 +54,10 @@ def _reason(exc: BaseException) -> str:
     text = str(exc)
     if "Out of range float values" in text:
         return "NaN and Infinity are not valid JSON numbers"
+    if "Dict key must be str" in text:
+        return "a dict has a key that is not a string (JSON object keys are strings)"
+    if "Recursion limit reached" in text:
+        return "nesting is too deep"
+    if "Integer exceeds 64-bit range" in text:
+        return "an integer does not fit in 64 bits"
     return text
