@@ -16,6 +16,7 @@ import contextlib
 import json
 import secrets
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -310,9 +311,18 @@ async def run_demo(
         if executions > 1:
             console.print(_summary(states, run_ms))
         done = sum(s.status == ExecutionStatus.COMPLETED for s in states)
-        verdict = "[bold green]completed[/]" if ok else "[bold red]did not complete[/]"
+        verdict = f"{done}/{len(states)} executions completed"
+        if ok:
+            verdict = f"[bold green]{verdict}[/]"
+        else:
+            others = Counter(
+                s.status.value for s in states if s.status != ExecutionStatus.COMPLETED
+            )
+            verdict = (
+                f"[bold red]{verdict}[/] ({', '.join(f'{n} {st}' for st, n in others.items())})"
+            )
         console.print(
-            f"{done}/{len(states)} executions {verdict} in {format_ms(run_ms)} "
+            f"{verdict} in {format_ms(run_ms)} "
             f"[dim](total {format_ms((time.perf_counter() - t0) * 1000)} with startup)[/]"
         )
         return ok

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from spane_py import __version__
 from spane_py.demo import DEMO_NODES
-from tests.e2e.conftest import Run
+from tests.e2e.conftest import REPO_ROOT, Run
 
 
 def test_version(spane: Run) -> None:
@@ -187,10 +194,52 @@ def test_run_times_out_with_exit_1(spane: Run) -> None:
 
 def test_the_console_script_is_installed() -> None:
     # `pip install -e .` puts `spane` next to the interpreter; `make` relies on it.
-    import sys
-    from pathlib import Path
-
     script = Path(sys.executable).parent / "spane"
     if not script.exists():
         pytest.skip("spane_py is not installed in this interpreter's environment")
     assert os.access(script, os.X_OK)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_worker_stops_cleanly_on_a_signal(cli_env: dict[str, str], sig: signal.Signals) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "spane_py.cli", "worker", "tests.e2e.app:engine"],
+        cwd=REPO_ROOT,
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            seen = b""
+            deadline = time.monotonic() + 30
+            while b"key prefix" not in seen:
+                assert time.monotonic() < deadline, f"the worker did not start:\n{seen!r}"
+                ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+                if ready:
+                    chunk = os.read(proc.stderr.fileno(), 65536)
+                    assert chunk, f"the worker exited early ({proc.poll()}):\n{seen!r}"
+                    seen += chunk
+            # The worker installs its signal handlers just after that line: give it time.
+            time.sleep(1.0)
+            proc.send_signal(sig)
+            rest = proc.communicate(timeout=30)[1]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    err = (seen + rest).decode()
+    assert proc.returncode == 0, err
+    assert "spane worker tests.e2e.app:engine stopped" in err
+    assert "Traceback" not in err
+
+
+def test_worker_without_redis_exits_1(spane: Run, cli_env: dict[str, str]) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**cli_env, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    proc = spane("worker", "tests.e2e.app:engine", "--burst", env=env, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "error:" in proc.stderr
+    assert "Traceback" not in proc.stderr
