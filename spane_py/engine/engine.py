@@ -5,29 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import re
-import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Union, cast
 
 from arq.connections import ArqRedis
 from arq.worker import func
 
 from spane_py import _json
-from spane_py.context import record_to_result
 from spane_py.definitions.graph import compile_workflow
 from spane_py.definitions.loading import parse_definition
 from spane_py.definitions.models import WorkflowDefinition, is_valid_workflow_id
 from spane_py.embedded import EmbeddedRedis
 from spane_py.engine import planner
 from spane_py.engine.cache import CacheStats, WorkflowCache
+from spane_py.engine.ids import new_execution_id
+from spane_py.engine.options import check_delay, check_priority
 from spane_py.engine.runner import NodeRunner
+from spane_py.engine.views import to_state
 from spane_py.errors import (
     ConfigurationError,
     ExecutionNotFoundError,
@@ -40,12 +40,14 @@ from spane_py.queue.client import JobQueue, QueueStats, connect
 from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
 from spane_py.queue.worker import SpaneWorker
 from spane_py.registry import NodeRegistry
-from spane_py.state import ExecutionState, ExecutionStatus, NodeResult
-from spane_py.stores.base import ExecutionRecord, ExecutionStore, NodeRecord
+from spane_py.state import ExecutionState, ExecutionStatus
+from spane_py.stores.base import ExecutionRecord, ExecutionStore, WorkflowVersionRecord
 from spane_py.stores.memory import InMemoryExecutionStore
 
 if TYPE_CHECKING:
     from spane_py.dsl import Workflow
+
+WorkflowSource = Union[WorkflowDefinition, Mapping[str, Any], str, bytes, "Workflow"]
 
 logger = logging.getLogger("spane_py.engine")
 
@@ -63,30 +65,6 @@ class RegisteredWorkflow:
     content_hash: str
     created: bool
     warnings: tuple[str, ...] = ()
-
-
-_last_id_ms = 0
-_id_seq = 0
-
-
-def new_execution_id() -> str:
-    """A UUIDv7 (RFC 9562): time-ordered, so newest-first listing is id order.
-
-    Ids minted by one process strictly increase: within one millisecond a counter fills
-    the 12 bits after the version (the RFC's method 1); the other 62 bits are random.
-    """
-    global _last_id_ms, _id_seq
-    ms = int(time.time() * 1000)
-    if ms > _last_id_ms:
-        _last_id_ms, _id_seq = ms, secrets.randbits(8)
-    else:
-        _id_seq += 1
-        if _id_seq > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
-            _last_id_ms, _id_seq = _last_id_ms + 1, 0
-        ms = _last_id_ms
-    value = (ms << 80) | (0x7 << 76) | (_id_seq << 64) | (0b10 << 62) | secrets.randbits(62)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class WorkflowEngine:
@@ -110,6 +88,7 @@ class WorkflowEngine:
         lease_seconds: float = 30.0,
         max_output_bytes: int = 1 << 20,
         shutdown_grace: float = 10.0,
+        workflows: Sequence[WorkflowSource] = (),
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -130,6 +109,8 @@ class WorkflowEngine:
         self.lease_seconds = lease_seconds
         self.max_output_bytes = max_output_bytes
         self.shutdown_grace = shutdown_grace
+        # Registered by start(): lets an app module build its engine at import time.
+        self._initial_workflows = list(workflows)
         self._redis_url = redis_url
         self._embedded: EmbeddedRedis | None = None
         self._redis: ArqRedis | None = None
@@ -167,6 +148,8 @@ class WorkflowEngine:
             max_output_bytes=self.max_output_bytes,
         )
         self._started = True
+        for workflow in self._initial_workflows:
+            await self.register_workflow(workflow)
 
     async def close(self, *, grace_seconds: float = 5.0) -> None:
         """Stop workers (running nodes get ``grace_seconds`` to finish), disconnect."""
@@ -221,7 +204,7 @@ class WorkflowEngine:
     # Workflows -------------------------------------------------------------------
     async def register_workflow(
         self,
-        definition: WorkflowDefinition | Mapping[str, Any] | str | bytes | Workflow,
+        definition: WorkflowSource,
         change_notes: str | None = None,
     ) -> RegisteredWorkflow:
         """Validate and save a definition; a changed definition becomes a new version.
@@ -257,6 +240,15 @@ class WorkflowEngine:
             created=saved.created,
             warnings=graph.warnings,
         )
+
+    async def list_workflows(
+        self, *, active_only: bool = True, limit: int = 100, offset: int = 0
+    ) -> list[WorkflowVersionRecord]:
+        """Registered workflows (latest version of each), ordered by id."""
+        return await self.store.list_workflows(active_only=active_only, limit=limit, offset=offset)
+
+    async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRecord]:
+        return await self.store.list_workflow_versions(workflow_id)
 
     async def get_workflow(
         self, workflow_id: str, version: int | None = None
@@ -300,8 +292,8 @@ class WorkflowEngine:
             )
         graph = await self.cache.get(workflow_id, version)
         defn = graph.definition
-        priority = _check_priority(priority if priority is not None else defn.priority, workflow_id)
-        delay_s = _check_delay(delay, workflow_id, default_ms=defn.delay)
+        priority = check_priority(priority if priority is not None else defn.priority, workflow_id)
+        delay_s = check_delay(delay, workflow_id, default_ms=defn.delay)
         if idempotency_key is not None and (
             not isinstance(idempotency_key, str)
             or not idempotency_key
@@ -495,73 +487,7 @@ class WorkflowEngine:
         )
 
 
-def _check_priority(priority: int | None, workflow_id: str) -> int | None:
-    if priority is None:
-        return None
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
-        raise InvalidEnqueueOptionsError(
-            f"workflow {workflow_id!r}: priority must be an integer from 1 to 10, got {priority!r}",
-            workflow_id=workflow_id,
-        )
-    return priority
-
-
-def _check_delay(
-    delay: float | timedelta | None, workflow_id: str, *, default_ms: int | None
-) -> float:
-    if delay is None:
-        return (default_ms or 0) / 1000
-    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-        or seconds < 0
-    ):
-        raise InvalidEnqueueOptionsError(
-            f"workflow {workflow_id!r}: delay must be a non-negative number of seconds or a "
-            f"timedelta, got {delay!r}",
-            workflow_id=workflow_id,
-        )
-    return float(seconds)
-
-
-def to_state(record: ExecutionRecord, nodes: Mapping[str, NodeRecord]) -> ExecutionState:
-    results = {}
-    for node_id, rec in nodes.items():
-        res = record_to_result(rec)
-        results[node_id] = NodeResult(
-            node_id=node_id,
-            status=rec.status,
-            success=res.success,
-            data=res.data,
-            error=rec.error,
-            next_nodes=res.next_nodes if res.next_nodes is None else list(res.next_nodes),
-            skipped=rec.skipped,
-            attempts=rec.attempts,
-            started_at=rec.started_at,
-            completed_at=rec.completed_at,
-        )
-    return ExecutionState(
-        execution_id=record.execution_id,
-        workflow_id=record.workflow_id,
-        workflow_version=record.workflow_version,
-        status=record.status,
-        node_results=results,
-        started_at=record.started_at or record.created_at,
-        completed_at=record.completed_at,
-        parent_execution_id=record.parent_execution_id,
-        depth=record.depth,
-        initial_data=_json.loads(record.initial_data),
-        metadata=dict(record.metadata),
-        error=record.error,
-        priority=record.priority,
-    )
-
-
 __all__ = [
     "RegisteredWorkflow",
     "WorkflowEngine",
-    "new_execution_id",
-    "to_state",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from spane_py.definitions.graph import WorkflowGraph, compile_workflow
 from spane_py.definitions.models import NodeDefinition, WorkflowDefinition
-from spane_py.engine.engine import new_execution_id
+from spane_py.engine.ids import new_execution_id
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import (
     ExecutionRecord,
