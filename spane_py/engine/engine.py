@@ -131,7 +131,7 @@ class WorkflowEngine:
         url = self._redis_url or os.environ.get("REDIS_URL")
         if not url:
             self._embedded = EmbeddedRedis()
-            url = await asyncio.to_thread(self._embedded.start)
+            url = await self._embedded.astart()
         self._redis = connect(url, queue_name=f"{self.key_prefix}:queue")
         self._queue = JobQueue(self._redis, prefix=self.key_prefix)
         try:
