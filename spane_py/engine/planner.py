@@ -16,7 +16,7 @@ given a snapshot of the execution it returns the ``Transition`` to write. Rules 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from spane_py.stores.base import (
     ExecutionSnapshot,
     NodeRecord,
     Transition,
+    evolve_execution,
 )
 
 # Outcomes of plan_start, read by the node runner.
@@ -88,10 +89,10 @@ def plan_start(node_id: str, generation: int, now: datetime) -> Decide:
             return Transition(outcome=PARKED)
         if status is not ExecutionStatus.RUNNING:
             return Transition(
-                nodes=(replace(rec, status=NodeStatus.CANCELLED, completed_at=now),),
+                nodes=(rec.evolve(status=NodeStatus.CANCELLED, completed_at=now),),
                 outcome=DROPPED,
             )
-        started = replace(rec, status=NodeStatus.RUNNING, attempts=rec.attempts + 1, started_at=now)
+        started = rec.evolve(status=NodeStatus.RUNNING, attempts=rec.attempts + 1, started_at=now)
         nodes = dict(snap.nodes)
         nodes[node_id] = started
         return Transition(
@@ -112,11 +113,11 @@ def plan_retry(node_id: str, generation: int, error: str, now: datetime) -> Deci
             return Transition(outcome=DUPLICATE)
         if snap.execution.status not in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
             return Transition(
-                nodes=(replace(rec, status=NodeStatus.CANCELLED, error=error, completed_at=now),),
+                nodes=(rec.evolve(status=NodeStatus.CANCELLED, error=error, completed_at=now),),
                 outcome=DROPPED,
             )
         return Transition(
-            nodes=(replace(rec, status=NodeStatus.QUEUED, error=error, queued_at=now),),
+            nodes=(rec.evolve(status=NodeStatus.QUEUED, error=error, queued_at=now),),
             outcome=RUN,
         )
 
@@ -131,8 +132,7 @@ def plan_completion(
         if rec is None or rec.generation != generation or rec.status.is_terminal:
             return Transition(outcome=DUPLICATE)
 
-        done = replace(
-            rec,
+        done = rec.evolve(
             status=outcome.status,
             output=outcome.output,
             error=outcome.error,
@@ -145,7 +145,7 @@ def plan_completion(
             return Transition(nodes=(done,), outcome=RECORDED)
 
         if outcome.status is NodeStatus.FAILED:
-            failed = replace(
+            failed = evolve_execution(
                 execution,
                 status=ExecutionStatus.FAILED,
                 completed_at=now,
@@ -179,7 +179,9 @@ def plan_completion(
         settled: ExecutionRecord | None = None
         result = RECORDED
         if all(n in nodes and nodes[n].status.is_terminal for n in graph.order):
-            settled = replace(execution, status=ExecutionStatus.COMPLETED, completed_at=now)
+            settled = evolve_execution(
+                execution, status=ExecutionStatus.COMPLETED, completed_at=now
+            )
             result = SETTLED_COMPLETED
         # A paused execution claims its ready children but sends no jobs: resume does.
         enqueue = tuple(claimed) if execution.status is ExecutionStatus.RUNNING else ()

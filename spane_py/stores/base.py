@@ -12,7 +12,7 @@ both claim the join, and an execution's status settles exactly once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,6 +39,12 @@ class NodeRecord:
     def data(self) -> Any:
         return None if self.output is None else _json.loads(self.output)
 
+    def evolve(self, **changes: Any) -> NodeRecord:
+        """``dataclasses.replace`` without its generic overhead (a node hop makes several)."""
+        return NodeRecord(
+            *[changes.pop(f) if f in changes else getattr(self, f) for f in _NODE_FIELDS]
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ExecutionRecord:
@@ -57,6 +63,17 @@ class ExecutionRecord:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     error: str | None = None
+
+
+_NODE_FIELDS = tuple(f.name for f in fields(NodeRecord))
+_EXECUTION_FIELDS = tuple(f.name for f in fields(ExecutionRecord))
+
+
+def evolve_execution(record: ExecutionRecord, **changes: Any) -> ExecutionRecord:
+    """``dataclasses.replace`` for execution records, without its generic overhead."""
+    return ExecutionRecord(
+        *[changes.pop(f) if f in changes else getattr(record, f) for f in _EXECUTION_FIELDS]
+    )
 
 
 @dataclass(frozen=True, slots=True)

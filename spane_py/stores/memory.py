@@ -19,6 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from spane_py.definitions.models import WorkflowDefinition
@@ -35,6 +36,7 @@ from spane_py.stores.base import (
     SavedWorkflow,
     Transition,
     WorkflowVersionRecord,
+    evolve_execution,
 )
 
 
@@ -361,8 +363,16 @@ class InMemoryExecutionStore:
 # Copies: what the store holds is never an object a caller also holds. ---------------
 
 
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
 def _detach(record: ExecutionRecord) -> ExecutionRecord:
-    return replace(record, metadata=_copy_mapping(record.metadata))
+    # Most executions have no metadata: an immutable empty mapping needs no copy.
+    if not record.metadata:
+        if record.metadata is _NO_METADATA:
+            return record
+        return evolve_execution(record, metadata=_NO_METADATA)
+    return evolve_execution(record, metadata=_copy_mapping(record.metadata))
 
 
 def _detach_log(record: LogRecord) -> LogRecord:
