@@ -124,10 +124,13 @@ class NodeRunner:
         if registered.config_model is not None:
             ctx.config = registered.parse_config(node.config)
         if node.timeout_ms is not None:
+            deadline = asyncio.timeout(node.timeout_ms / 1000)
             try:
-                async with asyncio.timeout(node.timeout_ms / 1000):
+                async with deadline:
                     value = await registered.run(ctx)
             except TimeoutError:
+                if not deadline.expired():  # the executor's own TimeoutError: an error
+                    raise
                 raise NodeTimeoutError(
                     f"node {node.id!r} timed out after {node.timeout_ms} ms",
                     node_id=node.id,

@@ -172,3 +172,21 @@ async def test_job_of_a_dead_worker_runs_again_when_its_lease_expires(
     state = await engine.wait_for_execution(eid, timeout=10)
     assert state.status == "completed"
     assert calls == [1]
+
+
+async def test_an_executors_own_timeout_error_is_not_a_node_timeout(
+    engine: WorkflowEngine, registry: NodeRegistry
+) -> None:
+    async def raises(ctx: ExecutionContext) -> None:
+        raise TimeoutError("upstream API timed out")
+
+    registry.register("record", raises)
+    await engine.register_workflow(
+        {"id": "one", "nodes": [{"id": "only", "type": "record", "timeoutMs": 5000}]}
+    )
+    await engine.start_workers(1)
+    state = await engine.run_workflow("one", timeout=10)
+    assert state.status == "failed"
+    error = state.node_results["only"].error or ""
+    assert "upstream API timed out" in error
+    assert "timed out after 5000 ms" not in error
