@@ -235,7 +235,7 @@ class NodeRunner:
         if done.outcome == planner.DUPLICATE:
             return
         events.emit(
-            events.NODE_FAILED if outcome.status is NodeStatus.FAILED else events.NODE_COMPLETED,
+            _NODE_EVENTS[outcome.status],
             execution_id=eid,
             node_id=ctx.node_id,
             error=outcome.error,
@@ -264,6 +264,13 @@ class NodeRunner:
     async def _flush_logs(self, ctx: ExecutionContext) -> None:
         for record in ctx.drain_logs():
             await self.store.add_log(record)
+
+
+_NODE_EVENTS = {
+    NodeStatus.SUCCEEDED: events.NODE_COMPLETED,
+    NodeStatus.FAILED: events.NODE_FAILED,
+    NodeStatus.SKIPPED: events.NODE_SKIPPED,
+}
 
 
 def _describe(exc: BaseException) -> str:
