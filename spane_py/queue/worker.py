@@ -71,6 +71,8 @@ class SpaneWorker(Worker):
             if self.tasks:  # stop() is letting running jobs finish: wait for them too
                 await asyncio.wait(list(self.tasks.values()))
         finally:
+            with contextlib.suppress(Exception):
+                await self.pool.delete(self.health_check_key)  # as arq's close() does
             await _cancel_quietly(self._lease_task)
             if self._blpop is not None:
                 await _cancel_quietly(self._blpop)
