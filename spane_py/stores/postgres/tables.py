@@ -1,0 +1,217 @@
+"""spane_py's PostgreSQL schema, as SQLAlchemy Core tables. The schema is this module.
+
+Alembic migrations (top-level ``migrations/``) are checked against it by a test. Tables are
+unqualified: a store works in one PostgreSQL schema (``spane`` by default) chosen through
+``search_path``, so several apps can share a database. Every time is ``timestamptz``.
+
+JSON columns are ``jsonb``: node outputs keep 0, false and "" (stored as JSON values, never
+coerced), but — JSON objects being unordered — not the order of keys.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+# Bump together with a new Alembic revision; the store refuses any other database revision.
+SCHEMA_REVISION = "0001"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _ts(name: str, *, nullable: bool = True, default_now: bool = False) -> Column[object]:
+    return Column(
+        name,
+        DateTime(timezone=True),
+        nullable=nullable,
+        server_default=text("now()") if default_now else None,
+    )
+
+
+EXECUTION_STATUSES = ("queued", "running", "paused", "completed", "failed", "cancelled")
+NODE_STATUSES = ("pending", "queued", "running", "succeeded", "failed", "skipped", "cancelled")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("workflow_id", Text, primary_key=True),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("latest_version", Integer, nullable=False),
+    _ts("created_at", nullable=False, default_now=True),
+    _ts("updated_at", nullable=False, default_now=True),
+)
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("workflow_id", Text, ForeignKey("workflows.workflow_id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", JSONB, nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("change_notes", Text),
+    _ts("created_at", nullable=False, default_now=True),
+    PrimaryKeyConstraint("workflow_id", "version"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("execution_id", UUID(as_uuid=False), primary_key=True),
+    Column("workflow_id", Text, nullable=False),
+    Column("workflow_version", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("initial_data", JSONB, nullable=False),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("parent_execution_id", UUID(as_uuid=False)),
+    Column("parent_node_id", Text),
+    Column("depth", Integer, nullable=False, server_default=text("0")),
+    Column("priority", SmallInteger),
+    Column("idempotency_key", Text),
+    # Incremented by every transition: the guard of optimistic concurrency control.
+    Column("revision", BigInteger, nullable=False, server_default=text("0")),
+    Column("error", Text),
+    _ts("created_at", nullable=False),
+    _ts("started_at"),
+    _ts("completed_at"),
+    CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
+    CheckConstraint("priority IS NULL OR priority BETWEEN 1 AND 10", name="priority"),
+    CheckConstraint("depth >= 0", name="depth"),
+)
+Index(
+    "uq_executions_idempotency",
+    executions.c.workflow_id,
+    executions.c.idempotency_key,
+    unique=True,
+    postgresql_where=executions.c.idempotency_key.isnot(None),
+)
+Index("ix_executions_workflow", executions.c.workflow_id, executions.c.execution_id.desc())
+Index("ix_executions_status", executions.c.status, executions.c.execution_id.desc())
+Index("ix_executions_created", executions.c.created_at)
+Index(
+    "ix_executions_parent",
+    executions.c.parent_execution_id,
+    postgresql_where=executions.c.parent_execution_id.isnot(None),
+)
+
+node_results = Table(
+    "node_results",
+    metadata,
+    Column(
+        "execution_id",
+        UUID(as_uuid=False),
+        ForeignKey("executions.execution_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("node_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("generation", Integer, nullable=False, server_default=text("0")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("output", JSONB),  # NULL: no data; JSON null is the jsonb value 'null'
+    Column("error", Text),
+    Column("next_nodes", ARRAY(Text)),  # NULL: all outputs; '{}': none
+    Column("skipped", Boolean, nullable=False, server_default=text("false")),
+    _ts("queued_at"),
+    _ts("started_at"),
+    _ts("completed_at"),
+    PrimaryKeyConstraint("execution_id", "node_id"),
+    CheckConstraint(_in("status", NODE_STATUSES), name="status"),
+)
+# The sweeper's query: nodes waiting for (or holding) a job, oldest first.
+Index(
+    "ix_node_results_pending",
+    node_results.c.queued_at,
+    postgresql_where=node_results.c.status.in_(("queued", "running")),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("log_id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "execution_id",
+        UUID(as_uuid=False),
+        ForeignKey("executions.execution_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("node_id", Text),
+    Column("level", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _ts("logged_at", nullable=False),
+)
+Index("ix_logs_execution", logs.c.execution_id, logs.c.log_id)
+
+spans = Table(
+    "spans",
+    metadata,
+    Column("span_id", Text, primary_key=True),
+    Column(
+        "execution_id",
+        UUID(as_uuid=False),
+        ForeignKey("executions.execution_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("parent_span_id", Text),
+    Column("node_id", Text),
+    Column("name", Text, nullable=False),
+    Column("attempt", Integer),
+    Column("status", Text, nullable=False),
+    Column("worker_id", Text),
+    Column("error", Text),
+    Column("traceback", Text),
+    Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _ts("started_at", nullable=False),
+    _ts("ended_at"),
+)
+Index("ix_spans_execution", spans.c.execution_id, spans.c.started_at)
+
+dlq_items = Table(
+    "dlq_items",
+    metadata,
+    Column("dlq_id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "execution_id",
+        UUID(as_uuid=False),
+        ForeignKey("executions.execution_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("workflow_id", Text, nullable=False),
+    Column("node_id", Text, nullable=False),
+    Column("job", JSONB, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("traceback", Text),
+    Column("attempts", Integer, nullable=False),
+    _ts("failed_at", nullable=False, default_now=True),
+    _ts("retried_at"),
+)
+Index("ix_dlq_items_failed", dlq_items.c.failed_at)
+Index("ix_dlq_items_execution", dlq_items.c.execution_id)
