@@ -28,6 +28,11 @@ def dumps(value: Any, *, what: str = "value") -> str:
         raw = orjson.dumps(value, option=_STRICT)
     except TypeError as exc:
         raise SerializationError(f"{what} is not JSON-serializable: {_reason(exc)}") from exc
+    if b"\\u0000" in raw and _has_nul(raw):
+        raise SerializationError(
+            f"{what} is not storable: a string contains the NUL character (\\u0000), "
+            "which PostgreSQL cannot store"
+        )
     if b"null" in raw:  # perhaps a NaN or an Infinity that orjson wrote as null
         try:
             _encoder.encode(value)
@@ -46,6 +51,19 @@ def loads(text: str | bytes) -> Any:
 def dumps_bytes(value: Any) -> bytes:
     """Fast encoder for spane_py's own payloads (ids, numbers, plain strings)."""
     return orjson.dumps(value)
+
+
+def _has_nul(raw: bytes) -> bool:
+    """Whether JSON text escapes a NUL: a ``\\u0000`` whose backslash is not itself escaped."""
+    start = raw.find(b"\\u0000")
+    while start != -1:
+        run = 0
+        while start - run - 1 >= 0 and raw[start - run - 1] == 0x5C:  # backslashes before it
+            run += 1
+        if run % 2 == 0:
+            return True
+        start = raw.find(b"\\u0000", start + 1)
+    return False
 
 
 def _reason(exc: BaseException) -> str:

@@ -181,7 +181,7 @@ class EmbeddedPostgres:
                 "set DATABASE_URL or install spane-py[embedded]"
             ) from exc
         try:
-            self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
         except Exception as exc:
             raise ConfigurationError(
                 f"the embedded PostgreSQL did not start in {self.data_dir}: {exc}"

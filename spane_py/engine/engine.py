@@ -25,6 +25,7 @@ from spane_py.embedded import EmbeddedRedis
 from spane_py.engine import planner
 from spane_py.engine.cache import CacheStats, WorkflowCache
 from spane_py.engine.ids import new_execution_id
+from spane_py.engine.notify import SettleNotifier
 from spane_py.engine.options import check_delay, check_priority
 from spane_py.engine.runner import NodeRunner
 from spane_py.engine.views import to_state
@@ -117,7 +118,7 @@ class WorkflowEngine:
         self._queue: JobQueue | None = None
         self._runner: NodeRunner | None = None
         self._workers: list[tuple[SpaneWorker, asyncio.Task[None]]] = []
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._notifier: SettleNotifier | None = None
         self._started = False
         self._closed = False
 
@@ -128,6 +129,7 @@ class WorkflowEngine:
             return
         if self._closed:
             raise ConfigurationError("this engine is closed; create a new one")
+        await self.store.start()
         url = self._redis_url or os.environ.get("REDIS_URL")
         if not url:
             self._embedded = EmbeddedRedis()
@@ -139,12 +141,16 @@ class WorkflowEngine:
         except Exception:
             await self._release_redis()
             raise
+        # Waiters in other processes can only exist when the store is shared.
+        self._notifier = SettleNotifier(
+            self._queue, across_processes=not isinstance(self.store, InMemoryExecutionStore)
+        )
         self._runner = NodeRunner(
             registry=self.registry,
             store=self.store,
             cache=self.cache,
             queue=self._queue,
-            on_settled=self._settled,
+            on_settled=self._notifier.settled,
             max_output_bytes=self.max_output_bytes,
         )
         self._started = True
@@ -157,11 +163,8 @@ class WorkflowEngine:
             return
         self._closed = True
         await self.stop_workers(grace_seconds=grace_seconds)
-        for waiters in self._waiters.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.cancel()
-        self._waiters.clear()
+        if self._notifier is not None:
+            await self._notifier.close()
         await self._release_redis()
         if self._owns_store:
             await self.store.close()
@@ -193,6 +196,12 @@ class WorkflowEngine:
         if self._queue is None:
             raise ConfigurationError("the engine is not started: call `await engine.start()`")
         return self._queue
+
+    @property
+    def notifier(self) -> SettleNotifier:
+        if self._notifier is None:
+            raise ConfigurationError("the engine is not started: call `await engine.start()`")
+        return self._notifier
 
     @property
     def redis_url(self) -> str | None:
@@ -369,9 +378,9 @@ class WorkflowEngine:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = 0.05
+        notifier = self.notifier
         while True:
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.setdefault(execution_id, []).append(fut)
+            fut = notifier.waiter(execution_id)
             try:
                 state = await self.get_execution(execution_id)
                 if state.status.is_terminal:
@@ -390,17 +399,7 @@ class WorkflowEngine:
                 await asyncio.wait([fut], timeout=wait)
                 interval = min(interval * 2, 1.0)
             finally:
-                waiters = self._waiters.get(execution_id)
-                if waiters is not None:
-                    with contextlib.suppress(ValueError):
-                        waiters.remove(fut)
-                    if not waiters:
-                        del self._waiters[execution_id]
-
-    def _settled(self, execution_id: str, status: ExecutionStatus) -> None:
-        for fut in self._waiters.pop(execution_id, ()):
-            if not fut.done():
-                fut.set_result(None)
+                notifier.discard(execution_id, fut)
 
     # Workers ---------------------------------------------------------------------
     def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,12 +29,12 @@ from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import NodeJob
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
-from spane_py.state import ExecutionStatus, NodeStatus
+from spane_py.state import NodeStatus
 from spane_py.stores.base import ExecutionRecord, ExecutionStore
 
 logger = logging.getLogger("spane_py.runner")
 
-SettledHook = Callable[[str, ExecutionStatus], None]
+SettledHook = Callable[[str], Awaitable[None]]
 
 
 def _now() -> datetime:
@@ -250,7 +250,7 @@ class NodeRunner:
             )
         if done.outcome == planner.SETTLED_COMPLETED:
             events.emit(events.EXECUTION_COMPLETED, execution_id=eid, workflow_id=job.workflow_id)
-            self.on_settled(eid, ExecutionStatus.COMPLETED)
+            await self.on_settled(eid)
         elif done.outcome == planner.SETTLED_FAILED:
             events.emit(
                 events.EXECUTION_FAILED,
@@ -259,11 +259,12 @@ class NodeRunner:
                 workflow_id=job.workflow_id,
                 error=outcome.error,
             )
-            self.on_settled(eid, ExecutionStatus.FAILED)
+            await self.on_settled(eid)
 
     async def _flush_logs(self, ctx: ExecutionContext) -> None:
-        for record in ctx.drain_logs():
-            await self.store.add_log(record)
+        logs = ctx.drain_logs()
+        if logs:
+            await self.store.add_logs(logs)
 
 
 _NODE_EVENTS = {

@@ -45,6 +45,11 @@ class QueueKeys:
     def wake(self) -> str:
         return f"{self.prefix}:wake"
 
+    @property
+    def settled(self) -> str:
+        """Pub/sub channel: ids of executions that just completed or failed."""
+        return f"{self.prefix}:settled"
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
@@ -123,9 +128,11 @@ class JobQueue:
         self._claim = redis.register_script(scripts.CLAIM)
         self._reschedule = redis.register_script(scripts.RESCHEDULE)
         self._finish = redis.register_script(scripts.FINISH)
+        self._publish = redis.register_script(scripts.PUBLISH)
         self.batcher = WriteBatcher(redis)
         self.batcher.register("enqueue", self._enqueue_call)
         self.batcher.register("finish", self._finish_call)
+        self.batcher.register("publish", lambda ids: (self._publish, [self.keys.settled], ids))
 
     async def ping(self) -> None:
         try:
@@ -236,6 +243,9 @@ class JobQueue:
             for i in range(0, len(claimed), 4)
         ]
         return jobs, (int(float(next_due)) if next_due else None)
+
+    async def publish_settled(self, execution_id: str) -> None:
+        await self.batcher.add("publish", [execution_id])
 
     async def refresh_leases(self, job_ids: Sequence[str], lease_ms: int) -> None:
         if not job_ids:

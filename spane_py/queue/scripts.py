@@ -123,3 +123,9 @@ for i = 4, #ARGV, 4 do
 end
 return 1
 """
+
+# Announce settled executions (batched). KEYS: channel; ARGV: execution ids.
+PUBLISH = """
+for i = 1, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
+return #ARGV
+"""

@@ -141,6 +141,18 @@ class LogRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingNode:
+    """A node that holds or waits for a job: what the sweeper needs to send it again."""
+
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    node_id: str
+    generation: int
+    priority: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionPage:
     items: tuple[ExecutionRecord, ...]
     next_cursor: str | None
@@ -153,7 +165,8 @@ class ExecutionStore(Protocol):
     Behaviour every store shares (checked by tests/contract):
 
     * records returned share no mutable state with the store; node outputs and initial data
-      are kept as the exact JSON text written (falsy values, key order);
+      come back as the same JSON values (0, false, "" and null intact), though not always
+      as the same text: PostgreSQL's jsonb normalises whitespace and the order of keys;
     * ``create_execution``: an existing ``execution_id`` raises ``StatePersistenceError``;
       an existing ``(workflow_id, idempotency_key)`` returns ``created=False`` with the
       first record and writes nothing;
@@ -164,6 +177,10 @@ class ExecutionStore(Protocol):
       ``next_cursor`` is None exactly when nothing follows; ``get_child_executions`` in
       creation order; a negative ``limit`` or ``offset`` raises ``ValueError``.
     """
+
+    async def start(self) -> None:
+        """Connect (and check the schema); idempotent. The engine calls it in ``start()``."""
+        ...
 
     # Workflows -------------------------------------------------------------------
     async def save_workflow(
@@ -220,8 +237,19 @@ class ExecutionStore(Protocol):
 
     async def get_parent_execution(self, execution_id: str) -> ExecutionRecord | None: ...
 
+    async def list_pending_nodes(
+        self, *, older_than: datetime, limit: int = 500
+    ) -> list[PendingNode]:
+        """Queued or running nodes of running executions, queued (and, when running, started)
+        before ``older_than``, oldest first: the sweeper sends their jobs again."""
+        ...
+
     # Logs ------------------------------------------------------------------------
     async def add_log(self, record: LogRecord) -> None: ...
+
+    async def add_logs(self, records: Sequence[LogRecord]) -> None:
+        """Several log lines at once, in order (logs of an unknown execution are dropped)."""
+        ...
 
     async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]: ...
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from spane_py.definitions.models import WorkflowDefinition
 from spane_py.errors import ExecutionNotFoundError, StatePersistenceError
-from spane_py.state import ExecutionStatus
+from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import (
     CreatedExecution,
     Decide,
@@ -33,6 +33,7 @@ from spane_py.stores.base import (
     ExecutionSnapshot,
     LogRecord,
     NodeRecord,
+    PendingNode,
     SavedWorkflow,
     Transition,
     WorkflowVersionRecord,
@@ -274,6 +275,37 @@ class InMemoryExecutionStore:
         parent = self._executions.get(record.parent_execution_id)
         return None if parent is None else _detach(parent)
 
+    async def list_pending_nodes(
+        self, *, older_than: datetime, limit: int = 500
+    ) -> list[PendingNode]:
+        _check_window(limit=limit)
+        found: list[tuple[datetime, PendingNode]] = []
+        for execution_id, record in self._executions.items():
+            if record.status is not ExecutionStatus.RUNNING:
+                continue
+            for node in self._nodes[execution_id].values():
+                if node.status not in (NodeStatus.QUEUED, NodeStatus.RUNNING):
+                    continue
+                queued = node.queued_at
+                since = node.started_at or queued
+                if queued is None or since is None or queued >= older_than or since >= older_than:
+                    continue
+                found.append(
+                    (
+                        queued,
+                        PendingNode(
+                            execution_id,
+                            record.workflow_id,
+                            record.workflow_version,
+                            node.node_id,
+                            node.generation,
+                            record.priority,
+                        ),
+                    )
+                )
+        found.sort(key=lambda item: item[0])
+        return [pending for _, pending in found[:limit]]
+
     # Logs ------------------------------------------------------------------------
     async def add_log(self, record: LogRecord) -> None:
         self.cleanup()
@@ -284,10 +316,17 @@ class InMemoryExecutionStore:
             logs = self._logs[record.execution_id] = deque(maxlen=self.max_logs_per_execution)
         logs.append(_detach_log(record))
 
+    async def add_logs(self, records: Sequence[LogRecord]) -> None:
+        for record in records:
+            await self.add_log(record)
+
     async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]:
         self.cleanup()
         logs = self._logs.get(execution_id, ())
         return [_detach_log(r) for r in logs if node_id is None or r.node_id == node_id]
+
+    async def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

@@ -49,9 +49,24 @@ async def _memory_store(request: pytest.FixtureRequest) -> AsyncIterator[Executi
         await store.close()
 
 
+@asynccontextmanager
+async def _postgres_store(request: pytest.FixtureRequest) -> AsyncIterator[ExecutionStore]:
+    from spane_py.stores.postgres.store import PostgresExecutionStore
+
+    url = request.getfixturevalue("database_url")  # a session fixture: local or embedded
+    async with fresh_schema(url) as schema:  # migrated, dropped afterwards
+        store = PostgresExecutionStore(url, schema=schema, min_pool_size=1, max_pool_size=8)
+        await store.start()
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
 # id -> factory. Add a store here (see the module docstring).
 STORES: dict[str, StoreFactory] = {
     "memory": _memory_store,
+    "postgres": _postgres_store,
 }
 
 
@@ -61,3 +76,4 @@ async def contract_store(request: pytest.FixtureRequest) -> AsyncIterator[Execut
     async with STORES[request.param](request) as store:
         assert isinstance(store, ExecutionStore)  # runtime_checkable: the protocol's methods
         yield store
+from tests.contract._tmp_pg_fixtures import database_url, fresh_schema  # noqa: F401  TEMPORARY

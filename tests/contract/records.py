@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -101,3 +103,24 @@ async def save(
     return await store.save_workflow(
         graph.definition, content_hash=graph.content_hash, change_notes=change_notes
     )
+
+
+def canonical_json(text: str | None) -> str | None:
+    """JSON text in one canonical form: stores keep JSON values, not their formatting
+    (PostgreSQL's jsonb normalises whitespace and the order of object keys)."""
+    if text is None:
+        return None
+    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def normalized(value: Any) -> Any:
+    """A record (or a dict/list of records) with its JSON text in canonical form."""
+    if isinstance(value, dict):
+        return {k: normalized(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [normalized(v) for v in value]
+    if isinstance(value, NodeRecord):
+        return dataclasses.replace(value, output=canonical_json(value.output))
+    if isinstance(value, ExecutionRecord):
+        return dataclasses.replace(value, initial_data=canonical_json(value.initial_data))
+    return value

@@ -56,3 +56,9 @@ def test_deep_nesting_is_refused() -> None:
 def test_invalid_json_text_is_refused() -> None:
     with pytest.raises(SerializationError, match="invalid JSON"):
         _json.loads("{'a': NaN}")
+
+
+def test_nul_characters_are_refused() -> None:
+    with pytest.raises(SerializationError, match="NUL character"):
+        _json.dumps({"a": "x\x00y"})
+    assert _json.loads(_json.dumps("\\u0000")) == "\\u0000"  # a backslash, then u0000: fine

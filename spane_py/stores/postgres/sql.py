@@ -1,0 +1,212 @@
+"""The PostgreSQL store's statements. Values always travel as bound parameters.
+
+Node rows are written as one ``jsonb`` array of objects unpacked by
+``jsonb_to_recordset``: one parameter, any number of rows. A node's output travels as JSON
+*text* inside that array (``output``) so that SQL NULL (no data) and the JSON value ``null``
+stay distinct.
+"""
+
+from __future__ import annotations
+
+NODE_COLUMNS = (
+    "node_id, status, generation, attempts, output, error, next_nodes, skipped, "
+    "queued_at, started_at, completed_at"
+)
+_NODE_RECORDSET = """
+    jsonb_to_recordset($NODES::jsonb) AS x(
+        node_id text, status text, generation int, attempts int, output text, error text,
+        next_nodes text[], skipped boolean, queued_at timestamptz, started_at timestamptz,
+        completed_at timestamptz)
+"""
+_NODE_VALUES = (
+    "x.node_id, x.status, x.generation, x.attempts, x.output::jsonb, x.error, x.next_nodes, "
+    "x.skipped, x.queued_at, x.started_at, x.completed_at"
+)
+_NODE_UPSERT_SET = """
+    status = EXCLUDED.status, generation = EXCLUDED.generation,
+    attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = EXCLUDED.error,
+    next_nodes = EXCLUDED.next_nodes, skipped = EXCLUDED.skipped,
+    queued_at = EXCLUDED.queued_at, started_at = EXCLUDED.started_at,
+    completed_at = EXCLUDED.completed_at
+"""
+
+EXECUTION_COLUMNS = (
+    "execution_id::text, workflow_id, workflow_version, status, initial_data::text, "
+    "metadata::text, parent_execution_id::text, parent_node_id, depth, priority, "
+    "idempotency_key, created_at, started_at, completed_at, error"
+)
+
+# One execution and all its nodes, as one consistent snapshot (one statement).
+SNAPSHOT = f"""
+SELECT {EXECUTION_COLUMNS}, revision,
+       ARRAY(SELECT ROW({NODE_COLUMNS.replace("output", "output::text")})
+             FROM node_results n WHERE n.execution_id = e.execution_id) AS nodes
+FROM executions e WHERE execution_id = $1
+"""
+# The fallback under contention: lock the execution row first, then read the snapshot in a
+# second statement. (One ``SELECT ... FOR UPDATE`` would not do: under READ COMMITTED it
+# returns the newest execution row but nodes from the snapshot taken before the lock wait.)
+LOCK_EXECUTION = "SELECT 1 FROM executions WHERE execution_id = $1 FOR UPDATE"
+
+# Write a transition if nobody else wrote one since ``revision`` was read. Returns the number
+# of executions updated: 1, or 0 on a conflict (the caller reads again and decides again).
+_GUARDED = """
+WITH guard AS (
+    UPDATE executions SET revision = revision + 1{SET}
+    WHERE execution_id = $1 AND revision = $2
+    RETURNING execution_id
+), upsert AS (
+    INSERT INTO node_results (execution_id, {COLUMNS})
+    SELECT guard.execution_id, {VALUES} FROM guard, {RECORDSET}
+    ON CONFLICT (execution_id, node_id) DO UPDATE SET {UPSERT}
+)
+SELECT count(*) FROM guard
+"""
+
+
+def _guarded(set_clause: str) -> str:
+    return (
+        _GUARDED.replace("{SET}", set_clause)
+        .replace("{COLUMNS}", NODE_COLUMNS)
+        .replace("{VALUES}", _NODE_VALUES)
+        .replace("{RECORDSET}", _NODE_RECORDSET.replace("$NODES", "$3"))
+        .replace("{UPSERT}", _NODE_UPSERT_SET)
+    )
+
+
+WRITE_NODES = _guarded("")
+WRITE_NODES_AND_EXECUTION = _guarded(
+    ", status = $4, started_at = $5, completed_at = $6, error = $7, metadata = $8::jsonb"
+)
+
+# A new execution and its first nodes. With an idempotency key already used for the
+# workflow, nothing is written and no row comes back.
+CREATE_EXECUTION = f"""
+WITH ins AS (
+    INSERT INTO executions (execution_id, workflow_id, workflow_version, status, initial_data,
+        metadata, parent_execution_id, parent_node_id, depth, priority, idempotency_key,
+        created_at, started_at, completed_at, error)
+    VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING execution_id
+), nodes AS (
+    INSERT INTO node_results (execution_id, {NODE_COLUMNS})
+    SELECT ins.execution_id, {_NODE_VALUES}
+    FROM ins, {_NODE_RECORDSET.replace("$NODES", "$16")}
+)
+SELECT count(*) FROM ins
+"""
+
+GET_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id = $1"
+GET_EXECUTION_BY_KEY = (
+    f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE workflow_id = $1 AND idempotency_key = $2"
+)
+GET_NODES = (
+    f"SELECT {NODE_COLUMNS.replace('output', 'output::text')} FROM node_results "
+    "WHERE execution_id = $1"
+)
+MERGE_METADATA = """
+UPDATE executions SET metadata = metadata || $2::jsonb, revision = revision + 1
+WHERE execution_id = $1
+"""
+LIST_EXECUTIONS = f"""
+SELECT {EXECUTION_COLUMNS} FROM executions
+WHERE ($1::text IS NULL OR workflow_id = $1)
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::timestamptz IS NULL OR created_at >= $3)
+  AND ($4::timestamptz IS NULL OR created_at < $4)
+  AND ($5::uuid IS NULL OR execution_id < $5)
+ORDER BY execution_id DESC
+LIMIT $6
+"""
+COUNT_EXECUTIONS = """
+SELECT count(*) FROM executions
+WHERE ($1::text IS NULL OR workflow_id = $1) AND ($2::text IS NULL OR status = $2)
+"""
+CHILD_EXECUTIONS = (
+    f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE parent_execution_id = $1 "
+    "ORDER BY execution_id"
+)
+PARENT_EXECUTION = f"""
+SELECT {EXECUTION_COLUMNS} FROM executions
+WHERE execution_id = (SELECT parent_execution_id FROM executions WHERE execution_id = $1)
+"""
+
+# Nodes that hold or wait for a job and have done so for a while: the sweeper sends their
+# jobs again (a no-op in Redis while the job still exists there).
+PENDING_NODES = """
+SELECT n.execution_id::text, e.workflow_id, e.workflow_version, n.node_id, n.generation,
+       e.priority
+FROM node_results n JOIN executions e USING (execution_id)
+WHERE n.status IN ('queued', 'running') AND n.queued_at < $1
+  AND coalesce(n.started_at, n.queued_at) < $1 AND e.status = 'running'
+ORDER BY n.queued_at
+LIMIT $2
+"""
+
+# Workflows ------------------------------------------------------------------------------
+_VERSION_COLUMNS = (
+    "v.workflow_id, v.version, v.definition::text, v.content_hash, v.created_at, "
+    "v.change_notes, w.active"
+)
+LOCK_WORKFLOW = """
+SELECT w.latest_version, w.active, v.content_hash
+FROM workflows w JOIN workflow_versions v
+  ON v.workflow_id = w.workflow_id AND v.version = w.latest_version
+WHERE w.workflow_id = $1 FOR UPDATE OF w
+"""
+INSERT_WORKFLOW = """
+INSERT INTO workflows (workflow_id, active, latest_version) VALUES ($1, true, 0)
+ON CONFLICT (workflow_id) DO NOTHING
+"""
+LOCK_NEW_WORKFLOW = "SELECT latest_version FROM workflows WHERE workflow_id = $1 FOR UPDATE"
+INSERT_VERSION = """
+INSERT INTO workflow_versions (workflow_id, version, definition, content_hash, change_notes,
+                               created_at)
+VALUES ($1, $2, $3::jsonb, $4, $5, $6)
+"""
+SET_LATEST = """
+UPDATE workflows SET latest_version = $2, active = true, updated_at = now()
+WHERE workflow_id = $1
+"""
+ACTIVATE = "UPDATE workflows SET active = true, updated_at = now() WHERE workflow_id = $1"
+DEACTIVATE = """
+UPDATE workflows SET active = false, updated_at = now() WHERE workflow_id = $1 AND active
+"""
+GET_LATEST_VERSION = f"""
+SELECT {_VERSION_COLUMNS} FROM workflows w JOIN workflow_versions v
+  ON v.workflow_id = w.workflow_id AND v.version = w.latest_version
+WHERE w.workflow_id = $1 AND w.active
+"""
+GET_VERSION = f"""
+SELECT {_VERSION_COLUMNS} FROM workflow_versions v JOIN workflows w USING (workflow_id)
+WHERE v.workflow_id = $1 AND v.version = $2
+"""
+GET_LATEST_NUMBER = "SELECT latest_version FROM workflows WHERE workflow_id = $1 AND active"
+LIST_WORKFLOWS = f"""
+SELECT {_VERSION_COLUMNS} FROM workflows w JOIN workflow_versions v
+  ON v.workflow_id = w.workflow_id AND v.version = w.latest_version
+WHERE (NOT $1 OR w.active)
+ORDER BY w.workflow_id LIMIT $2 OFFSET $3
+"""
+LIST_VERSIONS = f"""
+SELECT {_VERSION_COLUMNS} FROM workflow_versions v JOIN workflows w USING (workflow_id)
+WHERE v.workflow_id = $1 ORDER BY v.version
+"""
+COUNT_WORKFLOWS = "SELECT count(*) FROM workflows WHERE (NOT $1 OR active)"
+
+# Logs -------------------------------------------------------------------------------------
+ADD_LOGS = """
+INSERT INTO logs (execution_id, node_id, level, message, fields, logged_at)
+SELECT x.execution_id, x.node_id, x.level, x.message, x.fields, x.logged_at
+FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (execution_id uuid, node_id text,
+     level text, message text, fields jsonb, logged_at timestamptz))
+     WITH ORDINALITY AS x(execution_id, node_id, level, message, fields, logged_at, ord)
+WHERE EXISTS (SELECT 1 FROM executions e WHERE e.execution_id = x.execution_id)
+ORDER BY x.ord
+"""
+GET_LOGS = """
+SELECT execution_id::text, node_id, level, message, fields::text, logged_at FROM logs
+WHERE execution_id = $1 AND ($2::text IS NULL OR node_id = $2)
+ORDER BY log_id
+"""

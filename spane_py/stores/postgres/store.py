@@ -1,0 +1,586 @@
+"""``PostgresExecutionStore``: the durable ``ExecutionStore`` (asyncpg).
+
+Transitions are optimistic: one statement reads the execution and its nodes (a consistent
+snapshot), ``decide`` runs in Python, and one statement writes the result only if the
+execution's ``revision`` is still the one read — two round trips, no transaction held open
+across Python code. On a conflict (another worker wrote first) the transition is read and
+decided again; after repeated conflicts it falls back to ``SELECT ... FOR UPDATE`` inside a
+transaction, so a hot join cannot starve. A lost connection is retried the same way: the
+guard makes a repeated write impossible, and ``decide`` sees what was already applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+import orjson
+
+from spane_py import _json
+from spane_py.definitions.models import WorkflowDefinition
+from spane_py.errors import ConfigurationError, ExecutionNotFoundError, StatePersistenceError
+from spane_py.state import ExecutionStatus, NodeStatus
+from spane_py.stores.base import (
+    CreatedExecution,
+    Decide,
+    ExecutionPage,
+    ExecutionRecord,
+    ExecutionSnapshot,
+    LogRecord,
+    NodeRecord,
+    PendingNode,
+    SavedWorkflow,
+    Transition,
+    WorkflowVersionRecord,
+)
+from spane_py.stores.postgres import sql
+from spane_py.stores.postgres.connection import (
+    PoolOptions,
+    create_pool,
+    describe_dsn,
+    logger,
+    with_retry,
+)
+
+DEFAULT_SCHEMA = "spane"
+OPTIMISTIC_ATTEMPTS = 3
+
+
+class PostgresExecutionStore:
+    """Executions, node results, definitions and logs in PostgreSQL.
+
+    ``dsn`` defaults to ``$DATABASE_URL``; with neither, an embedded server (pgserver) is
+    started under ``.spane/pg`` and migrated. Against any other database the schema must
+    already be at this code's revision (``spane db upgrade``), or ``start()`` refuses.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        min_pool_size: int = 2,
+        max_pool_size: int = 20,
+        statement_timeout_ms: int = 30_000,
+        retry_for_seconds: float = 30.0,
+        apply_migrations: bool | None = None,
+        embedded_dir: str = ".spane/pg",
+    ) -> None:
+        from spane_py.stores.postgres.migrate import validate_schema_name
+
+        validate_schema_name(schema)
+        if not 1 <= min_pool_size <= max_pool_size:
+            raise ConfigurationError(
+                f"pool sizes must satisfy 1 <= min ({min_pool_size}) <= max ({max_pool_size})"
+            )
+        self.schema = schema
+        self.options = PoolOptions(
+            min_size=min_pool_size,
+            max_size=max_pool_size,
+            statement_timeout_ms=statement_timeout_ms,
+            retry_for_s=retry_for_seconds,
+        )
+        self._dsn = dsn
+        self._apply_migrations = apply_migrations
+        self._embedded_dir = embedded_dir
+        self._embedded: Any = None
+        self._pool: asyncpg.Pool | None = None
+
+    # Lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._pool is not None:
+            return
+        import os
+
+        from spane_py.stores.postgres import migrate
+
+        dsn = self._dsn or os.environ.get("DATABASE_URL")
+        migrate_now = self._apply_migrations
+        if not dsn:
+            from spane_py.embedded import EmbeddedPostgres
+
+            self._embedded = EmbeddedPostgres(self._embedded_dir)
+            dsn = await self._embedded.astart()
+            migrate_now = True if migrate_now is None else migrate_now
+        self._dsn = dsn
+        if migrate_now:
+            logger.info("migrating schema %s of %s", self.schema, describe_dsn(dsn))
+            await migrate.upgrade(dsn, schema=self.schema)
+        pool = await create_pool(dsn, self.schema, self.options)
+        try:
+            async with pool.acquire() as conn:
+                await migrate.check_schema(conn, self.schema)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+            logger.info("pool closed")
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+
+    async def __aenter__(self) -> PostgresExecutionStore:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def dsn(self) -> str | None:
+        return self._dsn
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StatePersistenceError(
+                "the PostgreSQL store is not started: `await store.start()` (the engine does "
+                "it in `start()`)"
+            )
+        return self._pool
+
+    async def _fetch(self, what: str, query: str, *args: Any) -> list[asyncpg.Record]:
+        async def run() -> list[asyncpg.Record]:
+            return list(await self.pool.fetch(query, *args))
+
+        return await with_retry(run, what=what, retry_for_s=self.options.retry_for_s)
+
+    async def _fetchrow(self, what: str, query: str, *args: Any) -> asyncpg.Record | None:
+        async def run() -> asyncpg.Record | None:
+            return await self.pool.fetchrow(query, *args)
+
+        return await with_retry(run, what=what, retry_for_s=self.options.retry_for_s)
+
+    async def _fetchval(self, what: str, query: str, *args: Any) -> Any:
+        async def run() -> Any:
+            return await self.pool.fetchval(query, *args)
+
+        return await with_retry(run, what=what, retry_for_s=self.options.retry_for_s)
+
+    # Workflows -------------------------------------------------------------------
+    async def save_workflow(
+        self, definition: WorkflowDefinition, *, content_hash: str, change_notes: str | None
+    ) -> SavedWorkflow:
+        body = orjson.dumps(definition.model_dump(mode="json")).decode()
+
+        async def run() -> SavedWorkflow:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(sql.INSERT_WORKFLOW, definition.id)
+                latest = await conn.fetchval(sql.LOCK_NEW_WORKFLOW, definition.id)
+                if latest:
+                    row = await conn.fetchrow(sql.LOCK_WORKFLOW, definition.id)
+                    assert row is not None
+                    if row["content_hash"] == content_hash:
+                        if not row["active"]:
+                            await conn.execute(sql.ACTIVATE, definition.id)
+                        existing = await conn.fetchrow(sql.GET_VERSION, definition.id, latest)
+                        assert existing is not None
+                        return SavedWorkflow(_version(existing), created=False)
+                version = (latest or 0) + 1
+                await conn.execute(
+                    sql.INSERT_VERSION,
+                    definition.id,
+                    version,
+                    body,
+                    content_hash,
+                    change_notes,
+                    datetime.now(UTC),
+                )
+                await conn.execute(sql.SET_LATEST, definition.id, version)
+                saved = await conn.fetchrow(sql.GET_VERSION, definition.id, version)
+                assert saved is not None
+                return SavedWorkflow(_version(saved), created=True)
+
+        return await with_retry(run, what="saving a workflow", retry_for_s=self.options.retry_for_s)
+
+    async def get_workflow(
+        self, workflow_id: str, version: int | None = None
+    ) -> WorkflowVersionRecord | None:
+        if version is None:
+            row = await self._fetchrow("reading a workflow", sql.GET_LATEST_VERSION, workflow_id)
+        else:
+            if not 1 <= version <= 2**31 - 1:
+                return None
+            row = await self._fetchrow("reading a workflow", sql.GET_VERSION, workflow_id, version)
+        return _version(row) if row is not None else None
+
+    async def get_workflow_version(self, workflow_id: str) -> int | None:
+        value = await self._fetchval("reading a workflow", sql.GET_LATEST_NUMBER, workflow_id)
+        return int(value) if value else None
+
+    async def list_workflows(
+        self, *, active_only: bool = True, limit: int = 100, offset: int = 0
+    ) -> list[WorkflowVersionRecord]:
+        _check_window(limit, offset)
+        rows = await self._fetch(
+            "listing workflows", sql.LIST_WORKFLOWS, active_only, limit, offset
+        )
+        return [_version(r) for r in rows]
+
+    async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRecord]:
+        rows = await self._fetch("listing workflow versions", sql.LIST_VERSIONS, workflow_id)
+        return [_version(r) for r in rows]
+
+    async def deactivate_workflow(self, workflow_id: str) -> bool:
+        async def run() -> str:
+            return str(await self.pool.execute(sql.DEACTIVATE, workflow_id))
+
+        status = await with_retry(
+            run, what="deactivating a workflow", retry_for_s=self.options.retry_for_s
+        )
+        return status.endswith(" 1")
+
+    async def get_workflow_count(self, *, active_only: bool = True) -> int:
+        return int(await self._fetchval("counting workflows", sql.COUNT_WORKFLOWS, active_only))
+
+    # Executions ------------------------------------------------------------------
+    async def create_execution(
+        self, record: ExecutionRecord, nodes: Sequence[NodeRecord]
+    ) -> CreatedExecution:
+        args = (
+            record.execution_id,
+            record.workflow_id,
+            record.workflow_version,
+            record.status.value,
+            record.initial_data,
+            _metadata_json(record.metadata),
+            record.parent_execution_id,
+            record.parent_node_id,
+            record.depth,
+            record.priority,
+            record.idempotency_key,
+            record.created_at,
+            record.started_at,
+            record.completed_at,
+            record.error,
+            _nodes_json(nodes),
+        )
+        lost_connection = False
+
+        async def run() -> CreatedExecution:
+            nonlocal lost_connection
+            try:
+                created = await self.pool.fetchval(sql.CREATE_EXECUTION, *args)
+            except asyncpg.UniqueViolationError as exc:
+                if lost_connection and await self.get_execution(record.execution_id):
+                    # An earlier attempt committed; only its answer was lost.
+                    return CreatedExecution(record, created=True)
+                raise StatePersistenceError(
+                    f"execution {record.execution_id!r} already exists",
+                    execution_id=record.execution_id,
+                ) from exc
+            except BaseException:
+                lost_connection = True
+                raise
+            if created:
+                return CreatedExecution(record, created=True)
+            row = await self.pool.fetchrow(
+                sql.GET_EXECUTION_BY_KEY, record.workflow_id, record.idempotency_key
+            )
+            if row is None:  # pragma: no cover - the key was deleted in between
+                raise StatePersistenceError("an idempotency key vanished while it was used")
+            return CreatedExecution(_execution(row), created=False)
+
+        return await with_retry(
+            run, what="creating an execution", retry_for_s=self.options.retry_for_s
+        )
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        if not _is_uuid(execution_id):
+            return None
+        row = await self._fetchrow("reading an execution", sql.GET_EXECUTION, execution_id)
+        return _execution(row) if row is not None else None
+
+    async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]:
+        if not _is_uuid(execution_id):
+            return {}
+        rows = await self._fetch("reading node results", sql.GET_NODES, execution_id)
+        return {r[0]: _node(r) for r in rows}
+
+    async def transition(self, execution_id: str, decide: Decide) -> Transition:
+        if not _is_uuid(execution_id):
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+
+        async def run() -> Transition:
+            for _ in range(OPTIMISTIC_ATTEMPTS):
+                done = await self._transition_once(execution_id, decide, lock=False)
+                if done is not None:
+                    return done
+            done = await self._transition_once(execution_id, decide, lock=True)
+            assert done is not None  # the row lock rules out a conflict
+            return done
+
+        return await with_retry(
+            run, what="writing an execution transition", retry_for_s=self.options.retry_for_s
+        )
+
+    async def _transition_once(
+        self, execution_id: str, decide: Decide, *, lock: bool
+    ) -> Transition | None:
+        async with self.pool.acquire() as conn:
+            tx = conn.transaction() if lock else contextlib.nullcontext()
+            async with tx:
+                if lock:
+                    await conn.execute(sql.LOCK_EXECUTION, execution_id)
+                row = await conn.fetchrow(sql.SNAPSHOT, execution_id)
+                if row is None:
+                    raise ExecutionNotFoundError(
+                        f"execution {execution_id!r} does not exist", execution_id=execution_id
+                    )
+                revision = row["revision"]
+                snapshot = ExecutionSnapshot(
+                    _execution(row), {n[0]: _node(n) for n in row["nodes"]}
+                )
+                result = decide(snapshot)
+                if result.is_noop:
+                    return result
+                new = result.execution
+                if new is not None and new.execution_id != execution_id:
+                    raise ValueError(
+                        f"a transition of execution {execution_id!r} returned the record of "
+                        f"execution {new.execution_id!r}"
+                    )
+                nodes = _nodes_json(result.nodes)
+                if new is None:
+                    written = await conn.fetchval(sql.WRITE_NODES, execution_id, revision, nodes)
+                else:
+                    written = await conn.fetchval(
+                        sql.WRITE_NODES_AND_EXECUTION,
+                        execution_id,
+                        revision,
+                        nodes,
+                        new.status.value,
+                        new.started_at,
+                        new.completed_at,
+                        new.error,
+                        _metadata_json(new.metadata),
+                    )
+                return result if written else None
+
+    async def update_execution_metadata(
+        self, execution_id: str, metadata: Mapping[str, Any]
+    ) -> None:
+        if not _is_uuid(execution_id):
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+
+        async def run() -> str:
+            return str(
+                await self.pool.execute(sql.MERGE_METADATA, execution_id, _metadata_json(metadata))
+            )
+
+        status = await with_retry(
+            run, what="updating execution metadata", retry_for_s=self.options.retry_for_s
+        )
+        if status.endswith(" 0"):
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+
+    async def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        _check_window(limit)
+        if cursor is not None and not _is_uuid(cursor):
+            raise ValueError(f"invalid cursor {cursor!r}")
+        rows = await self._fetch(
+            "listing executions",
+            sql.LIST_EXECUTIONS,
+            workflow_id,
+            status.value if status is not None else None,
+            since,
+            until,
+            cursor,
+            limit + 1,
+        )
+        items = tuple(_execution(r) for r in rows[:limit])
+        more = len(rows) > limit
+        return ExecutionPage(items, items[-1].execution_id if more and items else None)
+
+    async def get_execution_count(
+        self, *, workflow_id: str | None = None, status: ExecutionStatus | None = None
+    ) -> int:
+        return int(
+            await self._fetchval(
+                "counting executions",
+                sql.COUNT_EXECUTIONS,
+                workflow_id,
+                status.value if status is not None else None,
+            )
+        )
+
+    async def get_child_executions(self, execution_id: str) -> list[ExecutionRecord]:
+        if not _is_uuid(execution_id):
+            return []
+        rows = await self._fetch("reading child executions", sql.CHILD_EXECUTIONS, execution_id)
+        return [_execution(r) for r in rows]
+
+    async def get_parent_execution(self, execution_id: str) -> ExecutionRecord | None:
+        if not _is_uuid(execution_id):
+            return None
+        row = await self._fetchrow("reading a parent execution", sql.PARENT_EXECUTION, execution_id)
+        return _execution(row) if row is not None else None
+
+    async def list_pending_nodes(
+        self, *, older_than: datetime, limit: int = 500
+    ) -> list[PendingNode]:
+        _check_window(limit)
+        rows = await self._fetch("listing pending nodes", sql.PENDING_NODES, older_than, limit)
+        return [PendingNode(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    # Logs ------------------------------------------------------------------------
+    async def add_log(self, record: LogRecord) -> None:
+        await self.add_logs([record])
+
+    async def add_logs(self, records: Sequence[LogRecord]) -> None:
+        rows = [
+            {
+                "execution_id": r.execution_id,
+                "node_id": r.node_id,
+                "level": r.level,
+                "message": r.message,
+                "fields": dict(r.fields),
+                "logged_at": r.timestamp,
+            }
+            for r in records
+            if _is_uuid(r.execution_id)
+        ]
+        if not rows:
+            return
+        payload = orjson.dumps(rows).decode()
+
+        async def run() -> None:
+            await self.pool.execute(sql.ADD_LOGS, payload)
+
+        await with_retry(run, what="writing logs", retry_for_s=self.options.retry_for_s)
+
+    async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]:
+        if not _is_uuid(execution_id):
+            return []
+        rows = await self._fetch("reading logs", sql.GET_LOGS, execution_id, node_id)
+        return [
+            LogRecord(
+                execution_id=r[0],
+                node_id=r[1],
+                level=r[2],
+                message=r[3],
+                fields=_json.loads(r[4]),
+                timestamp=r[5],
+            )
+            for r in rows
+        ]
+
+
+# Rows -> records --------------------------------------------------------------------
+def _execution(row: Any) -> ExecutionRecord:
+    return ExecutionRecord(
+        execution_id=row[0],
+        workflow_id=row[1],
+        workflow_version=row[2],
+        status=ExecutionStatus(row[3]),
+        initial_data=row[4],
+        metadata=_json.loads(row[5]),
+        parent_execution_id=row[6],
+        parent_node_id=row[7],
+        depth=row[8],
+        priority=row[9],
+        idempotency_key=row[10],
+        created_at=row[11],
+        started_at=row[12],
+        completed_at=row[13],
+        error=row[14],
+    )
+
+
+def _node(row: Any) -> NodeRecord:
+    next_nodes = row[6]
+    return NodeRecord(
+        node_id=row[0],
+        status=NodeStatus(row[1]),
+        generation=row[2],
+        attempts=row[3],
+        output=row[4],
+        error=row[5],
+        next_nodes=tuple(next_nodes) if next_nodes is not None else None,
+        skipped=row[7],
+        queued_at=row[8],
+        started_at=row[9],
+        completed_at=row[10],
+    )
+
+
+def _version(row: Any) -> WorkflowVersionRecord:
+    return WorkflowVersionRecord(
+        workflow_id=row[0],
+        version=row[1],
+        definition=WorkflowDefinition.model_validate_json(row[2]),
+        content_hash=row[3],
+        created_at=row[4],
+        change_notes=row[5],
+        active=row[6],
+    )
+
+
+def _nodes_json(nodes: Sequence[NodeRecord]) -> str:
+    return orjson.dumps(
+        [
+            {
+                "node_id": n.node_id,
+                "status": n.status.value,
+                "generation": n.generation,
+                "attempts": n.attempts,
+                "output": n.output,
+                "error": n.error,
+                "next_nodes": list(n.next_nodes) if n.next_nodes is not None else None,
+                "skipped": n.skipped,
+                "queued_at": n.queued_at,
+                "started_at": n.started_at,
+                "completed_at": n.completed_at,
+            }
+            for n in nodes
+        ]
+    ).decode()
+
+
+def _metadata_json(metadata: Mapping[str, Any]) -> str:
+    return orjson.dumps(dict(metadata)).decode() if metadata else "{}"
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str) or len(value) != 36:
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_window(limit: int, offset: int = 0) -> None:
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
