@@ -35,7 +35,7 @@ def upgrade() -> None:
             nullable=False,
             server_default=sa.text("now()"),
         ),
-        sa.PrimaryKeyConstraint("workflow_id", name="pk_workflows"),
+        sa.PrimaryKeyConstraint("workflow_id", name=op.f("pk_workflows")),
     )
 
     op.create_table(
@@ -51,11 +51,11 @@ def upgrade() -> None:
             nullable=False,
             server_default=sa.text("now()"),
         ),
-        sa.PrimaryKeyConstraint("workflow_id", "version", name="pk_workflow_versions"),
+        sa.PrimaryKeyConstraint("workflow_id", "version", name=op.f("pk_workflow_versions")),
         sa.ForeignKeyConstraint(
             ["workflow_id"],
             ["workflows.workflow_id"],
-            name="fk_workflow_versions_workflow_id_workflows",
+            name=op.f("fk_workflow_versions_workflow_id_workflows"),
         ),
     )
 
@@ -79,30 +79,32 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("execution_id", name="pk_executions"),
+        sa.PrimaryKeyConstraint("execution_id", name=op.f("pk_executions")),
         sa.CheckConstraint(
             "status IN ('queued', 'running', 'paused', 'completed', 'failed', 'cancelled')",
-            name="ck_executions_status",
+            name=op.f("ck_executions_status"),
         ),
         sa.CheckConstraint(
-            "priority IS NULL OR priority BETWEEN 1 AND 10", name="ck_executions_priority"
+            "priority IS NULL OR priority BETWEEN 1 AND 10", name=op.f("ck_executions_priority")
         ),
-        sa.CheckConstraint("depth >= 0", name="ck_executions_depth"),
+        sa.CheckConstraint("depth >= 0", name=op.f("ck_executions_depth")),
     )
     op.create_index(
-        "uq_executions_idempotency",
+        op.f("uq_executions_idempotency"),
         "executions",
         ["workflow_id", "idempotency_key"],
         unique=True,
         postgresql_where=sa.text("idempotency_key IS NOT NULL"),
     )
     op.create_index(
-        "ix_executions_workflow", "executions", ["workflow_id", sa.text("execution_id DESC")]
+        op.f("ix_executions_workflow"), "executions", ["workflow_id", sa.text("execution_id DESC")]
     )
-    op.create_index("ix_executions_status", "executions", ["status", sa.text("execution_id DESC")])
-    op.create_index("ix_executions_created", "executions", ["created_at"])
     op.create_index(
-        "ix_executions_parent",
+        op.f("ix_executions_status"), "executions", ["status", sa.text("execution_id DESC")]
+    )
+    op.create_index(op.f("ix_executions_created"), "executions", ["created_at"])
+    op.create_index(
+        op.f("ix_executions_parent"),
         "executions",
         ["parent_execution_id"],
         postgresql_where=sa.text("parent_execution_id IS NOT NULL"),
@@ -122,21 +124,21 @@ def upgrade() -> None:
         sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("execution_id", "node_id", name="pk_node_results"),
+        sa.PrimaryKeyConstraint("execution_id", "node_id", name=op.f("pk_node_results")),
         sa.ForeignKeyConstraint(
             ["execution_id"],
             ["executions.execution_id"],
-            name="fk_node_results_execution_id_executions",
+            name=op.f("fk_node_results_execution_id_executions"),
             ondelete="CASCADE",
         ),
         sa.CheckConstraint(
             "status IN ('pending', 'queued', 'running', 'succeeded', 'failed', 'skipped', "
             "'cancelled')",
-            name="ck_node_results_status",
+            name=op.f("ck_node_results_status"),
         ),
     )
     op.create_index(
-        "ix_node_results_pending",
+        op.f("ix_node_results_pending"),
         "node_results",
         ["queued_at"],
         postgresql_where=sa.text("status IN ('queued', 'running')"),
@@ -153,15 +155,15 @@ def upgrade() -> None:
             "fields", postgresql.JSONB(), nullable=False, server_default=sa.text("'{}'::jsonb")
         ),
         sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("log_id", name="pk_logs"),
+        sa.PrimaryKeyConstraint("log_id", name=op.f("pk_logs")),
         sa.ForeignKeyConstraint(
             ["execution_id"],
             ["executions.execution_id"],
-            name="fk_logs_execution_id_executions",
+            name=op.f("fk_logs_execution_id_executions"),
             ondelete="CASCADE",
         ),
     )
-    op.create_index("ix_logs_execution", "logs", ["execution_id", "log_id"])
+    op.create_index(op.f("ix_logs_execution"), "logs", ["execution_id", "log_id"])
 
     op.create_table(
         "spans",
@@ -180,15 +182,15 @@ def upgrade() -> None:
         ),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("span_id", name="pk_spans"),
+        sa.PrimaryKeyConstraint("span_id", name=op.f("pk_spans")),
         sa.ForeignKeyConstraint(
             ["execution_id"],
             ["executions.execution_id"],
-            name="fk_spans_execution_id_executions",
+            name=op.f("fk_spans_execution_id_executions"),
             ondelete="CASCADE",
         ),
     )
-    op.create_index("ix_spans_execution", "spans", ["execution_id", "started_at"])
+    op.create_index(op.f("ix_spans_execution"), "spans", ["execution_id", "started_at"])
 
     op.create_table(
         "dlq_items",
@@ -204,16 +206,16 @@ def upgrade() -> None:
             "failed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")
         ),
         sa.Column("retried_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("dlq_id", name="pk_dlq_items"),
+        sa.PrimaryKeyConstraint("dlq_id", name=op.f("pk_dlq_items")),
         sa.ForeignKeyConstraint(
             ["execution_id"],
             ["executions.execution_id"],
-            name="fk_dlq_items_execution_id_executions",
+            name=op.f("fk_dlq_items_execution_id_executions"),
             ondelete="CASCADE",
         ),
     )
-    op.create_index("ix_dlq_items_failed", "dlq_items", ["failed_at"])
-    op.create_index("ix_dlq_items_execution", "dlq_items", ["execution_id"])
+    op.create_index(op.f("ix_dlq_items_failed"), "dlq_items", ["failed_at"])
+    op.create_index(op.f("ix_dlq_items_execution"), "dlq_items", ["execution_id"])
 
 
 def downgrade() -> None:

@@ -1,0 +1,163 @@
+"""A database built from the migrations is exactly the schema of ``tables.py``.
+
+Two independent checks: Alembic's autogenerate comparison (what ``alembic check`` runs) and
+a catalog snapshot compared with ``metadata.create_all`` in another schema, which also
+covers what autogenerate does not compare (check constraints, partial-index predicates,
+identity columns, index column order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from spane_py.stores.postgres import migrate
+from spane_py.stores.postgres.tables import SCHEMA_REVISION, metadata
+from tests.migrations.conftest import catalog, without_table
+
+
+async def _compare(database_url: str, schema: str) -> list[Any]:
+    """Alembic's diff between ``schema`` (as the connection's default schema) and tables.py."""
+    url, _ = migrate.parse_dsn(database_url)
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(url, server_settings={"search_path": schema})
+
+    engine = create_async_engine("postgresql+asyncpg://", async_creator=connect, poolclass=NullPool)
+
+    def compare(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, metadata))
+
+    try:
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("SELECT current_schema()")) == schema
+            return await connection.run_sync(compare)
+    finally:
+        await engine.dispose()
+
+
+async def test_head_is_the_revision_tables_py_declares() -> None:
+    assert migrate.head_revision() == SCHEMA_REVISION == "0001"
+
+
+async def test_autogenerate_finds_no_difference(database_url: str, fresh_schema: str) -> None:
+    assert await migrate.upgrade(database_url, schema=fresh_schema) == SCHEMA_REVISION
+    assert await _compare(database_url, fresh_schema) == []
+
+
+async def test_the_comparison_does_see_differences(database_url: str, fresh_schema: str) -> None:
+    """The check above is not vacuous: a changed default, a dropped index and a dropped
+    column each show up."""
+    await migrate.upgrade(database_url, schema=fresh_schema)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            f"SET search_path TO {fresh_schema};"
+            "ALTER TABLE workflows ALTER COLUMN active SET DEFAULT false;"
+            "DROP INDEX ix_executions_parent;"
+            "ALTER TABLE spans DROP COLUMN worker_id;"
+        )
+    finally:
+        await conn.close()
+    diffs = await _compare(database_url, fresh_schema)
+    kinds = {d[0][0] if isinstance(d, list) else d[0] for d in diffs}
+    assert kinds == {"modify_default", "add_index", "add_column"}, diffs
+
+
+async def test_catalog_equals_create_all_of_tables_py(
+    database_url: str, schemas: Callable[[], str]
+) -> None:
+    migrated, created = schemas(), schemas()
+    await migrate.upgrade(database_url, schema=migrated)
+    url, _ = migrate.parse_dsn(database_url)
+    engine = create_async_engine(
+        "postgresql+asyncpg://",
+        async_creator=lambda: asyncpg.connect(url, server_settings={"search_path": created}),
+        poolclass=NullPool,
+    )
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(f'CREATE SCHEMA "{created}"'))
+            await connection.run_sync(metadata.create_all)
+    finally:
+        await engine.dispose()
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        from_migrations = without_table(await catalog(conn, migrated), "alembic_version")
+        from_tables = await catalog(conn, created)
+    finally:
+        await conn.close()
+    assert {row["table_name"] for row in from_tables["columns"]} == set(metadata.tables)
+    assert from_migrations == from_tables
+    # A few things autogenerate cannot see, spelled out:
+    indexes = {row["indexname"]: row["indexdef"] for row in from_migrations["indexes"]}
+    assert indexes["ix_node_results_pending"].endswith(
+        "WHERE (status = ANY (ARRAY['queued'::text, 'running'::text]))"
+    )
+    assert "(workflow_id, execution_id DESC)" in indexes["ix_executions_workflow"]
+    checks = {
+        row["conname"]: row["definition"]
+        for row in from_migrations["constraints"]
+        if row["contype"] == "c"
+    }
+    assert set(checks) == {
+        "ck_executions_status",
+        "ck_executions_priority",
+        "ck_executions_depth",
+        "ck_node_results_status",
+    }
+    identity = {
+        (row["table_name"], row["attname"])
+        for row in from_migrations["columns"]
+        if row["attidentity"] == "d"  # GENERATED BY DEFAULT AS IDENTITY
+    }
+    assert identity == {("logs", "log_id"), ("dlq_items", "dlq_id")}
+    defaults = {
+        (row["table_name"], row["attname"]): row["default"]
+        for row in from_migrations["columns"]
+        if row["default"] is not None and not row["attidentity"]
+    }
+    assert defaults[("executions", "metadata")] == "'{}'::jsonb"
+    assert defaults[("workflows", "created_at")] == "now()"
+    assert defaults[("node_results", "skipped")] == "false"
+    assert [s["sequencename"] for s in from_migrations["sequences"]] == [
+        "dlq_items_dlq_id_seq",
+        "logs_log_id_seq",
+    ]
+
+
+async def test_pg_schema_fixture_equals_a_real_upgrade(
+    database_url: str, pg_schema: str, fresh_schema: str
+) -> None:
+    """The fixture's fast path (Alembic's offline SQL, replayed) builds the same schema."""
+    await migrate.upgrade(database_url, schema=fresh_schema)
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await catalog(conn, pg_schema) == await catalog(conn, fresh_schema)
+        assert await migrate.current_revision(conn, pg_schema) == migrate.head_revision()
+        await migrate.check_schema(conn, pg_schema)
+        assert await conn.fetchval(f"SELECT count(*) FROM {pg_schema}.executions") == 0
+    finally:
+        await conn.close()
+
+
+async def test_upgrade_sql_is_a_complete_script() -> None:
+    sql = migrate.upgrade_sql(schema="some_app")
+    assert sql.startswith("BEGIN;")
+    assert sql.rstrip().endswith("COMMIT;")
+    assert "pg_advisory_xact_lock(hashtext('spane_py.migrate'), hashtext('some_app'))" in sql
+    assert 'SET LOCAL search_path TO "some_app"' in sql
+    for table in metadata.tables:
+        assert f"CREATE TABLE {table} (" in sql
+    assert "INSERT INTO some_app.alembic_version (version_num) VALUES ('0001')" in sql
