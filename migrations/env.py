@@ -20,7 +20,9 @@ the ``alembic`` command, the URL is ``-x url=...`` or ``$DATABASE_URL`` and the 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+from typing import Any
 
 from alembic import context
 from sqlalchemy import text
@@ -42,9 +44,15 @@ def _schema() -> str:
     return migrate.validate_schema_name(schema)
 
 
-def _configure(schema: str, **kwargs: object) -> None:
+def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    # alembic_version is in the schema too, and it is not one of ours (autogenerate).
+    return not (type_ == "table" and name == "alembic_version")
+
+
+def _configure(schema: str, **kwargs: Any) -> None:
     context.configure(
         target_metadata=metadata,
+        include_name=_include_name,
         version_table_schema=schema,
         transactional_ddl=True,
         transaction_per_migration=False,
@@ -87,13 +95,10 @@ def run_migrations_offline(schema: str) -> None:
 
 
 async def _run_from_command(schema: str) -> None:
-    url = (
-        context.get_x_argument(as_dictionary=True).get("url")
-        or config.get_main_option("sqlalchemy.url")
-        or os.environ.get("DATABASE_URL")
-    )
+    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("DATABASE_URL")
     if not url:
         raise SystemExit("alembic: set DATABASE_URL or pass -x url=postgresql://...")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)-5.5s [%(name)s] %(message)s")
     engine = migrate.sqlalchemy_engine(url)
     try:
         async with engine.connect() as connection:

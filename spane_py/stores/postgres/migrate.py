@@ -85,7 +85,7 @@ def redact(dsn: str) -> str:
             user = user.split(":", 1)[0] + ":***"
         netloc = f"{user}@{hosts}"
     query = [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, True)]
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="/:")))
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="/:*")))
 
 
 def parse_dsn(dsn: str) -> tuple[str, float | None]:
@@ -128,7 +128,9 @@ def parse_dsn(dsn: str) -> tuple[str, float | None]:
         _, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
         if colon and port and not (port.isdigit() and 0 < int(port) < 65536):
             raise ConfigurationError(f"invalid database URL {redact(dsn)!r}: bad port {port!r}")
-    return urlunsplit(parts._replace(query=urlencode(query, safe="/:"))), timeout
+    if timeout is not None:  # otherwise the query is passed on exactly as given
+        parts = parts._replace(query=urlencode(query, safe="/:"))
+    return urlunsplit(parts), timeout
 
 
 async def connect(dsn: str, *, timeout: float | None = None) -> asyncpg.Connection:
@@ -159,6 +161,16 @@ def sqlalchemy_engine(dsn: str) -> AsyncEngine:
     return create_async_engine(
         "postgresql+asyncpg://", async_creator=lambda: connect(dsn), poolclass=NullPool
     )
+
+
+def _driver_error(exc: DBAPIError) -> BaseException:
+    """The asyncpg error under SQLAlchemy's wrappers (its DBAPI adapter keeps it as cause)."""
+    error: BaseException = exc.orig if exc.orig is not None else exc
+    while error.__cause__ is not None and not isinstance(
+        error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError
+    ):
+        error = error.__cause__
+    return error
 
 
 def _describe(exc: BaseException) -> str:
@@ -249,9 +261,8 @@ async def apply_migrations(
             raise SchemaVersionError(_newer_message(schema, before)) from exc
         raise ConfigurationError(f"cannot migrate schema {schema!r}: {exc}") from exc
     except DBAPIError as exc:
-        cause = exc.orig if exc.orig is not None else exc
         raise StatePersistenceError(
-            f"migrating schema {schema!r} at {redact(dsn)} failed: {_describe(cause)}"
+            f"migrating schema {schema!r} at {redact(dsn)} failed: {_describe(_driver_error(exc))}"
         ) from exc
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StatePersistenceError(

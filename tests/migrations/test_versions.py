@@ -1,0 +1,263 @@
+"""Which revision a database is at, and what the store is told when it does not match:
+missing schema, older revision, newer revision, at head; downgrade; schema names; rights."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from spane_py.errors import ConfigurationError, SchemaVersionError, StatePersistenceError
+from spane_py.stores.postgres import migrate
+from spane_py.stores.postgres.tables import metadata
+from tests.migrations.conftest import catalog
+
+HEAD = "0001"
+
+# A revision this code does not have: the database of a newer spane_py, or (with the
+# `newer_code` fixture) the code of a newer spane_py.
+REVISION_0002 = '''"""Test-only revision: a note on workflows.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("workflows", sa.Column("note", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("workflows", "note")
+'''
+
+
+class Scripts:
+    """Switches ``migrate`` between its own migrations and a copy with revision 0002."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        self._monkeypatch = monkeypatch
+        self.newer = tmp_path / "migrations"
+        shutil.copytree(
+            migrate.migrations_path(), self.newer, ignore=shutil.ignore_patterns("__pycache__")
+        )
+        (self.newer / "versions" / "0002_note.py").write_text(REVISION_0002)
+
+    def use_newer(self) -> None:
+        self._monkeypatch.setattr(migrate, "migrations_path", lambda: self.newer)
+        migrate._script.cache_clear()
+
+    def use_ours(self) -> None:
+        self._monkeypatch.undo()
+        migrate._script.cache_clear()
+
+
+@pytest.fixture
+def scripts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Scripts]:
+    s = Scripts(monkeypatch, tmp_path)
+    try:
+        yield s
+    finally:
+        s.use_ours()
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+def _message(exc: pytest.ExceptionInfo[SchemaVersionError]) -> str:
+    return str(exc.value)
+
+
+async def test_at_head_passes(conn: asyncpg.Connection, pg_schema: str) -> None:
+    assert await migrate.current_revision(conn, pg_schema) == HEAD
+    await migrate.check_schema(conn, pg_schema)  # no error
+    assert migrate.mismatch(pg_schema, HEAD) is None
+
+
+async def test_missing_schema(conn: asyncpg.Connection, fresh_schema: str) -> None:
+    assert await migrate.current_revision(conn, fresh_schema) is None
+    with pytest.raises(SchemaVersionError) as exc:
+        await migrate.check_schema(conn, fresh_schema)
+    assert _message(exc) == (
+        f"the database has no spane_py schema yet (schema {fresh_schema!r} has no revision; "
+        f"this spane_py needs {HEAD}): run `spane db upgrade --schema {fresh_schema}`"
+    )
+    assert exc.value.code == "SCHEMA_VERSION_MISMATCH"
+
+
+async def test_schema_without_version_table(conn: asyncpg.Connection, fresh_schema: str) -> None:
+    await conn.execute(f"CREATE SCHEMA {fresh_schema}; CREATE TABLE {fresh_schema}.other (x int)")
+    assert await migrate.current_revision(conn, fresh_schema) is None
+    with pytest.raises(SchemaVersionError, match="has no spane_py schema yet"):
+        await migrate.check_schema(conn, fresh_schema)
+
+
+def test_the_default_schema_needs_no_schema_option() -> None:
+    message = migrate.mismatch("spane", None)
+    assert message is not None
+    assert message.endswith("run `spane db upgrade`")
+    assert "'spane'" in message
+
+
+async def test_older_revision(
+    database_url: str, conn: asyncpg.Connection, fresh_schema: str, scripts: Scripts
+) -> None:
+    """A database at 0001 seen by code whose head is 0002; then upgraded to it."""
+    assert await migrate.upgrade(database_url, schema=fresh_schema) == HEAD
+    scripts.use_newer()
+    assert migrate.head_revision() == "0002"
+    with pytest.raises(SchemaVersionError) as exc:
+        await migrate.check_schema(conn, fresh_schema)
+    assert _message(exc) == (
+        f"database schema {fresh_schema!r} is at revision 0001, this spane_py needs 0002: "
+        f"run `spane db upgrade --schema {fresh_schema}`"
+    )
+    result = await migrate.apply_migrations(database_url, schema=fresh_schema)
+    assert (result.before, result.after, result.changed) == ("0001", "0002", True)
+    await migrate.check_schema(conn, fresh_schema)
+    columns = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = $1 AND table_name = 'workflows'",
+        fresh_schema,
+    )
+    assert "note" in {r["column_name"] for r in columns}
+    # ... and back: the test revision's downgrade, then ours.
+    assert await migrate.downgrade(database_url, schema=fresh_schema, revision="0001") == HEAD
+
+
+async def test_newer_revision_from_a_newer_spane_py(
+    database_url: str, conn: asyncpg.Connection, fresh_schema: str, scripts: Scripts
+) -> None:
+    scripts.use_newer()
+    assert await migrate.upgrade(database_url, schema=fresh_schema) == "0002"
+    scripts.use_ours()
+    expected = (
+        f"database schema {fresh_schema!r} is at revision 0002, newer than this spane_py "
+        f"({HEAD}): upgrade spane_py"
+    )
+    with pytest.raises(SchemaVersionError) as exc:
+        await migrate.check_schema(conn, fresh_schema)
+    assert _message(exc) == expected
+    # Upgrading with the older code refuses the same way and changes nothing.
+    with pytest.raises(SchemaVersionError) as exc2:
+        await migrate.upgrade(database_url, schema=fresh_schema)
+    assert _message(exc2) == expected
+    assert await migrate.current_revision(conn, fresh_schema) == "0002"
+
+
+async def test_unknown_revision(conn: asyncpg.Connection, pg_schema: str) -> None:
+    await conn.execute(f"UPDATE {pg_schema}.alembic_version SET version_num = 'f00d'")
+    with pytest.raises(SchemaVersionError) as exc:
+        await migrate.check_schema(conn, pg_schema)
+    assert _message(exc) == (
+        f"database schema {pg_schema!r} is at revision f00d, newer than this spane_py "
+        f"({HEAD}): upgrade spane_py"
+    )
+
+
+async def test_upgrade_to_an_unknown_target(database_url: str, fresh_schema: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"cannot migrate schema .*'0042'"):
+        await migrate.upgrade(database_url, schema=fresh_schema, revision="0042")
+
+
+async def test_downgrade_to_base_then_upgrade_again(
+    database_url: str, conn: asyncpg.Connection, fresh_schema: str, pg_schema: str
+) -> None:
+    assert await migrate.upgrade(database_url, schema=fresh_schema) == HEAD
+    assert await migrate.downgrade(database_url, schema=fresh_schema) is None
+    tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", fresh_schema)
+    assert [r["tablename"] for r in tables] == ["alembic_version"]
+    assert await migrate.current_revision(conn, fresh_schema) is None
+    with pytest.raises(SchemaVersionError, match="has no spane_py schema yet"):
+        await migrate.check_schema(conn, fresh_schema)
+
+    result = await migrate.apply_migrations(database_url, schema=fresh_schema)
+    assert (result.before, result.after) == (None, HEAD)
+    assert await catalog(conn, fresh_schema) == await catalog(conn, pg_schema)
+    await migrate.check_schema(conn, fresh_schema)
+
+
+async def test_upgrade_twice_is_a_no_op(database_url: str, fresh_schema: str) -> None:
+    first = await migrate.apply_migrations(database_url, schema=fresh_schema)
+    second = await migrate.apply_migrations(database_url, schema=fresh_schema)
+    assert (first.before, first.after, first.changed) == (None, HEAD, True)
+    assert (second.before, second.after, second.changed) == (HEAD, HEAD, False)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "Spane", "1abc", "a-b", "a b", 'x"; DROP TABLE y; --', "a" * 64, "pg_mine",
+     "information_schema", "é"],
+)  # fmt: skip
+async def test_bad_schema_names_are_refused_before_any_connection(name: str) -> None:
+    with pytest.raises(ConfigurationError, match="invalid schema name"):
+        migrate.validate_schema_name(name)
+    unreachable = "postgresql://nobody@127.0.0.1:1/none"
+    with pytest.raises(ConfigurationError, match="invalid schema name"):
+        await migrate.upgrade(unreachable, schema=name)
+    with pytest.raises(ConfigurationError, match="invalid schema name"):
+        await migrate.check_schema(object(), name)
+    with pytest.raises(ConfigurationError, match="invalid schema name"):
+        migrate.upgrade_sql(schema=name)
+
+
+@pytest.mark.parametrize("name", ["spane", "_x", "a" * 63, "t_0123456789ab", "public"])
+def test_good_schema_names(name: str) -> None:
+    assert migrate.validate_schema_name(name) == name
+
+
+def _as_user(url: str, user: str) -> str:
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{hosts}"))
+
+
+async def test_rights(database_url: str, conn: asyncpg.Connection, fresh_schema: str) -> None:
+    """A role that may not create schemas gets a clear error; given a schema of its own
+    (made by a DBA), it migrates it."""
+    role = f"t_role_{uuid.uuid4().hex[:8]}"
+    await conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        url = _as_user(database_url, role)
+        with pytest.raises(StatePersistenceError) as exc:
+            await migrate.upgrade(url, schema=fresh_schema)
+        assert re.search(
+            rf"migrating schema '{fresh_schema}' at .* failed: "
+            r"InsufficientPrivilegeError: permission denied for database",
+            str(exc.value),
+        ), exc.value
+        await conn.execute(f"CREATE SCHEMA {fresh_schema} AUTHORIZATION {role}")
+        assert await migrate.upgrade(url, schema=fresh_schema) == HEAD
+        await migrate.check_schema(conn, fresh_schema)
+        owners = await conn.fetch(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = $1", fresh_schema
+        )
+        assert [r["tableowner"] for r in owners] == [role]
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {fresh_schema} CASCADE; DROP ROLE {role}")
+
+
+def test_every_table_is_created_by_the_migrations() -> None:
+    sql = migrate.upgrade_sql(schema="spane")
+    created = set(re.findall(r"^CREATE TABLE (\w+) \(", sql, flags=re.M))
+    assert created == set(metadata.tables)
