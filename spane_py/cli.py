@@ -5,6 +5,11 @@
                                          run a worker for the engine APP names
     spane run APP WORKFLOW_ID [--data JSON] [--timeout S] [--json]
                                          run one execution on an in-process worker
+    spane db upgrade [--schema S] [--database-url URL] [--sql]
+                                         apply the PostgreSQL migrations (safe to run
+                                         from several processes at once)
+    spane db current [--schema S] [--database-url URL]
+                                         print the database's revision and the code's
     spane --version
 
 ``APP`` is ``module:attribute`` naming a ``WorkflowEngine``, or a function (sync or async)
@@ -12,8 +17,12 @@ that returns one; the current directory is importable, as with ``python -m``. Th
 environment is read here and nowhere else in the package: ``REDIS_URL``, ``DATABASE_URL``
 and the ``SPANE_*`` variables of ``spane_py.settings``.
 
-Exit codes: 0 success; 1 an execution did not complete, or Redis could not be reached;
-2 a usage error (bad APP, bad ``--data``, unknown workflow).
+``spane db`` uses ``--database-url``, else ``DATABASE_URL``, else the embedded PostgreSQL
+in ``.spane/pg``; the schema is ``--schema``, else ``SPANE_DB_SCHEMA``, else ``spane``.
+
+Exit codes: 0 success; 1 an execution did not complete, or Redis or PostgreSQL could not be
+reached; 2 a usage error (bad APP, bad ``--data``, unknown workflow, bad database URL or
+schema name).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -354,6 +364,126 @@ def run(
     except SpaneError as exc:
         _fail(str(exc), NOT_COMPLETED)
     raise typer.Exit(0 if ok else NOT_COMPLETED)
+
+
+# spane db ------------------------------------------------------------------------
+
+db_app = typer.Typer(
+    name="db",
+    help="The PostgreSQL schema: apply migrations, show revisions.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app)
+
+SchemaOption = Annotated[
+    str | None,
+    typer.Option("--schema", help="PostgreSQL schema (default: SPANE_DB_SCHEMA, else spane)."),
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="PostgreSQL URL (default: DATABASE_URL, else the embedded server in .spane/pg).",
+    ),
+]
+EMBEDDED_PG_DIR = ".spane/pg"
+
+
+async def _database_url(given: str | None, settings: SpaneSettings) -> tuple[str, Any]:
+    """The URL to use, and the embedded server started for it (None: a real server)."""
+    if given is not None:  # even empty: an explicit URL is never replaced by the embedded one
+        return given, None
+    if settings.database_url:
+        return settings.database_url, None
+    from spane_py.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(EMBEDDED_PG_DIR)
+    _stderr().print(f"no DATABASE_URL: using the embedded PostgreSQL in {EMBEDDED_PG_DIR}")
+    return await server.astart(), server
+
+
+def _run_db(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a ``spane db`` command: a bad URL or schema exits 2, an unreachable or failing
+    database 1, a missing ``postgres`` extra 2."""
+    try:
+        asyncio.run(main())
+    except ImportError as exc:
+        missing = exc.name or str(exc)
+        _fail(
+            f"`spane db` needs the postgres extra ({missing} is not installed): "
+            "pip install 'spane-py[postgres]'"
+        )
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    except SpaneError as exc:
+        _fail(str(exc), NOT_COMPLETED)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    schema: SchemaOption = None,
+    database_url: DatabaseUrlOption = None,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the SQL of an upgrade from scratch instead.")
+    ] = False,
+) -> None:
+    """Apply the migrations: create the schema if needed, bring it to this spane_py's head.
+
+    Several processes may run it at once: one migrates, the others wait and find it done."""
+    settings = _settings()
+    _setup_logging("WARNING")
+    target = schema or settings.db_schema
+
+    async def main() -> None:
+        from spane_py.stores.postgres import migrate
+
+        if sql:
+            sys.stdout.write(migrate.upgrade_sql(schema=target))
+            return
+        migrate.validate_schema_name(target)
+        url, server = await _database_url(database_url, settings)
+        try:
+            result = await migrate.apply_migrations(url, schema=target)
+        finally:
+            if server is not None:
+                server.stop()
+        where = f"schema {target!r} at {migrate.redact(url)}"
+        if result.changed:
+            before = result.before or "nothing"
+            typer.echo(f"{where}: upgraded from {before} to {result.after} (head)")
+        else:
+            typer.echo(f"{where}: already at {result.after} (head)")
+
+    _run_db(main)
+
+
+@db_app.command("current")
+def db_current(schema: SchemaOption = None, database_url: DatabaseUrlOption = None) -> None:
+    """Print the database's schema revision and the revision this spane_py needs."""
+    settings = _settings()
+    _setup_logging("WARNING")
+    target = schema or settings.db_schema
+
+    async def main() -> None:
+        from spane_py.stores.postgres import migrate
+
+        migrate.validate_schema_name(target)
+        head = migrate.head_revision()
+        url, server = await _database_url(database_url, settings)
+        try:
+            conn = await migrate.connect(url)
+            try:
+                current = await migrate.current_revision(conn, target)
+            finally:
+                await conn.close()
+        finally:
+            if server is not None:
+                server.stop()
+        typer.echo(f"database: {current or 'none'} (schema {target!r} at {migrate.redact(url)})")
+        typer.echo(f"code:     {head} (head)")
+        typer.echo(migrate.mismatch(target, current) or "up to date")
+
+    _run_db(main)
 
 
 def _print_json(value: Any) -> None:

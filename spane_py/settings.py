@@ -5,7 +5,9 @@ reads the environment, through ``SpaneSettings``:
 
 =====================  ==============================================================
 ``REDIS_URL``          Redis to use; unset: an embedded server is started (zero setup)
-``DATABASE_URL``       PostgreSQL for the store; unset: the in-memory store
+``DATABASE_URL``       PostgreSQL for the store; unset: the in-memory store (``spane db``:
+                       the embedded server in ``.spane/pg``)
+``SPANE_DB_SCHEMA``    PostgreSQL schema of spane_py's tables (``spane``)
 ``SPANE_KEY_PREFIX``   prefix of every Redis key of the engines the CLI builds (``spane``)
 ``SPANE_CONCURRENCY``  jobs a worker runs at once (10)
 ``SPANE_POLL_DELAY``   seconds an idle worker waits before polling again (0.5)
@@ -33,6 +35,7 @@ class SpaneSettings(BaseSettings):
     database_url: str | None = Field(
         None, validation_alias=AliasChoices("DATABASE_URL", "SPANE_DATABASE_URL")
     )
+    db_schema: str = "spane"
     key_prefix: str = "spane"
     concurrency: int = Field(10, ge=1)
     poll_delay: float = Field(0.5, gt=0)
