@@ -15,6 +15,7 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -124,10 +125,18 @@ async def pg_schema(database_url: str, _pg_schema_sql: str) -> AsyncIterator[str
     (``migrate.upgrade_sql``), in one round trip: ~0.05-0.07 s. ``tests/migrations`` checks
     that both give the same catalog, and runs real upgrades.
     """
+    async with fresh_pg_schema(database_url, _pg_schema_sql) as schema:
+        yield schema
+
+
+@asynccontextmanager
+async def fresh_pg_schema(database_url: str, schema_sql: str) -> AsyncIterator[str]:
+    """What ``pg_schema`` does, for code that cannot take an async fixture (a fixture
+    factory running inside the event loop): create, migrate, yield, drop."""
     import asyncpg
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    script = re.sub(rf"\b{_SCHEMA_PLACEHOLDER}\b", schema, _pg_schema_sql)
+    script = re.sub(rf"\b{_SCHEMA_PLACEHOLDER}\b", schema, schema_sql)
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(script)

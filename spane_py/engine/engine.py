@@ -39,7 +39,7 @@ from spane_py.errors import (
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue, QueueStats, connect
 from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
-from spane_py.queue.worker import SpaneWorker
+from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.registry import NodeRegistry
 from spane_py.state import ExecutionState, ExecutionStatus
 from spane_py.stores.base import ExecutionRecord, ExecutionStore, WorkflowVersionRecord
@@ -90,6 +90,8 @@ class WorkflowEngine:
         max_output_bytes: int = 1 << 20,
         shutdown_grace: float = 10.0,
         workflows: Sequence[WorkflowSource] = (),
+        sweep_interval_seconds: float = 15.0,
+        stale_after_seconds: float = 30.0,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -110,6 +112,8 @@ class WorkflowEngine:
         self.lease_seconds = lease_seconds
         self.max_output_bytes = max_output_bytes
         self.shutdown_grace = shutdown_grace
+        self.sweep_interval_seconds = sweep_interval_seconds
+        self.stale_after_seconds = stale_after_seconds
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -423,6 +427,7 @@ class WorkflowEngine:
             burst=burst,
             handle_signals=handle_signals,
             shutdown_grace=self.shutdown_grace,
+            periodic=[PeriodicTask("sweeper", self.sweep_interval_seconds, self._sweep)],
             max_jobs=concurrency,
             poll_delay=self.poll_delay,
             keep_result=0,
@@ -466,6 +471,29 @@ class WorkflowEngine:
 
     def cache_stats(self) -> CacheStats:
         return self.cache.stats()
+
+    async def sweep(self, *, older_than: datetime | None = None, limit: int = 500) -> int:
+        """Send again the jobs of nodes that have waited (or run) since ``older_than``
+        (default: ``stale_after_seconds`` ago) — the outbox's second half: a child claimed
+        in the store whose job never reached Redis, or a Redis that lost its data. A job
+        still in Redis is left alone. Returns how many jobs were sent. Workers run this
+        every ``sweep_interval_seconds``."""
+        cutoff = older_than or datetime.now(UTC) - timedelta(seconds=self.stale_after_seconds)
+        pending = await self.store.list_pending_nodes(older_than=cutoff, limit=limit)
+        by_priority: dict[int | None, list[NodeJob]] = {}
+        for p in pending:
+            by_priority.setdefault(p.priority, []).append(
+                NodeJob(p.execution_id, p.workflow_id, p.workflow_version, p.node_id, p.generation)
+            )
+        sent = 0
+        for priority, jobs in by_priority.items():
+            sent += await self.queue.enqueue(jobs, priority=priority)
+        if sent:
+            logger.warning("sweeper: sent %d lost job(s) again", sent)
+        return sent
+
+    async def _sweep(self) -> None:
+        await self.sweep()
 
     async def resend_node(self, execution_id: str, node_id: str) -> None:
         """Send a node's job again (what a duplicate delivery or a sweeper does)."""

@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from arq.jobs import SerializationError, deserialize_job_raw
@@ -34,6 +36,13 @@ from spane_py.queue.client import ClaimedJob, JobQueue
 logger = logging.getLogger("spane_py.worker")
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodicTask:
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[None]]
+
+
 class SpaneWorker(Worker):
     def __init__(
         self,
@@ -41,10 +50,13 @@ class SpaneWorker(Worker):
         job_queue: JobQueue,
         lease_seconds: float = 30.0,
         shutdown_grace: float = 10.0,
+        periodic: Sequence[PeriodicTask] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.shutdown_grace = shutdown_grace
+        self.periodic = list(periodic)
+        self._periodic_tasks: list[asyncio.Task[None]] = []
         self._stop_task: asyncio.Task[None] | None = None
         self.job_queue = job_queue
         self.lease_ms = int(lease_seconds * 1000)
@@ -60,6 +72,9 @@ class SpaneWorker(Worker):
             await self.on_startup(self.ctx)
         self._blocker = self.job_queue.blocking_client()
         self._lease_task = asyncio.create_task(self._refresh_leases(), name="spane-lease-refresh")
+        self._periodic_tasks = [
+            asyncio.create_task(self._every(p), name=f"spane-{p.name}") for p in self.periodic
+        ]
         try:
             # The loop ends by flag, not by cancellation: stop() sets the flag and wakes it.
             while not self._stopping:
@@ -74,6 +89,8 @@ class SpaneWorker(Worker):
             with contextlib.suppress(Exception):
                 await self.pool.delete(self.health_check_key)  # as arq's close() does
             await _cancel_quietly(self._lease_task)
+            for task in self._periodic_tasks:
+                await _cancel_quietly(task)
             if self._blpop is not None:
                 await _cancel_quietly(self._blpop)
             with contextlib.suppress(Exception):
@@ -227,6 +244,18 @@ class SpaneWorker(Worker):
                 waiter.cancel()
         if not full:
             local.clear()
+
+    async def _every(self, periodic: PeriodicTask) -> None:
+        """Run a side task (the sweeper, ...) every ``interval`` seconds. A failing round is
+        logged and the next one runs: a database outage must not stop the worker."""
+        while True:
+            await asyncio.sleep(periodic.interval)
+            try:
+                await periodic.run()
+            except Exception:
+                logger.exception(
+                    "%s failed; it runs again in %.0f s", periodic.name, periodic.interval
+                )
 
     async def _block(self, seconds: float) -> Any:
         # BLPOP with a fractional timeout (Redis >= 6); redis-py types it as int seconds.

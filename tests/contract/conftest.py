@@ -36,6 +36,7 @@ import pytest
 
 from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
+from tests.conftest import fresh_pg_schema
 
 StoreFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[ExecutionStore]]
 
@@ -54,7 +55,8 @@ async def _postgres_store(request: pytest.FixtureRequest) -> AsyncIterator[Execu
     from spane_py.stores.postgres.store import PostgresExecutionStore
 
     url = request.getfixturevalue("database_url")  # a session fixture: local or embedded
-    async with fresh_schema(url) as schema:  # migrated, dropped afterwards
+    schema_sql = request.getfixturevalue("_pg_schema_sql")
+    async with fresh_pg_schema(url, schema_sql) as schema:  # migrated, dropped afterwards
         store = PostgresExecutionStore(url, schema=schema, min_pool_size=1, max_pool_size=8)
         await store.start()
         try:
@@ -76,4 +78,3 @@ async def contract_store(request: pytest.FixtureRequest) -> AsyncIterator[Execut
     async with STORES[request.param](request) as store:
         assert isinstance(store, ExecutionStore)  # runtime_checkable: the protocol's methods
         yield store
-from tests.contract._tmp_pg_fixtures import database_url, fresh_schema  # noqa: F401  TEMPORARY

@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -47,33 +46,6 @@ class PoolOptions:
     retry_for_s: float = 30.0  # keep retrying a lost connection this long, then fail
 
 
-def describe_dsn(dsn: str) -> str:
-    """The DSN without its password, for messages and logs."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "<unparsable URL>"
-    host = parts.hostname or ""
-    if not host and "host=" in parts.query:
-        host = parts.query.split("host=", 1)[1].split("&", 1)[0]
-    port = f":{parts.port}" if parts.port else ""
-    user = f"{parts.username}@" if parts.username else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
-
-
-def check_dsn(dsn: str) -> None:
-    try:
-        parts = urlsplit(dsn)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid DATABASE_URL {describe_dsn(dsn)!r}: {exc}") from exc
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise ConfigurationError(
-            f"invalid DATABASE_URL {describe_dsn(dsn)!r}: the scheme must be postgresql:// "
-            f"(got {parts.scheme or 'none'!r})"
-        )
-
-
 def configure_logging() -> str | None:
     """Honour ``SPANE_DB_LOG``: attach a stderr handler to ``spane_py.db`` when asked."""
     mode = os.environ.get("SPANE_DB_LOG", "").strip().lower() or None
@@ -88,9 +60,11 @@ def configure_logging() -> str | None:
 
 async def create_pool(dsn: str, schema: str, options: PoolOptions) -> asyncpg.Pool:
     """A pool whose connections work in ``schema``; startup errors name their cause."""
-    check_dsn(dsn)
+    from spane_py.stores.postgres.migrate import parse_dsn, redact
+
+    dsn, connect_timeout = parse_dsn(dsn)  # ConfigurationError naming what is wrong
     verbose = configure_logging() == "verbose"
-    where = describe_dsn(dsn)
+    where = redact(dsn)
 
     async def init(conn: asyncpg.Connection) -> None:
         logger.info("pool: connection opened (pid %s)", conn.get_server_pid())
@@ -104,7 +78,7 @@ async def create_pool(dsn: str, schema: str, options: PoolOptions) -> asyncpg.Po
             dsn,
             min_size=options.min_size,
             max_size=options.max_size,
-            timeout=options.connect_timeout_s,
+            timeout=connect_timeout or options.connect_timeout_s,
             init=init,
             server_settings={
                 "search_path": schema,

@@ -46,7 +46,7 @@ from spane_py.errors import (
     StatePersistenceError,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("spane_py.db.migrate")  # SPANE_DB_LOG shows it
 
 DEFAULT_SCHEMA = "spane"
 # The advisory lock of a migration run is (hashtext(LOCK_NAMESPACE), hashtext(schema)).

@@ -41,8 +41,8 @@ from spane_py.stores.base import (
 from spane_py.stores.postgres import sql
 from spane_py.stores.postgres.connection import (
     PoolOptions,
+    configure_logging,
     create_pool,
-    describe_dsn,
     logger,
     with_retry,
 )
@@ -99,6 +99,7 @@ class PostgresExecutionStore:
 
         from spane_py.stores.postgres import migrate
 
+        configure_logging()  # SPANE_DB_LOG, before anything worth logging happens
         dsn = self._dsn or os.environ.get("DATABASE_URL")
         migrate_now = self._apply_migrations
         if not dsn:
@@ -109,7 +110,7 @@ class PostgresExecutionStore:
             migrate_now = True if migrate_now is None else migrate_now
         self._dsn = dsn
         if migrate_now:
-            logger.info("migrating schema %s of %s", self.schema, describe_dsn(dsn))
+            logger.info("migrating schema %s of %s", self.schema, migrate.redact(dsn))
             await migrate.upgrade(dsn, schema=self.schema)
         pool = await create_pool(dsn, self.schema, self.options)
         try:

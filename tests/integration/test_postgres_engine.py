@@ -1,0 +1,186 @@
+"""The engine on the PostgreSQL store: durable state shared by several engines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arq.constants import job_key_prefix
+
+from spane_py import ExecutionContext, NodeRegistry, RetryPolicy, WorkflowEngine
+from spane_py.queue.jobs import NodeJob
+from spane_py.stores.postgres.store import PostgresExecutionStore
+
+DIAMOND = {
+    "id": "diamond",
+    "nodes": [
+        {"id": "a", "type": "add", "outputs": ["b", "c"]},
+        {"id": "b", "type": "add", "outputs": ["d"]},
+        {"id": "c", "type": "add", "outputs": ["d"]},
+        {"id": "d", "type": "sum"},
+    ],
+}
+
+
+def registry() -> NodeRegistry:
+    reg = NodeRegistry()
+
+    async def add(ctx: ExecutionContext) -> int:
+        return int(ctx.input_data) + 1
+
+    async def total(ctx: ExecutionContext) -> int:
+        return sum(ctx.input_data.values())
+
+    reg.register("add", add)
+    reg.register("sum", total)
+    return reg
+
+
+def make_engine(
+    url: str, schema: str, redis_url: str, prefix: str, reg: NodeRegistry | None = None, **kw: Any
+) -> WorkflowEngine:
+    store = PostgresExecutionStore(url, schema=schema, min_pool_size=1, max_pool_size=10)
+    return WorkflowEngine(
+        reg or registry(), store, redis_url=redis_url, key_prefix=prefix, poll_delay=0.2, **kw
+    )
+
+
+async def test_workflows_run_and_state_survives_the_engine(
+    database_url: str, pg_schema: str, redis_url: str, key_prefix: str
+) -> None:
+    engine = make_engine(database_url, pg_schema, redis_url, key_prefix)
+    async with engine:
+        await engine.register_workflow(DIAMOND)
+        await engine.start_workers(4)
+        state = await engine.run_workflow("diamond", 0, timeout=20)
+        assert state.status == "completed"
+        assert {n: r.data for n, r in state.node_results.items()} == {
+            "a": 1,
+            "b": 2,
+            "c": 2,
+            "d": 4,
+        }
+        eid = state.execution_id
+        await engine.queue.purge()
+    await engine.store.close()
+    # A new process (here: a new store on the same schema) sees everything.
+    async with PostgresExecutionStore(database_url, schema=pg_schema) as store:
+        record = await store.get_execution(eid)
+        assert record is not None
+        assert record.status == "completed"
+        nodes = await store.get_node_results(eid)
+        assert nodes["d"].data == 4
+        assert (await store.get_workflow("diamond")) is not None
+
+
+async def test_a_worker_that_never_registered_the_workflow_runs_it(
+    database_url: str, pg_schema: str, redis_url: str, key_prefix: str
+) -> None:
+    """Lazy definitions: only executors are registered in the worker; the pinned version
+    comes from PostgreSQL through the cache. The producer has no worker at all."""
+    producer = make_engine(database_url, pg_schema, redis_url, key_prefix)
+    worker = make_engine(database_url, pg_schema, redis_url, key_prefix)
+    async with producer, worker:
+        await producer.register_workflow(DIAMOND)
+        await worker.start_workers(4)
+        started = time.monotonic()
+        state = await producer.run_workflow("diamond", 10, timeout=20)
+        assert state.status == "completed"
+        assert state.node_results["d"].data == 24
+        # Announced across engines over Redis: well under the store re-read interval.
+        assert time.monotonic() - started < 5
+        assert worker.cache_stats().misses == 1
+        await producer.queue.purge()
+    await producer.store.close()
+    await worker.store.close()
+
+
+async def test_sweeper_sends_a_lost_job_again(
+    database_url: str, pg_schema: str, redis_url: str, key_prefix: str
+) -> None:
+    engine = make_engine(database_url, pg_schema, redis_url, key_prefix)
+    async with engine:
+        await engine.register_workflow(DIAMOND)
+        eid = await engine.enqueue_workflow("diamond", 0)
+        # Redis loses the entry job (say it was flushed) before any worker took it.
+        job_id = engine.queue.job_id(NodeJob(eid, "diamond", 1, "a"))
+        await engine.queue.redis.delete(job_key_prefix + job_id)
+        await engine.queue.redis.zrem(engine.queue.keys.queue, job_id)
+        assert await engine.sweep() == 0  # not stale yet
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        assert await engine.sweep(older_than=later) == 1
+        assert await engine.sweep(older_than=later) == 0  # the job exists again: left alone
+        await engine.start_workers(2)
+        state = await engine.wait_for_execution(eid, timeout=20)
+        assert state.status == "completed"
+        await engine.queue.purge()
+    await engine.store.close()
+
+
+async def test_retries_and_failures_are_recorded(
+    database_url: str, pg_schema: str, redis_url: str, key_prefix: str
+) -> None:
+    reg = NodeRegistry()
+    calls: list[int] = []
+
+    async def flaky(ctx: ExecutionContext) -> str:
+        calls.append(ctx.attempt)
+        ctx.log("info", "trying", attempt=ctx.attempt)
+        if ctx.attempt < 3:
+            raise RuntimeError(f"boom {ctx.attempt}")
+        return "ok"
+
+    async def broken(ctx: ExecutionContext) -> None:
+        raise RuntimeError("always")
+
+    reg.register("flaky", flaky)
+    reg.register("broken", broken)
+    retry = RetryPolicy(max_attempts=3, backoff={"type": "fixed", "delay": 10})
+    engine = make_engine(database_url, pg_schema, redis_url, key_prefix, reg)
+    async with engine:
+        await engine.register_workflow(
+            {"id": "f", "nodes": [{"id": "x", "type": "flaky", "retryPolicy": retry}]}
+        )
+        await engine.register_workflow({"id": "g", "nodes": [{"id": "y", "type": "broken"}]})
+        await engine.start_workers(2)
+        ok = await engine.run_workflow("f", timeout=20)
+        assert ok.status == "completed"
+        assert ok.node_results["x"].attempts == 3
+        assert calls == [1, 2, 3]
+        logs = await engine.store.get_logs(ok.execution_id)
+        assert [log.fields["attempt"] for log in logs] == [1, 2, 3]
+        bad = await engine.run_workflow("g", timeout=20)
+        assert bad.status == "failed"
+        assert "always" in (bad.node_results["y"].error or "")
+        await engine.queue.purge()
+    await engine.store.close()
+
+
+async def test_many_executions_on_two_worker_engines_each_join_once(
+    database_url: str, pg_schema: str, redis_url: str, key_prefix: str
+) -> None:
+    joins: list[str] = []
+    reg = registry()
+
+    async def total(ctx: ExecutionContext) -> int:
+        joins.append(ctx.execution_id)
+        await asyncio.sleep(0)
+        return sum(ctx.input_data.values())
+
+    reg.register("sum", total, replace=True)
+    one = make_engine(database_url, pg_schema, redis_url, key_prefix, reg)
+    two = make_engine(database_url, pg_schema, redis_url, key_prefix, reg)
+    async with one, two:
+        await one.register_workflow(DIAMOND)
+        await one.start_workers(8)
+        await two.start_workers(8)
+        ids = [await one.enqueue_workflow("diamond", i) for i in range(60)]
+        states = [await one.wait_for_execution(e, timeout=60) for e in ids]
+        assert all(s.status == "completed" for s in states)
+        assert [s.node_results["d"].data for s in states] == [2 * i + 4 for i in range(60)]
+        assert sorted(joins) == sorted(ids)  # every join ran exactly once
+        await one.queue.purge()
+    await one.store.close()
+    await two.store.close()
