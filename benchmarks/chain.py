@@ -14,7 +14,15 @@ import asyncio
 import statistics
 import time
 
-from _common import machine, make_engine, noop, redis_kind
+from _common import (
+    add_store_option,
+    fresh_bench_schema,
+    machine,
+    make_engine,
+    noop,
+    redis_kind,
+    store_kind_text,
+)
 
 from spane_py import NodeRegistry
 
@@ -26,10 +34,12 @@ def chain(n: int) -> dict[str, object]:
     return {"id": "chain", "name": "chain", "nodes": nodes}
 
 
-async def main(n: int, runs: int) -> None:
+async def main(n: int, runs: int, store: str) -> None:
+    if store == "postgres":
+        await fresh_bench_schema()
     registry = NodeRegistry()
     registry.register("noop", noop)
-    async with make_engine(registry) as engine:
+    async with make_engine(registry, store_kind=store) as engine:
         await engine.register_workflow(chain(n))
         await engine.start_workers(10)
         await engine.run_workflow("chain", 0, timeout=60)  # warm-up
@@ -41,7 +51,7 @@ async def main(n: int, runs: int) -> None:
             assert state.status == "completed", state.status
             per_hop.append(elapsed * 1000 / n)
         await engine.queue.purge()
-    print(f"chain of {n} nodes, {runs} runs, {machine()}, {redis_kind()}")
+    print(f"chain of {n} nodes, {runs} runs, {machine()}, {redis_kind()}, {store_kind_text(store)}")
     print(f"  per hop: median {statistics.median(per_hop):.2f} ms, best {min(per_hop):.2f} ms")
 
 
@@ -49,5 +59,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
+    add_store_option(parser)
     args = parser.parse_args()
-    asyncio.run(main(args.nodes, args.runs))
+    asyncio.run(main(args.nodes, args.runs, args.store))

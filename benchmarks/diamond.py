@@ -13,7 +13,15 @@ import argparse
 import asyncio
 import time
 
-from _common import machine, make_engine, noop, redis_kind
+from _common import (
+    add_store_option,
+    fresh_bench_schema,
+    machine,
+    make_engine,
+    noop,
+    redis_kind,
+    store_kind_text,
+)
 
 from spane_py import NodeRegistry
 
@@ -30,11 +38,15 @@ DIAMOND = {
 }
 
 
-async def main(executions: int, concurrency: int, runs: int) -> None:
+async def main(executions: int, concurrency: int, runs: int, store: str) -> None:
+    if store == "postgres":
+        await fresh_bench_schema()
     registry = NodeRegistry()
     registry.register("noop", noop)
     rates = []
-    async with make_engine(registry, max_executions=executions * (runs + 1) + 10) as engine:
+    async with make_engine(
+        registry, max_executions=executions * (runs + 1) + 10, store_kind=store
+    ) as engine:
         await engine.register_workflow(DIAMOND)
         await engine.start_workers(concurrency)
         await engine.run_workflow("diamond", {"x": 1}, timeout=60)  # warm-up
@@ -48,7 +60,7 @@ async def main(executions: int, concurrency: int, runs: int) -> None:
         await engine.queue.purge()
     print(
         f"{executions} executions x 5 nodes, concurrency {concurrency}, {runs} runs, "
-        f"{machine()}, {redis_kind()}"
+        f"{machine()}, {redis_kind()}, {store_kind_text(store)}"
     )
     print(f"  nodes/s: best {max(rates):,.0f}, worst {min(rates):,.0f}")
 
@@ -58,5 +70,6 @@ if __name__ == "__main__":
     parser.add_argument("--executions", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
+    add_store_option(parser)
     args = parser.parse_args()
-    asyncio.run(main(args.executions, args.concurrency, args.runs))
+    asyncio.run(main(args.executions, args.concurrency, args.runs, args.store))

@@ -72,7 +72,8 @@ class WorkflowEngine:
     """Registers workflows, enqueues executions, runs workers and answers queries.
 
     ``redis_url`` defaults to ``$REDIS_URL``; with neither, an embedded Redis is started for
-    this engine and stopped by ``close()``. ``store`` defaults to a fresh in-memory store.
+    this engine and stopped by ``close()``. ``store`` defaults to a fresh in-memory store;
+    ``start()`` starts it and ``close()`` closes it (``close_store=False`` to keep it open).
     Use as ``async with WorkflowEngine(registry) as engine: ...``.
     """
 
@@ -92,6 +93,7 @@ class WorkflowEngine:
         workflows: Sequence[WorkflowSource] = (),
         sweep_interval_seconds: float = 15.0,
         stale_after_seconds: float = 30.0,
+        close_store: bool = True,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -102,7 +104,7 @@ class WorkflowEngine:
         if lease_seconds < 1:
             raise ConfigurationError("lease_seconds must be at least 1")
         self.registry = registry
-        self._owns_store = store is None
+        self._close_store = close_store
         self.store: ExecutionStore = store if store is not None else InMemoryExecutionStore()
         self.key_prefix = key_prefix
         self.cache = WorkflowCache(
@@ -170,7 +172,7 @@ class WorkflowEngine:
         if self._notifier is not None:
             await self._notifier.close()
         await self._release_redis()
-        if self._owns_store:
+        if self._close_store:
             await self.store.close()
         self._started = False
 

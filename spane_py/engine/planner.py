@@ -54,6 +54,8 @@ class NodeOutcome:
     output: str | None = None
     error: str | None = None
     next_nodes: tuple[str, ...] | None = None
+    attempt: int = 0  # the attempt that produced it (0: keep the record's count)
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class StartPayload:
     attempt: int
     execution: ExecutionRecord
     nodes: dict[str, NodeRecord]
+    snapshot: ExecutionSnapshot  # what the decision saw: the completion may start from it
 
 
 def initial_nodes(graph: WorkflowGraph, now: datetime) -> list[NodeRecord]:
@@ -76,6 +79,10 @@ def initial_nodes(graph: WorkflowGraph, now: datetime) -> list[NodeRecord]:
 
 
 def plan_start(node_id: str, generation: int, now: datetime) -> Decide:
+    """Whether a delivered job runs. Running it writes nothing: the attempt is recorded with
+    its result (``plan_completion`` / ``plan_retry``), and by ``plan_mark_running`` once the
+    node has run for a moment — so a short node costs one write, not two."""
+
     def decide(snap: ExecutionSnapshot) -> Transition:
         rec = snap.nodes.get(node_id)
         if rec is None:
@@ -92,34 +99,68 @@ def plan_start(node_id: str, generation: int, now: datetime) -> Decide:
                 nodes=(rec.evolve(status=NodeStatus.CANCELLED, completed_at=now),),
                 outcome=DROPPED,
             )
-        started = rec.evolve(status=NodeStatus.RUNNING, attempts=rec.attempts + 1, started_at=now)
-        nodes = dict(snap.nodes)
-        nodes[node_id] = started
         return Transition(
-            nodes=(started,),
             outcome=RUN,
-            payload=StartPayload(started.attempts, snap.execution, nodes),
+            payload=StartPayload(rec.attempts + 1, snap.execution, dict(snap.nodes), snap),
         )
 
     return decide
 
 
-def plan_retry(node_id: str, generation: int, error: str, now: datetime) -> Decide:
-    """A failed attempt that will be retried: the node goes back to queued."""
+def plan_mark_running(node_id: str, generation: int, attempt: int, started_at: datetime) -> Decide:
+    """Record that attempt ``attempt`` of a node is under way (when it has not finished)."""
+
+    def decide(snap: ExecutionSnapshot) -> Transition:
+        rec = snap.nodes.get(node_id)
+        if (
+            rec is None
+            or rec.generation != generation
+            or rec.status.is_terminal
+            or rec.attempts >= attempt
+            or snap.execution.status is not ExecutionStatus.RUNNING
+        ):
+            return Transition(outcome=DUPLICATE)
+        running = rec.evolve(status=NodeStatus.RUNNING, attempts=attempt, started_at=started_at)
+        return Transition(nodes=(running,), outcome=RUN)
+
+    return decide
+
+
+def plan_retry(
+    node_id: str,
+    generation: int,
+    error: str,
+    now: datetime,
+    *,
+    attempt: int = 0,
+    started_at: datetime | None = None,
+) -> Decide:
+    """A failed attempt that will be retried: the node goes back to queued, the attempt
+    counted."""
 
     def decide(snap: ExecutionSnapshot) -> Transition:
         rec = snap.nodes.get(node_id)
         if rec is None or rec.generation != generation or rec.status.is_terminal:
             return Transition(outcome=DUPLICATE)
+        attempts = max(rec.attempts, attempt)
+        started = started_at or rec.started_at
         if snap.execution.status not in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
-            return Transition(
-                nodes=(rec.evolve(status=NodeStatus.CANCELLED, error=error, completed_at=now),),
-                outcome=DROPPED,
+            cancelled = rec.evolve(
+                status=NodeStatus.CANCELLED,
+                error=error,
+                completed_at=now,
+                attempts=attempts,
+                started_at=started,
             )
-        return Transition(
-            nodes=(rec.evolve(status=NodeStatus.QUEUED, error=error, queued_at=now),),
-            outcome=RUN,
+            return Transition(nodes=(cancelled,), outcome=DROPPED)
+        queued = rec.evolve(
+            status=NodeStatus.QUEUED,
+            error=error,
+            queued_at=now,
+            attempts=attempts,
+            started_at=started,
         )
+        return Transition(nodes=(queued,), outcome=RUN)
 
     return decide
 
@@ -137,6 +178,8 @@ def plan_completion(
             output=outcome.output,
             error=outcome.error,
             next_nodes=outcome.next_nodes,
+            attempts=max(rec.attempts, outcome.attempt),
+            started_at=outcome.started_at or rec.started_at,
             skipped=outcome.status is NodeStatus.SKIPPED,
             completed_at=now,
         )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,11 +31,23 @@ from spane_py.queue.jobs import NodeJob
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
 from spane_py.state import NodeStatus
-from spane_py.stores.base import ExecutionRecord, ExecutionStore
+from spane_py.stores.base import ExecutionStore
 
 logger = logging.getLogger("spane_py.runner")
 
 SettledHook = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of one node, from its start decision to its result."""
+
+    job: NodeJob
+    graph: WorkflowGraph
+    node: NodeDefinition
+    ctx: ExecutionContext
+    started: planner.StartPayload
+    started_at: datetime
 
 
 def _now() -> datetime:
@@ -51,6 +64,7 @@ class NodeRunner:
         queue: JobQueue,
         on_settled: SettledHook,
         max_output_bytes: int = 1 << 20,
+        running_mark_delay: float = 0.25,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -58,6 +72,8 @@ class NodeRunner:
         self.queue = queue
         self.on_settled = on_settled
         self.max_output_bytes = max_output_bytes
+        self.running_mark_delay = running_mark_delay
+        self._marking: set[asyncio.Task[None]] = set()
 
     async def job(self, arq_ctx: dict[str, Any], payload: object) -> None:
         """The arq job function: one run of one node."""
@@ -80,8 +96,9 @@ class NodeRunner:
             )
             return
         eid = job.execution_id
+        started_at = _now()
         start = await self.store.transition(
-            eid, planner.plan_start(node.id, job.generation, _now())
+            eid, planner.plan_start(node.id, job.generation, started_at)
         )
         if start.outcome != planner.RUN:
             if start.outcome == planner.DROPPED:
@@ -104,18 +121,49 @@ class NodeRunner:
             attempt=started.attempt,
             metadata=execution.metadata,
         )
+        attempt = Attempt(job, graph, node, ctx, started, started_at)
+        # A node that is still running after a moment is recorded as running; one that
+        # finishes sooner is recorded once, with its result.
+        marker = asyncio.get_running_loop().call_later(
+            self.running_mark_delay, self._start_marking, attempt
+        )
         try:
             outcome = await self._execute(graph, node, ctx)
         except asyncio.CancelledError:
+            marker.cancel()
             await asyncio.shield(self._flush_logs(ctx))
             raise
         except Exception as exc:  # the executor failed: retry or fail for good
-            final = await self._failed_attempt(job, node, ctx, execution, exc)
+            marker.cancel()
+            final = await self._failed_attempt(attempt, exc)
             if final is None:
                 await self._flush_logs(ctx)
                 raise RetryJob() from exc
             outcome = final
-        await asyncio.shield(self._complete(job, graph, ctx, execution, outcome))
+        marker.cancel()
+        await asyncio.shield(self._complete(attempt, outcome))
+
+    def _start_marking(self, attempt: Attempt) -> None:
+        task = asyncio.get_running_loop().create_task(self._mark_running(attempt))
+        self._marking.add(task)
+        task.add_done_callback(self._marking.discard)
+
+    async def _mark_running(self, attempt: Attempt) -> None:
+        try:
+            await self.store.transition(
+                attempt.ctx.execution_id,
+                planner.plan_mark_running(
+                    attempt.node.id, attempt.job.generation, attempt.ctx.attempt, attempt.started_at
+                ),
+                cached=attempt.started.snapshot,
+            )
+        except Exception as exc:  # best effort: the result write records the attempt anyway
+            logger.warning(
+                "could not record node %s of %s as running: %s",
+                attempt.node.id,
+                attempt.ctx.execution_id,
+                exc,
+            )
 
     async def _execute(
         self, graph: WorkflowGraph, node: NodeDefinition, ctx: ExecutionContext
@@ -178,15 +226,9 @@ class NodeRunner:
         status = NodeStatus.SKIPPED if result.skipped else NodeStatus.SUCCEEDED
         return planner.NodeOutcome(status, output=output, next_nodes=next_nodes)
 
-    async def _failed_attempt(
-        self,
-        job: NodeJob,
-        node: NodeDefinition,
-        ctx: ExecutionContext,
-        execution: ExecutionRecord,
-        exc: Exception,
-    ) -> planner.NodeOutcome | None:
+    async def _failed_attempt(self, attempt: Attempt, exc: Exception) -> planner.NodeOutcome | None:
         """Returns the final outcome, or None when the attempt will be retried."""
+        node, ctx, job = attempt.node, attempt.ctx, attempt.job
         error = _describe(exc)
         policy = node.effective_retry_policy
         retryable = not isinstance(exc, SerializationError | NonRetryableError)
@@ -195,7 +237,16 @@ class NodeRunner:
         decision = policy.decide(exc, ctx.attempt) if retryable else None
         if decision is not None and decision.retry:
             retry = await self.store.transition(
-                ctx.execution_id, planner.plan_retry(node.id, job.generation, error, _now())
+                ctx.execution_id,
+                planner.plan_retry(
+                    node.id,
+                    job.generation,
+                    error,
+                    _now(),
+                    attempt=ctx.attempt,
+                    started_at=attempt.started_at,
+                ),
+                cached=attempt.started.snapshot,
             )
             if retry.outcome == planner.RUN:
                 events.emit(
@@ -208,7 +259,7 @@ class NodeRunner:
                 )
                 due = int(time.time() * 1000) + decision.delay_ms
                 await self.queue.reschedule(
-                    self.queue.job_id(job), due_ms=due, priority=execution.priority
+                    self.queue.job_id(job), due_ms=due, priority=attempt.started.execution.priority
                 )
                 return None
         if policy.continue_on_fail:
@@ -219,18 +270,15 @@ class NodeRunner:
             )
         return planner.NodeOutcome(NodeStatus.FAILED, error=error)
 
-    async def _complete(
-        self,
-        job: NodeJob,
-        graph: WorkflowGraph,
-        ctx: ExecutionContext,
-        execution: ExecutionRecord,
-        outcome: planner.NodeOutcome,
-    ) -> None:
+    async def _complete(self, attempt: Attempt, outcome: planner.NodeOutcome) -> None:
+        job, ctx = attempt.job, attempt.ctx
         await self._flush_logs(ctx)
         eid = ctx.execution_id
+        outcome = replace(outcome, attempt=ctx.attempt, started_at=attempt.started_at)
         done = await self.store.transition(
-            eid, planner.plan_completion(graph, ctx.node_id, job.generation, outcome, _now())
+            eid,
+            planner.plan_completion(attempt.graph, ctx.node_id, job.generation, outcome, _now()),
+            cached=attempt.started.snapshot,
         )
         if done.outcome == planner.DUPLICATE:
             return
@@ -246,7 +294,7 @@ class NodeRunner:
                     NodeJob(eid, job.workflow_id, job.workflow_version, child)
                     for child in done.enqueue
                 ],
-                priority=execution.priority,
+                priority=attempt.started.execution.priority,
             )
         if done.outcome == planner.SETTLED_COMPLETED:
             events.emit(events.EXECUTION_COMPLETED, execution_id=eid, workflow_id=job.workflow_id)

@@ -78,10 +78,15 @@ def evolve_execution(record: ExecutionRecord, **changes: Any) -> ExecutionRecord
 
 @dataclass(frozen=True, slots=True)
 class ExecutionSnapshot:
-    """An execution and its node records as of one moment. Absent node = pending."""
+    """An execution and its node records as of one moment. Absent node = pending.
+
+    ``revision`` is the store's version counter of the execution when the snapshot was
+    read (None where the store keeps none): see ``ExecutionStore.transition``'s ``cached``.
+    """
 
     execution: ExecutionRecord
     nodes: Mapping[str, NodeRecord]
+    revision: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +217,14 @@ class ExecutionStore(Protocol):
 
     async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]: ...
 
-    async def transition(self, execution_id: str, decide: Decide) -> Transition: ...
+    async def transition(
+        self, execution_id: str, decide: Decide, *, cached: ExecutionSnapshot | None = None
+    ) -> Transition:
+        """Apply ``decide`` to the current snapshot, atomically. With ``cached`` (a snapshot
+        an earlier transition of this caller saw), a store may first decide on it and write
+        only if nothing changed since — saving a read; otherwise it reads and decides anew.
+        """
+        ...
 
     async def update_execution_metadata(
         self, execution_id: str, metadata: Mapping[str, Any]

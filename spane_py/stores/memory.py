@@ -178,7 +178,10 @@ class InMemoryExecutionStore:
         self.cleanup()
         return dict(self._nodes.get(execution_id, {}))
 
-    async def transition(self, execution_id: str, decide: Decide) -> Transition:
+    async def transition(
+        self, execution_id: str, decide: Decide, *, cached: ExecutionSnapshot | None = None
+    ) -> Transition:
+        # ``cached`` is ignored: reading here costs nothing.
         self.cleanup()
         record = self._executions.get(execution_id)
         if record is None:

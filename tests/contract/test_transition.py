@@ -309,8 +309,10 @@ async def _run_node(
     status: NodeStatus = NodeStatus.SUCCEEDED,
     yields: int = 1,
 ) -> Transition:
-    """What a worker does: claim the node, run it (yielding), record its completion."""
-    start = await store.transition(eid, planner.plan_start(node_id, 0, _now()))
+    """What a worker does: decide to run the node, run it (yielding), record its completion
+    — deciding first on the snapshot the start saw, as the runner does (``cached``)."""
+    started_at = _now()
+    start = await store.transition(eid, planner.plan_start(node_id, 0, started_at))
     assert start.outcome == planner.RUN, (node_id, start.outcome)
     for _ in range(yields):
         await asyncio.sleep(0)
@@ -318,8 +320,14 @@ async def _run_node(
         status=status,
         output=f'"{node_id}"' if status is NodeStatus.SUCCEEDED else None,
         error="boom" if status is NodeStatus.FAILED else None,
+        attempt=start.payload.attempt,
+        started_at=started_at,
     )
-    done = await store.transition(eid, planner.plan_completion(graph, node_id, 0, outcome, _now()))
+    done = await store.transition(
+        eid,
+        planner.plan_completion(graph, node_id, 0, outcome, _now()),
+        cached=start.payload.snapshot,
+    )
     log.append((node_id, done))
     return done
 

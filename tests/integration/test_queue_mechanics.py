@@ -190,3 +190,32 @@ async def test_an_executors_own_timeout_error_is_not_a_node_timeout(
     error = state.node_results["only"].error or ""
     assert "upstream API timed out" in error
     assert "timed out after 5000 ms" not in error
+
+
+async def test_a_long_node_is_recorded_as_running_a_short_one_written_once(
+    engine: WorkflowEngine, registry: NodeRegistry
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(ctx: ExecutionContext) -> str:
+        await release.wait()
+        return "done"
+
+    registry.register("record", slow)
+    await engine.register_workflow(ONE_NODE)
+    await engine.start_workers(1)
+    eid = await engine.enqueue_workflow("one")
+    status = None
+    for _ in range(100):
+        node = (await engine.store.get_node_results(eid))["only"]
+        status = node.status
+        if status == "running":
+            break
+        await asyncio.sleep(0.02)
+    assert status == "running"
+    assert node.attempts == 1
+    assert node.started_at is not None
+    release.set()
+    state = await engine.wait_for_execution(eid, timeout=10)
+    assert state.node_results["only"].attempts == 1
+    assert state.node_results["only"].started_at == node.started_at

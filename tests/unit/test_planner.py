@@ -101,9 +101,11 @@ class Run:
         )
 
     def run(self, node_id: str, outcome: NodeOutcome) -> Transition:
+        """What the runner does: decide to run, then record the attempt with its result."""
         started = self.start(node_id)
         assert started.outcome == planner.RUN, (node_id, started.outcome)
-        return self.complete(node_id, outcome)
+        attempt = started.payload.attempt
+        return self.complete(node_id, replace(outcome, attempt=attempt, started_at=later()))
 
     def input_of(self, node_id: str) -> Any:
         return planner.node_input(self.graph, node_id, self.execution, self.nodes)
@@ -427,7 +429,7 @@ def test_completion_of_wrong_generation_is_a_duplicate() -> None:
     t = run.complete("a", ok(), generation=3)
     assert t.outcome == planner.DUPLICATE
     assert t.is_noop
-    assert run.status("a") is NodeStatus.RUNNING
+    assert run.status("a") is NodeStatus.QUEUED  # starting wrote nothing either
 
 
 def test_completion_of_an_unknown_node_is_a_duplicate() -> None:
@@ -472,23 +474,48 @@ def test_cancelled_execution_records_a_late_completion_only() -> None:
 
 def test_plan_start_runs_a_queued_node() -> None:
     run = Run(build({"a": ["b"], "b": []}), initial_data={"k": 1})
+    queued = run.nodes["a"]
     t = run.start("a")
     assert t.outcome == planner.RUN
-    (started,) = t.nodes
-    assert started.status is NodeStatus.RUNNING
-    assert started.attempts == 1
-    assert started.started_at == later()
+    assert t.is_noop  # deciding to run writes nothing: the attempt is recorded with its result
     payload = t.payload
     assert isinstance(payload, planner.StartPayload)
     assert payload.attempt == 1
     assert payload.execution == run.execution
-    assert payload.nodes["a"] == started
+    assert payload.nodes["a"] == queued
+    assert payload.snapshot.nodes["a"] == queued  # what the completion may decide on
+
+
+def test_plan_mark_running_records_a_long_attempt() -> None:
+    run = Run(build({"a": []}))
+    run.start("a")
+    t = run.apply(planner.plan_mark_running("a", 0, 1, later()))
+    assert t.outcome == planner.RUN
+    rec = run.nodes["a"]
+    assert (rec.status, rec.attempts, rec.started_at) == (NodeStatus.RUNNING, 1, later())
+    # Marking the same attempt again, or an older one, changes nothing.
+    assert run.apply(planner.plan_mark_running("a", 0, 1, later())).is_noop
+    assert run.apply(planner.plan_mark_running("a", 0, 0, later())).is_noop
+    # The result then records the same attempt; a later mark cannot undo it.
+    run.complete("a", replace(ok(), attempt=1, started_at=later()))
+    assert run.nodes["a"].status is NodeStatus.SUCCEEDED
+    assert run.nodes["a"].attempts == 1
+    assert run.apply(planner.plan_mark_running("a", 0, 2, later())).is_noop
+    assert run.nodes["a"].status is NodeStatus.SUCCEEDED
+
+
+def test_plan_mark_running_skips_other_generations_and_ended_executions() -> None:
+    run = Run(build({"a": ["b"], "b": []}))
+    assert run.apply(planner.plan_mark_running("a", 7, 1, later())).is_noop
+    run.execution = replace(run.execution, status=ExecutionStatus.FAILED)
+    assert run.apply(planner.plan_mark_running("a", 0, 1, later())).is_noop
+    assert run.status("a") is NodeStatus.QUEUED
 
 
 def test_plan_start_counts_attempts() -> None:
     run = Run(build({"a": []}))
     run.start("a")
-    run.apply(planner.plan_retry("a", 0, "flaky", later()))
+    run.apply(planner.plan_retry("a", 0, "flaky", later(), attempt=1, started_at=later()))
     t = run.start("a")
     assert t.outcome == planner.RUN
     assert t.payload.attempt == 2
@@ -558,13 +585,14 @@ def test_plan_start_on_an_unknown_node() -> None:
 def test_plan_retry_puts_the_node_back_to_queued() -> None:
     run = Run(build({"a": []}))
     run.start("a")
-    t = run.apply(planner.plan_retry("a", 0, "timeout", later(5)))
+    t = run.apply(planner.plan_retry("a", 0, "timeout", later(5), attempt=1, started_at=later()))
     assert t.outcome == planner.RUN
     rec = run.nodes["a"]
     assert rec.status is NodeStatus.QUEUED
     assert rec.error == "timeout"
     assert rec.queued_at == later(5)
-    assert rec.attempts == 1
+    assert rec.attempts == 1  # the failed attempt is counted
+    assert rec.started_at == later()
     assert t.execution is None
     assert t.enqueue == ()  # the runner reschedules the job itself
 

@@ -73,9 +73,17 @@ async def create_pool(dsn: str, schema: str, options: PoolOptions) -> asyncpg.Po
                 lambda q: logger.debug("statement (%.1f ms): %s", q.elapsed * 1000, q.query)
             )
 
+    async def reset(conn: asyncpg.Connection) -> None:
+        # asyncpg's default reset costs a round trip on every release. The store never
+        # changes session state (its settings come with the connection, its transactions
+        # are context-managed): only a connection left inside a transaction needs care.
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+
     try:
         pool = await asyncpg.create_pool(
             dsn,
+            reset=reset,
             min_size=options.min_size,
             max_size=options.max_size,
             timeout=connect_timeout or options.connect_timeout_s,

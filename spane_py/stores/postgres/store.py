@@ -313,13 +313,28 @@ class PostgresExecutionStore:
         rows = await self._fetch("reading node results", sql.GET_NODES, execution_id)
         return {r[0]: _node(r) for r in rows}
 
-    async def transition(self, execution_id: str, decide: Decide) -> Transition:
+    async def transition(
+        self, execution_id: str, decide: Decide, *, cached: ExecutionSnapshot | None = None
+    ) -> Transition:
         if not _is_uuid(execution_id):
             raise ExecutionNotFoundError(
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
+        usable = (
+            cached
+            if cached is not None
+            and cached.revision is not None
+            and cached.execution.execution_id == execution_id
+            else None
+        )
 
         async def run() -> Transition:
+            nonlocal usable
+            if usable is not None:  # decide on what the caller saw; valid if nothing changed
+                done = await self._transition_once(execution_id, decide, lock=False, cached=usable)
+                usable = None
+                if done is not None:
+                    return done
             for _ in range(OPTIMISTIC_ATTEMPTS):
                 done = await self._transition_once(execution_id, decide, lock=False)
                 if done is not None:
@@ -333,25 +348,35 @@ class PostgresExecutionStore:
         )
 
     async def _transition_once(
-        self, execution_id: str, decide: Decide, *, lock: bool
+        self,
+        execution_id: str,
+        decide: Decide,
+        *,
+        lock: bool,
+        cached: ExecutionSnapshot | None = None,
     ) -> Transition | None:
         async with self.pool.acquire() as conn:
             tx = conn.transaction() if lock else contextlib.nullcontext()
             async with tx:
-                if lock:
-                    await conn.execute(sql.LOCK_EXECUTION, execution_id)
-                row = await conn.fetchrow(sql.SNAPSHOT, execution_id)
-                if row is None:
-                    raise ExecutionNotFoundError(
-                        f"execution {execution_id!r} does not exist", execution_id=execution_id
+                if cached is not None:
+                    snapshot = cached
+                else:
+                    if lock:
+                        await conn.execute(sql.LOCK_EXECUTION, execution_id)
+                    row = await conn.fetchrow(sql.SNAPSHOT, execution_id)
+                    if row is None:
+                        raise ExecutionNotFoundError(
+                            f"execution {execution_id!r} does not exist",
+                            execution_id=execution_id,
+                        )
+                    snapshot = ExecutionSnapshot(
+                        _execution(row), {n[0]: _node(n) for n in row["nodes"]}, row["revision"]
                     )
-                revision = row["revision"]
-                snapshot = ExecutionSnapshot(
-                    _execution(row), {n[0]: _node(n) for n in row["nodes"]}
-                )
+                revision = snapshot.revision
                 result = decide(snapshot)
                 if result.is_noop:
-                    return result
+                    # Decided on a cached snapshot, "nothing to do" may be stale news: read.
+                    return None if cached is not None else result
                 new = result.execution
                 if new is not None and new.execution_id != execution_id:
                     raise ValueError(
