@@ -38,7 +38,7 @@ DIAMOND = {
 }
 
 
-async def main(executions: int, concurrency: int, runs: int, store: str) -> None:
+async def main(executions: int, concurrency: int, runs: int, store: str, bulk: bool) -> None:
     if store == "postgres":
         await fresh_bench_schema()
     registry = NodeRegistry()
@@ -52,7 +52,12 @@ async def main(executions: int, concurrency: int, runs: int, store: str) -> None
         await engine.run_workflow("diamond", {"x": 1}, timeout=60)  # warm-up
         for _ in range(runs):
             start = time.perf_counter()
-            ids = [await engine.enqueue_workflow("diamond", {"x": i}) for i in range(executions)]
+            if bulk:
+                ids = await engine.enqueue_bulk("diamond", [{"x": i} for i in range(executions)])
+            else:
+                ids = [
+                    await engine.enqueue_workflow("diamond", {"x": i}) for i in range(executions)
+                ]
             states = [await engine.wait_for_execution(i, timeout=300) for i in ids]
             elapsed = time.perf_counter() - start
             assert all(s.status == "completed" for s in states)
@@ -60,7 +65,8 @@ async def main(executions: int, concurrency: int, runs: int, store: str) -> None
         await engine.queue.purge()
     print(
         f"{executions} executions x 5 nodes, concurrency {concurrency}, {runs} runs, "
-        f"{machine()}, {redis_kind()}, {store_kind_text(store)}"
+        f"{machine()}, {redis_kind()}, {store_kind_text(store)}, "
+        f"{'enqueue_bulk' if bulk else 'one enqueue_workflow at a time'}"
     )
     print(f"  nodes/s: best {max(rates):,.0f}, worst {min(rates):,.0f}")
 
@@ -71,5 +77,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
     add_store_option(parser)
+    parser.add_argument("--bulk", action="store_true", help="start them with enqueue_bulk")
     args = parser.parse_args()
-    asyncio.run(main(args.executions, args.concurrency, args.runs, args.store))
+    asyncio.run(main(args.executions, args.concurrency, args.runs, args.store, args.bulk))

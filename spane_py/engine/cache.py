@@ -32,13 +32,20 @@ class CacheStats:
 
 class WorkflowCache:
     def __init__(
-        self, store: ExecutionStore, *, max_size: int = 500, ttl_seconds: float = 3600.0
+        self,
+        store: ExecutionStore,
+        *,
+        max_size: int = 500,
+        ttl_seconds: float = 3600.0,
+        latest_ttl_seconds: float = 1.0,
     ) -> None:
         if max_size < 1:
             raise ValueError("cache max_size must be at least 1")
         self.store = store
         self.max_size = max_size
         self.ttl_seconds = ttl_seconds
+        self.latest_ttl_seconds = latest_ttl_seconds
+        self._latest: dict[str, tuple[int | None, float]] = {}
         self._entries: OrderedDict[tuple[str, int], tuple[WorkflowGraph, float]] = OrderedDict()
         self._hits = 0
         self._misses = 0
@@ -74,10 +81,29 @@ class WorkflowCache:
         self.put(version, graph)
         return graph
 
+    async def latest_version(self, workflow_id: str) -> int | None:
+        """The newest active version (None: not registered or deactivated). Remembered for
+        ``latest_ttl_seconds``: a version registered by another process is seen that
+        quickly; one registered through this cache (``set_latest``) at once."""
+        now = time.monotonic()
+        known = self._latest.get(workflow_id)
+        if known is not None and known[1] > now:
+            return known[0]
+        version = await self.store.get_workflow_version(workflow_id)
+        self._latest[workflow_id] = (version, now + self.latest_ttl_seconds)
+        if len(self._latest) > self.max_size * 4:
+            self._latest = {k: v for k, v in self._latest.items() if v[1] > now}
+        return version
+
+    def set_latest(self, workflow_id: str, version: int | None) -> None:
+        self._latest[workflow_id] = (version, time.monotonic() + self.latest_ttl_seconds)
+
     def invalidate(self, workflow_id: str | None = None) -> None:
         if workflow_id is None:
             self._entries.clear()
+            self._latest.clear()
             return
+        self._latest.pop(workflow_id, None)
         for key in [k for k in self._entries if k[0] == workflow_id]:
             del self._entries[key]
 

@@ -18,7 +18,7 @@ from arq.connections import ArqRedis
 from arq.worker import func
 
 from spane_py import _json
-from spane_py.definitions.graph import compile_workflow
+from spane_py.definitions.graph import WorkflowGraph, compile_workflow
 from spane_py.definitions.loading import parse_definition
 from spane_py.definitions.models import WorkflowDefinition, is_valid_workflow_id
 from spane_py.embedded import EmbeddedRedis
@@ -26,7 +26,7 @@ from spane_py.engine import planner
 from spane_py.engine.cache import CacheStats, WorkflowCache
 from spane_py.engine.ids import new_execution_id
 from spane_py.engine.notify import SettleNotifier
-from spane_py.engine.options import check_delay, check_priority
+from spane_py.engine.options import check_delay, check_idempotency_key, check_priority
 from spane_py.engine.runner import NodeRunner
 from spane_py.engine.views import to_state
 from spane_py.errors import (
@@ -53,7 +53,6 @@ WorkflowSource = Union[WorkflowDefinition, Mapping[str, Any], str, bytes, "Workf
 logger = logging.getLogger("spane_py.engine")
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
-MAX_IDEMPOTENCY_KEY = 200
 # A node may run at most this long before arq itself gives up on it (node timeouts are
 # enforced by the runner; this is only the outer bound).
 MAX_NODE_RUNTIME_S = 24 * 3600
@@ -240,6 +239,7 @@ class WorkflowEngine:
             graph.definition, content_hash=graph.content_hash, change_notes=change_notes
         )
         self.cache.put(saved.record.version, graph)
+        self.cache.set_latest(graph.workflow_id, saved.record.version)
         for warning in graph.warnings:
             logger.warning("workflow %s: %s", graph.workflow_id, warning)
         events.emit(
@@ -294,31 +294,8 @@ class WorkflowEngine:
         before for this workflow returns the first execution's id and creates nothing.
         Everything is checked before anything is written.
         """
-        self.queue  # noqa: B018 - fail early when not started
-        if not isinstance(workflow_id, str) or not is_valid_workflow_id(workflow_id):
-            raise WorkflowNotFoundError(
-                f"{workflow_id!r} is not a valid workflow id", workflow_id=str(workflow_id)
-            )
-        version = await self.store.get_workflow_version(workflow_id)
-        if version is None:
-            raise WorkflowNotFoundError(
-                f"workflow {workflow_id!r} is not registered (or was deactivated)",
-                workflow_id=workflow_id,
-            )
-        graph = await self.cache.get(workflow_id, version)
-        defn = graph.definition
-        priority = check_priority(priority if priority is not None else defn.priority, workflow_id)
-        delay_s = check_delay(delay, workflow_id, default_ms=defn.delay)
-        if idempotency_key is not None and (
-            not isinstance(idempotency_key, str)
-            or not idempotency_key
-            or len(idempotency_key) > MAX_IDEMPOTENCY_KEY
-        ):
-            raise InvalidEnqueueOptionsError(
-                f"workflow {workflow_id!r}: idempotency_key must be a non-empty string of at "
-                f"most {MAX_IDEMPOTENCY_KEY} characters, got {idempotency_key!r:.60}",
-                workflow_id=workflow_id,
-            )
+        version, graph, priority, delay_s = await self._start_options(workflow_id, priority, delay)
+        check_idempotency_key(idempotency_key, workflow_id)
         initial = _json.dumps(initial_data, what=f"the initial data for workflow {workflow_id!r}")
         meta = dict(metadata or {})
         _json.dumps(meta, what=f"the metadata for workflow {workflow_id!r}")
@@ -352,6 +329,89 @@ class WorkflowEngine:
             due_ms=due,
         )
         return record.execution_id
+
+    async def enqueue_bulk(
+        self,
+        workflow_id: str,
+        inputs: Sequence[Any],
+        *,
+        priority: int | None = None,
+        delay: float | timedelta | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Start one execution per item of ``inputs`` (their initial data); returns the ids,
+        in order. One write to the store and one to Redis for all of them (SPANE's
+        ``enqueueBulkWorkflows``). Every input is checked before anything is written."""
+        version, graph, priority, delay_s = await self._start_options(workflow_id, priority, delay)
+        if isinstance(inputs, str | bytes | Mapping):
+            raise InvalidEnqueueOptionsError(
+                f"workflow {workflow_id!r}: inputs must be a sequence of initial data, one per "
+                f"execution, got {type(inputs).__name__}",
+                workflow_id=workflow_id,
+            )
+        texts = [
+            _json.dumps(item, what=f"initial data #{i} for workflow {workflow_id!r}")
+            for i, item in enumerate(inputs)
+        ]
+        meta = dict(metadata or {})
+        _json.dumps(meta, what=f"the metadata for workflow {workflow_id!r}")
+        now = datetime.now(UTC)
+        first_nodes = planner.initial_nodes(graph, now)
+        records = [
+            ExecutionRecord(
+                execution_id=new_execution_id(),
+                workflow_id=workflow_id,
+                workflow_version=version,
+                status=ExecutionStatus.RUNNING,
+                created_at=now,
+                started_at=now,
+                initial_data=text,
+                metadata=meta,
+                priority=priority,
+            )
+            for text in texts
+        ]
+        if not records:
+            return []
+        await self.store.create_executions([(r, first_nodes) for r in records])
+        due = int((time.time() + delay_s) * 1000) if delay_s else None
+        await self.queue.enqueue(
+            [
+                NodeJob(r.execution_id, workflow_id, version, n)
+                for r in records
+                for n in graph.entry_nodes
+            ],
+            priority=priority,
+            due_ms=due,
+        )
+        for r in records:
+            events.emit(
+                events.EXECUTION_STARTED,
+                execution_id=r.execution_id,
+                workflow_id=workflow_id,
+                version=version,
+            )
+        return [r.execution_id for r in records]
+
+    async def _start_options(
+        self, workflow_id: str, priority: int | None, delay: float | timedelta | None
+    ) -> tuple[int, WorkflowGraph, int | None, float]:
+        """The latest version and its graph, the checked priority and delay (seconds)."""
+        self.queue  # noqa: B018 - fail early when not started
+        if not isinstance(workflow_id, str) or not is_valid_workflow_id(workflow_id):
+            raise WorkflowNotFoundError(
+                f"{workflow_id!r} is not a valid workflow id", workflow_id=str(workflow_id)
+            )
+        version = await self.cache.latest_version(workflow_id)
+        if version is None:
+            raise WorkflowNotFoundError(
+                f"workflow {workflow_id!r} is not registered (or was deactivated)",
+                workflow_id=workflow_id,
+            )
+        graph = await self.cache.get(workflow_id, version)
+        defn = graph.definition
+        priority = check_priority(priority if priority is not None else defn.priority, workflow_id)
+        return version, graph, priority, check_delay(delay, workflow_id, default_ms=defn.delay)
 
     async def run_workflow(
         self,

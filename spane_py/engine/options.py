@@ -37,3 +37,15 @@ def check_delay(
             workflow_id=workflow_id,
         )
     return float(seconds)
+
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def check_idempotency_key(key: str | None, workflow_id: str) -> None:
+    if key is not None and (not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY):
+        raise InvalidEnqueueOptionsError(
+            f"workflow {workflow_id!r}: idempotency_key must be a non-empty string of at "
+            f"most {MAX_IDEMPOTENCY_KEY} characters, got {key!r:.60}",
+            workflow_id=workflow_id,
+        )

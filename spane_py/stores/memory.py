@@ -166,6 +166,17 @@ class InMemoryExecutionStore:
         self._evict(keep=record.execution_id)
         return CreatedExecution(_detach(record), created=True)
 
+    async def create_executions(
+        self, items: Sequence[tuple[ExecutionRecord, Sequence[NodeRecord]]]
+    ) -> None:
+        ids = [record.execution_id for record, _ in items]
+        if any(r.idempotency_key is not None for r, _ in items):
+            raise ValueError("create_executions takes no idempotency keys")
+        if len(set(ids)) != len(ids) or any(i in self._executions for i in ids):
+            raise StatePersistenceError("an execution id of the batch already exists")
+        for record, nodes in items:
+            await self.create_execution(record, nodes)
+
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         self.cleanup()
         record = self._executions.get(execution_id)

@@ -447,3 +447,30 @@ class TestFamily:
         await contract_store.transition(parent_id, lambda s: Transition(execution=parent_paused))
         assert await contract_store.get_child_executions(parent_id) == [child_done]
         assert await contract_store.get_parent_execution(child_id) == parent_paused
+
+
+class TestCreateMany:
+    async def test_creates_every_execution_with_its_nodes(
+        self, contract_store: ExecutionStore
+    ) -> None:
+        records = [execution("orders", initial_data=f'{{"n":{i}}}') for i in range(5)]
+        await contract_store.create_executions([(r, [node("a"), node("b")]) for r in records])
+        for r in records:
+            got = await contract_store.get_execution(r.execution_id)
+            assert normalized(got) == normalized(r)
+            assert set(await contract_store.get_node_results(r.execution_id)) == {"a", "b"}
+        assert await contract_store.get_execution_count() == 5
+
+    async def test_a_duplicate_id_writes_nothing(self, contract_store: ExecutionStore) -> None:
+        first = execution()
+        await contract_store.create_execution(first, [])
+        fresh = execution()
+        with pytest.raises(StatePersistenceError):
+            await contract_store.create_executions([(fresh, []), (first, [])])
+        assert await contract_store.get_execution(fresh.execution_id) is None
+        assert await contract_store.get_execution_count() == 1
+
+    async def test_idempotency_keys_are_refused(self, contract_store: ExecutionStore) -> None:
+        with pytest.raises(ValueError, match="idempotency"):
+            await contract_store.create_executions([(execution(idempotency_key="k"), [])])
+        assert await contract_store.get_execution_count() == 0

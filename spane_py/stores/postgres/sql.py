@@ -43,41 +43,42 @@ SELECT {EXECUTION_COLUMNS}, revision,
              FROM node_results n WHERE n.execution_id = e.execution_id) AS nodes
 FROM executions e WHERE execution_id = $1
 """
+# Several executions' snapshots at once (batched reads).
+SNAPSHOTS = SNAPSHOT.replace("WHERE execution_id = $1", "WHERE execution_id = ANY($1::uuid[])")
+
 # The fallback under contention: lock the execution row first, then read the snapshot in a
 # second statement. (One ``SELECT ... FOR UPDATE`` would not do: under READ COMMITTED it
 # returns the newest execution row but nodes from the snapshot taken before the lock wait.)
 LOCK_EXECUTION = "SELECT 1 FROM executions WHERE execution_id = $1 FOR UPDATE"
 
-# Write a transition if nobody else wrote one since ``revision`` was read. Returns the number
-# of executions updated: 1, or 0 on a conflict (the caller reads again and decides again).
-_GUARDED = """
-WITH guard AS (
-    UPDATE executions SET revision = revision + 1{SET}
-    WHERE execution_id = $1 AND revision = $2
-    RETURNING execution_id
+# Several guarded writes at once, each to a different execution: one statement, one commit.
+# Returns the executions whose guard held; the others were written by someone else since.
+WRITE_MANY = f"""
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+        execution_id uuid, revision bigint, set_execution boolean, status text,
+        started_at timestamptz, completed_at timestamptz, error text, metadata jsonb,
+        nodes jsonb)
+), guard AS (
+    UPDATE executions e SET
+        revision = e.revision + 1,
+        status = CASE WHEN i.set_execution THEN i.status ELSE e.status END,
+        started_at = CASE WHEN i.set_execution THEN i.started_at ELSE e.started_at END,
+        completed_at = CASE WHEN i.set_execution THEN i.completed_at ELSE e.completed_at END,
+        error = CASE WHEN i.set_execution THEN i.error ELSE e.error END,
+        metadata = CASE WHEN i.set_execution THEN i.metadata ELSE e.metadata END
+    FROM input i
+    WHERE e.execution_id = i.execution_id AND e.revision = i.revision
+    RETURNING e.execution_id
 ), upsert AS (
-    INSERT INTO node_results (execution_id, {COLUMNS})
-    SELECT guard.execution_id, {VALUES} FROM guard, {RECORDSET}
-    ON CONFLICT (execution_id, node_id) DO UPDATE SET {UPSERT}
+    INSERT INTO node_results (execution_id, {NODE_COLUMNS})
+    SELECT g.execution_id, {_NODE_VALUES}
+    FROM guard g JOIN input i ON i.execution_id = g.execution_id,
+         {_NODE_RECORDSET.replace("$NODES::jsonb", "i.nodes")}
+    ON CONFLICT (execution_id, node_id) DO UPDATE SET {_NODE_UPSERT_SET}
 )
-SELECT count(*) FROM guard
+SELECT execution_id::text FROM guard
 """
-
-
-def _guarded(set_clause: str) -> str:
-    return (
-        _GUARDED.replace("{SET}", set_clause)
-        .replace("{COLUMNS}", NODE_COLUMNS)
-        .replace("{VALUES}", _NODE_VALUES)
-        .replace("{RECORDSET}", _NODE_RECORDSET.replace("$NODES", "$3"))
-        .replace("{UPSERT}", _NODE_UPSERT_SET)
-    )
-
-
-WRITE_NODES = _guarded("")
-WRITE_NODES_AND_EXECUTION = _guarded(
-    ", status = $4, started_at = $5, completed_at = $6, error = $7, metadata = $8::jsonb"
-)
 
 # A new execution and its first nodes. With an idempotency key already used for the
 # workflow, nothing is written and no row comes back.
@@ -93,6 +94,32 @@ WITH ins AS (
     INSERT INTO node_results (execution_id, {NODE_COLUMNS})
     SELECT ins.execution_id, {_NODE_VALUES}
     FROM ins, {_NODE_RECORDSET.replace("$NODES", "$16")}
+)
+SELECT count(*) FROM ins
+"""
+
+# Several new executions (no idempotency keys) and their first nodes: one statement.
+CREATE_EXECUTIONS = f"""
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+        execution_id uuid, workflow_id text, workflow_version int, status text,
+        initial_data text, metadata jsonb, parent_execution_id uuid, parent_node_id text,
+        depth int, priority smallint, created_at timestamptz, started_at timestamptz,
+        completed_at timestamptz, error text, nodes jsonb)
+), ins AS (
+    INSERT INTO executions (execution_id, workflow_id, workflow_version, status, initial_data,
+        metadata, parent_execution_id, parent_node_id, depth, priority, created_at,
+        started_at, completed_at, error)
+    SELECT execution_id, workflow_id, workflow_version, status, initial_data::jsonb,
+        metadata, parent_execution_id, parent_node_id, depth, priority, created_at,
+        started_at, completed_at, error
+    FROM input
+    RETURNING execution_id
+), nodes AS (
+    INSERT INTO node_results (execution_id, {NODE_COLUMNS})
+    SELECT ins.execution_id, {_NODE_VALUES}
+    FROM ins JOIN input i ON i.execution_id = ins.execution_id,
+         {_NODE_RECORDSET.replace("$NODES::jsonb", "i.nodes")}
 )
 SELECT count(*) FROM ins
 """

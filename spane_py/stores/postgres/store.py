@@ -11,9 +11,8 @@ guard makes a repeated write impossible, and ``decide`` sees what was already ap
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -39,6 +38,7 @@ from spane_py.stores.base import (
     WorkflowVersionRecord,
 )
 from spane_py.stores.postgres import sql
+from spane_py.stores.postgres.batch import StatementBatcher, node_item, write_item
 from spane_py.stores.postgres.connection import (
     PoolOptions,
     configure_logging,
@@ -46,6 +46,7 @@ from spane_py.stores.postgres.connection import (
     logger,
     with_retry,
 )
+from spane_py.stores.postgres.latest import LatestSnapshots
 
 DEFAULT_SCHEMA = "spane"
 OPTIMISTIC_ATTEMPTS = 3
@@ -90,6 +91,8 @@ class PostgresExecutionStore:
         self._embedded_dir = embedded_dir
         self._embedded: Any = None
         self._pool: asyncpg.Pool | None = None
+        self._latest = LatestSnapshots()
+        self._batch = StatementBatcher(self._with_connection)
 
     # Lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -154,6 +157,10 @@ class PostgresExecutionStore:
                 "it in `start()`)"
             )
         return self._pool
+
+    async def _with_connection(self, fn: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        async with self.pool.acquire() as conn:
+            return await fn(conn)
 
     async def _fetch(self, what: str, query: str, *args: Any) -> list[asyncpg.Record]:
         async def run() -> list[asyncpg.Record]:
@@ -301,6 +308,49 @@ class PostgresExecutionStore:
             run, what="creating an execution", retry_for_s=self.options.retry_for_s
         )
 
+    async def create_executions(
+        self, items: Sequence[tuple[ExecutionRecord, Sequence[NodeRecord]]]
+    ) -> None:
+        if any(r.idempotency_key is not None for r, _ in items):
+            raise ValueError("create_executions takes no idempotency keys")
+        payload = orjson.dumps(
+            [
+                {
+                    "execution_id": r.execution_id,
+                    "workflow_id": r.workflow_id,
+                    "workflow_version": r.workflow_version,
+                    "status": r.status.value,
+                    "initial_data": r.initial_data,
+                    "metadata": dict(r.metadata),
+                    "parent_execution_id": r.parent_execution_id,
+                    "parent_node_id": r.parent_node_id,
+                    "depth": r.depth,
+                    "priority": r.priority,
+                    "created_at": r.created_at,
+                    "started_at": r.started_at,
+                    "completed_at": r.completed_at,
+                    "error": r.error,
+                    "nodes": [node_item(n) for n in nodes],
+                }
+                for r, nodes in items
+            ]
+        ).decode()
+        lost_connection = False
+
+        async def run() -> None:
+            nonlocal lost_connection
+            try:
+                await self.pool.fetchval(sql.CREATE_EXECUTIONS, payload)
+            except asyncpg.UniqueViolationError as exc:
+                if lost_connection and items and await self.get_execution(items[0][0].execution_id):
+                    return  # an earlier attempt committed; only its answer was lost
+                raise StatePersistenceError("an execution id of the batch already exists") from exc
+            except BaseException:
+                lost_connection = True
+                raise
+
+        await with_retry(run, what="creating executions", retry_for_s=self.options.retry_for_s)
+
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         if not _is_uuid(execution_id):
             return None
@@ -320,32 +370,25 @@ class PostgresExecutionStore:
             raise ExecutionNotFoundError(
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
-        usable = (
-            cached
-            if cached is not None
-            and cached.revision is not None
-            and cached.execution.execution_id == execution_id
-            else None
-        )
 
         async def run() -> Transition:
-            nonlocal usable
-            if usable is not None:  # decide on what the caller saw; valid if nothing changed
+            # With ``cached``, the caller accepts a decision on a possibly stale snapshot
+            # (the write is guarded): use the freshest one known, read only on a conflict.
+            usable = self._latest.freshest(execution_id, cached) if cached is not None else None
+            if usable is not None:
                 done = await self._transition_once(execution_id, decide, lock=False, cached=usable)
-                usable = None
                 if done is not None:
                     return done
             for _ in range(OPTIMISTIC_ATTEMPTS):
                 done = await self._transition_once(execution_id, decide, lock=False)
                 if done is not None:
                     return done
-            done = await self._transition_once(execution_id, decide, lock=True)
-            assert done is not None  # the row lock rules out a conflict
-            return done
+            return await self._transition_locked(execution_id, decide)
 
-        return await with_retry(
-            run, what="writing an execution transition", retry_for_s=self.options.retry_for_s
-        )
+        async with self._latest.lock(execution_id):
+            return await with_retry(
+                run, what="writing an execution transition", retry_for_s=self.options.retry_for_s
+            )
 
     async def _transition_once(
         self,
@@ -355,50 +398,52 @@ class PostgresExecutionStore:
         lock: bool,
         cached: ExecutionSnapshot | None = None,
     ) -> Transition | None:
-        async with self.pool.acquire() as conn:
-            tx = conn.transaction() if lock else contextlib.nullcontext()
-            async with tx:
-                if cached is not None:
-                    snapshot = cached
-                else:
-                    if lock:
-                        await conn.execute(sql.LOCK_EXECUTION, execution_id)
-                    row = await conn.fetchrow(sql.SNAPSHOT, execution_id)
-                    if row is None:
-                        raise ExecutionNotFoundError(
-                            f"execution {execution_id!r} does not exist",
-                            execution_id=execution_id,
-                        )
-                    snapshot = ExecutionSnapshot(
-                        _execution(row), {n[0]: _node(n) for n in row["nodes"]}, row["revision"]
-                    )
-                revision = snapshot.revision
-                result = decide(snapshot)
-                if result.is_noop:
-                    # Decided on a cached snapshot, "nothing to do" may be stale news: read.
-                    return None if cached is not None else result
-                new = result.execution
-                if new is not None and new.execution_id != execution_id:
-                    raise ValueError(
-                        f"a transition of execution {execution_id!r} returned the record of "
-                        f"execution {new.execution_id!r}"
-                    )
-                nodes = _nodes_json(result.nodes)
-                if new is None:
-                    written = await conn.fetchval(sql.WRITE_NODES, execution_id, revision, nodes)
-                else:
-                    written = await conn.fetchval(
-                        sql.WRITE_NODES_AND_EXECUTION,
-                        execution_id,
-                        revision,
-                        nodes,
-                        new.status.value,
-                        new.started_at,
-                        new.completed_at,
-                        new.error,
-                        _metadata_json(new.metadata),
-                    )
-                return result if written else None
+        """One try: decide on a snapshot (``cached``, or read), write if nothing changed.
+        None: somebody else wrote first (or a cached no-op proved nothing) — try again."""
+        if lock:
+            return await self._transition_locked(execution_id, decide)
+        if cached is not None:
+            snapshot = cached
+        else:
+            snapshot = self._snapshot(execution_id, await self._batch.read(execution_id))
+        result = decide(snapshot)
+        if result.is_noop:
+            # Decided on a cached snapshot, "nothing to do" may be stale news: read.
+            return None if cached is not None else result
+        _check_same_execution(execution_id, result)
+        assert snapshot.revision is not None
+        if not await self._batch.write(execution_id, snapshot.revision, result):
+            self._latest.forget(execution_id)
+            return None
+        self._latest.wrote(snapshot, result)
+        return result
+
+    async def _transition_locked(self, execution_id: str, decide: Decide) -> Transition:
+        """The fallback under contention: lock the row, read, decide, write, commit."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql.LOCK_EXECUTION, execution_id)
+            snapshot = self._snapshot(execution_id, await conn.fetchrow(sql.SNAPSHOT, execution_id))
+            result = decide(snapshot)
+            if result.is_noop:
+                return result
+            _check_same_execution(execution_id, result)
+            assert snapshot.revision is not None
+            item = write_item(execution_id, snapshot.revision, result)
+            written = await conn.fetch(sql.WRITE_MANY, orjson.dumps([item]).decode())
+            assert written, "the row lock rules out a conflict"
+            self._latest.wrote(snapshot, result)
+            return result
+
+    def _snapshot(self, execution_id: str, row: Any) -> ExecutionSnapshot:
+        if row is None:
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+        snapshot = ExecutionSnapshot(
+            _execution(row), {n[0]: _node(n) for n in row["nodes"]}, row["revision"]
+        )
+        self._latest.saw(snapshot)
+        return snapshot
 
     async def update_execution_metadata(
         self, execution_id: str, metadata: Mapping[str, Any]
@@ -413,6 +458,7 @@ class PostgresExecutionStore:
                 await self.pool.execute(sql.MERGE_METADATA, execution_id, _metadata_json(metadata))
             )
 
+        self._latest.forget(execution_id)  # its revision moves on
         status = await with_retry(
             run, what="updating execution metadata", retry_for_s=self.options.retry_for_s
         )
@@ -573,24 +619,7 @@ def _version(row: Any) -> WorkflowVersionRecord:
 
 
 def _nodes_json(nodes: Sequence[NodeRecord]) -> str:
-    return orjson.dumps(
-        [
-            {
-                "node_id": n.node_id,
-                "status": n.status.value,
-                "generation": n.generation,
-                "attempts": n.attempts,
-                "output": n.output,
-                "error": n.error,
-                "next_nodes": list(n.next_nodes) if n.next_nodes is not None else None,
-                "skipped": n.skipped,
-                "queued_at": n.queued_at,
-                "started_at": n.started_at,
-                "completed_at": n.completed_at,
-            }
-            for n in nodes
-        ]
-    ).decode()
+    return orjson.dumps([node_item(n) for n in nodes]).decode()
 
 
 def _metadata_json(metadata: Mapping[str, Any]) -> str:
@@ -605,6 +634,15 @@ def _is_uuid(value: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _check_same_execution(execution_id: str, result: Transition) -> None:
+    new = result.execution
+    if new is not None and new.execution_id != execution_id:
+        raise ValueError(
+            f"a transition of execution {execution_id!r} returned the record of "
+            f"execution {new.execution_id!r}"
+        )
 
 
 def _check_window(limit: int, offset: int = 0) -> None:

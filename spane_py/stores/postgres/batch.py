@@ -1,0 +1,133 @@
+"""Coalescing of snapshot reads and guarded writes made in the same event-loop tick.
+
+With many jobs in flight, a worker makes many small, independent statements: each costs a
+pool checkout, a round trip and (for a write) a commit. Reads of different executions made
+in one tick go out as one query; guarded writes to different executions as one statement —
+one commit for all of them — which returns the executions whose guard held (the others had
+been written by someone else: their callers read and decide again). The store's
+per-execution lock puts at most one transition of an execution in a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+
+from spane_py.stores.base import Transition
+from spane_py.stores.postgres import sql
+
+Run = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]]
+
+
+class StatementBatcher:
+    def __init__(self, run: Run) -> None:
+        """``run(fn)`` calls ``fn(connection)`` with a pooled connection."""
+        self._run = run
+        self._reads: dict[str, list[asyncio.Future[Any]]] = {}
+        self._writes: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._scheduled = False
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    async def read(self, execution_id: str) -> Any:
+        """The SNAPSHOT row of an execution (or None)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._reads.setdefault(execution_id, []).append(fut)
+        self._schedule()
+        return await fut
+
+    async def write(self, execution_id: str, revision: int, result: Transition) -> bool:
+        """Write ``result`` if the execution is still at ``revision``; whether it was."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._writes.append((write_item(execution_id, revision, result), fut))
+        self._schedule()
+        return await fut
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        reads, self._reads = self._reads, {}
+        writes, self._writes = self._writes, []
+        loop = asyncio.get_running_loop()
+        if reads:
+            loop.create_task(self._do_reads(reads)).add_done_callback(_consume)
+        if writes:
+            loop.create_task(self._do_writes(writes)).add_done_callback(_consume)
+
+    async def _do_reads(self, reads: dict[str, list[asyncio.Future[Any]]]) -> None:
+        ids = list(reads)
+        try:
+            rows = await self._run(lambda conn: conn.fetch(sql.SNAPSHOTS, ids))
+        except BaseException as exc:
+            _fail([f for futs in reads.values() for f in futs], exc)
+            return
+        by_id = {row[0]: row for row in rows}
+        for eid, futs in reads.items():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(by_id.get(eid))
+
+    async def _do_writes(self, writes: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+        payload = orjson.dumps([item for item, _ in writes]).decode()
+        try:
+            rows = await self._run(lambda conn: conn.fetch(sql.WRITE_MANY, payload))
+        except BaseException as exc:
+            _fail([f for _, f in writes], exc)
+            return
+        written = {row[0] for row in rows}
+        for item, fut in writes:
+            if not fut.done():
+                fut.set_result(item["execution_id"] in written)
+
+
+def write_item(execution_id: str, revision: int, result: Transition) -> dict[str, Any]:
+    """One guarded write, as ``sql.WRITE_MANY`` takes it."""
+    new = result.execution
+    item: dict[str, Any] = {
+        "execution_id": execution_id,
+        "revision": revision,
+        "nodes": [node_item(n) for n in result.nodes],
+        "set_execution": new is not None,
+    }
+    if new is not None:
+        item.update(
+            status=new.status.value,
+            started_at=new.started_at,
+            completed_at=new.completed_at,
+            error=new.error,
+            metadata=dict(new.metadata),
+        )
+    return item
+
+
+def node_item(n: Any) -> dict[str, Any]:
+    return {
+        "node_id": n.node_id,
+        "status": n.status.value,
+        "generation": n.generation,
+        "attempts": n.attempts,
+        "output": n.output,
+        "error": n.error,
+        "next_nodes": list(n.next_nodes) if n.next_nodes is not None else None,
+        "skipped": n.skipped,
+        "queued_at": n.queued_at,
+        "started_at": n.started_at,
+        "completed_at": n.completed_at,
+    }
+
+
+def _fail(futures: list[Any], exc: BaseException) -> None:
+    for fut in futures:
+        if not fut.done():
+            fut.set_exception(exc)
+
+
+def _consume(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
