@@ -19,6 +19,7 @@ import orjson
 
 from spane_py.stores.base import Transition
 from spane_py.stores.postgres import sql
+from spane_py.stores.postgres.connection import RETRYABLE
 
 Run = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]]
 
@@ -77,6 +78,14 @@ class StatementBatcher:
         payload = orjson.dumps([item for item, _ in writes]).decode()
         try:
             rows = await self._run(lambda conn: conn.fetch(sql.WRITE_MANY, payload))
+        except asyncpg.PostgresError as exc:
+            if len(writes) > 1 and not isinstance(exc, RETRYABLE):
+                # One bad write must not fail the others: try them one by one.
+                for one in writes:
+                    await self._do_writes([one])
+                return
+            _fail([f for _, f in writes], exc)
+            return
         except BaseException as exc:
             _fail([f for _, f in writes], exc)
             return
