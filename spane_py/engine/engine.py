@@ -12,37 +12,33 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union, cast
+from typing import TYPE_CHECKING, Any, Union
 
 from arq.connections import ArqRedis
-from arq.worker import func
 
-from spane_py import _json
-from spane_py.definitions.graph import WorkflowGraph, compile_workflow
+from spane_py.definitions.graph import compile_workflow
 from spane_py.definitions.loading import parse_definition
-from spane_py.definitions.models import WorkflowDefinition, is_valid_workflow_id
+from spane_py.definitions.models import WorkflowDefinition
 from spane_py.embedded import EmbeddedRedis
-from spane_py.engine import planner
+from spane_py.engine import starting
 from spane_py.engine.cache import CacheStats, WorkflowCache
-from spane_py.engine.ids import new_execution_id
 from spane_py.engine.notify import SettleNotifier
-from spane_py.engine.options import check_delay, check_idempotency_key, check_priority
 from spane_py.engine.runner import NodeRunner
 from spane_py.engine.views import to_state
+from spane_py.engine.workers import build_worker, sweep_pending
 from spane_py.errors import (
     ConfigurationError,
     ExecutionNotFoundError,
     ExecutionWaitTimeoutError,
-    InvalidEnqueueOptionsError,
     WorkflowNotFoundError,
 )
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue, QueueStats, connect
-from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
-from spane_py.queue.worker import PeriodicTask, SpaneWorker
+from spane_py.queue.jobs import NodeJob
+from spane_py.queue.worker import SpaneWorker
 from spane_py.registry import NodeRegistry
-from spane_py.state import ExecutionState, ExecutionStatus
-from spane_py.stores.base import ExecutionRecord, ExecutionStore, WorkflowVersionRecord
+from spane_py.state import ExecutionState
+from spane_py.stores.base import ExecutionStore, WorkflowVersionRecord
 from spane_py.stores.memory import InMemoryExecutionStore
 
 if TYPE_CHECKING:
@@ -53,9 +49,6 @@ WorkflowSource = Union[WorkflowDefinition, Mapping[str, Any], str, bytes, "Workf
 logger = logging.getLogger("spane_py.engine")
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
-# A node may run at most this long before arq itself gives up on it (node timeouts are
-# enforced by the runner; this is only the outer bound).
-MAX_NODE_RUNTIME_S = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,41 +287,12 @@ class WorkflowEngine:
         before for this workflow returns the first execution's id and creates nothing.
         Everything is checked before anything is written.
         """
-        version, graph, priority, delay_s = await self._start_options(workflow_id, priority, delay)
-        check_idempotency_key(idempotency_key, workflow_id)
-        initial = _json.dumps(initial_data, what=f"the initial data for workflow {workflow_id!r}")
-        meta = dict(metadata or {})
-        _json.dumps(meta, what=f"the metadata for workflow {workflow_id!r}")
-
-        now = datetime.now(UTC)
-        record = ExecutionRecord(
-            execution_id=new_execution_id(),
-            workflow_id=workflow_id,
-            workflow_version=version,
-            status=ExecutionStatus.RUNNING,
-            created_at=now,
-            started_at=now,
-            initial_data=initial,
-            metadata=meta,
-            priority=priority,
-            idempotency_key=idempotency_key,
+        start = await starting.prepare(
+            self.cache, workflow_id, priority=priority, delay=delay, metadata=metadata
         )
-        created = await self.store.create_execution(record, planner.initial_nodes(graph, now))
-        if not created.created:
-            return created.record.execution_id
-        events.emit(
-            events.EXECUTION_STARTED,
-            execution_id=record.execution_id,
-            workflow_id=workflow_id,
-            version=version,
+        return await starting.start_one(
+            self.store, self.queue, start, initial_data, idempotency_key
         )
-        due = int((time.time() + delay_s) * 1000) if delay_s else None
-        await self.queue.enqueue(
-            [NodeJob(record.execution_id, workflow_id, version, n) for n in graph.entry_nodes],
-            priority=priority,
-            due_ms=due,
-        )
-        return record.execution_id
 
     async def enqueue_bulk(
         self,
@@ -342,76 +306,10 @@ class WorkflowEngine:
         """Start one execution per item of ``inputs`` (their initial data); returns the ids,
         in order. One write to the store and one to Redis for all of them (SPANE's
         ``enqueueBulkWorkflows``). Every input is checked before anything is written."""
-        version, graph, priority, delay_s = await self._start_options(workflow_id, priority, delay)
-        if isinstance(inputs, str | bytes | Mapping):
-            raise InvalidEnqueueOptionsError(
-                f"workflow {workflow_id!r}: inputs must be a sequence of initial data, one per "
-                f"execution, got {type(inputs).__name__}",
-                workflow_id=workflow_id,
-            )
-        texts = [
-            _json.dumps(item, what=f"initial data #{i} for workflow {workflow_id!r}")
-            for i, item in enumerate(inputs)
-        ]
-        meta = dict(metadata or {})
-        _json.dumps(meta, what=f"the metadata for workflow {workflow_id!r}")
-        now = datetime.now(UTC)
-        first_nodes = planner.initial_nodes(graph, now)
-        records = [
-            ExecutionRecord(
-                execution_id=new_execution_id(),
-                workflow_id=workflow_id,
-                workflow_version=version,
-                status=ExecutionStatus.RUNNING,
-                created_at=now,
-                started_at=now,
-                initial_data=text,
-                metadata=meta,
-                priority=priority,
-            )
-            for text in texts
-        ]
-        if not records:
-            return []
-        await self.store.create_executions([(r, first_nodes) for r in records])
-        due = int((time.time() + delay_s) * 1000) if delay_s else None
-        await self.queue.enqueue(
-            [
-                NodeJob(r.execution_id, workflow_id, version, n)
-                for r in records
-                for n in graph.entry_nodes
-            ],
-            priority=priority,
-            due_ms=due,
+        start = await starting.prepare(
+            self.cache, workflow_id, priority=priority, delay=delay, metadata=metadata
         )
-        for r in records:
-            events.emit(
-                events.EXECUTION_STARTED,
-                execution_id=r.execution_id,
-                workflow_id=workflow_id,
-                version=version,
-            )
-        return [r.execution_id for r in records]
-
-    async def _start_options(
-        self, workflow_id: str, priority: int | None, delay: float | timedelta | None
-    ) -> tuple[int, WorkflowGraph, int | None, float]:
-        """The latest version and its graph, the checked priority and delay (seconds)."""
-        self.queue  # noqa: B018 - fail early when not started
-        if not isinstance(workflow_id, str) or not is_valid_workflow_id(workflow_id):
-            raise WorkflowNotFoundError(
-                f"{workflow_id!r} is not a valid workflow id", workflow_id=str(workflow_id)
-            )
-        version = await self.cache.latest_version(workflow_id)
-        if version is None:
-            raise WorkflowNotFoundError(
-                f"workflow {workflow_id!r} is not registered (or was deactivated)",
-                workflow_id=workflow_id,
-            )
-        graph = await self.cache.get(workflow_id, version)
-        defn = graph.definition
-        priority = check_priority(priority if priority is not None else defn.priority, workflow_id)
-        return version, graph, priority, check_delay(delay, workflow_id, default_ms=defn.delay)
+        return await starting.start_many(self.store, self.queue, start, inputs)
 
     async def run_workflow(
         self,
@@ -469,34 +367,18 @@ class WorkflowEngine:
 
     # Workers ---------------------------------------------------------------------
     def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
         assert self._runner is not None
-        assert self._redis is not None
-        function = func(
-            cast(Any, self._runner.job),
-            name=FUNCTION_NAME,
-            max_tries=1_000_000,
-            timeout=MAX_NODE_RUNTIME_S,
-            keep_result=0,
-        )
-        return SpaneWorker(
-            [function],
-            job_queue=self.queue,
-            lease_seconds=self.lease_seconds,
-            queue_name=self.queue.keys.queue,
-            redis_pool=self._redis,
+        return build_worker(
+            self._runner,
+            self.queue,
+            concurrency=concurrency,
             burst=burst,
             handle_signals=handle_signals,
+            lease_seconds=self.lease_seconds,
             shutdown_grace=self.shutdown_grace,
-            periodic=[PeriodicTask("sweeper", self.sweep_interval_seconds, self._sweep)],
-            max_jobs=concurrency,
             poll_delay=self.poll_delay,
-            keep_result=0,
-            job_serializer=self._redis.job_serializer,
-            job_deserializer=self._redis.job_deserializer,
-            log_results=False,
-            health_check_interval=60,
+            sweep=self.sweep,
+            sweep_interval=self.sweep_interval_seconds,
         )
 
     async def start_workers(self, concurrency: int = 10) -> None:
@@ -541,21 +423,7 @@ class WorkflowEngine:
         still in Redis is left alone. Returns how many jobs were sent. Workers run this
         every ``sweep_interval_seconds``."""
         cutoff = older_than or datetime.now(UTC) - timedelta(seconds=self.stale_after_seconds)
-        pending = await self.store.list_pending_nodes(older_than=cutoff, limit=limit)
-        by_priority: dict[int | None, list[NodeJob]] = {}
-        for p in pending:
-            by_priority.setdefault(p.priority, []).append(
-                NodeJob(p.execution_id, p.workflow_id, p.workflow_version, p.node_id, p.generation)
-            )
-        sent = 0
-        for priority, jobs in by_priority.items():
-            sent += await self.queue.enqueue(jobs, priority=priority)
-        if sent:
-            logger.warning("sweeper: sent %d lost job(s) again", sent)
-        return sent
-
-    async def _sweep(self) -> None:
-        await self.sweep()
+        return await sweep_pending(self.store, self.queue, older_than=cutoff, limit=limit)
 
     async def resend_node(self, execution_id: str, node_id: str) -> None:
         """Send a node's job again (what a duplicate delivery or a sweeper does)."""

@@ -1,0 +1,143 @@
+"""Starting executions: checks first, then one write to the store, then the entry jobs.
+
+Everything a caller gives is checked before anything is written, so a refused enqueue
+leaves no execution behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from spane_py import _json
+from spane_py.definitions.graph import WorkflowGraph
+from spane_py.definitions.models import is_valid_workflow_id
+from spane_py.engine import planner
+from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.ids import new_execution_id
+from spane_py.engine.options import check_delay, check_idempotency_key, check_priority
+from spane_py.errors import InvalidEnqueueOptionsError, WorkflowNotFoundError
+from spane_py.observability import events
+from spane_py.queue.client import JobQueue
+from spane_py.queue.jobs import NodeJob
+from spane_py.state import ExecutionStatus
+from spane_py.stores.base import ExecutionRecord, ExecutionStore
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """What every execution started by one call shares."""
+
+    workflow_id: str
+    version: int
+    graph: WorkflowGraph
+    priority: int | None
+    delay_s: float
+    metadata: dict[str, Any]
+
+    def record(self, initial: str, now: datetime, idempotency_key: str | None) -> ExecutionRecord:
+        return ExecutionRecord(
+            execution_id=new_execution_id(),
+            workflow_id=self.workflow_id,
+            workflow_version=self.version,
+            status=ExecutionStatus.RUNNING,
+            created_at=now,
+            started_at=now,
+            initial_data=initial,
+            metadata=self.metadata,
+            priority=self.priority,
+            idempotency_key=idempotency_key,
+        )
+
+    async def send_entry_jobs(self, queue: JobQueue, records: Sequence[ExecutionRecord]) -> None:
+        due = int((time.time() + self.delay_s) * 1000) if self.delay_s else None
+        await queue.enqueue(
+            [
+                NodeJob(r.execution_id, self.workflow_id, self.version, n)
+                for r in records
+                for n in self.graph.entry_nodes
+            ],
+            priority=self.priority,
+            due_ms=due,
+        )
+        for r in records:
+            events.emit(
+                events.EXECUTION_STARTED,
+                execution_id=r.execution_id,
+                workflow_id=self.workflow_id,
+                version=self.version,
+            )
+
+
+async def prepare(
+    cache: WorkflowCache,
+    workflow_id: str,
+    *,
+    priority: int | None,
+    delay: float | timedelta | None,
+    metadata: Mapping[str, Any] | None,
+) -> Start:
+    """The latest version, its graph and the checked options (nothing written)."""
+    if not isinstance(workflow_id, str) or not is_valid_workflow_id(workflow_id):
+        raise WorkflowNotFoundError(
+            f"{workflow_id!r} is not a valid workflow id", workflow_id=str(workflow_id)
+        )
+    version = await cache.latest_version(workflow_id)
+    if version is None:
+        raise WorkflowNotFoundError(
+            f"workflow {workflow_id!r} is not registered (or was deactivated)",
+            workflow_id=workflow_id,
+        )
+    graph = await cache.get(workflow_id, version)
+    defn = graph.definition
+    checked_priority = check_priority(
+        priority if priority is not None else defn.priority, workflow_id
+    )
+    delay_s = check_delay(delay, workflow_id, default_ms=defn.delay)
+    meta = dict(metadata or {})
+    _json.dumps(meta, what=f"the metadata for workflow {workflow_id!r}")
+    return Start(workflow_id, version, graph, checked_priority, delay_s, meta)
+
+
+async def start_one(
+    store: ExecutionStore,
+    queue: JobQueue,
+    start: Start,
+    initial_data: Any,
+    idempotency_key: str | None,
+) -> str:
+    check_idempotency_key(idempotency_key, start.workflow_id)
+    initial = _json.dumps(initial_data, what=f"the initial data for workflow {start.workflow_id!r}")
+    now = datetime.now(UTC)
+    record = start.record(initial, now, idempotency_key)
+    created = await store.create_execution(record, planner.initial_nodes(start.graph, now))
+    if not created.created:
+        return created.record.execution_id
+    await start.send_entry_jobs(queue, [record])
+    return record.execution_id
+
+
+async def start_many(
+    store: ExecutionStore, queue: JobQueue, start: Start, inputs: Sequence[Any]
+) -> list[str]:
+    if isinstance(inputs, str | bytes | Mapping) or not isinstance(inputs, Sequence):
+        raise InvalidEnqueueOptionsError(
+            f"workflow {start.workflow_id!r}: inputs must be a sequence of initial data, one "
+            f"per execution, got {type(inputs).__name__}",
+            workflow_id=start.workflow_id,
+        )
+    texts = [
+        _json.dumps(item, what=f"initial data #{i} for workflow {start.workflow_id!r}")
+        for i, item in enumerate(inputs)
+    ]
+    if not texts:
+        return []
+    now = datetime.now(UTC)
+    first_nodes = planner.initial_nodes(start.graph, now)
+    records = [start.record(text, now, None) for text in texts]
+    await store.create_executions([(r, first_nodes) for r in records])
+    await start.send_entry_jobs(queue, records)
+    return [r.execution_id for r in records]

@@ -1,0 +1,88 @@
+"""Building workers for an engine, and the sweeper they run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, cast
+
+from arq.worker import func
+
+from spane_py.engine.runner import NodeRunner
+from spane_py.errors import ConfigurationError
+from spane_py.queue.client import JobQueue
+from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
+from spane_py.queue.worker import PeriodicTask, SpaneWorker
+from spane_py.stores.base import ExecutionStore
+
+logger = logging.getLogger("spane_py.engine")
+
+# A node may run at most this long before arq itself gives up on it (node timeouts are
+# enforced by the runner; this is only the outer bound).
+MAX_NODE_RUNTIME_S = 24 * 3600
+
+
+def build_worker(
+    runner: NodeRunner,
+    queue: JobQueue,
+    *,
+    concurrency: int,
+    burst: bool,
+    handle_signals: bool,
+    lease_seconds: float,
+    shutdown_grace: float,
+    poll_delay: float,
+    sweep: Callable[[], Awaitable[Any]],
+    sweep_interval: float,
+) -> SpaneWorker:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
+    function = func(
+        cast(Any, runner.job),
+        name=FUNCTION_NAME,
+        max_tries=1_000_000,  # attempts are the store's business, not arq's
+        timeout=MAX_NODE_RUNTIME_S,
+        keep_result=0,  # the store is the source of truth: arq keeps no results
+    )
+
+    async def sweeper() -> None:
+        await sweep()
+
+    return SpaneWorker(
+        [function],
+        job_queue=queue,
+        lease_seconds=lease_seconds,
+        queue_name=queue.keys.queue,
+        redis_pool=queue.redis,
+        burst=burst,
+        handle_signals=handle_signals,
+        shutdown_grace=shutdown_grace,
+        periodic=[PeriodicTask("sweeper", sweep_interval, sweeper)],
+        max_jobs=concurrency,
+        poll_delay=poll_delay,
+        keep_result=0,
+        job_serializer=queue.redis.job_serializer,
+        job_deserializer=queue.redis.job_deserializer,
+        log_results=False,
+        health_check_interval=60,
+    )
+
+
+async def sweep_pending(
+    store: ExecutionStore, queue: JobQueue, *, older_than: datetime, limit: int
+) -> int:
+    """Send again the jobs of nodes queued or running since before ``older_than``; a job
+    still in Redis is left alone. Returns how many were sent."""
+    pending = await store.list_pending_nodes(older_than=older_than, limit=limit)
+    by_priority: dict[int | None, list[NodeJob]] = {}
+    for p in pending:
+        by_priority.setdefault(p.priority, []).append(
+            NodeJob(p.execution_id, p.workflow_id, p.workflow_version, p.node_id, p.generation)
+        )
+    sent = 0
+    for priority, jobs in by_priority.items():
+        sent += await queue.enqueue(jobs, priority=priority)
+    if sent:
+        logger.warning("sweeper: sent %d lost job(s) again", sent)
+    return sent
