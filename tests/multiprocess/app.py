@@ -170,6 +170,6 @@ async def make_engine() -> WorkflowEngine:
     await engine.start()  # `spane worker` starts it again: a no-op
     ready_dir = os.environ.get("MP_READY_DIR")
     if ready_dir:
-        with open(os.path.join(ready_dir, str(os.getpid())), "w"):
-            pass
+        fd = os.open(os.path.join(ready_dir, str(os.getpid())), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.close(fd)
     return engine

@@ -9,6 +9,7 @@ test's temporary directory, and every worker still alive at the end of the test 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -107,10 +108,8 @@ class Workers:
     def kill_all(self) -> None:
         for w in self.started:
             if w.proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(w.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             w.proc.wait(timeout=30)
 
     def tail(self, worker: WorkerProcess, lines: int = 30) -> str:
