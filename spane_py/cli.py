@@ -1,9 +1,10 @@
 """The ``spane`` command.
 
-    spane demo [--executions N]          run the bundled workflow end to end (zero setup)
-    spane worker APP [--concurrency N] [--burst]
+    spane demo [--executions N] [--store memory|postgres]
+                                         run the bundled workflow end to end (zero setup)
+    spane worker APP [--concurrency N] [--burst] [--store memory|postgres]
                                          run a worker for the engine APP names
-    spane run APP WORKFLOW_ID [--data JSON] [--timeout S] [--json]
+    spane run APP WORKFLOW_ID [--data JSON] [--timeout S] [--json] [--store ...]
                                          run one execution on an in-process worker
     spane db upgrade [--schema S] [--database-url URL] [--sql]
                                          apply the PostgreSQL migrations (safe to run
@@ -17,33 +18,46 @@ that returns one; the current directory is importable, as with ``python -m``. Th
 environment is read here and nowhere else in the package: ``REDIS_URL``, ``DATABASE_URL``
 and the ``SPANE_*`` variables of ``spane_py.settings``.
 
+``--store`` (else ``SPANE_STORE``, else ``postgres`` when ``DATABASE_URL`` is set, else
+``memory``) picks the store. ``spane worker`` and ``spane run`` export it as ``SPANE_STORE``
+before importing APP, whose engine honours it when built with
+``SpaneSettings().engine_kwargs()``; they never migrate a database (``spane db upgrade``
+does), while ``spane demo`` migrates its schema. PostgreSQL without ``DATABASE_URL`` is the
+embedded server in ``.spane/pg``.
+
 ``spane db`` uses ``--database-url``, else ``DATABASE_URL``, else the embedded PostgreSQL
 in ``.spane/pg``; the schema is ``--schema``, else ``SPANE_DB_SCHEMA``, else ``spane``.
 
 Exit codes: 0 success; 1 an execution did not complete, or Redis or PostgreSQL could not be
-reached; 2 a usage error (bad APP, bad ``--data``, unknown workflow, bad database URL or
-schema name).
+reached, or its schema is not at this code's revision; 2 a usage error (bad APP, bad
+``--data``, unknown workflow, bad database URL or schema name, a missing extra).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 
 from spane_py import __version__
-from spane_py.demo import render_execution, run_demo, unicode_ok
+from spane_py._cli_support import (
+    NOT_COMPLETED,
+    AppError,
+    StoreOption,
+    fail,
+    load_app,
+    load_settings,
+    resolve_engine,
+    setup_logging,
+    stderr,
+)
+from spane_py.demo import describe_store, render_execution, run_demo, unicode_ok
 from spane_py.engine.engine import WorkflowEngine
 from spane_py.errors import (
     ConfigurationError,
@@ -54,9 +68,6 @@ from spane_py.errors import (
 from spane_py.settings import SpaneSettings
 from spane_py.state import ExecutionStatus
 from spane_py.stores.memory import InMemoryExecutionStore
-
-USAGE_ERROR = 2
-NOT_COMPLETED = 1
 
 app = typer.Typer(
     name="spane",
@@ -69,110 +80,27 @@ app = typer.Typer(
 logger = logging.getLogger("spane_py.cli")
 
 
-class AppError(Exception):
-    """APP does not name a usable engine (exit code 2)."""
-
-
-# Helpers ---------------------------------------------------------------------------
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
-    _stderr().print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(code)
-
-
-def _settings() -> SpaneSettings:
-    try:
-        return SpaneSettings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"SPANE_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        _fail(f"invalid settings in the environment: {problems}")
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def load_app(path: str) -> object:
-    """Import ``module:attribute`` (the attribute may be dotted) and return the object."""
-    module_name, sep, attr = path.partition(":")
-    parts = attr.split(".")
-    if (
-        not sep
-        or not module_name
-        or not attr
-        or not all(p.isidentifier() for p in module_name.split("."))
-        or not all(p.isidentifier() for p in parts)
-    ):
-        raise AppError(
-            f"APP must look like 'module:attribute' (for example 'myapp.worker:engine'), "
-            f"got {path!r}"
-        )
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise AppError(
-                f"cannot import module {module_name!r} of APP {path!r}: "
-                f"no module named {exc.name!r} (run from the directory that contains it, "
-                "or install it)"
-            ) from None
-        raise AppError(f"importing module {module_name!r} failed: {exc}") from exc
-    except Exception as exc:
-        raise AppError(
-            f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
-    obj: object = module
-    for i, part in enumerate(parts):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            where = module_name + "".join("." + p for p in parts[:i])
-            raise AppError(f"{where!r} has no attribute {part!r} (APP {path!r})") from None
-    return obj
-
-
-async def resolve_engine(obj: object, path: str) -> WorkflowEngine:
-    """``obj`` itself when it is an engine; else call it (awaiting the result if needed)."""
-    if isinstance(obj, WorkflowEngine):
-        return obj
-    if not callable(obj) or isinstance(obj, type):
-        raise AppError(
-            f"APP {path!r} is a {type(obj).__name__}, not a WorkflowEngine or a function "
-            "returning one"
-        )
-    try:
-        result = obj()
-        if inspect.isawaitable(result):
-            result = await result
-    except Exception as exc:
-        raise AppError(
-            f"calling the factory APP {path!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(result, WorkflowEngine):
-        raise AppError(
-            f"the factory APP {path!r} returned {result!r:.60} ({type(result).__name__}), "
-            "not a WorkflowEngine"
-        )
-    return result
-
-
 async def _engine_for(path: str) -> WorkflowEngine:
     obj = load_app(path)
     return await resolve_engine(obj, path)
+
+
+def _check_engine_store(engine: WorkflowEngine, path: str, settings: SpaneSettings) -> None:
+    if not isinstance(engine.store, InMemoryExecutionStore):
+        return
+    if settings.store_kind == "postgres":
+        logger.warning(
+            "the engine of %s uses the in-memory store although the settings ask for "
+            "postgres (--store, SPANE_STORE or DATABASE_URL): build it with "
+            "WorkflowEngine(registry, **SpaneSettings().engine_kwargs())",
+            path,
+        )
+    else:
+        logger.warning(
+            "the engine of %s uses the in-memory store: this worker only sees executions "
+            "enqueued in its own process",
+            path,
+        )
 
 
 async def _start(engine: WorkflowEngine) -> None:
@@ -218,13 +146,15 @@ def demo(
         typer.Option(min=1, help="Worker concurrency (default: SPANE_CONCURRENCY, else 10)."),
     ] = None,
     show: Annotated[int, typer.Option(min=0, help="Print the trees of this many.")] = 3,
+    store: StoreOption = None,
 ) -> None:
     """Run the bundled demo workflow end to end (zero setup).
 
     The order-review workflow has a fan-out, a fan-in, a branch and a join. Without
-    REDIS_URL an embedded Redis is started; the store is in memory."""
-    settings = _settings()
-    _setup_logging("WARNING")
+    REDIS_URL an embedded Redis is started. The store is in memory unless --store postgres
+    (or DATABASE_URL) says otherwise; the demo migrates the PostgreSQL schema it uses."""
+    settings = load_settings(store)
+    setup_logging("WARNING")
     console = Console(highlight=False)
     try:
         ok = asyncio.run(
@@ -237,7 +167,7 @@ def demo(
             )
         )
     except (SpaneError, TimeoutError) as exc:
-        _fail(str(exc), NOT_COMPLETED)
+        fail(str(exc), NOT_COMPLETED)
     raise typer.Exit(0 if ok else NOT_COMPLETED)
 
 
@@ -251,24 +181,22 @@ def worker(
         typer.Option(min=1, help="Jobs run at once (default: SPANE_CONCURRENCY, else 10)."),
     ] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
+    store: StoreOption = None,
 ) -> None:
     """Run a worker for the engine APP (module:attribute) names.
 
-    It runs until SIGINT/SIGTERM, or with --burst until nothing is queued."""
-    settings = _settings()
-    _setup_logging(settings.log_level)
+    It runs until SIGINT/SIGTERM, or with --burst until nothing is queued. It never migrates
+    the database: run `spane db upgrade` first."""
+    settings = load_settings(store, export=True)
+    setup_logging(settings.log_level)
     jobs = concurrency or settings.concurrency
 
     async def main() -> None:
         engine = await _engine_for(app_path)
         try:
             await _start(engine)
-            if isinstance(engine.store, InMemoryExecutionStore):
-                logger.warning(
-                    "the engine of %s uses the in-memory store: this worker only sees "
-                    "executions enqueued in its own process",
-                    app_path,
-                )
+            _check_engine_store(engine, app_path, settings)
+            logger.info("spane worker %s: store %s", app_path, describe_store(engine.store))
             logger.info(
                 "spane worker %s: key prefix %r, concurrency %d%s",
                 app_path,
@@ -284,9 +212,9 @@ def worker(
     try:
         asyncio.run(main())
     except AppError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except SpaneError as exc:
-        _fail(str(exc), NOT_COMPLETED)
+        fail(str(exc), NOT_COMPLETED)
 
 
 @app.command()
@@ -308,6 +236,7 @@ def run(
             min=1, help="In-process worker concurrency (default: SPANE_CONCURRENCY, else 10)."
         ),
     ] = None,
+    store: StoreOption = None,
 ) -> None:
     """Run one execution of WORKFLOW_ID on an in-process worker and print its result."""
     initial: Any = None
@@ -315,9 +244,9 @@ def run(
         try:
             initial = json.loads(data)
         except json.JSONDecodeError as exc:
-            _fail(f"--data is not valid JSON: {exc}")
-    settings = _settings()
-    _setup_logging("WARNING")
+            fail(f"--data is not valid JSON: {exc}")
+    settings = load_settings(store, export=True)
+    setup_logging("WARNING")
     console = Console(highlight=False)
 
     async def main() -> bool:
@@ -325,6 +254,8 @@ def run(
         grace = 5.0
         try:
             await _start(engine)
+            if settings.store_kind == "postgres":
+                _check_engine_store(engine, app_path, settings)
             execution_id = await engine.enqueue_workflow(workflow_id, initial)
             await engine.start_workers(concurrency or settings.concurrency)
             try:
@@ -334,7 +265,7 @@ def run(
                 state = await engine.get_execution(execution_id)
                 if as_json:
                     _print_json(state.model_dump(mode="json"))
-                _stderr().print(
+                stderr().print(
                     f"[bold red]error:[/] execution {execution_id} is still "
                     f"{state.status.value} after {timeout:g} s"
                 )
@@ -355,14 +286,15 @@ def run(
     try:
         ok = asyncio.run(main())
     except AppError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except WorkflowNotFoundError as exc:
-        _fail(
-            f"{exc}; APP's engine must have it registered: name a factory that awaits "
-            "engine.register_workflow(...) before returning the engine"
+        fail(
+            f"{exc}; register it first: build APP's engine with "
+            "WorkflowEngine(registry, workflows=[...]), which registers them when it starts "
+            "(on PostgreSQL, any process sharing the database may have registered it)"
         )
     except SpaneError as exc:
-        _fail(str(exc), NOT_COMPLETED)
+        fail(str(exc), NOT_COMPLETED)
     raise typer.Exit(0 if ok else NOT_COMPLETED)
 
 
@@ -398,7 +330,7 @@ async def _database_url(given: str | None, settings: SpaneSettings) -> tuple[str
     from spane_py.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(EMBEDDED_PG_DIR)
-    _stderr().print(f"no DATABASE_URL: using the embedded PostgreSQL in {EMBEDDED_PG_DIR}")
+    stderr().print(f"no DATABASE_URL: using the embedded PostgreSQL in {EMBEDDED_PG_DIR}")
     return await server.astart(), server
 
 
@@ -409,14 +341,14 @@ def _run_db(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.run(main())
     except ImportError as exc:
         missing = exc.name or str(exc)
-        _fail(
+        fail(
             f"`spane db` needs the postgres extra ({missing} is not installed): "
             "pip install 'spane-py[postgres]'"
         )
     except ConfigurationError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except SpaneError as exc:
-        _fail(str(exc), NOT_COMPLETED)
+        fail(str(exc), NOT_COMPLETED)
 
 
 @db_app.command("upgrade")
@@ -430,8 +362,8 @@ def db_upgrade(
     """Apply the migrations: create the schema if needed, bring it to this spane_py's head.
 
     Several processes may run it at once: one migrates, the others wait and find it done."""
-    settings = _settings()
-    _setup_logging("WARNING")
+    settings = load_settings()
+    setup_logging("WARNING")
     target = schema or settings.db_schema
 
     async def main() -> None:
@@ -460,8 +392,8 @@ def db_upgrade(
 @db_app.command("current")
 def db_current(schema: SchemaOption = None, database_url: DatabaseUrlOption = None) -> None:
     """Print the database's schema revision and the revision this spane_py needs."""
-    settings = _settings()
-    _setup_logging("WARNING")
+    settings = load_settings()
+    setup_logging("WARNING")
     target = schema or settings.db_schema
 
     async def main() -> None:

@@ -31,8 +31,9 @@ from spane_py.dsl import Workflow
 from spane_py.engine.engine import WorkflowEngine
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult, success_result
-from spane_py.settings import SpaneSettings
+from spane_py.settings import EMBEDDED_PG_DIR, SpaneSettings
 from spane_py.state import ExecutionState, ExecutionStatus, NodeResult, NodeStatus
+from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
 
 DEMO_WORKFLOW_ID = "order-review"
@@ -266,30 +267,45 @@ async def run_demo(
     settings: SpaneSettings | None = None,
 ) -> bool:
     """Run the demo workflow ``executions`` times on an in-process worker and print the
-    results. True when every execution completed."""
+    results. True when every execution completed.
+
+    The store is the one ``settings`` configure (``SPANE_STORE``, ``DATABASE_URL``); a
+    PostgreSQL schema is migrated first, as this is a throwaway run."""
     settings = settings or SpaneSettings()
     t0 = time.perf_counter()
     # A prefix of its own: never mixes with a real deployment's queue on a shared Redis.
     prefix = f"{settings.key_prefix}-demo-{secrets.token_hex(3)}"
+    store = settings.make_store(apply_migrations=True)
     engine = WorkflowEngine(
         NodeRegistry(),
-        InMemoryExecutionStore(),
-        redis_url=settings.redis_url or None,
-        key_prefix=prefix,
-        poll_delay=settings.poll_delay,
+        **{**settings.engine_kwargs(store=False), "store": store, "key_prefix": prefix},
     )
     try:
+        await store.start()  # the engine's start() finds it started
+        store_ms = (time.perf_counter() - t0) * 1000
         await engine.start()
         where = (
             _redact(settings.redis_url)
             if settings.redis_url
             else "embedded redis-server, as REDIS_URL is not set"
         )
-        ready = format_ms((time.perf_counter() - t0) * 1000)
-        console.print(f"[bold]Redis[/]  {escape(where)} [dim](ready in {ready})[/]")
-        console.print(
-            f"[bold]Store[/]  in-memory   [bold]Worker[/]  in-process, concurrency {concurrency}"
-        )
+        ready = format_ms((time.perf_counter() - t0) * 1000 - store_ms)
+        console.print(f"[bold]Redis[/]   {escape(where)} [dim](ready in {ready})[/]")
+        if settings.store_kind == "memory":
+            console.print("[bold]Store[/]   in-memory [dim](--store postgres for PostgreSQL)[/]")
+        else:
+            from spane_py.stores.postgres.migrate import redact
+
+            where = (
+                f"embedded server in {EMBEDDED_PG_DIR}, as DATABASE_URL is not set"
+                if settings.embedded_postgres
+                else redact(settings.database_url or "")
+            )
+            console.print(
+                f"[bold]Store[/]   PostgreSQL {escape(where)}, schema {settings.db_schema!r} "
+                f"[dim](ready in {format_ms(store_ms)})[/]"
+            )
+        console.print(f"[bold]Worker[/]  in-process, concurrency {concurrency}")
         await engine.register_workflow(demo_workflow)
         await engine.start_workers(concurrency)
         t_run = time.perf_counter()
@@ -338,6 +354,21 @@ async def _close(engine: WorkflowEngine, *, purge: bool) -> None:
     await engine.close(grace_seconds=2.0)
 
 
+def describe_store(store: ExecutionStore) -> str:
+    """One line saying which store this is: ``in-memory`` or ``PostgreSQL <url>, schema
+    <name>`` (password hidden)."""
+    if isinstance(store, InMemoryExecutionStore):
+        return "in-memory"
+    if type(store).__module__.startswith("spane_py.stores.postgres"):
+        from spane_py.stores.postgres.migrate import redact
+        from spane_py.stores.postgres.store import PostgresExecutionStore
+
+        if isinstance(store, PostgresExecutionStore):
+            where = redact(store.dsn) if store.dsn else f"the embedded server in {EMBEDDED_PG_DIR}"
+            return f"PostgreSQL {where}, schema {store.schema!r}"
+    return type(store).__name__
+
+
 def _summary(states: Sequence[ExecutionState], run_ms: float) -> str:
     counts: dict[str, int] = {}
     for s in states:
@@ -369,6 +400,7 @@ __all__ = [
     "SAMPLE_ORDERS",
     "abridge",
     "demo_workflow",
+    "describe_store",
     "format_ms",
     "render_execution",
     "run_demo",

@@ -1,29 +1,54 @@
 """Settings read from the environment, for the ``spane`` command (configuration at the edges).
 
 Core classes take explicit keyword arguments; only the CLI (and, later, the API server)
-reads the environment, through ``SpaneSettings``:
+reads the environment, through ``SpaneSettings``.
 
-=====================  ==============================================================
-``REDIS_URL``          Redis to use; unset: an embedded server is started (zero setup)
-``DATABASE_URL``       PostgreSQL for the store; unset: the in-memory store (``spane db``:
-                       the embedded server in ``.spane/pg``)
-``SPANE_DB_SCHEMA``    PostgreSQL schema of spane_py's tables (``spane``)
-``SPANE_KEY_PREFIX``   prefix of every Redis key of the engines the CLI builds (``spane``)
-``SPANE_CONCURRENCY``  jobs a worker runs at once (10)
-``SPANE_POLL_DELAY``   seconds an idle worker waits before polling again (0.5)
-``SPANE_LOG_LEVEL``    log level of ``spane worker`` (``INFO``; other commands: warnings)
-=====================  ==============================================================
+Redis and the store:
 
-An application module that ``spane worker`` loads may build its engine with
-``WorkflowEngine(registry, **SpaneSettings().engine_kwargs())`` to honour the same variables.
+- ``REDIS_URL``: Redis to use; unset: an embedded server is started (zero setup).
+- ``DATABASE_URL``: PostgreSQL for the store; unset: the in-memory store or, with
+  ``SPANE_STORE=postgres``, the embedded server in ``.spane/pg`` (migrated when it starts).
+- ``SPANE_STORE``: ``memory`` or ``postgres`` (the ``--store`` option); default:
+  ``postgres`` when ``DATABASE_URL`` is set, else ``memory``.
+- ``SPANE_DB_SCHEMA``: PostgreSQL schema of spane_py's tables (``spane``).
+- ``SPANE_DB_POOL_MIN`` / ``SPANE_DB_POOL_MAX``: connections the store keeps open / may
+  open (2 / 20).
+- ``SPANE_DB_STATEMENT_TIMEOUT_MS``: how long one statement may run (30000).
+- ``SPANE_DB_LOG``: ``1`` prints database connect, migrate and pool events on stderr,
+  ``verbose`` every statement too (read by the PostgreSQL store itself).
+
+Engines and workers:
+
+- ``SPANE_KEY_PREFIX``: prefix of every Redis key of the engine (``spane``).
+- ``SPANE_CONCURRENCY``: jobs a worker runs at once (10).
+- ``SPANE_POLL_DELAY``: seconds an idle worker waits before polling again (0.5).
+- ``SPANE_LEASE_SECONDS``: a running job stays claimed this long unless its worker renews
+  the lease, which it does every third of it (30).
+- ``SPANE_SWEEP_INTERVAL``: seconds between two sweeps of a worker (15).
+- ``SPANE_STALE_AFTER``: seconds a node may stay queued (or running) before a sweep sends
+  its job again (30).
+- ``SPANE_MAX_OUTPUT_BYTES``: the largest node output, in bytes of JSON (1048576).
+- ``SPANE_LOG_LEVEL``: log level of ``spane worker`` (``INFO``; other commands: warnings).
+
+An application module that ``spane worker`` loads builds its engine with
+``WorkflowEngine(registry, **SpaneSettings().engine_kwargs())`` to honour the same
+variables, the store included (``make_store()`` alone builds the configured store).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from spane_py.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from spane_py.stores.base import ExecutionStore
+
+StoreKind = Literal["memory", "postgres"]
+EMBEDDED_PG_DIR = ".spane/pg"
 
 
 class SpaneSettings(BaseSettings):
@@ -35,19 +60,87 @@ class SpaneSettings(BaseSettings):
     database_url: str | None = Field(
         None, validation_alias=AliasChoices("DATABASE_URL", "SPANE_DATABASE_URL")
     )
+    store: StoreKind | None = None
     db_schema: str = "spane"
+    db_pool_min: int = Field(2, ge=1)
+    db_pool_max: int = Field(20, ge=1)
+    db_statement_timeout_ms: int = Field(30_000, ge=1)
     key_prefix: str = "spane"
     concurrency: int = Field(10, ge=1)
     poll_delay: float = Field(0.5, gt=0)
+    lease_seconds: float = Field(30.0, ge=1)
+    sweep_interval: float = Field(15.0, gt=0)
+    stale_after: float = Field(30.0, gt=0)
+    max_output_bytes: int = Field(1 << 20, ge=1)
     log_level: str = "INFO"
 
-    def engine_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``WorkflowEngine`` taken from these settings."""
-        return {
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> SpaneSettings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError(
+                f"SPANE_DB_POOL_MIN ({self.db_pool_min}) is larger than SPANE_DB_POOL_MAX "
+                f"({self.db_pool_max})"
+            )
+        return self
+
+    @property
+    def store_kind(self) -> StoreKind:
+        """``store`` when set, else ``postgres`` when a database URL is, else ``memory``."""
+        if self.store is not None:
+            return self.store
+        return "postgres" if self.database_url else "memory"
+
+    @property
+    def embedded_postgres(self) -> bool:
+        """True when the store is PostgreSQL and no URL is set: the embedded server."""
+        return self.store_kind == "postgres" and not self.database_url
+
+    def make_store(self, *, apply_migrations: bool | None = None) -> ExecutionStore:
+        """A new, not yet started store of the configured kind.
+
+        PostgreSQL: ``DATABASE_URL`` (unset: the embedded server in ``.spane/pg``, which
+        is migrated when it starts), schema ``SPANE_DB_SCHEMA``. ``apply_migrations``
+        (default: only the embedded server) migrates the schema when the store starts;
+        otherwise a schema not at this code's revision is refused with a message naming
+        ``spane db upgrade``. Raises ConfigurationError for a bad schema name, or when the
+        ``postgres`` extra is not installed."""
+        if self.store_kind == "memory":
+            from spane_py.stores.memory import InMemoryExecutionStore
+
+            return InMemoryExecutionStore()
+        try:
+            from spane_py.stores.postgres.store import PostgresExecutionStore
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the PostgreSQL store needs the postgres extra ({exc.name or exc} is not "
+                "installed): pip install 'spane-py[postgres]'"
+            ) from exc
+        return PostgresExecutionStore(
+            self.database_url or None,
+            schema=self.db_schema,
+            min_pool_size=self.db_pool_min,
+            max_pool_size=self.db_pool_max,
+            statement_timeout_ms=self.db_statement_timeout_ms,
+            apply_migrations=apply_migrations,
+            embedded_dir=EMBEDDED_PG_DIR,
+        )
+
+    def engine_kwargs(self, *, store: bool = True) -> dict[str, Any]:
+        """Keyword arguments for ``WorkflowEngine`` taken from these settings: Redis, key
+        prefix, worker timings, output limit and (unless ``store=False``) a new store from
+        ``make_store()``."""
+        kwargs: dict[str, Any] = {
             "redis_url": self.redis_url or None,
             "key_prefix": self.key_prefix,
             "poll_delay": self.poll_delay,
+            "lease_seconds": self.lease_seconds,
+            "sweep_interval_seconds": self.sweep_interval,
+            "stale_after_seconds": self.stale_after,
+            "max_output_bytes": self.max_output_bytes,
         }
+        if store:
+            kwargs["store"] = self.make_store()
+        return kwargs
 
 
-__all__ = ["SpaneSettings"]
+__all__ = ["EMBEDDED_PG_DIR", "SpaneSettings", "StoreKind"]

@@ -28,6 +28,7 @@ from spane_py.stores.base import (
     ExecutionRecord,
     ExecutionSnapshot,
     NodeRecord,
+    SpanRecord,
     Transition,
     evolve_execution,
 )
@@ -56,6 +57,7 @@ class NodeOutcome:
     next_nodes: tuple[str, ...] | None = None
     attempt: int = 0  # the attempt that produced it (0: keep the record's count)
     started_at: datetime | None = None
+    traceback: str | None = None  # of a failure, for its span (not kept in the node record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +136,10 @@ def plan_retry(
     *,
     attempt: int = 0,
     started_at: datetime | None = None,
+    spans: tuple[SpanRecord, ...] = (),
 ) -> Decide:
     """A failed attempt that will be retried: the node goes back to queued, the attempt
-    counted."""
+    counted (and traced with ``spans``)."""
 
     def decide(snap: ExecutionSnapshot) -> Transition:
         rec = snap.nodes.get(node_id)
@@ -152,7 +155,7 @@ def plan_retry(
                 attempts=attempts,
                 started_at=started,
             )
-            return Transition(nodes=(cancelled,), outcome=DROPPED)
+            return Transition(nodes=(cancelled,), outcome=DROPPED, spans=spans)
         queued = rec.evolve(
             status=NodeStatus.QUEUED,
             error=error,
@@ -160,13 +163,19 @@ def plan_retry(
             attempts=attempts,
             started_at=started,
         )
-        return Transition(nodes=(queued,), outcome=RUN)
+        return Transition(nodes=(queued,), outcome=RUN, spans=spans)
 
     return decide
 
 
 def plan_completion(
-    graph: WorkflowGraph, node_id: str, generation: int, outcome: NodeOutcome, now: datetime
+    graph: WorkflowGraph,
+    node_id: str,
+    generation: int,
+    outcome: NodeOutcome,
+    now: datetime,
+    *,
+    spans: tuple[SpanRecord, ...] = (),
 ) -> Decide:
     def decide(snap: ExecutionSnapshot) -> Transition:
         rec = snap.nodes.get(node_id)
@@ -185,7 +194,7 @@ def plan_completion(
         )
         execution = snap.execution
         if execution.status not in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
-            return Transition(nodes=(done,), outcome=RECORDED)
+            return Transition(nodes=(done,), outcome=RECORDED, spans=spans)
 
         if outcome.status is NodeStatus.FAILED:
             failed = evolve_execution(
@@ -194,7 +203,7 @@ def plan_completion(
                 completed_at=now,
                 error=f"node {node_id!r} failed: {outcome.error}",
             )
-            return Transition(nodes=(done,), execution=failed, outcome=SETTLED_FAILED)
+            return Transition(nodes=(done,), execution=failed, outcome=SETTLED_FAILED, spans=spans)
 
         nodes = dict(snap.nodes)
         nodes[node_id] = done
@@ -229,7 +238,11 @@ def plan_completion(
         # A paused execution claims its ready children but sends no jobs: resume does.
         enqueue = tuple(claimed) if execution.status is ExecutionStatus.RUNNING else ()
         return Transition(
-            nodes=tuple(changed.values()), execution=settled, enqueue=enqueue, outcome=result
+            nodes=tuple(changed.values()),
+            execution=settled,
+            enqueue=enqueue,
+            outcome=result,
+            spans=spans,
         )
 
     return decide

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -31,7 +34,7 @@ from spane_py.queue.jobs import NodeJob
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
 from spane_py.state import NodeStatus
-from spane_py.stores.base import ExecutionStore
+from spane_py.stores.base import ExecutionStore, SpanRecord
 
 logger = logging.getLogger("spane_py.runner")
 
@@ -48,6 +51,26 @@ class Attempt:
     ctx: ExecutionContext
     started: planner.StartPayload
     started_at: datetime
+
+    def span(
+        self, status: str, *, error: str | None = None, traceback: str | None = None
+    ) -> SpanRecord:
+        """This attempt as a span of the execution's trace, ending now."""
+        ctx = self.ctx
+        return SpanRecord(
+            span_id=f"{ctx.execution_id}:{ctx.node_id}:{self.job.generation}:{ctx.attempt}",
+            execution_id=ctx.execution_id,
+            node_id=ctx.node_id,
+            name=self.node.name or self.node.id,
+            attempt=ctx.attempt,
+            status=status,
+            started_at=self.started_at,
+            ended_at=_now(),
+            worker_id=WORKER_ID,
+            error=error,
+            traceback=traceback,
+            attributes={"type": self.node.type, "workflow_version": self.job.workflow_version},
+        )
 
 
 def _now() -> datetime:
@@ -230,6 +253,7 @@ class NodeRunner:
         """Returns the final outcome, or None when the attempt will be retried."""
         node, ctx, job = attempt.node, attempt.ctx, attempt.job
         error = _describe(exc)
+        trace = _traceback(exc)
         policy = node.effective_retry_policy
         retryable = not isinstance(exc, SerializationError | NonRetryableError)
         if not isinstance(exc, NodeExecutionError | SerializationError):
@@ -245,6 +269,7 @@ class NodeRunner:
                     _now(),
                     attempt=ctx.attempt,
                     started_at=attempt.started_at,
+                    spans=(attempt.span("retrying", error=error, traceback=trace),),
                 ),
                 cached=attempt.started.snapshot,
             )
@@ -267,17 +292,21 @@ class NodeRunner:
                 NodeStatus.SUCCEEDED,
                 output=_json.dumps({"error": error, "continued_on_fail": True}),
                 error=error,
+                traceback=trace,
             )
-        return planner.NodeOutcome(NodeStatus.FAILED, error=error)
+        return planner.NodeOutcome(NodeStatus.FAILED, error=error, traceback=trace)
 
     async def _complete(self, attempt: Attempt, outcome: planner.NodeOutcome) -> None:
         job, ctx = attempt.job, attempt.ctx
         await self._flush_logs(ctx)
         eid = ctx.execution_id
         outcome = replace(outcome, attempt=ctx.attempt, started_at=attempt.started_at)
+        span = attempt.span(outcome.status.value, error=outcome.error, traceback=outcome.traceback)
         done = await self.store.transition(
             eid,
-            planner.plan_completion(attempt.graph, ctx.node_id, job.generation, outcome, _now()),
+            planner.plan_completion(
+                attempt.graph, ctx.node_id, job.generation, outcome, _now(), spans=(span,)
+            ),
             cached=attempt.started.snapshot,
         )
         if done.outcome == planner.DUPLICATE:
@@ -320,6 +349,15 @@ _NODE_EVENTS = {
     NodeStatus.FAILED: events.NODE_FAILED,
     NodeStatus.SKIPPED: events.NODE_SKIPPED,
 }
+
+
+MAX_TRACEBACK_CHARS = 20_000
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _traceback(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(exc))
+    return text if len(text) <= MAX_TRACEBACK_CHARS else "..." + text[-MAX_TRACEBACK_CHARS:]
 
 
 def _describe(exc: BaseException) -> str:

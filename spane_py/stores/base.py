@@ -90,12 +90,31 @@ class ExecutionSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One attempt of one node, as a span of the execution's trace."""
+
+    span_id: str  # "<execution>:<node>:<generation>:<attempt>": writing it twice is a no-op
+    execution_id: str
+    node_id: str
+    name: str
+    attempt: int
+    status: str  # succeeded, failed, skipped, retrying
+    started_at: datetime
+    ended_at: datetime | None = None
+    worker_id: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """What a ``decide`` function wants written, atomically.
 
     ``nodes`` are node records to upsert; ``execution`` replaces the execution record when
-    set; ``enqueue`` names the nodes whose jobs the caller sends once the write committed;
-    ``outcome`` and ``payload`` carry the decision back to the caller and are not stored.
+    set; ``spans`` are added to the trace; ``enqueue`` names the nodes whose jobs the caller
+    sends once the write committed; ``outcome`` and ``payload`` carry the decision back to
+    the caller and are not stored.
     """
 
     nodes: tuple[NodeRecord, ...] = ()
@@ -103,10 +122,11 @@ class Transition:
     enqueue: tuple[str, ...] = ()
     outcome: str = ""
     payload: Any = None
+    spans: tuple[SpanRecord, ...] = ()  # recorded with the write, atomically
 
     @property
     def is_noop(self) -> bool:
-        return not self.nodes and self.execution is None
+        return not self.nodes and self.execution is None and not self.spans
 
 
 Decide = Callable[[ExecutionSnapshot], Transition]
@@ -270,5 +290,9 @@ class ExecutionStore(Protocol):
         ...
 
     async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]: ...
+
+    async def get_spans(self, execution_id: str) -> list[SpanRecord]:
+        """The execution's trace: one span per node attempt, oldest first."""
+        ...
 
     async def close(self) -> None: ...

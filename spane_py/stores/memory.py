@@ -35,6 +35,7 @@ from spane_py.stores.base import (
     NodeRecord,
     PendingNode,
     SavedWorkflow,
+    SpanRecord,
     Transition,
     WorkflowVersionRecord,
     evolve_execution,
@@ -58,17 +59,20 @@ class InMemoryExecutionStore:
         *,
         max_executions: int = 1000,
         max_logs_per_execution: int = 1000,
+        max_spans_per_execution: int = 500,
         finished_ttl_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_executions = max_executions
         self.max_logs_per_execution = max_logs_per_execution
+        self.max_spans_per_execution = max_spans_per_execution
         self.finished_ttl_seconds = finished_ttl_seconds
         self._clock = clock
         self._workflows: dict[str, list[WorkflowVersionRecord]] = {}
         self._executions: OrderedDict[str, ExecutionRecord] = OrderedDict()
         self._nodes: dict[str, dict[str, NodeRecord]] = {}
         self._logs: dict[str, deque[LogRecord]] = {}
+        self._spans: dict[str, OrderedDict[str, SpanRecord]] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
         self._children: dict[str, list[str]] = {}
         self._finished_at: dict[str, float] = {}  # monotonic time an execution finished
@@ -211,6 +215,12 @@ class InMemoryExecutionStore:
             )
         for node in result.nodes:
             nodes[node.node_id] = node
+        if result.spans:
+            spans = self._spans.setdefault(execution_id, OrderedDict())
+            for span in result.spans:
+                spans.setdefault(span.span_id, span)  # the same span twice: written once
+            while len(spans) > self.max_spans_per_execution:
+                spans.popitem(last=False)
         if new is not None:
             self._executions[execution_id] = _detach(new)
             if new.status.is_terminal and not record.status.is_terminal:
@@ -339,6 +349,10 @@ class InMemoryExecutionStore:
         logs = self._logs.get(execution_id, ())
         return [_detach_log(r) for r in logs if node_id is None or r.node_id == node_id]
 
+    async def get_spans(self, execution_id: str) -> list[SpanRecord]:
+        self.cleanup()
+        return list(self._spans.get(execution_id, {}).values())
+
     async def start(self) -> None:
         return None
 
@@ -380,6 +394,7 @@ class InMemoryExecutionStore:
         self._executions.clear()
         self._nodes.clear()
         self._logs.clear()
+        self._spans.clear()
         self._idempotency.clear()
         self._children.clear()
         self._finished_at.clear()
@@ -399,6 +414,7 @@ class InMemoryExecutionStore:
         record = self._executions.pop(execution_id, None)
         self._nodes.pop(execution_id, None)
         self._logs.pop(execution_id, None)
+        self._spans.pop(execution_id, None)
         self._finished_at.pop(execution_id, None)
         if record is not None:
             self._evicted += 1

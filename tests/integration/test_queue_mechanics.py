@@ -219,3 +219,42 @@ async def test_a_long_node_is_recorded_as_running_a_short_one_written_once(
     state = await engine.wait_for_execution(eid, timeout=10)
     assert state.node_results["only"].attempts == 1
     assert state.node_results["only"].started_at == node.started_at
+
+
+async def test_every_attempt_is_a_span_of_the_trace(
+    engine: WorkflowEngine, registry: NodeRegistry
+) -> None:
+    async def flaky(ctx: ExecutionContext) -> str:
+        if ctx.attempt == 1:
+            raise RuntimeError("first try fails")
+        return "ok"
+
+    registry.register("record", flaky)
+    await engine.register_workflow(
+        {
+            "id": "one",
+            "nodes": [
+                {
+                    "id": "only",
+                    "type": "record",
+                    "retryPolicy": {"maxAttempts": 2, "backoff": {"type": "fixed", "delay": 10}},
+                }
+            ],
+        }
+    )
+    await engine.start_workers(1)
+    state = await engine.run_workflow("one", timeout=10)
+    assert state.status == "completed"
+    spans = await engine.store.get_spans(state.execution_id)
+    assert [(s.node_id, s.attempt, s.status) for s in spans] == [
+        ("only", 1, "retrying"),
+        ("only", 2, "succeeded"),
+    ]
+    first, second = spans
+    assert first.error is not None
+    assert "first try fails" in first.error
+    assert first.traceback is not None
+    assert "RuntimeError: first try fails" in first.traceback
+    assert second.error is None
+    assert all(s.worker_id and s.ended_at and s.ended_at >= s.started_at for s in spans)
+    assert second.attributes["type"] == "record"

@@ -104,6 +104,23 @@ def write_item(execution_id: str, revision: int, result: Transition) -> dict[str
         "nodes": [node_item(n) for n in result.nodes],
         "set_execution": new is not None,
     }
+    if result.spans:
+        item["spans"] = [
+            {
+                "span_id": sp.span_id,
+                "node_id": sp.node_id,
+                "name": sp.name,
+                "attempt": sp.attempt,
+                "status": sp.status,
+                "worker_id": sp.worker_id,
+                "error": sp.error,
+                "traceback": sp.traceback,
+                "attributes": dict(sp.attributes),
+                "started_at": sp.started_at,
+                "ended_at": sp.ended_at,
+            }
+            for sp in result.spans
+        ]
     if new is not None:
         item.update(
             status=new.status.value,

@@ -58,7 +58,7 @@ WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
         execution_id uuid, revision bigint, set_execution boolean, status text,
         started_at timestamptz, completed_at timestamptz, error text, metadata jsonb,
-        nodes jsonb)
+        nodes jsonb, spans jsonb)
 ), guard AS (
     UPDATE executions e SET
         revision = e.revision + 1,
@@ -76,6 +76,18 @@ WITH input AS (
     FROM guard g JOIN input i ON i.execution_id = g.execution_id,
          {_NODE_RECORDSET.replace("$NODES::jsonb", "i.nodes")}
     ON CONFLICT (execution_id, node_id) DO UPDATE SET {_NODE_UPSERT_SET}
+), traced AS (
+    INSERT INTO spans (span_id, execution_id, node_id, name, attempt, status, worker_id,
+                       error, traceback, attributes, started_at, ended_at)
+    SELECT s.span_id, g.execution_id, s.node_id, s.name, s.attempt, s.status, s.worker_id,
+           s.error, s.traceback, coalesce(s.attributes, '{{}}'::jsonb), s.started_at,
+           s.ended_at
+    FROM guard g JOIN input i ON i.execution_id = g.execution_id,
+         jsonb_to_recordset(coalesce(i.spans, '[]'::jsonb)) AS s(
+             span_id text, node_id text, name text, attempt int, status text,
+             worker_id text, error text, traceback text, attributes jsonb,
+             started_at timestamptz, ended_at timestamptz)
+    ON CONFLICT (span_id) DO NOTHING
 )
 SELECT execution_id::text FROM guard
 """
@@ -231,6 +243,11 @@ FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (execution_id uuid, node_id tex
      WITH ORDINALITY AS x(execution_id, node_id, level, message, fields, logged_at, ord)
 WHERE EXISTS (SELECT 1 FROM executions e WHERE e.execution_id = x.execution_id)
 ORDER BY x.ord
+"""
+GET_SPANS = """
+SELECT span_id, execution_id::text, node_id, name, attempt, status, started_at, ended_at,
+       worker_id, error, traceback, attributes::text
+FROM spans WHERE execution_id = $1 ORDER BY started_at, span_id
 """
 GET_LOGS = """
 SELECT execution_id::text, node_id, level, message, fields::text, logged_at FROM logs

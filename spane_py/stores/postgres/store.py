@@ -34,6 +34,7 @@ from spane_py.stores.base import (
     NodeRecord,
     PendingNode,
     SavedWorkflow,
+    SpanRecord,
     Transition,
     WorkflowVersionRecord,
 )
@@ -550,6 +551,28 @@ class PostgresExecutionStore:
             await self.pool.execute(sql.ADD_LOGS, payload)
 
         await with_retry(run, what="writing logs", retry_for_s=self.options.retry_for_s)
+
+    async def get_spans(self, execution_id: str) -> list[SpanRecord]:
+        if not _is_uuid(execution_id):
+            return []
+        rows = await self._fetch("reading spans", sql.GET_SPANS, execution_id)
+        return [
+            SpanRecord(
+                span_id=r[0],
+                execution_id=r[1],
+                node_id=r[2],
+                name=r[3],
+                attempt=r[4],
+                status=r[5],
+                started_at=r[6],
+                ended_at=r[7],
+                worker_id=r[8],
+                error=r[9],
+                traceback=r[10],
+                attributes=_json.loads(r[11]),
+            )
+            for r in rows
+        ]
 
     async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]:
         if not _is_uuid(execution_id):
