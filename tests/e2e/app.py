@@ -1,8 +1,11 @@
 """A small application module for the ``spane worker`` / ``spane run`` end-to-end tests.
 
-``engine`` is a module-level engine; ``create_engine`` is an async factory that also
-registers the workflow (registration is async, so a module-level engine cannot do it at
-import time). Both read ``REDIS_URL`` and ``SPANE_KEY_PREFIX`` through ``SpaneSettings``.
+``engine`` is a module-level engine; ``create_engine`` is an async factory of an engine
+that registers the workflows when it starts (``workflows=[...]``). Both read their
+configuration through ``SpaneSettings``: ``REDIS_URL``, ``SPANE_KEY_PREFIX`` and the store
+(``SPANE_STORE``, ``DATABASE_URL``, ``SPANE_DB_SCHEMA``). ``engine`` registers the node
+functions of ``e2e-greet`` but not the workflow: on PostgreSQL it runs executions of a
+version another process registered.
 """
 
 from __future__ import annotations
@@ -10,7 +13,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from spane_py import NodeRegistry, Workflow, WorkflowEngine, success_result
+from spane_py import (
+    InMemoryExecutionStore,
+    NodeRegistry,
+    Workflow,
+    WorkflowEngine,
+    success_result,
+)
 from spane_py.results import ExecutionResult
 from spane_py.settings import SpaneSettings
 
@@ -54,10 +63,11 @@ engine = WorkflowEngine(registry, **SpaneSettings().engine_kwargs())
 
 
 async def create_engine() -> WorkflowEngine:
-    eng = WorkflowEngine(NodeRegistry(), **SpaneSettings().engine_kwargs())
-    await eng.register_workflow(greet)
-    await eng.register_workflow(slow)
-    return eng
+    # workflows=[...] are registered when the engine starts: a factory cannot register
+    # them itself before that, as a PostgreSQL store is not connected yet.
+    return WorkflowEngine(
+        NodeRegistry(), workflows=[greet, slow], **SpaneSettings().engine_kwargs()
+    )
 
 
 def sync_factory() -> WorkflowEngine:
@@ -73,3 +83,10 @@ def bad_factory() -> int:
 
 
 not_an_engine = "just a string"
+
+
+def memory_engine() -> WorkflowEngine:
+    """An engine that keeps the in-memory store whatever the settings say."""
+    return WorkflowEngine(
+        registry, InMemoryExecutionStore(), **SpaneSettings().engine_kwargs(store=False)
+    )

@@ -1,12 +1,17 @@
 """Helpers for end-to-end tests: run the ``spane`` command and example scripts as
-subprocesses, from the repository root, with a time limit."""
+subprocesses, from the repository root, with a time limit.
+
+Subprocesses get the test's Redis and key prefix, and no ``DATABASE_URL`` nor ``SPANE_*``
+variable from the outside: a test that wants PostgreSQL says so (``pg_env``), always with
+a schema of its own."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -18,11 +23,15 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def run_process(
-    args: list[str], *, env: Mapping[str, str], timeout: float = 60.0
+    args: list[str],
+    *,
+    env: Mapping[str, str],
+    timeout: float = 60.0,
+    cwd: Path = REPO_ROOT,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args,
-        cwd=REPO_ROOT,
+        cwd=cwd,
         env=dict(env),
         capture_output=True,
         text=True,
@@ -34,8 +43,11 @@ def run_process(
 
 @pytest.fixture
 def cli_env(redis_url: str, key_prefix: str) -> dict[str, str]:
-    """The environment of a subprocess: the test Redis and a key prefix of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPANE_")}
+    """The environment of a subprocess: the test Redis and a key prefix of its own; no
+    ``DATABASE_URL`` (the store is in memory unless a test asks for PostgreSQL)."""
+    env = {
+        k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("SPANE_")
+    }
     env.update(
         REDIS_URL=redis_url,
         SPANE_KEY_PREFIX=key_prefix,
@@ -47,15 +59,20 @@ def cli_env(redis_url: str, key_prefix: str) -> dict[str, str]:
 
 @pytest.fixture
 def spane(cli_env: dict[str, str]) -> Run:
-    """``spane(*args, env=None, timeout=60)``: run ``python -m spane_py.cli *args``."""
+    """``spane(*args, env=None, timeout=60, cwd=REPO_ROOT)``: run ``python -m spane_py.cli
+    *args``."""
 
     def run(
-        *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        cwd: Path = REPO_ROOT,
     ) -> subprocess.CompletedProcess[str]:
         return run_process(
             [sys.executable, "-m", "spane_py.cli", *args],
             env=cli_env if env is None else env,
             timeout=timeout,
+            cwd=cwd,
         )
 
     return run
@@ -73,3 +90,24 @@ def _purge_prefix(redis_url: str, key_prefix: str) -> Iterator[None]:
                 client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture
+async def fresh_schema(database_url: str) -> AsyncIterator[str]:
+    """The name of a schema that does not exist yet (nothing migrates it); dropped after
+    the test, whatever created it."""
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield schema
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def pg_env(env: Mapping[str, str], database_url: str, schema: str) -> dict[str, str]:
+    """``env`` pointed at the test database and ``schema`` (the store follows from
+    ``DATABASE_URL``)."""
+    return {**env, "DATABASE_URL": database_url, "SPANE_DB_SCHEMA": schema}
