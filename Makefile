@@ -1,6 +1,9 @@
 # spane_py — needs only Python 3.11+ and make.
 #
 #   make demo     run the bundled workflow end to end (zero setup: embedded Redis)
+#   make demo-postgres
+#                 the same on the PostgreSQL store (DATABASE_URL, else an embedded server
+#                 in .spane/pg)
 #   make test     run the whole test suite
 #   make lint     ruff check + mypy --strict
 #   make bench    run the benchmarks (benchmarks/run_all.sh)
@@ -16,10 +19,13 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format bench clean distclean
+.PHONY: help demo demo-postgres test lint format bench clean distclean
+
+comma := ,
 
 help:
 	@echo "make demo    run the bundled demo workflow (no setup needed)"
+	@echo "make demo-postgres   the same on PostgreSQL (DATABASE_URL, else embedded)"
 	@echo "make test    run the test suite (REDIS_URL / DATABASE_URL used when set)"
 	@echo "make lint    ruff check + mypy spane_py"
 	@echo "make format  ruff format + ruff check --fix"
@@ -48,12 +54,19 @@ $(VENV)/.installed-embedded: pyproject.toml
 	$(call install,embedded)
 	@touch $@
 
+$(VENV)/.installed-postgres: pyproject.toml
+	$(call install,postgres$(comma)embedded)
+	@touch $@ $(VENV)/.installed-embedded
+
 $(VENV)/.installed-dev: pyproject.toml
 	$(call install,dev)
-	@touch $@ $(VENV)/.installed-embedded
+	@touch $@ $(VENV)/.installed-embedded $(VENV)/.installed-postgres
 
 demo: $(VENV)/.installed-embedded
 	$(BIN)/spane demo $(DEMO_ARGS)
+
+demo-postgres: $(VENV)/.installed-postgres
+	$(BIN)/spane demo --store postgres $(DEMO_ARGS)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
