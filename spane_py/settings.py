@@ -24,6 +24,8 @@ Engines and workers:
 - ``SPANE_POLL_DELAY``: seconds an idle worker waits before polling again (0.5).
 - ``SPANE_LEASE_SECONDS``: a running job stays claimed this long unless its worker renews
   the lease, which it does every third of it (30).
+- ``SPANE_SHUTDOWN_GRACE``: seconds running nodes get to finish when a worker is asked to
+  stop (SIGTERM, SIGINT); the rest are cancelled and run again elsewhere (10).
 - ``SPANE_SWEEP_INTERVAL``: seconds between two sweeps of a worker (15).
 - ``SPANE_STALE_AFTER``: seconds a node may stay queued (or running) before a sweep sends
   its job again (30).
@@ -69,6 +71,7 @@ class SpaneSettings(BaseSettings):
     concurrency: int = Field(10, ge=1)
     poll_delay: float = Field(0.5, gt=0)
     lease_seconds: float = Field(30.0, ge=1)
+    shutdown_grace: float = Field(10.0, ge=0)
     sweep_interval: float = Field(15.0, gt=0)
     stale_after: float = Field(30.0, gt=0)
     max_output_bytes: int = Field(1 << 20, ge=1)
@@ -127,13 +130,14 @@ class SpaneSettings(BaseSettings):
 
     def engine_kwargs(self, *, store: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``WorkflowEngine`` taken from these settings: Redis, key
-        prefix, worker timings, output limit and (unless ``store=False``) a new store from
-        ``make_store()``."""
+        prefix, worker timings (poll, lease, shutdown grace, sweeper), output limit and
+        (unless ``store=False``) a new store from ``make_store()``."""
         kwargs: dict[str, Any] = {
             "redis_url": self.redis_url or None,
             "key_prefix": self.key_prefix,
             "poll_delay": self.poll_delay,
             "lease_seconds": self.lease_seconds,
+            "shutdown_grace": self.shutdown_grace,
             "sweep_interval_seconds": self.sweep_interval,
             "stale_after_seconds": self.stale_after,
             "max_output_bytes": self.max_output_bytes,

@@ -1,14 +1,21 @@
-"""The examples run, print what the README says, and are the README's code, verbatim."""
+"""The examples run, print what the docs say, and are the docs' code, verbatim: every
+```python block of README.md and docs/*.md is one of them."""
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO_ROOT, run_process
+from tests.e2e.conftest import REPO_ROOT, Run, pg_env, run_process
 
 EXAMPLES = REPO_ROOT / "examples"
+DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 
 
 def run_example(name: str, env: dict[str, str]) -> str:
@@ -49,8 +56,105 @@ def test_json_workflow_runs(cli_env: dict[str, str]) -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["quickstart.py", "json_workflow.py"])
-def test_readme_shows_the_example_verbatim(name: str) -> None:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+def test_postgres_store_example_keeps_the_execution(
+    cli_env: dict[str, str], database_url: str, fresh_schema: str
+) -> None:
+    # fresh_schema does not exist yet: apply_migrations=True creates it.
+    lines = run_example("postgres_store.py", pg_env(cli_env, database_url, fresh_schema))
+    first, *rest = lines.splitlines()
+    assert re.fullmatch(r"ran [0-9a-f]{8}\.\.\.: completed", first), first
+    assert rest == [
+        "read back: completed, v1",
+        # jsonb keeps 0, False and "" as they are, not the order of the keys
+        "build returned {'age': 0, 'name': 'Ada', 'note': '', 'tags': [], 'admin': False}",
+    ]
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "spane_py.cli", "worker", "examples.postgres_app:create_engine",
+             "--concurrency", "4"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def _wait_ready(workers: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    deadline = time.monotonic() + 60
+    while not all("key prefix" in log.read_text(errors="replace") for log in logs):
+        for proc, log in zip(workers, logs, strict=True):
+            assert proc.poll() is None, f"a worker exited:\n{log.read_text(errors='replace')}"
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.1)
+
+
+def test_postgres_workers_example(
+    spane: Run, cli_env: dict[str, str], database_url: str, fresh_schema: str, tmp_path: Path
+) -> None:
+    """What docs/deploying.md says: `spane db upgrade`, two `spane worker` processes, then
+    `python examples/postgres_enqueue.py` from a third process."""
+    env = pg_env(cli_env, database_url, fresh_schema)
+    upgrade = spane("db", "upgrade", env=env)
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+    workers = [_start_worker(env, log) for log in logs]
+    try:
+        _wait_ready(workers, logs)
+        proc = run_process([sys.executable, str(EXAMPLES / "postgres_enqueue.py")], env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.splitlines() == [
+            "A-1: completed, total 60.00",
+            "A-2: completed, total 146.00",
+            "A-3: completed, total 118.80",
+        ]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+    for worker, log in zip(workers, logs, strict=True):
+        text = log.read_text(errors="replace")
+        assert worker.returncode == 0, text
+        assert "Traceback" not in text
+
+
+def test_postgres_enqueue_example_needs_a_shared_database(cli_env: dict[str, str]) -> None:
+    proc = run_process([sys.executable, str(EXAMPLES / "postgres_enqueue.py")], env=cli_env)
+    assert proc.returncode == 1
+    assert "set DATABASE_URL and REDIS_URL" in proc.stderr
+
+
+# The docs show the examples verbatim, and nothing else -------------------------------
+
+SHOWN = {
+    "README.md": ["quickstart.py", "json_workflow.py", "postgres_app.py"],
+    "deploying.md": ["postgres_app.py", "postgres_enqueue.py"],
+    "stores.md": ["postgres_store.py"],
+}
+
+
+@pytest.mark.parametrize(
+    ("doc", "name"), [(doc, name) for doc, names in SHOWN.items() for name in names]
+)
+def test_docs_show_the_example_verbatim(doc: str, name: str) -> None:
+    path = REPO_ROOT / doc if doc == "README.md" else REPO_ROOT / "docs" / doc
+    text = path.read_text(encoding="utf-8")
     code = (EXAMPLES / name).read_text(encoding="utf-8")
-    assert f"```python\n{code}```\n" in readme, f"README.md does not show examples/{name} as is"
+    assert f"```python\n{code}```\n" in text, f"{doc} does not show examples/{name} as is"
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_every_python_block_of_the_docs_is_an_example(path: Path) -> None:
+    examples = {p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.py")}
+    blocks = re.findall(r"```python\n(.*?)```\n", path.read_text(encoding="utf-8"), re.S)
+    for block in blocks:
+        assert block in examples, f"{path.name} shows Python code that is no example:\n{block}"
