@@ -102,26 +102,33 @@ async def test_sessions_terminated_by_the_server_while_executions_run(
     )
     admin = await asyncpg.connect(database_url)
     terminated = 0
+    waits: list[asyncio.Task[Any]] = []
     try:
         async with engine:
-            await engine.register_workflow(wide_diamond())
-            await engine.start_workers(20)
-            ids = await engine.enqueue_bulk("loss-diamond", list(range(60)))
-            done = asyncio.ensure_future(
-                asyncio.gather(*(engine.wait_for_execution(e, timeout=60) for e in ids))
-            )
-            rounds = 0
-            while not done.done() and rounds < 40:
-                await asyncio.sleep(0.1)
-                terminated += await admin.fetchval(
-                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
-                    "FROM pg_stat_activity WHERE application_name = 'spane_py' "
-                    "AND datname = current_database() AND pid = ANY($1::int[])",
-                    list(opened_pids(caplog.records)),
-                )
-                rounds += 1
-            states = await done
-            await engine.queue.purge()
+            try:
+                await engine.register_workflow(wide_diamond())
+                await engine.start_workers(20)
+                ids = await engine.enqueue_bulk("loss-diamond", list(range(60)))
+                waits = [
+                    asyncio.ensure_future(engine.wait_for_execution(e, timeout=60)) for e in ids
+                ]
+                rounds = 0
+                while not all(w.done() for w in waits) and rounds < 40:
+                    await asyncio.sleep(0.1)
+                    terminated += await admin.fetchval(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                        "FROM pg_stat_activity WHERE application_name = 'spane_py' "
+                        "AND datname = current_database() AND pid = ANY($1::int[])",
+                        list(opened_pids(caplog.records)),
+                    )
+                    rounds += 1
+                states = [await w for w in waits]
+            finally:
+                for w in waits:
+                    w.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
+                await engine.stop_workers(grace_seconds=1)
+                await engine.queue.purge()
     finally:
         await admin.close()
 
@@ -284,6 +291,7 @@ async def test_a_committed_write_whose_answer_was_lost_is_not_taken_for_someone_
             took = time.monotonic() - started
             state = await engine.get_execution(eid)
         finally:
+            await engine.stop_workers(grace_seconds=1)
             await engine.queue.purge()
     assert proxy.dropped == 1, "the proxy never cut the write: the test proved nothing"
     nodes = {n: (r.status.value, r.attempts) for n, r in state.node_results.items()}
