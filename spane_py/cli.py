@@ -63,6 +63,7 @@ from spane_py.errors import (
     ConfigurationError,
     ExecutionWaitTimeoutError,
     SpaneError,
+    StatePersistenceError,
     WorkflowNotFoundError,
 )
 from spane_py.settings import SpaneSettings
@@ -104,6 +105,14 @@ def _check_engine_store(engine: WorkflowEngine, path: str, settings: SpaneSettin
 
 
 async def _start(engine: WorkflowEngine) -> None:
+    try:  # the store first (idempotent), so that its failures are not blamed on Redis
+        await engine.store.start()
+    except SpaneError:
+        raise
+    except Exception as exc:
+        raise StatePersistenceError(
+            f"the store did not start: {type(exc).__name__}: {exc}"
+        ) from exc
     try:
         await engine.start()
     except SpaneError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -288,3 +289,18 @@ def test_worker_warns_when_the_app_ignores_the_store_setting(
     err = " ".join(proc.stderr.split())
     assert "uses the in-memory store although the settings ask for postgres" in err
     assert "store in-memory" in err
+
+
+@pytest.mark.parametrize("command", ["demo", "worker"])
+def test_an_unreachable_database_exits_1_naming_it(
+    spane: Run, cli_env: dict[str, str], command: str
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    argv = ["demo"] if command == "demo" else ["worker", "tests.e2e.app:engine", "--burst"]
+    proc = spane(*argv, env={**cli_env, "DATABASE_URL": url}, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"error: cannot connect to PostgreSQL at {url}" in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr
