@@ -61,6 +61,15 @@ class NodeOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Resend:
+    """What a duplicate completion's caller sends again: jobs of claimed children (a no-op
+    where they exist) and the settled announcement."""
+
+    jobs: tuple[str, ...]
+    settled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StartPayload:
     attempt: int
     execution: ExecutionRecord
@@ -179,8 +188,20 @@ def plan_completion(
 ) -> Decide:
     def decide(snap: ExecutionSnapshot) -> Transition:
         rec = snap.nodes.get(node_id)
-        if rec is None or rec.generation != generation or rec.status.is_terminal:
+        if rec is None or rec.generation != generation:
             return Transition(outcome=DUPLICATE)
+        if rec.status.is_terminal:
+            # Already recorded — by another delivery, or by our own write whose answer was
+            # lost. Whoever recorded it may not have sent the jobs of the children it
+            # claimed: name them again (sending an existing job again is a no-op).
+            queued = tuple(
+                c
+                for c in graph.children[node_id]
+                if (kid := snap.nodes.get(c)) is not None and kid.status is NodeStatus.QUEUED
+            )
+            running = snap.execution.status is ExecutionStatus.RUNNING
+            again = Resend(queued if running else (), snap.execution.status.is_terminal)
+            return Transition(outcome=DUPLICATE, payload=again)
 
         done = rec.evolve(
             status=outcome.status,

@@ -310,6 +310,19 @@ class NodeRunner:
             cached=attempt.started.snapshot,
         )
         if done.outcome == planner.DUPLICATE:
+            # Recorded before (see plan_completion): make sure nothing it started is lost.
+            again = done.payload
+            if isinstance(again, planner.Resend):
+                if again.jobs:
+                    await self.queue.enqueue(
+                        [
+                            NodeJob(eid, job.workflow_id, job.workflow_version, c)
+                            for c in again.jobs
+                        ],
+                        priority=attempt.started.execution.priority,
+                    )
+                if again.settled:
+                    await self.on_settled(eid)
             return
         events.emit(
             _NODE_EVENTS[outcome.status],

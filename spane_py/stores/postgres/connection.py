@@ -32,6 +32,10 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.ConnectionFailureError,
     asyncpg.InterfaceError,  # e.g. "connection is closed"
+    # A session ended by the server while idle: asyncpg reads the FATAL error before the
+    # end of the stream and, for a moment, hands the connection out in a state where any
+    # statement fails with "cannot switch to state N; another operation (2) is in progress".
+    asyncpg.InternalClientError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )
@@ -100,6 +104,11 @@ async def create_pool(dsn: str, schema: str, options: PoolOptions) -> asyncpg.Po
         raise StatePersistenceError(f"PostgreSQL at {where} refused the login: {exc}") from exc
     except asyncpg.InvalidCatalogNameError as exc:
         raise StatePersistenceError(f"PostgreSQL at {where}: {exc}") from exc
+    except TimeoutError as exc:
+        raise StatePersistenceError(
+            f"cannot connect to PostgreSQL at {where}: no answer within "
+            f"{connect_timeout or options.connect_timeout_s:g} s"
+        ) from exc
     except (*RETRYABLE, asyncpg.PostgresError) as exc:
         raise StatePersistenceError(
             f"cannot connect to PostgreSQL at {where}: {type(exc).__name__}: {exc}"
