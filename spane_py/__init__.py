@@ -1,5 +1,7 @@
 """spane_py: an async-first distributed workflow engine on arq workers."""
 
+import importlib
+
 from spane_py.context import ExecutionContext
 from spane_py.definitions.models import (
     BackoffPolicy,
@@ -38,6 +40,24 @@ from spane_py.stores.memory import InMemoryExecutionStore
 
 __version__ = "0.1.0"
 
+# Needs the ``postgres`` extra (asyncpg, SQLAlchemy, Alembic): imported on first use.
+_LAZY = {"PostgresExecutionStore": "spane_py.stores.postgres.store"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spane_py' has no attribute {name!r}")
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ImportError(
+            f"{name} needs the postgres extra: pip install 'spane-py[postgres]' ({exc})"
+        ) from exc
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "BackoffPolicy",
     "ConfigurationError",
@@ -61,6 +81,7 @@ __all__ = [
     "NodeStatus",
     "NodeTimeoutError",
     "NonRetryableError",
+    "PostgresExecutionStore",
     "QueueError",
     "RegisteredWorkflow",
     "RetryPolicy",

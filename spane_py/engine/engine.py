@@ -222,6 +222,7 @@ class WorkflowEngine:
         """
         from spane_py.dsl import Workflow
 
+        await self.store.start()  # registering needs no Redis: the store is enough
         if isinstance(definition, Workflow):
             definition.register_nodes(self.registry)
             definition = definition.definition()
@@ -253,14 +254,17 @@ class WorkflowEngine:
         self, *, active_only: bool = True, limit: int = 100, offset: int = 0
     ) -> list[WorkflowVersionRecord]:
         """Registered workflows (latest version of each), ordered by id."""
+        await self.store.start()
         return await self.store.list_workflows(active_only=active_only, limit=limit, offset=offset)
 
     async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRecord]:
+        await self.store.start()
         return await self.store.list_workflow_versions(workflow_id)
 
     async def get_workflow(
         self, workflow_id: str, version: int | None = None
     ) -> WorkflowDefinition:
+        await self.store.start()
         record = await self.store.get_workflow(workflow_id, version)
         if record is None:
             what = f"version {version} of workflow" if version is not None else "workflow"
@@ -324,6 +328,7 @@ class WorkflowEngine:
         return await self.wait_for_execution(execution_id, timeout=timeout)
 
     async def get_execution(self, execution_id: str) -> ExecutionState:
+        await self.store.start()
         record = await self.store.get_execution(execution_id)
         if record is None:
             raise ExecutionNotFoundError(

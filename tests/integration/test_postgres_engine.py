@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from arq.constants import job_key_prefix
 
 from spane_py import ExecutionContext, NodeRegistry, RetryPolicy, WorkflowEngine
@@ -184,3 +185,29 @@ async def test_many_executions_on_two_worker_engines_each_join_once(
         await one.queue.purge()
     await one.store.close()
     await two.store.close()
+
+
+async def test_workflows_register_before_the_engine_starts(
+    database_url: str, pg_schema: str, redis_url: str, key_prefix: str
+) -> None:
+    """Registration needs the store, not Redis: the engine starts the store for it."""
+    from spane_py import PostgresExecutionStore as Exported
+
+    engine = make_engine(database_url, pg_schema, redis_url, key_prefix)
+    assert isinstance(engine.store, Exported)
+    saved = await engine.register_workflow(DIAMOND)
+    assert saved.version == 1
+    assert [r.workflow_id for r in await engine.list_workflows()] == ["diamond"]
+    assert (await engine.get_workflow("diamond")).id == "diamond"
+    assert not engine.store.embedded
+    async with engine:
+        await engine.start_workers(2)
+        assert (await engine.run_workflow("diamond", 1, timeout=20)).status == "completed"
+        await engine.queue.purge()
+
+
+def test_a_dsn_and_embedded_together_are_refused() -> None:
+    from spane_py import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not both"):
+        PostgresExecutionStore("postgresql://postgres@127.0.0.1/postgres", embedded=True)

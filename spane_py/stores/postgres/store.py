@@ -56,9 +56,10 @@ OPTIMISTIC_ATTEMPTS = 3
 class PostgresExecutionStore:
     """Executions, node results, definitions and logs in PostgreSQL.
 
-    ``dsn`` defaults to ``$DATABASE_URL``; with neither, an embedded server (pgserver) is
-    started under ``.spane/pg`` and migrated. Against any other database the schema must
-    already be at this code's revision (``spane db upgrade``), or ``start()`` refuses.
+    ``dsn`` defaults to ``$DATABASE_URL``; with neither (or with ``embedded=True``), an
+    embedded server (pgserver) is started under ``embedded_dir`` and migrated. Against any
+    other database the schema must already be at this code's revision (``spane db
+    upgrade``), or ``start()`` refuses.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class PostgresExecutionStore:
         statement_timeout_ms: int = 30_000,
         retry_for_seconds: float = 30.0,
         apply_migrations: bool | None = None,
+        embedded: bool = False,
         embedded_dir: str = ".spane/pg",
     ) -> None:
         from spane_py.stores.postgres.migrate import validate_schema_name
@@ -89,6 +91,9 @@ class PostgresExecutionStore:
         )
         self._dsn = dsn
         self._apply_migrations = apply_migrations
+        if embedded and dsn:
+            raise ConfigurationError("give either a dsn or embedded=True, not both")
+        self._force_embedded = embedded
         self._embedded_dir = embedded_dir
         self._embedded: Any = None
         self._pool: asyncpg.Pool | None = None
@@ -104,7 +109,7 @@ class PostgresExecutionStore:
         from spane_py.stores.postgres import migrate
 
         configure_logging()  # SPANE_DB_LOG, before anything worth logging happens
-        dsn = self._dsn or os.environ.get("DATABASE_URL")
+        dsn = None if self._force_embedded else self._dsn or os.environ.get("DATABASE_URL")
         migrate_now = self._apply_migrations
         if not dsn:
             from spane_py.embedded import EmbeddedPostgres
@@ -149,6 +154,11 @@ class PostgresExecutionStore:
     @property
     def dsn(self) -> str | None:
         return self._dsn
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this store runs on the embedded server (known once started)."""
+        return self._embedded is not None
 
     @property
     def pool(self) -> asyncpg.Pool:
