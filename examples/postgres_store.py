@@ -13,8 +13,7 @@ import asyncio
 import os
 from typing import Any
 
-from spane_py import NodeRegistry, Workflow, WorkflowEngine
-from spane_py.stores.postgres.store import PostgresExecutionStore
+from spane_py import NodeRegistry, PostgresExecutionStore, Workflow, WorkflowEngine
 
 wf = Workflow("profile")
 
