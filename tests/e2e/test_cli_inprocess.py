@@ -3,6 +3,8 @@ cannot set up."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +14,11 @@ from spane_py.cli import app
 
 @pytest.fixture
 def runner(redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    # The same environment cli_env gives subprocesses: this test's Redis and prefix, and no
+    # DATABASE_URL (CI sets one: the in-memory store must not become the shared database).
+    for name in list(os.environ):
+        if name == "DATABASE_URL" or name.startswith("SPANE_"):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("SPANE_KEY_PREFIX", key_prefix)
     return CliRunner()
