@@ -7,7 +7,6 @@ limit: that node fails, the worker goes on.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import time
 import uuid
@@ -29,6 +28,7 @@ from spane_py.errors import (
 )
 from spane_py.stores.postgres import migrate
 from spane_py.stores.postgres.store import PostgresExecutionStore
+from tests.migrations.newer import NewerMigrations
 
 
 async def start_fails(store: PostgresExecutionStore) -> SpaneError:
@@ -199,54 +199,10 @@ async def test_an_existing_schema_without_spane_tables(database_url: str, pg_sch
     assert str(error).endswith(f"run `spane db upgrade --schema {pg_schema}`")
 
 
-REVISION_0002 = '''"""Test-only revision: a note on workflows.
-
-Revision ID: 0002
-Revises: 0001
-"""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("workflows", sa.Column("note", sa.Text(), nullable=True))
-
-
-def downgrade() -> None:
-    op.drop_column("workflows", "note")
-'''
-
-
-class NewerCode:
-    """Makes ``migrate`` see the migrations of a newer spane_py (one more revision)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-        self._monkeypatch = monkeypatch
-        self.path = tmp_path / "migrations"
-        shutil.copytree(
-            migrate.migrations_path(), self.path, ignore=shutil.ignore_patterns("__pycache__")
-        )
-        (self.path / "versions" / "0002_note.py").write_text(REVISION_0002)
-
-    def __enter__(self) -> NewerCode:
-        self._monkeypatch.setattr(migrate, "migrations_path", lambda: self.path)
-        migrate._script.cache_clear()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._monkeypatch.undo()
-        migrate._script.cache_clear()
-
-
 @pytest.fixture
-def newer_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[NewerCode]:
-    code = NewerCode(monkeypatch, tmp_path)
+def newer_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[NewerMigrations]:
+    """The migrations of a newer spane_py, in force inside ``with newer_code:``."""
+    code = NewerMigrations(monkeypatch, tmp_path)
     try:
         yield code
     finally:
@@ -254,7 +210,7 @@ def newer_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Newe
 
 
 async def test_a_schema_older_than_the_code(
-    database_url: str, pg_schema: str, newer_code: NewerCode
+    database_url: str, pg_schema: str, newer_code: NewerMigrations
 ) -> None:
     with newer_code:
         error = await start_fails(
@@ -268,7 +224,7 @@ async def test_a_schema_older_than_the_code(
 
 
 async def test_a_schema_newer_than_the_code(
-    database_url: str, pg_schema: str, newer_code: NewerCode
+    database_url: str, pg_schema: str, newer_code: NewerMigrations
 ) -> None:
     with newer_code:
         assert await migrate.upgrade(database_url, schema=pg_schema) == "0002"

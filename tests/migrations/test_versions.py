@@ -4,7 +4,6 @@ missing schema, older revision, newer revision, at head; downgrade; schema names
 from __future__ import annotations
 
 import re
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,58 +16,15 @@ from spane_py.errors import ConfigurationError, SchemaVersionError, StatePersist
 from spane_py.stores.postgres import migrate
 from spane_py.stores.postgres.tables import metadata
 from tests.migrations.conftest import catalog
+from tests.migrations.newer import NewerMigrations
 
 HEAD = "0001"
 
-# A revision this code does not have: the database of a newer spane_py, or (with the
-# `newer_code` fixture) the code of a newer spane_py.
-REVISION_0002 = '''"""Test-only revision: a note on workflows.
-
-Revision ID: 0002
-Revises: 0001
-"""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("workflows", sa.Column("note", sa.Text(), nullable=True))
-
-
-def downgrade() -> None:
-    op.drop_column("workflows", "note")
-'''
-
-
-class Scripts:
-    """Switches ``migrate`` between its own migrations and a copy with revision 0002."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-        self._monkeypatch = monkeypatch
-        self.newer = tmp_path / "migrations"
-        shutil.copytree(
-            migrate.migrations_path(), self.newer, ignore=shutil.ignore_patterns("__pycache__")
-        )
-        (self.newer / "versions" / "0002_note.py").write_text(REVISION_0002)
-
-    def use_newer(self) -> None:
-        self._monkeypatch.setattr(migrate, "migrations_path", lambda: self.newer)
-        migrate._script.cache_clear()
-
-    def use_ours(self) -> None:
-        self._monkeypatch.undo()
-        migrate._script.cache_clear()
-
 
 @pytest.fixture
-def scripts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Scripts]:
-    s = Scripts(monkeypatch, tmp_path)
+def scripts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[NewerMigrations]:
+    """Ours by default; ``use_newer()`` adds a revision 0002 this code does not have."""
+    s = NewerMigrations(monkeypatch, tmp_path)
     try:
         yield s
     finally:
@@ -120,7 +76,7 @@ def test_the_default_schema_needs_no_schema_option() -> None:
 
 
 async def test_older_revision(
-    database_url: str, conn: asyncpg.Connection, fresh_schema: str, scripts: Scripts
+    database_url: str, conn: asyncpg.Connection, fresh_schema: str, scripts: NewerMigrations
 ) -> None:
     """A database at 0001 seen by code whose head is 0002; then upgraded to it."""
     assert await migrate.upgrade(database_url, schema=fresh_schema) == HEAD
@@ -146,7 +102,7 @@ async def test_older_revision(
 
 
 async def test_newer_revision_from_a_newer_spane_py(
-    database_url: str, conn: asyncpg.Connection, fresh_schema: str, scripts: Scripts
+    database_url: str, conn: asyncpg.Connection, fresh_schema: str, scripts: NewerMigrations
 ) -> None:
     scripts.use_newer()
     assert await migrate.upgrade(database_url, schema=fresh_schema) == "0002"

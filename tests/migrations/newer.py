@@ -1,0 +1,60 @@
+"""A newer spane_py's migrations for tests: ours plus a revision 0002 this code lacks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from spane_py.stores.postgres import migrate
+
+REVISION_0002 = '''"""Test-only revision: a note on workflows.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("workflows", sa.Column("note", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("workflows", "note")
+'''
+
+
+class NewerMigrations:
+    """Switches ``migrate`` between its own migrations and a copy with revision 0002."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        self._monkeypatch = monkeypatch
+        self.path = tmp_path / "migrations"
+        shutil.copytree(
+            migrate.migrations_path(), self.path, ignore=shutil.ignore_patterns("__pycache__")
+        )
+        (self.path / "versions" / "0002_note.py").write_text(REVISION_0002)
+
+    def use_newer(self) -> None:
+        self._monkeypatch.setattr(migrate, "migrations_path", lambda: self.path)
+        migrate._script.cache_clear()
+
+    def use_ours(self) -> None:
+        self._monkeypatch.undo()
+        migrate._script.cache_clear()
+
+    def __enter__(self) -> NewerMigrations:
+        self.use_newer()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.use_ours()
