@@ -329,13 +329,12 @@ class WorkflowEngine:
 
     async def get_execution(self, execution_id: str) -> ExecutionState:
         await self.store.start()
-        record = await self.store.get_execution(execution_id)
-        if record is None:
+        snapshot = await self.store.get_snapshot(execution_id)
+        if snapshot is None:
             raise ExecutionNotFoundError(
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
-        nodes = await self.store.get_node_results(execution_id)
-        return to_state(record, nodes)
+        return to_state(snapshot.execution, snapshot.nodes)
 
     async def wait_for_execution(
         self, execution_id: str, timeout: float | None = 60.0

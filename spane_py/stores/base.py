@@ -243,6 +243,10 @@ class ExecutionStore(Protocol):
 
     async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]: ...
 
+    async def get_snapshot(self, execution_id: str) -> ExecutionSnapshot | None:
+        """An execution and its node records, read together (None: no such execution)."""
+        ...
+
     async def transition(
         self, execution_id: str, decide: Decide, *, cached: ExecutionSnapshot | None = None
     ) -> Transition:

@@ -189,6 +189,13 @@ class InMemoryExecutionStore:
         self._executions.move_to_end(execution_id)
         return _detach(record)
 
+    async def get_snapshot(self, execution_id: str) -> ExecutionSnapshot | None:
+        self.cleanup()
+        record = self._executions.get(execution_id)
+        if record is None:
+            return None
+        return ExecutionSnapshot(_detach(record), dict(self._nodes[execution_id]))
+
     async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]:
         self.cleanup()
         return dict(self._nodes.get(execution_id, {}))

@@ -474,3 +474,16 @@ class TestCreateMany:
         with pytest.raises(ValueError, match="idempotency"):
             await contract_store.create_executions([(execution(idempotency_key="k"), [])])
         assert await contract_store.get_execution_count() == 0
+
+
+class TestSnapshot:
+    async def test_snapshot_reads_execution_and_nodes_together(
+        self, contract_store: ExecutionStore
+    ) -> None:
+        record = execution(initial_data='{"n":1}')
+        await contract_store.create_execution(record, [node("a"), node("b")])
+        snap = await contract_store.get_snapshot(record.execution_id)
+        assert snap is not None
+        assert normalized(snap.execution) == normalized(record)
+        assert snap.nodes == {"a": node("a"), "b": node("b")}
+        assert await contract_store.get_snapshot("no-such-execution") is None

@@ -6,6 +6,10 @@ in one tick go out as one query; guarded writes to different executions as one s
 one commit for all of them — which returns the executions whose guard held (the others had
 been written by someone else: their callers read and decide again). The store's
 per-execution lock puts at most one transition of an execution in a batch.
+
+At most ``max_in_flight`` statements of each kind run at once; what comes in meanwhile
+waits for one of them to return and goes out with the next batch (group commit). Idle, a
+lone statement leaves at once; busy, batches grow with the load.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ Run = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]]
 
 
 class StatementBatcher:
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, *, max_in_flight: int = 2) -> None:
         """``run(fn)`` calls ``fn(connection)`` with a pooled connection."""
         self._run = run
+        self.max_in_flight = max_in_flight
         self._reads: dict[str, list[asyncio.Future[Any]]] = {}
         self._writes: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
         self._scheduled = False
+        self._reading = 0  # read statements in flight
+        self._writing = 0
 
     def _schedule(self) -> None:
         if not self._scheduled:
@@ -53,13 +60,27 @@ class StatementBatcher:
 
     def _flush(self) -> None:
         self._scheduled = False
-        reads, self._reads = self._reads, {}
-        writes, self._writes = self._writes, []
         loop = asyncio.get_running_loop()
-        if reads:
-            loop.create_task(self._do_reads(reads)).add_done_callback(_consume)
-        if writes:
-            loop.create_task(self._do_writes(writes)).add_done_callback(_consume)
+        if self._reads and self._reading < self.max_in_flight:
+            reads, self._reads = self._reads, {}
+            self._reading += 1
+            loop.create_task(self._do_reads(reads)).add_done_callback(self._read_done)
+        if self._writes and self._writing < self.max_in_flight:
+            writes, self._writes = self._writes, []
+            self._writing += 1
+            loop.create_task(self._do_writes(writes)).add_done_callback(self._write_done)
+
+    def _read_done(self, task: asyncio.Task[None]) -> None:
+        self._reading -= 1
+        _consume(task)
+        if self._reads:
+            self._schedule()
+
+    def _write_done(self, task: asyncio.Task[None]) -> None:
+        self._writing -= 1
+        _consume(task)
+        if self._writes:
+            self._schedule()
 
     async def _do_reads(self, reads: dict[str, list[asyncio.Future[Any]]]) -> None:
         ids = list(reads)

@@ -368,6 +368,18 @@ class PostgresExecutionStore:
         row = await self._fetchrow("reading an execution", sql.GET_EXECUTION, execution_id)
         return _execution(row) if row is not None else None
 
+    async def get_snapshot(self, execution_id: str) -> ExecutionSnapshot | None:
+        if not _is_uuid(execution_id):
+            return None
+
+        async def run() -> Any:
+            return await self._batch.read(execution_id)  # batched with the workers' reads
+
+        row = await with_retry(
+            run, what="reading an execution", retry_for_s=self.options.retry_for_s
+        )
+        return None if row is None else self._snapshot(execution_id, row)
+
     async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]:
         if not _is_uuid(execution_id):
             return {}
