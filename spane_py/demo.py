@@ -119,6 +119,7 @@ _ICONS = {
     NodeStatus.SKIPPED: ("⊘", "-", "yellow"),
     NodeStatus.CANCELLED: ("■", "#", "red"),
     NodeStatus.RUNNING: ("▶", ">", "cyan"),
+    NodeStatus.WAITING: ("◷", "~", "magenta"),
     NodeStatus.QUEUED: ("…", ".", "blue"),
     NodeStatus.PENDING: ("○", "o", "dim"),
 }

@@ -31,6 +31,7 @@ class NodeStatus(StrEnum):
     PENDING = "pending"
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"  # suspended: a delay, a child execution or an event completes it
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"

@@ -34,6 +34,10 @@ class NodeRecord:
     queued_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    # A WAITING node: when its job is due again (a timer, a wait's timeout; None: only an
+    # event wakes it) and what it waits for (JSON text, read by the runner's built-ins).
+    wake_at: datetime | None = None
+    wait: str | None = None
 
     @property
     def data(self) -> Any:
@@ -108,6 +112,46 @@ class SpanRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DlqRecord:
+    """A node that failed for good, kept for inspection and retry (the dead-letter queue)."""
+
+    execution_id: str
+    workflow_id: str
+    node_id: str
+    job: Mapping[str, Any]  # the node job's payload (JSON object)
+    error: str
+    attempts: int
+    failed_at: datetime
+    traceback: str | None = None
+    dlq_id: int | None = None  # assigned by the store
+    retried_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeTokenRecord:
+    """A token that completes one waiting node once (``engine.resume``)."""
+
+    token: str
+    execution_id: str
+    node_id: str
+    generation: int
+    created_at: datetime
+    expires_at: datetime | None = None
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def state(self, now: datetime) -> str:
+        """active, used, revoked or expired."""
+        if self.used_at is not None:
+            return "used"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """What a ``decide`` function wants written, atomically.
 
@@ -123,10 +167,11 @@ class Transition:
     outcome: str = ""
     payload: Any = None
     spans: tuple[SpanRecord, ...] = ()  # recorded with the write, atomically
+    dlq: tuple[DlqRecord, ...] = ()  # dead-letter items, recorded with the write
 
     @property
     def is_noop(self) -> bool:
-        return not self.nodes and self.execution is None and not self.spans
+        return not self.nodes and self.execution is None and not self.spans and not self.dlq
 
 
 Decide = Callable[[ExecutionSnapshot], Transition]
@@ -282,8 +327,60 @@ class ExecutionStore(Protocol):
     async def list_pending_nodes(
         self, *, older_than: datetime, limit: int = 500
     ) -> list[PendingNode]:
-        """Queued or running nodes of running executions, queued (and, when running, started)
-        before ``older_than``, oldest first: the sweeper sends their jobs again."""
+        """Nodes of running executions whose job the sweeper sends again, oldest first:
+        queued or running nodes queued (and, when running, started) before ``older_than``;
+        waiting nodes whose ``wake_at`` is before it; waiting nodes whose child execution
+        (``wait`` names it as ``{"child": id}``) ended before it."""
+        ...
+
+    async def admit_queued(
+        self, workflow_id: str, limit: int, now: datetime
+    ) -> list[ExecutionRecord]:
+        """Atomically (across processes): while fewer than ``limit`` executions of the
+        workflow are running or paused, move the oldest ``queued`` ones to ``running``
+        (``started_at=now``). Returns those it moved, oldest first."""
+        ...
+
+    async def list_queued_workflows(self) -> list[str]:
+        """Ids of workflows that have executions in the ``queued`` status."""
+        ...
+
+    # Dead-letter queue -----------------------------------------------------------
+    async def list_dlq_items(
+        self, *, limit: int = 100, offset: int = 0, include_retried: bool = False
+    ) -> list[DlqRecord]:
+        """Newest first."""
+        ...
+
+    async def get_dlq_item(self, dlq_id: int) -> DlqRecord | None: ...
+
+    async def mark_dlq_retried(self, dlq_id: int, at: datetime) -> bool:
+        """False when the item does not exist or was retried already."""
+        ...
+
+    async def purge_dlq(self, *, older_than: datetime | None = None) -> int:
+        """Delete items (failed before ``older_than``, or all); returns how many."""
+        ...
+
+    async def get_dlq_count(self, *, include_retried: bool = False) -> int: ...
+
+    # Resume tokens ---------------------------------------------------------------
+    async def save_token(self, record: ResumeTokenRecord) -> None: ...
+
+    async def get_token(self, token: str) -> ResumeTokenRecord | None: ...
+
+    async def list_tokens(
+        self, *, execution_id: str | None = None, active_only: bool = True, now: datetime
+    ) -> list[ResumeTokenRecord]:
+        """Oldest first; ``active_only``: unused, unrevoked and unexpired at ``now``."""
+        ...
+
+    async def set_token_used(self, token: str, at: datetime) -> bool:
+        """Mark an unused, unrevoked token used; False otherwise."""
+        ...
+
+    async def revoke_token(self, token: str, at: datetime) -> bool:
+        """Mark an unused, unrevoked token revoked; False otherwise."""
         ...
 
     # Logs ------------------------------------------------------------------------

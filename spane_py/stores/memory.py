@@ -22,18 +22,21 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from spane_py import _json
 from spane_py.definitions.models import WorkflowDefinition
 from spane_py.errors import ExecutionNotFoundError, StatePersistenceError
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import (
     CreatedExecution,
     Decide,
+    DlqRecord,
     ExecutionPage,
     ExecutionRecord,
     ExecutionSnapshot,
     LogRecord,
     NodeRecord,
     PendingNode,
+    ResumeTokenRecord,
     SavedWorkflow,
     SpanRecord,
     Transition,
@@ -77,6 +80,9 @@ class InMemoryExecutionStore:
         self._children: dict[str, list[str]] = {}
         self._finished_at: dict[str, float] = {}  # monotonic time an execution finished
         self._evicted = 0
+        self._dlq: dict[int, DlqRecord] = {}
+        self._next_dlq_id = 1
+        self._tokens: dict[str, ResumeTokenRecord] = {}
 
     # Workflows -------------------------------------------------------------------
     async def save_workflow(
@@ -228,6 +234,11 @@ class InMemoryExecutionStore:
                 spans.setdefault(span.span_id, span)  # the same span twice: written once
             while len(spans) > self.max_spans_per_execution:
                 spans.popitem(last=False)
+        for item in result.dlq:
+            self._dlq[self._next_dlq_id] = replace(
+                item, dlq_id=self._next_dlq_id, job=_copy_mapping(item.job)
+            )
+            self._next_dlq_id += 1
         if new is not None:
             self._executions[execution_id] = _detach(new)
             if new.status.is_terminal and not record.status.is_terminal:
@@ -315,15 +326,12 @@ class InMemoryExecutionStore:
             if record.status is not ExecutionStatus.RUNNING:
                 continue
             for node in self._nodes[execution_id].values():
-                if node.status not in (NodeStatus.QUEUED, NodeStatus.RUNNING):
-                    continue
-                queued = node.queued_at
-                since = node.started_at or queued
-                if queued is None or since is None or queued >= older_than or since >= older_than:
+                since = self._pending_since(node)
+                if since is None or since >= older_than:
                     continue
                 found.append(
                     (
-                        queued,
+                        since,
                         PendingNode(
                             execution_id,
                             record.workflow_id,
@@ -336,6 +344,111 @@ class InMemoryExecutionStore:
                 )
         found.sort(key=lambda item: item[0])
         return [pending for _, pending in found[:limit]]
+
+    def _pending_since(self, node: NodeRecord) -> datetime | None:
+        """Since when a node has wanted its job sent (None: it does not)."""
+        if node.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
+            queued = node.queued_at
+            since = node.started_at or queued
+            if queued is None or since is None:
+                return None
+            return max(queued, since)
+        if node.status is not NodeStatus.WAITING:
+            return None
+        if node.wake_at is not None:
+            return node.wake_at
+        child_id = _waited_child(node)
+        child = self._executions.get(child_id) if child_id is not None else None
+        if child is not None and child.status.is_terminal:
+            return child.completed_at or child.created_at
+        return None
+
+    async def admit_queued(
+        self, workflow_id: str, limit: int, now: datetime
+    ) -> list[ExecutionRecord]:
+        self.cleanup()
+        active = 0
+        queued: list[ExecutionRecord] = []
+        for record in self._executions.values():
+            if record.workflow_id != workflow_id:
+                continue
+            if record.status in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
+                active += 1
+            elif record.status is ExecutionStatus.QUEUED:
+                queued.append(record)
+        queued.sort(key=lambda r: r.execution_id)
+        admitted: list[ExecutionRecord] = []
+        for record in queued[: max(limit - active, 0)]:
+            started = evolve_execution(record, status=ExecutionStatus.RUNNING, started_at=now)
+            self._executions[record.execution_id] = started
+            admitted.append(_detach(started))
+        return admitted
+
+    async def list_queued_workflows(self) -> list[str]:
+        self.cleanup()
+        return sorted(
+            {r.workflow_id for r in self._executions.values() if r.status is ExecutionStatus.QUEUED}
+        )
+
+    # Dead-letter queue -----------------------------------------------------------
+    async def list_dlq_items(
+        self, *, limit: int = 100, offset: int = 0, include_retried: bool = False
+    ) -> list[DlqRecord]:
+        _check_window(limit=limit, offset=offset)
+        items = [i for i in reversed(self._dlq.values()) if include_retried or i.retried_at is None]
+        return [_detach_dlq(i) for i in items[offset : offset + limit]]
+
+    async def get_dlq_item(self, dlq_id: int) -> DlqRecord | None:
+        item = self._dlq.get(dlq_id)
+        return None if item is None else _detach_dlq(item)
+
+    async def mark_dlq_retried(self, dlq_id: int, at: datetime) -> bool:
+        item = self._dlq.get(dlq_id)
+        if item is None or item.retried_at is not None:
+            return False
+        self._dlq[dlq_id] = replace(item, retried_at=at)
+        return True
+
+    async def purge_dlq(self, *, older_than: datetime | None = None) -> int:
+        doomed = [k for k, i in self._dlq.items() if older_than is None or i.failed_at < older_than]
+        for k in doomed:
+            del self._dlq[k]
+        return len(doomed)
+
+    async def get_dlq_count(self, *, include_retried: bool = False) -> int:
+        return sum(1 for i in self._dlq.values() if include_retried or i.retried_at is None)
+
+    # Resume tokens ---------------------------------------------------------------
+    async def save_token(self, record: ResumeTokenRecord) -> None:
+        if record.token in self._tokens:
+            raise StatePersistenceError("this resume token exists already")
+        self._tokens[record.token] = record
+
+    async def get_token(self, token: str) -> ResumeTokenRecord | None:
+        return self._tokens.get(token)
+
+    async def list_tokens(
+        self, *, execution_id: str | None = None, active_only: bool = True, now: datetime
+    ) -> list[ResumeTokenRecord]:
+        return [
+            t
+            for t in self._tokens.values()
+            if (execution_id is None or t.execution_id == execution_id)
+            and (not active_only or t.state(now) == "active")
+        ]
+
+    async def set_token_used(self, token: str, at: datetime) -> bool:
+        return self._mark_token(token, used_at=at)
+
+    async def revoke_token(self, token: str, at: datetime) -> bool:
+        return self._mark_token(token, revoked_at=at)
+
+    def _mark_token(self, token: str, **change: datetime) -> bool:
+        record = self._tokens.get(token)
+        if record is None or record.used_at is not None or record.revoked_at is not None:
+            return False
+        self._tokens[token] = replace(record, **change)
+        return True
 
     # Logs ------------------------------------------------------------------------
     async def add_log(self, record: LogRecord) -> None:
@@ -405,6 +518,8 @@ class InMemoryExecutionStore:
         self._idempotency.clear()
         self._children.clear()
         self._finished_at.clear()
+        self._dlq.clear()
+        self._tokens.clear()
 
     def _evict(self, *, keep: str) -> None:
         if len(self._executions) <= self.max_executions:
@@ -419,6 +534,10 @@ class InMemoryExecutionStore:
 
     def _drop(self, execution_id: str) -> None:
         record = self._executions.pop(execution_id, None)
+        for token in [t for t, r in self._tokens.items() if r.execution_id == execution_id]:
+            del self._tokens[token]
+        for dlq_id in [k for k, i in self._dlq.items() if i.execution_id == execution_id]:
+            del self._dlq[dlq_id]
         self._nodes.pop(execution_id, None)
         self._logs.pop(execution_id, None)
         self._spans.pop(execution_id, None)
@@ -449,6 +568,19 @@ def _detach(record: ExecutionRecord) -> ExecutionRecord:
             return record
         return evolve_execution(record, metadata=_NO_METADATA)
     return evolve_execution(record, metadata=_copy_mapping(record.metadata))
+
+
+def _detach_dlq(item: DlqRecord) -> DlqRecord:
+    return replace(item, job=_copy_mapping(item.job))
+
+
+def _waited_child(node: NodeRecord) -> str | None:
+    """The child execution a waiting sub-workflow node waits for, if any."""
+    if node.wait is None:
+        return None
+    info = _json.loads(node.wait)
+    child = info.get("child") if isinstance(info, dict) else None
+    return child if isinstance(child, str) else None
 
 
 def _detach_log(record: LogRecord) -> LogRecord:
