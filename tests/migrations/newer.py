@@ -1,4 +1,4 @@
-"""A newer spane_py's migrations for tests: ours plus a revision 0002 this code lacks."""
+"""A newer spane_py's migrations for tests: ours plus a revision (``NEWER``) this code lacks."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ import pytest
 
 from spane_py.stores.postgres import migrate
 
-REVISION_0002 = '''"""Test-only revision: a note on workflows.
+OURS = "0002"  # this code's head
+NEWER = "0003"  # the test-only revision on top of it
 
-Revision ID: 0002
-Revises: 0001
+REVISION_NEWER = f'''"""Test-only revision: a note on workflows.
+
+Revision ID: {NEWER}
+Revises: {OURS}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{NEWER}"
+down_revision = "{OURS}"
 branch_labels = None
 depends_on = None
 
@@ -34,7 +37,7 @@ def downgrade() -> None:
 
 
 class NewerMigrations:
-    """Switches ``migrate`` between its own migrations and a copy with revision 0002."""
+    """Switches ``migrate`` between its own migrations and a copy with revision ``NEWER``."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         self._monkeypatch = monkeypatch
@@ -42,7 +45,7 @@ class NewerMigrations:
         shutil.copytree(
             migrate.migrations_path(), self.path, ignore=shutil.ignore_patterns("__pycache__")
         )
-        (self.path / "versions" / "0002_note.py").write_text(REVISION_0002)
+        (self.path / "versions" / f"{NEWER}_note.py").write_text(REVISION_NEWER)
 
     def use_newer(self) -> None:
         self._monkeypatch.setattr(migrate, "migrations_path", lambda: self.path)

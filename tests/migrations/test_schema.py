@@ -50,7 +50,7 @@ async def _compare(database_url: str, schema: str) -> list[Any]:
 
 
 async def test_head_is_the_revision_tables_py_declares() -> None:
-    assert migrate.head_revision() == SCHEMA_REVISION == "0001"
+    assert migrate.head_revision() == SCHEMA_REVISION == "0002"
 
 
 async def test_autogenerate_finds_no_difference(database_url: str, fresh_schema: str) -> None:
@@ -164,6 +164,10 @@ async def test_upgrade_sql_is_a_complete_script() -> None:
     for table in metadata.tables:
         assert f"CREATE TABLE {table} (" in sql
     assert "INSERT INTO some_app.alembic_version (version_num) VALUES ('0001')" in sql
+    assert (
+        "UPDATE some_app.alembic_version SET version_num='0002' "
+        "WHERE some_app.alembic_version.version_num = '0001'"
+    ) in sql
 
 
 async def _alembic_check(database_url: str, schema: str) -> None:

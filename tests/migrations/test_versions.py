@@ -16,14 +16,14 @@ from spane_py.errors import ConfigurationError, SchemaVersionError, StatePersist
 from spane_py.stores.postgres import migrate
 from spane_py.stores.postgres.tables import metadata
 from tests.migrations.conftest import catalog
-from tests.migrations.newer import NewerMigrations
+from tests.migrations.newer import NEWER, NewerMigrations
 
-HEAD = "0001"
+HEAD = "0002"
 
 
 @pytest.fixture
 def scripts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[NewerMigrations]:
-    """Ours by default; ``use_newer()`` adds a revision 0002 this code does not have."""
+    """Ours by default; ``use_newer()`` adds a revision NEWER this code does not have."""
     s = NewerMigrations(monkeypatch, tmp_path)
     try:
         yield s
@@ -78,18 +78,18 @@ def test_the_default_schema_needs_no_schema_option() -> None:
 async def test_older_revision(
     database_url: str, conn: asyncpg.Connection, fresh_schema: str, scripts: NewerMigrations
 ) -> None:
-    """A database at 0001 seen by code whose head is 0002; then upgraded to it."""
+    """A database at HEAD seen by code whose head is NEWER; then upgraded to it."""
     assert await migrate.upgrade(database_url, schema=fresh_schema) == HEAD
     scripts.use_newer()
-    assert migrate.head_revision() == "0002"
+    assert migrate.head_revision() == NEWER
     with pytest.raises(SchemaVersionError) as exc:
         await migrate.check_schema(conn, fresh_schema)
     assert _message(exc) == (
-        f"database schema {fresh_schema!r} is at revision 0001, this spane_py needs 0002: "
+        f"database schema {fresh_schema!r} is at revision {HEAD}, this spane_py needs {NEWER}: "
         f"run `spane db upgrade --schema {fresh_schema}`"
     )
     result = await migrate.apply_migrations(database_url, schema=fresh_schema)
-    assert (result.before, result.after, result.changed) == ("0001", "0002", True)
+    assert (result.before, result.after, result.changed) == (HEAD, NEWER, True)
     await migrate.check_schema(conn, fresh_schema)
     columns = await conn.fetch(
         "SELECT column_name FROM information_schema.columns "
@@ -98,17 +98,17 @@ async def test_older_revision(
     )
     assert "note" in {r["column_name"] for r in columns}
     # ... and back: the test revision's downgrade, then ours.
-    assert await migrate.downgrade(database_url, schema=fresh_schema, revision="0001") == HEAD
+    assert await migrate.downgrade(database_url, schema=fresh_schema, revision=HEAD) == HEAD
 
 
 async def test_newer_revision_from_a_newer_spane_py(
     database_url: str, conn: asyncpg.Connection, fresh_schema: str, scripts: NewerMigrations
 ) -> None:
     scripts.use_newer()
-    assert await migrate.upgrade(database_url, schema=fresh_schema) == "0002"
+    assert await migrate.upgrade(database_url, schema=fresh_schema) == NEWER
     scripts.use_ours()
     expected = (
-        f"database schema {fresh_schema!r} is at revision 0002, newer than this spane_py "
+        f"database schema {fresh_schema!r} is at revision {NEWER}, newer than this spane_py "
         f"({HEAD}): upgrade spane_py"
     )
     with pytest.raises(SchemaVersionError) as exc:
@@ -118,7 +118,7 @@ async def test_newer_revision_from_a_newer_spane_py(
     with pytest.raises(SchemaVersionError) as exc2:
         await migrate.upgrade(database_url, schema=fresh_schema)
     assert _message(exc2) == expected
-    assert await migrate.current_revision(conn, fresh_schema) == "0002"
+    assert await migrate.current_revision(conn, fresh_schema) == NEWER
 
 
 async def test_unknown_revision(conn: asyncpg.Connection, pg_schema: str) -> None:

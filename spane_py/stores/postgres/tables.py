@@ -29,8 +29,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from spane_py.state import ExecutionStatus, NodeStatus
+
 # Bump together with a new Alembic revision; the store refuses any other database revision.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData(
     naming_convention={
@@ -52,8 +54,10 @@ def _ts(name: str, *, nullable: bool = True, default_now: bool = False) -> Colum
     )
 
 
-EXECUTION_STATUSES = ("queued", "running", "paused", "completed", "failed", "cancelled")
-NODE_STATUSES = ("pending", "queued", "running", "succeeded", "failed", "skipped", "cancelled")
+# The CHECK constraints list the enums' values in their order: a new status fails the
+# schema test (tests/migrations) until a migration adds it.
+EXECUTION_STATUSES = tuple(s.value for s in ExecutionStatus)
+NODE_STATUSES = tuple(s.value for s in NodeStatus)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -142,14 +146,28 @@ node_results = Table(
     _ts("queued_at"),
     _ts("started_at"),
     _ts("completed_at"),
+    _ts("wake_at"),  # a waiting node: when its job is due again (NULL: only an event wakes it)
+    Column("wait", JSONB),  # a waiting node: what it waits for (kept once it no longer waits)
     PrimaryKeyConstraint("execution_id", "node_id"),
     CheckConstraint(_in("status", NODE_STATUSES), name="status"),
 )
-# The sweeper's query: nodes waiting for (or holding) a job, oldest first.
+# The sweeper's query, one index per kind of node it looks for: nodes waiting for (or
+# holding) a job; waiting nodes whose timer is due; waiting nodes whose child execution may
+# have ended (few: the predicate keeps timers and events out).
 Index(
     "ix_node_results_pending",
     node_results.c.queued_at,
     postgresql_where=node_results.c.status.in_(("queued", "running")),
+)
+Index(
+    "ix_node_results_wake",
+    node_results.c.wake_at,
+    postgresql_where=text("status = 'waiting' AND wake_at IS NOT NULL"),
+)
+Index(
+    "ix_node_results_child",
+    node_results.c.execution_id,
+    postgresql_where=text("status = 'waiting' AND (wait ->> 'child') IS NOT NULL"),
 )
 
 logs = Table(
@@ -215,3 +233,23 @@ dlq_items = Table(
 )
 Index("ix_dlq_items_failed", dlq_items.c.failed_at)
 Index("ix_dlq_items_execution", dlq_items.c.execution_id)
+
+# A token that completes one waiting node once (``engine.resume``); it goes with its execution.
+resume_tokens = Table(
+    "resume_tokens",
+    metadata,
+    Column("token", Text, primary_key=True),
+    Column(
+        "execution_id",
+        UUID(as_uuid=False),
+        ForeignKey("executions.execution_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("node_id", Text, nullable=False),
+    Column("generation", Integer, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("expires_at"),
+    _ts("used_at"),
+    _ts("revoked_at"),
+)
+Index("ix_resume_tokens_execution", resume_tokens.c.execution_id)
