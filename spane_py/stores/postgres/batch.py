@@ -142,6 +142,21 @@ def write_item(execution_id: str, revision: int, result: Transition) -> dict[str
             }
             for sp in result.spans
         ]
+    if result.dlq:
+        item["dlq"] = [
+            {
+                "execution_id": d.execution_id,
+                "workflow_id": d.workflow_id,
+                "node_id": d.node_id,
+                "job": dict(d.job),
+                "error": d.error,
+                "traceback": d.traceback,
+                "attempts": d.attempts,
+                "failed_at": d.failed_at,
+                "retried_at": d.retried_at,
+            }
+            for d in result.dlq
+        ]
     if new is not None:
         item.update(
             status=new.status.value,
@@ -166,6 +181,8 @@ def node_item(n: Any) -> dict[str, Any]:
         "queued_at": n.queued_at,
         "started_at": n.started_at,
         "completed_at": n.completed_at,
+        "wake_at": n.wake_at,
+        "wait": n.wait,
     }
 
 

@@ -10,24 +10,29 @@ from __future__ import annotations
 
 NODE_COLUMNS = (
     "node_id, status, generation, attempts, output, error, next_nodes, skipped, "
-    "queued_at, started_at, completed_at"
+    "queued_at, started_at, completed_at, wake_at, wait"
+)
+# As read: the jsonb columns come back as text (``NodeRecord`` keeps JSON text).
+NODE_READ_COLUMNS = (
+    "node_id, status, generation, attempts, output::text, error, next_nodes, skipped, "
+    "queued_at, started_at, completed_at, wake_at, wait::text"
 )
 _NODE_RECORDSET = """
     jsonb_to_recordset($NODES::jsonb) AS x(
         node_id text, status text, generation int, attempts int, output text, error text,
         next_nodes text[], skipped boolean, queued_at timestamptz, started_at timestamptz,
-        completed_at timestamptz)
+        completed_at timestamptz, wake_at timestamptz, wait text)
 """
 _NODE_VALUES = (
     "x.node_id, x.status, x.generation, x.attempts, x.output::jsonb, x.error, x.next_nodes, "
-    "x.skipped, x.queued_at, x.started_at, x.completed_at"
+    "x.skipped, x.queued_at, x.started_at, x.completed_at, x.wake_at, x.wait::jsonb"
 )
 _NODE_UPSERT_SET = """
     status = EXCLUDED.status, generation = EXCLUDED.generation,
     attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = EXCLUDED.error,
     next_nodes = EXCLUDED.next_nodes, skipped = EXCLUDED.skipped,
     queued_at = EXCLUDED.queued_at, started_at = EXCLUDED.started_at,
-    completed_at = EXCLUDED.completed_at
+    completed_at = EXCLUDED.completed_at, wake_at = EXCLUDED.wake_at, wait = EXCLUDED.wait
 """
 
 EXECUTION_COLUMNS = (
@@ -39,7 +44,7 @@ EXECUTION_COLUMNS = (
 # One execution and all its nodes, as one consistent snapshot (one statement).
 SNAPSHOT = f"""
 SELECT {EXECUTION_COLUMNS}, revision,
-       ARRAY(SELECT ROW({NODE_COLUMNS.replace("output", "output::text")})
+       ARRAY(SELECT ROW({NODE_READ_COLUMNS})
              FROM node_results n WHERE n.execution_id = e.execution_id) AS nodes
 FROM executions e WHERE execution_id = $1
 """
@@ -53,12 +58,14 @@ LOCK_EXECUTION = "SELECT 1 FROM executions WHERE execution_id = $1 FOR UPDATE"
 
 # Several guarded writes at once, each to a different execution: one statement, one commit.
 # Returns the executions whose guard held; the others were written by someone else since.
+# Node rows, spans and dead-letter items are written only with a guard that held: a write
+# repeated after a lost answer (or decided on a stale snapshot) adds nothing.
 WRITE_MANY = f"""
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
         execution_id uuid, revision bigint, set_execution boolean, status text,
         started_at timestamptz, completed_at timestamptz, error text, metadata jsonb,
-        nodes jsonb, spans jsonb)
+        nodes jsonb, spans jsonb, dlq jsonb)
 ), guard AS (
     UPDATE executions e SET
         revision = e.revision + 1,
@@ -88,6 +95,18 @@ WITH input AS (
              worker_id text, error text, traceback text, attributes jsonb,
              started_at timestamptz, ended_at timestamptz)
     ON CONFLICT (span_id) DO NOTHING
+), dead AS (
+    INSERT INTO dlq_items (execution_id, workflow_id, node_id, job, error, traceback,
+                           attempts, failed_at, retried_at)
+    SELECT d.execution_id, d.workflow_id, d.node_id, d.job, d.error, d.traceback,
+           d.attempts, d.failed_at, d.retried_at
+    FROM guard g JOIN input i ON i.execution_id = g.execution_id,
+         ROWS FROM (jsonb_to_recordset(coalesce(i.dlq, '[]'::jsonb)) AS (
+             execution_id uuid, workflow_id text, node_id text, job jsonb, error text,
+             traceback text, attempts int, failed_at timestamptz, retried_at timestamptz))
+         WITH ORDINALITY AS d(execution_id, workflow_id, node_id, job, error, traceback,
+                              attempts, failed_at, retried_at, ord)
+    ORDER BY g.execution_id, d.ord  -- ids in the order of the transition's items
 )
 SELECT execution_id::text FROM guard
 """
@@ -140,10 +159,7 @@ GET_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id 
 GET_EXECUTION_BY_KEY = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE workflow_id = $1 AND idempotency_key = $2"
 )
-GET_NODES = (
-    f"SELECT {NODE_COLUMNS.replace('output', 'output::text')} FROM node_results "
-    "WHERE execution_id = $1"
-)
+GET_NODES = f"SELECT {NODE_READ_COLUMNS} FROM node_results WHERE execution_id = $1"
 MERGE_METADATA = """
 UPDATE executions SET metadata = metadata || $2::jsonb, revision = revision + 1
 WHERE execution_id = $1
@@ -171,17 +187,71 @@ SELECT {EXECUTION_COLUMNS} FROM executions
 WHERE execution_id = (SELECT parent_execution_id FROM executions WHERE execution_id = $1)
 """
 
-# Nodes that hold or wait for a job and have done so for a while: the sweeper sends their
-# jobs again (a no-op in Redis while the job still exists there).
+# Nodes of running executions whose job the sweeper sends again (a no-op in Redis while the
+# job still exists there), since when they have wanted it, oldest first. Three branches,
+# each an index scan (tables.py): queued or running nodes stale since they were queued (or
+# started); waiting nodes whose timer is due; waiting nodes whose child execution ended (a
+# malformed child id matches nothing instead of failing the cast). A node in both of the
+# last two counts once, since the earlier of its times.
 PENDING_NODES = """
-SELECT n.execution_id::text, e.workflow_id, e.workflow_version, n.node_id, n.generation,
+SELECT p.execution_id::text, e.workflow_id, e.workflow_version, p.node_id, p.generation,
        e.priority
-FROM node_results n JOIN executions e USING (execution_id)
-WHERE n.status IN ('queued', 'running') AND n.queued_at < $1
-  AND coalesce(n.started_at, n.queued_at) < $1 AND e.status = 'running'
-ORDER BY n.queued_at
+FROM (
+    SELECT execution_id, node_id, generation, min(since) AS since
+    FROM (
+        SELECT n.execution_id, n.node_id, n.generation,
+               greatest(n.queued_at, n.started_at) AS since
+        FROM node_results n
+        WHERE n.status IN ('queued', 'running') AND n.queued_at < $1
+          AND coalesce(n.started_at, n.queued_at) < $1
+        UNION ALL
+        SELECT n.execution_id, n.node_id, n.generation, n.wake_at
+        FROM node_results n
+        WHERE n.status = 'waiting' AND n.wake_at IS NOT NULL AND n.wake_at < $1
+        UNION ALL
+        SELECT n.execution_id, n.node_id, n.generation,
+               coalesce(c.completed_at, c.created_at)
+        FROM node_results n JOIN executions c ON c.execution_id = CASE
+            WHEN n.wait ->> 'child' ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
+            THEN (n.wait ->> 'child')::uuid END
+        WHERE n.status = 'waiting' AND (n.wait ->> 'child') IS NOT NULL
+          AND c.status IN ('completed', 'failed', 'cancelled')
+          AND coalesce(c.completed_at, c.created_at) < $1
+    ) due
+    GROUP BY execution_id, node_id, generation
+) p JOIN executions e USING (execution_id)
+WHERE e.status = 'running'
+ORDER BY p.since, p.execution_id, p.node_id
 LIMIT $2
 """
+
+# Admission of queued executions -----------------------------------------------------------
+# Serialises admissions of one workflow across processes until the transaction ends. Keyed
+# on the schema too: apps sharing a database do not wait for each other.
+LOCK_ADMISSION = """
+SELECT pg_advisory_xact_lock(hashtext('spane_py.admit'),
+                             hashtext(current_schema() || '/' || $1::text))
+"""
+# Under that lock, in a later statement (so that it sees what the previous holder
+# committed): promote the oldest queued executions while fewer than $2 run or are paused.
+# The revision moves on, as with any write: a transition decided on a snapshot of the
+# queued execution fails its guard and reads again.
+ADMIT_QUEUED = f"""
+WITH chosen AS (
+    SELECT execution_id AS chosen_id FROM executions
+    WHERE workflow_id = $1 AND status = 'queued'
+    ORDER BY execution_id
+    LIMIT greatest($2::int - (
+        SELECT count(*) FROM executions
+        WHERE workflow_id = $1 AND status IN ('running', 'paused')), 0)
+    FOR UPDATE
+)
+UPDATE executions e SET status = 'running', started_at = $3, revision = e.revision + 1
+FROM chosen c
+WHERE e.execution_id = c.chosen_id AND e.status = 'queued'
+RETURNING {EXECUTION_COLUMNS}
+"""
+QUEUED_WORKFLOWS = "SELECT DISTINCT workflow_id FROM executions WHERE status = 'queued' ORDER BY 1"
 
 # Workflows ------------------------------------------------------------------------------
 _VERSION_COLUMNS = (
@@ -253,4 +323,49 @@ GET_LOGS = """
 SELECT execution_id::text, node_id, level, message, fields::text, logged_at FROM logs
 WHERE execution_id = $1 AND ($2::text IS NULL OR node_id = $2)
 ORDER BY log_id
+"""
+
+# Dead-letter queue ------------------------------------------------------------------------
+_DLQ_COLUMNS = (
+    "dlq_id, execution_id::text, workflow_id, node_id, job::text, error, traceback, "
+    "attempts, failed_at, retried_at"
+)
+LIST_DLQ = f"""
+SELECT {_DLQ_COLUMNS} FROM dlq_items WHERE ($1 OR retried_at IS NULL)
+ORDER BY dlq_id DESC LIMIT $2 OFFSET $3
+"""
+GET_DLQ = f"SELECT {_DLQ_COLUMNS} FROM dlq_items WHERE dlq_id = $1"
+# $3: this is a retry after a lost answer, and a row already at $2 is our own earlier write.
+MARK_DLQ_RETRIED = """
+UPDATE dlq_items SET retried_at = $2
+WHERE dlq_id = $1 AND (retried_at IS NULL OR ($3 AND retried_at = $2))
+"""
+PURGE_DLQ = "DELETE FROM dlq_items WHERE ($1::timestamptz IS NULL OR failed_at < $1)"
+COUNT_DLQ = "SELECT count(*) FROM dlq_items WHERE ($1 OR retried_at IS NULL)"
+
+# Resume tokens ----------------------------------------------------------------------------
+_TOKEN_COLUMNS = (
+    "token, execution_id::text, node_id, generation, created_at, expires_at, used_at, revoked_at"
+)
+INSERT_TOKEN = """
+INSERT INTO resume_tokens (token, execution_id, node_id, generation, created_at, expires_at,
+                           used_at, revoked_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+"""
+GET_TOKEN = f"SELECT {_TOKEN_COLUMNS} FROM resume_tokens WHERE token = $1"
+LIST_TOKENS = f"""
+SELECT {_TOKEN_COLUMNS} FROM resume_tokens
+WHERE ($1::uuid IS NULL OR execution_id = $1)
+  AND (NOT $2 OR (used_at IS NULL AND revoked_at IS NULL
+                  AND (expires_at IS NULL OR expires_at > $3)))
+ORDER BY created_at, token
+"""
+# Only an unused, unrevoked token changes ($3: as in MARK_DLQ_RETRIED).
+USE_TOKEN = """
+UPDATE resume_tokens SET used_at = $2
+WHERE token = $1 AND revoked_at IS NULL AND (used_at IS NULL OR ($3 AND used_at = $2))
+"""
+REVOKE_TOKEN = """
+UPDATE resume_tokens SET revoked_at = $2
+WHERE token = $1 AND used_at IS NULL AND (revoked_at IS NULL OR ($3 AND revoked_at = $2))
 """

@@ -27,12 +27,14 @@ from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import (
     CreatedExecution,
     Decide,
+    DlqRecord,
     ExecutionPage,
     ExecutionRecord,
     ExecutionSnapshot,
     LogRecord,
     NodeRecord,
     PendingNode,
+    ResumeTokenRecord,
     SavedWorkflow,
     SpanRecord,
     Transition,
@@ -190,6 +192,30 @@ class PostgresExecutionStore:
             return await self.pool.fetchval(query, *args)
 
         return await with_retry(run, what=what, retry_for_s=self.options.retry_for_s)
+
+    async def _execute(self, what: str, query: str, *args: Any) -> str:
+        async def run() -> str:
+            return str(await self.pool.execute(query, *args))
+
+        return await with_retry(run, what=what, retry_for_s=self.options.retry_for_s)
+
+    async def _update_one(self, what: str, query: str, *args: Any) -> bool:
+        """A guarded UPDATE of one row; whether it changed the row. The query takes one
+        more parameter, true on a retry after an error: the answer of the first try may
+        have been lost after it committed, so the row as that try left it counts as
+        changed (else a retried ``set_token_used`` would report a token it used as used)."""
+        retrying = False
+
+        async def run() -> str:
+            nonlocal retrying
+            try:
+                return str(await self.pool.execute(query, *args, retrying))
+            except BaseException:
+                retrying = True
+                raise
+
+        status = await with_retry(run, what=what, retry_for_s=self.options.retry_for_s)
+        return status.endswith(" 1")
 
     # Workflows -------------------------------------------------------------------
     async def save_workflow(
@@ -548,6 +574,116 @@ class PostgresExecutionStore:
         rows = await self._fetch("listing pending nodes", sql.PENDING_NODES, older_than, limit)
         return [PendingNode(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
+    async def admit_queued(
+        self, workflow_id: str, limit: int, now: datetime
+    ) -> list[ExecutionRecord]:
+        async def run() -> list[asyncpg.Record]:
+            # Two statements in one transaction: the count must be read after the lock is
+            # held, so that it includes what the previous holder admitted.
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(sql.LOCK_ADMISSION, workflow_id)
+                return list(await conn.fetch(sql.ADMIT_QUEUED, workflow_id, limit, now))
+
+        rows = await with_retry(
+            run, what="admitting queued executions", retry_for_s=self.options.retry_for_s
+        )
+        admitted = sorted((_execution(r) for r in rows), key=lambda r: r.execution_id)
+        for record in admitted:
+            # The revision moved on: a cached snapshot would only fail its guard.
+            self._latest.forget(record.execution_id)
+        return admitted
+
+    async def list_queued_workflows(self) -> list[str]:
+        rows = await self._fetch("listing queued workflows", sql.QUEUED_WORKFLOWS)
+        return [r[0] for r in rows]
+
+    # Dead-letter queue -----------------------------------------------------------
+    async def list_dlq_items(
+        self, *, limit: int = 100, offset: int = 0, include_retried: bool = False
+    ) -> list[DlqRecord]:
+        _check_window(limit, offset)
+        rows = await self._fetch(
+            "listing dead-letter items", sql.LIST_DLQ, include_retried, limit, offset
+        )
+        return [_dlq(r) for r in rows]
+
+    async def get_dlq_item(self, dlq_id: int) -> DlqRecord | None:
+        if not _is_bigint(dlq_id):
+            return None
+        row = await self._fetchrow("reading a dead-letter item", sql.GET_DLQ, dlq_id)
+        return _dlq(row) if row is not None else None
+
+    async def mark_dlq_retried(self, dlq_id: int, at: datetime) -> bool:
+        if not _is_bigint(dlq_id):
+            return False
+        return await self._update_one(
+            "marking a dead-letter item retried", sql.MARK_DLQ_RETRIED, dlq_id, at
+        )
+
+    async def purge_dlq(self, *, older_than: datetime | None = None) -> int:
+        status = await self._execute("purging dead-letter items", sql.PURGE_DLQ, older_than)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def get_dlq_count(self, *, include_retried: bool = False) -> int:
+        return int(
+            await self._fetchval("counting dead-letter items", sql.COUNT_DLQ, include_retried)
+        )
+
+    # Resume tokens ---------------------------------------------------------------
+    async def save_token(self, record: ResumeTokenRecord) -> None:
+        if not _is_uuid(record.execution_id):
+            raise StatePersistenceError(
+                f"execution {record.execution_id!r} does not exist",
+                execution_id=record.execution_id,
+            )
+        args = (
+            record.token,
+            record.execution_id,
+            record.node_id,
+            record.generation,
+            record.created_at,
+            record.expires_at,
+            record.used_at,
+            record.revoked_at,
+        )
+        lost_connection = False
+
+        async def run() -> None:
+            nonlocal lost_connection
+            try:
+                await self.pool.execute(sql.INSERT_TOKEN, *args)
+            except asyncpg.UniqueViolationError as exc:
+                if lost_connection and await self.get_token(record.token) == record:
+                    return  # an earlier attempt committed; only its answer was lost
+                raise StatePersistenceError(
+                    "this resume token exists already", execution_id=record.execution_id
+                ) from exc
+            except BaseException:
+                lost_connection = True
+                raise
+
+        await with_retry(run, what="saving a resume token", retry_for_s=self.options.retry_for_s)
+
+    async def get_token(self, token: str) -> ResumeTokenRecord | None:
+        row = await self._fetchrow("reading a resume token", sql.GET_TOKEN, token)
+        return _token(row) if row is not None else None
+
+    async def list_tokens(
+        self, *, execution_id: str | None = None, active_only: bool = True, now: datetime
+    ) -> list[ResumeTokenRecord]:
+        if execution_id is not None and not _is_uuid(execution_id):
+            return []
+        rows = await self._fetch(
+            "listing resume tokens", sql.LIST_TOKENS, execution_id, active_only, now
+        )
+        return [_token(r) for r in rows]
+
+    async def set_token_used(self, token: str, at: datetime) -> bool:
+        return await self._update_one("using a resume token", sql.USE_TOKEN, token, at)
+
+    async def revoke_token(self, token: str, at: datetime) -> bool:
+        return await self._update_one("revoking a resume token", sql.REVOKE_TOKEN, token, at)
+
     # Logs ------------------------------------------------------------------------
     async def add_log(self, record: LogRecord) -> None:
         await self.add_logs([record])
@@ -648,6 +784,36 @@ def _node(row: Any) -> NodeRecord:
         queued_at=row[8],
         started_at=row[9],
         completed_at=row[10],
+        wake_at=row[11],
+        wait=row[12],
+    )
+
+
+def _dlq(row: Any) -> DlqRecord:
+    return DlqRecord(
+        dlq_id=row[0],
+        execution_id=row[1],
+        workflow_id=row[2],
+        node_id=row[3],
+        job=_json.loads(row[4]),
+        error=row[5],
+        traceback=row[6],
+        attempts=row[7],
+        failed_at=row[8],
+        retried_at=row[9],
+    )
+
+
+def _token(row: Any) -> ResumeTokenRecord:
+    return ResumeTokenRecord(
+        token=row[0],
+        execution_id=row[1],
+        node_id=row[2],
+        generation=row[3],
+        created_at=row[4],
+        expires_at=row[5],
+        used_at=row[6],
+        revoked_at=row[7],
     )
 
 
@@ -679,6 +845,11 @@ def _is_uuid(value: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_bigint(value: object) -> bool:
+    """Whether ``value`` fits a bigint column (asyncpg refuses to send one that does not)."""
+    return isinstance(value, int) and -(2**63) <= value < 2**63
 
 
 def _check_same_execution(execution_id: str, result: Transition) -> None:
