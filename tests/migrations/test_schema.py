@@ -108,6 +108,13 @@ async def test_catalog_equals_create_all_of_tables_py(
     assert indexes["ix_node_results_pending"].endswith(
         "WHERE (status = ANY (ARRAY['queued'::text, 'running'::text]))"
     )
+    assert indexes["ix_node_results_wake"].endswith(
+        "(wake_at) WHERE ((status = 'waiting'::text) AND (wake_at IS NOT NULL))"
+    )
+    assert indexes["ix_node_results_child"].endswith(
+        "(execution_id) WHERE ((status = 'waiting'::text) "
+        "AND ((wait ->> 'child'::text) IS NOT NULL))"
+    )
     assert "(workflow_id, execution_id DESC)" in indexes["ix_executions_workflow"]
     checks = {
         row["conname"]: row["definition"]

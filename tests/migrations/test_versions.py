@@ -136,6 +136,42 @@ async def test_upgrade_to_an_unknown_target(database_url: str, fresh_schema: str
         await migrate.upgrade(database_url, schema=fresh_schema, revision="0042")
 
 
+async def test_upgrade_from_0001_keeps_the_data_and_admits_waiting_nodes(
+    database_url: str, conn: asyncpg.Connection, fresh_schema: str
+) -> None:
+    """0001 -> 0002 on a database with rows: they survive (the new columns NULL); a node
+    may then be 'waiting'. Back to 0001 is refused while one waits (0001 cannot say it)."""
+    assert await migrate.upgrade(database_url, schema=fresh_schema, revision="0001") == "0001"
+    execution_id = str(uuid.uuid4())
+    await conn.execute(
+        f"SET search_path TO {fresh_schema};"
+        "INSERT INTO executions (execution_id, workflow_id, workflow_version, status, "
+        f"  initial_data, created_at) VALUES ('{execution_id}', 'wf', 1, 'running', '1', now());"
+        f"INSERT INTO node_results (execution_id, node_id, status) VALUES ('{execution_id}', "
+        "  'a', 'succeeded');"
+    )
+    assert await migrate.upgrade(database_url, schema=fresh_schema) == HEAD
+    row = await conn.fetchrow("SELECT status, wake_at, wait FROM node_results")
+    assert tuple(row) == ("succeeded", None, None)
+    await conn.execute(
+        "INSERT INTO node_results (execution_id, node_id, status, wake_at, wait) "
+        "VALUES ($1, 'b', 'waiting', now(), '{\"kind\": \"timer\"}')",
+        execution_id,
+    )
+    await conn.execute(
+        "INSERT INTO resume_tokens (token, execution_id, node_id, generation, created_at) "
+        "VALUES ('t', $1, 'b', 0, now())",
+        execution_id,
+    )
+    with pytest.raises(StatePersistenceError, match="ck_node_results_status"):
+        await migrate.downgrade(database_url, schema=fresh_schema, revision="0001")
+    assert await migrate.current_revision(conn, fresh_schema) == HEAD  # nothing changed
+    await conn.execute("UPDATE node_results SET status = 'succeeded' WHERE node_id = 'b'")
+    assert await migrate.downgrade(database_url, schema=fresh_schema, revision="0001") == "0001"
+    assert await conn.fetchval("SELECT count(*) FROM node_results") == 2
+    assert await conn.fetchval("SELECT to_regclass('resume_tokens')") is None
+
+
 async def test_downgrade_to_base_then_upgrade_again(
     database_url: str, conn: asyncpg.Connection, fresh_schema: str, pg_schema: str
 ) -> None:

@@ -1,7 +1,7 @@
 """Schema migrations of the PostgreSQL store: applied by ``spane db upgrade`` or from code,
 checked by the store when it starts.
 
-    await upgrade("postgresql://postgres@127.0.0.1/app", schema="spane")  # -> "0001"
+    await upgrade("postgresql://postgres@127.0.0.1/app", schema="spane")  # -> "0002"
     await check_schema(conn, "spane")  # SchemaVersionError unless the schema is at head
 
 The revisions are Alembic's, kept in the repository's top-level ``migrations/`` folder and
