@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -46,7 +47,9 @@ class ExecutionContext:
 
     __slots__ = (
         "_all",
+        "_cancel",
         "_logs",
+        "_parent_ids",
         "_previous",
         "_records",
         "attempt",
@@ -92,9 +95,31 @@ class ExecutionContext:
         self.metadata: Mapping[str, Any] = metadata or {}
         self.config = config
         self._records = records
+        self._parent_ids = parent_ids
         self._previous: tuple[str, ...] | dict[str, ExecutionResult] = parent_ids
         self._all: dict[str, ExecutionResult] | None = None
         self._logs: list[LogRecord] = []
+        self._cancel: asyncio.Event | None = None
+
+    # Cancellation ----------------------------------------------------------------
+    @property
+    def is_cancelled(self) -> bool:
+        """True once the execution was cancelled while this node runs. The executor is
+        cancelled (``asyncio.CancelledError``) a moment later; long work can check this
+        flag, or ``await ctx.cancelled()``, to stop cleanly first."""
+        return self._cancel is not None and self._cancel.is_set()
+
+    async def cancelled(self) -> None:
+        """Returns when the execution is cancelled (use with ``asyncio.wait``)."""
+        if self._cancel is None:
+            self._cancel = asyncio.Event()
+        await self._cancel.wait()
+
+    def request_cancel(self) -> None:
+        """Set by the engine when the execution is cancelled."""
+        if self._cancel is None:
+            self._cancel = asyncio.Event()
+        self._cancel.set()
 
     @property
     def previous_results(self) -> dict[str, ExecutionResult]:
@@ -140,6 +165,19 @@ class ExecutionContext:
             message,
             extra={"event": "node.log", "spane_fields": fields},
         )
+
+    @property
+    def records(self) -> Mapping[str, NodeRecord]:
+        """The node records the results are decoded from (for contexts the engine derives)."""
+        return self._records
+
+    @property
+    def parent_ids(self) -> tuple[str, ...]:
+        return self._parent_ids
+
+    def keep_log(self, record: LogRecord) -> None:
+        """Add a log line recorded by a derived context (a map item) to this node's."""
+        self._logs.append(record)
 
     def drain_logs(self) -> list[LogRecord]:
         logs, self._logs = self._logs, []

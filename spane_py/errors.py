@@ -14,6 +14,9 @@
     ├── ExecutionTimeoutError
     ├── ExecutionWaitTimeoutError
     ├── MaxDepthExceededError
+    ├── InvalidExecutionStateError
+    ├── ResumeTokenError
+    ├── DlqItemNotFoundError
     ├── StatePersistenceError
     │   └── SchemaVersionError
     └── QueueError
@@ -178,6 +181,27 @@ class MaxDepthExceededError(SpaneError):
     """Sub-workflows are nested deeper than allowed."""
 
     code = "EXECUTION_MAX_DEPTH_EXCEEDED"
+
+
+class InvalidExecutionStateError(SpaneError):
+    """The execution is not in a state that allows this operation."""
+
+    code = "INVALID_EXECUTION_STATE"
+
+
+class ResumeTokenError(SpaneError):
+    """The resume token is unknown, expired, used or revoked.
+
+    ``details["reason"]`` says which: unknown, expired, used, revoked or not_waiting.
+    """
+
+    code = "RESUME_TOKEN_INVALID"
+
+
+class DlqItemNotFoundError(SpaneError):
+    """No dead-letter item has this id."""
+
+    code = "DLQ_ITEM_NOT_FOUND"
 
 
 class StatePersistenceError(SpaneError):

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from spane_py.context import ExecutionContext
+from spane_py.definitions.builtins import BUILTIN_TYPES, CONFIG_MODELS, MAP, MapConfig
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.errors import (
     ConfigurationError,
@@ -64,6 +65,10 @@ class NodeRegistry:
         """
         if not isinstance(node_type, str) or not node_type.strip():
             raise ConfigurationError(f"node type must be a non-empty string, got {node_type!r}")
+        if node_type in BUILTIN_TYPES:
+            raise ConfigurationError(
+                f"node type {node_type!r} is built in (the engine runs it); choose another name"
+            )
         run = _as_callable(node_type, executor)
         if config_model is not None and not (
             isinstance(config_model, type) and issubclass(config_model, BaseModel)
@@ -94,13 +99,13 @@ class NodeRegistry:
             ) from None
 
     def has(self, node_type: str) -> bool:
-        return node_type in self._nodes
+        return node_type in self._nodes or node_type in BUILTIN_TYPES
 
     def types(self) -> list[str]:
         return sorted(self._nodes)
 
     def __contains__(self, node_type: object) -> bool:
-        return node_type in self._nodes
+        return node_type in self._nodes or node_type in BUILTIN_TYPES
 
     def check_workflow(self, graph: WorkflowGraph) -> None:
         """Every node's type is registered and its config matches the type's model."""
@@ -111,15 +116,23 @@ class NodeRegistry:
                 n.id,
             )
             for n in graph.definition.nodes
-            if n.type not in self._nodes
+            if n.type not in self._nodes and n.type not in BUILTIN_TYPES
         ]
         if missing:
             raise NodeNotRegisteredError(issues=missing, workflow_id=graph.workflow_id)
         issues: list[ValidationIssue] = []
         for node in graph.definition.nodes:
-            registered = self._nodes[node.type]
             try:
-                registered.parse_config(node.config)
+                builtin = CONFIG_MODELS.get(node.type)
+                if builtin is None:
+                    self._nodes[node.type].parse_config(node.config)
+                    continue
+                parsed = builtin.model_validate(node.config)
+                if node.type == MAP:
+                    assert isinstance(parsed, MapConfig)
+                    issue = self._map_issue(node.id, parsed)
+                    if issue is not None:
+                        issues.append(issue)
             except ValidationError as exc:
                 for err in exc.errors():
                     where = ".".join(str(p) for p in err["loc"]) or "config"
@@ -131,6 +144,30 @@ class NodeRegistry:
                     )
         if issues:
             raise WorkflowValidationError(issues=issues, workflow_id=graph.workflow_id)
+
+    def _map_issue(self, node_id: str, config: MapConfig) -> ValidationIssue | None:
+        if config.node_type in BUILTIN_TYPES:
+            return ValidationIssue(
+                f"node {node_id!r} (map): config.nodeType {config.node_type!r} is a built-in "
+                "type; a map runs a registered executor",
+                node_id,
+            )
+        if config.node_type not in self._nodes:
+            return ValidationIssue(
+                f"node {node_id!r} (map): config.nodeType {config.node_type!r} has no "
+                "registered executor",
+                node_id,
+            )
+        registered = self._nodes[config.node_type]
+        try:
+            registered.parse_config(config.config)
+        except ValidationError as exc:
+            return ValidationIssue(
+                f"node {node_id!r} (map): config.config for {config.node_type!r}: "
+                f"{exc.errors()[0]['msg']}",
+                node_id,
+            )
+        return None
 
 
 def _as_callable(node_type: str, executor: object) -> ExecutorFunction:

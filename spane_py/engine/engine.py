@@ -21,8 +21,11 @@ from spane_py.definitions.loading import parse_definition
 from spane_py.definitions.models import WorkflowDefinition
 from spane_py.embedded import EmbeddedRedis
 from spane_py.engine import starting
+from spane_py.engine.builtins import BuiltinNodes
 from spane_py.engine.cache import CacheStats, WorkflowCache
-from spane_py.engine.notify import SettleNotifier
+from spane_py.engine.control import BulkResult, Control, check_token
+from spane_py.engine.lifecycle import Lifecycle
+from spane_py.engine.notify import ControlChannel, SettleNotifier
 from spane_py.engine.runner import NodeRunner
 from spane_py.engine.views import to_state
 from spane_py.engine.workers import build_worker, sweep_pending
@@ -30,6 +33,7 @@ from spane_py.errors import (
     ConfigurationError,
     ExecutionNotFoundError,
     ExecutionWaitTimeoutError,
+    InvalidEnqueueOptionsError,
     WorkflowNotFoundError,
 )
 from spane_py.observability import events
@@ -38,7 +42,12 @@ from spane_py.queue.jobs import NodeJob
 from spane_py.queue.worker import SpaneWorker
 from spane_py.registry import NodeRegistry
 from spane_py.state import ExecutionState
-from spane_py.stores.base import ExecutionStore, WorkflowVersionRecord
+from spane_py.stores.base import (
+    DlqRecord,
+    ExecutionStore,
+    ResumeTokenRecord,
+    WorkflowVersionRecord,
+)
 from spane_py.stores.memory import InMemoryExecutionStore
 
 if TYPE_CHECKING:
@@ -86,6 +95,7 @@ class WorkflowEngine:
         sweep_interval_seconds: float = 15.0,
         stale_after_seconds: float = 30.0,
         close_store: bool = True,
+        cancel_grace_seconds: float = 2.0,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -108,6 +118,7 @@ class WorkflowEngine:
         self.shutdown_grace = shutdown_grace
         self.sweep_interval_seconds = sweep_interval_seconds
         self.stale_after_seconds = stale_after_seconds
+        self.cancel_grace_seconds = cancel_grace_seconds
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -117,6 +128,9 @@ class WorkflowEngine:
         self._runner: NodeRunner | None = None
         self._workers: list[tuple[SpaneWorker, asyncio.Task[None]]] = []
         self._notifier: SettleNotifier | None = None
+        self._lifecycle: Lifecycle | None = None
+        self._control: Control | None = None
+        self._channel: ControlChannel | None = None
         self._started = False
         self._closed = False
 
@@ -143,13 +157,32 @@ class WorkflowEngine:
         self._notifier = SettleNotifier(
             self._queue, across_processes=not isinstance(self.store, InMemoryExecutionStore)
         )
+        self._lifecycle = Lifecycle(self.store, self._queue, self.cache, self._notifier)
+        builtins = BuiltinNodes(
+            store=self.store,
+            queue=self._queue,
+            cache=self.cache,
+            registry=self.registry,
+            admit=self._lifecycle.admit,
+        )
         self._runner = NodeRunner(
             registry=self.registry,
             store=self.store,
             cache=self.cache,
             queue=self._queue,
-            on_settled=self._notifier.settled,
+            on_settled=self._lifecycle.settled,
+            builtins=builtins,
             max_output_bytes=self.max_output_bytes,
+            cancel_grace_seconds=self.cancel_grace_seconds,
+        )
+        self._channel = ControlChannel(self._queue)
+        self._control = Control(
+            store=self.store,
+            queue=self._queue,
+            cache=self.cache,
+            runner=self._runner,
+            lifecycle=self._lifecycle,
+            channel=self._channel,
         )
         self._started = True
         for workflow in self._initial_workflows:
@@ -163,6 +196,8 @@ class WorkflowEngine:
         await self.stop_workers(grace_seconds=grace_seconds)
         if self._notifier is not None:
             await self._notifier.close()
+        if self._channel is not None:
+            await self._channel.close()
         await self._release_redis()
         if self._close_store:
             await self.store.close()
@@ -200,6 +235,18 @@ class WorkflowEngine:
         if self._notifier is None:
             raise ConfigurationError("the engine is not started: call `await engine.start()`")
         return self._notifier
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        if self._lifecycle is None:
+            raise ConfigurationError("the engine is not started: call `await engine.start()`")
+        return self._lifecycle
+
+    @property
+    def control(self) -> Control:
+        if self._control is None:
+            raise ConfigurationError("the engine is not started: call `await engine.start()`")
+        return self._control
 
     @property
     def redis_url(self) -> str | None:
@@ -295,7 +342,7 @@ class WorkflowEngine:
             self.cache, workflow_id, priority=priority, delay=delay, metadata=metadata
         )
         return await starting.start_one(
-            self.store, self.queue, start, initial_data, idempotency_key
+            self.store, self.queue, start, initial_data, idempotency_key, self.lifecycle.admit
         )
 
     async def enqueue_bulk(
@@ -313,7 +360,33 @@ class WorkflowEngine:
         start = await starting.prepare(
             self.cache, workflow_id, priority=priority, delay=delay, metadata=metadata
         )
-        return await starting.start_many(self.store, self.queue, start, inputs)
+        return await starting.start_many(
+            self.store, self.queue, start, inputs, self.lifecycle.admit
+        )
+
+    async def schedule_workflow(
+        self,
+        workflow_id: str,
+        initial_data: Any = None,
+        at: datetime | None = None,
+        **options: Any,
+    ) -> str:
+        """Start an execution at ``at`` (a timezone-aware datetime; one in the past starts
+        now). SPANE's ``scheduleWorkflow``; the other options are ``enqueue_workflow``'s."""
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise InvalidEnqueueOptionsError(
+                f"workflow {workflow_id!r}: schedule_workflow needs `at` as a timezone-aware "
+                f"datetime, got {at!r}",
+                workflow_id=str(workflow_id),
+            )
+        if "delay" in options:
+            raise InvalidEnqueueOptionsError(
+                f"workflow {workflow_id!r}: give schedule_workflow `at` or enqueue_workflow "
+                "`delay`, not both",
+                workflow_id=str(workflow_id),
+            )
+        delay = max((at - datetime.now(UTC)).total_seconds(), 0.0)
+        return await self.enqueue_workflow(workflow_id, initial_data, delay=delay, **options)
 
     async def run_workflow(
         self,
@@ -369,6 +442,101 @@ class WorkflowEngine:
             finally:
                 notifier.discard(execution_id, fut)
 
+    # Control -----------------------------------------------------------------------
+    async def pause_execution(self, execution_id: str) -> bool:
+        """Stop starting new nodes of a running execution; running nodes finish. Returns
+        False when it was paused already; refuses one that is not running."""
+        await self.start()
+        return await self.control.pause(execution_id)
+
+    async def resume_execution(self, execution_id: str) -> bool:
+        """Continue a paused execution exactly where it stopped."""
+        await self.start()
+        return await self.control.resume(execution_id)
+
+    async def cancel_execution(self, execution_id: str, reason: str | None = None) -> bool:
+        """Cancel a queued, running or paused execution and its sub-workflows: nothing more
+        starts, running nodes see ``ctx.is_cancelled`` and are cancelled after
+        ``cancel_grace_seconds``, the execution is marked cancelled."""
+        await self.start()
+        return await self.control.cancel(execution_id, reason)
+
+    async def pause_executions(self, execution_ids: Sequence[str]) -> BulkResult:
+        await self.start()
+        return await self.control.bulk(self.control.pause, execution_ids)
+
+    async def resume_executions(self, execution_ids: Sequence[str]) -> BulkResult:
+        await self.start()
+        return await self.control.bulk(self.control.resume, execution_ids)
+
+    async def cancel_executions(self, execution_ids: Sequence[str]) -> BulkResult:
+        await self.start()
+        return await self.control.bulk(self.control.cancel, execution_ids)
+
+    # SPANE's names for the same actions.
+    pause_workflow = pause_execution
+    resume_workflow = resume_execution
+    cancel_workflow = cancel_execution
+
+    async def retry_execution(self, execution_id: str) -> None:
+        """Re-run a failed execution from its failures, on its pinned version: failed nodes
+        and what is downstream of them run again; results that succeeded are kept."""
+        await self.start()
+        await self.control.retry(execution_id)
+
+    async def replay_execution(self, execution_id: str) -> str:
+        """A new execution of the same workflow version with the same input; its metadata
+        has ``replayed_from``. Returns the new execution's id."""
+        await self.start()
+        return await self.control.replay(execution_id, self.lifecycle.admit)
+
+    replay_workflow = replay_execution
+
+    async def resume(self, token: str, data: Any = None) -> str:
+        """Complete the wait node waiting for ``token`` with ``data``; returns the
+        execution id. A token works once; unknown, used, revoked or expired tokens raise
+        ``ResumeTokenError`` (``details["reason"]`` says which)."""
+        await self.start()
+        return await self.control.resume_token(token, data)
+
+    async def validate_resume_token(self, token: str) -> ResumeTokenRecord:
+        """The token's record if it can resume its node now; ``ResumeTokenError`` if not."""
+        await self.store.start()
+        return await check_token(self.store, token)
+
+    async def list_resume_tokens(
+        self, execution_id: str | None = None, *, active_only: bool = True
+    ) -> list[ResumeTokenRecord]:
+        await self.store.start()
+        return await self.store.list_tokens(
+            execution_id=execution_id, active_only=active_only, now=datetime.now(UTC)
+        )
+
+    async def revoke_resume_token(self, token: str) -> bool:
+        """The token can no longer be used (its node keeps waiting, until its timeout or a
+        cancel). False when it was unknown, used or revoked already."""
+        await self.store.start()
+        return await self.store.revoke_token(token, datetime.now(UTC))
+
+    async def get_dlq_items(
+        self, limit: int = 100, offset: int = 0, *, include_retried: bool = False
+    ) -> list[DlqRecord]:
+        """Nodes that failed for good, newest first (SPANE's ``getDLQItems``)."""
+        await self.store.start()
+        return await self.store.list_dlq_items(
+            limit=limit, offset=offset, include_retried=include_retried
+        )
+
+    async def retry_dlq_item(self, dlq_id: int) -> DlqRecord:
+        """Run the item's node again (and what follows it): its execution goes back to
+        running and can complete."""
+        await self.start()
+        return await self.control.retry_dlq(dlq_id)
+
+    async def purge_dlq(self, *, older_than: datetime | None = None) -> int:
+        await self.store.start()
+        return await self.store.purge_dlq(older_than=older_than)
+
     # Workers ---------------------------------------------------------------------
     def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:
         assert self._runner is not None
@@ -389,6 +557,7 @@ class WorkflowEngine:
         """Run a worker inside this process (development and tests)."""
         await self.start()
         worker = self._make_worker(concurrency, burst=False, handle_signals=False)
+        self._listen_for_cancels()
         task = asyncio.create_task(worker.async_run(), name="spane-worker")
         self._workers.append((worker, task))
 
@@ -406,8 +575,14 @@ class WorkflowEngine:
         the queue is empty). This is what ``spane worker`` calls."""
         await self.start()
         worker = self._make_worker(concurrency, burst=burst, handle_signals=not burst)
+        self._listen_for_cancels()
         with contextlib.suppress(asyncio.CancelledError):
             await worker.async_run()
+
+    def _listen_for_cancels(self) -> None:
+        assert self._channel is not None
+        assert self._runner is not None
+        self._channel.listen(self._runner.cancel_local)
 
     async def run_until_idle(self, concurrency: int = 10) -> None:
         """Process jobs until nothing is queued, scheduled or running (deterministic tests)."""
@@ -427,7 +602,9 @@ class WorkflowEngine:
         still in Redis is left alone. Returns how many jobs were sent. Workers run this
         every ``sweep_interval_seconds``."""
         cutoff = older_than or datetime.now(UTC) - timedelta(seconds=self.stale_after_seconds)
-        return await sweep_pending(self.store, self.queue, older_than=cutoff, limit=limit)
+        sent = await sweep_pending(self.store, self.queue, older_than=cutoff, limit=limit)
+        await self.lifecycle.admit_all()  # an admission lost with a process
+        return sent
 
     async def resend_node(self, execution_id: str, node_id: str) -> None:
         """Send a node's job again (what a duplicate delivery or a sweeper does)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
@@ -78,6 +79,50 @@ class SettleNotifier:
                 if not fut.done():
                     fut.cancel()
         self._waiters.clear()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.wait([self._listener])
+            self._listener = None
+
+
+class ControlChannel:
+    """Tells every worker process that an execution was cancelled, so the nodes it runs
+    stop (``<prefix>:control``). A missed message costs only time: the node's result is
+    not recorded over the cancellation, and its worker finds out when it finishes."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+        self._listener: asyncio.Task[None] | None = None
+
+    async def cancelled(self, execution_id: str) -> None:
+        try:
+            await self.queue.redis.publish(self.queue.keys.control, execution_id)
+        except (RedisError, OSError) as exc:
+            logger.warning("could not announce the cancellation of %s: %s", execution_id, exc)
+
+    def listen(self, on_cancel: Callable[[str], object]) -> None:
+        if self._listener is None:
+            self._listener = asyncio.create_task(
+                self._listen(on_cancel), name="spane-control-listener"
+            )
+
+    async def _listen(self, on_cancel: Callable[[str], object]) -> None:
+        while True:
+            pubsub = self.queue.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.queue.keys.control)
+                async for message in pubsub.listen():
+                    data = message.get("data")
+                    if isinstance(data, bytes):
+                        on_cancel(data.decode())
+            except (RedisError, OSError) as exc:
+                logger.warning("control listener lost Redis (%s); reconnecting", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.wait([self._listener])

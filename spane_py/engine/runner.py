@@ -10,23 +10,28 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.worker import RetryJob
 
 from spane_py import _json
 from spane_py.context import ExecutionContext
+from spane_py.definitions.builtins import MAP
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
 from spane_py.engine import planner
+from spane_py.engine.builtins import SUSPENDING, BuiltinNodes, Reschedule, Step
 from spane_py.engine.cache import WorkflowCache
 from spane_py.errors import (
+    MaxDepthExceededError,
     NodeExecutionError,
     NodeTimeoutError,
     NonRetryableError,
     SerializationError,
     SpaneError,
+    WorkflowNotFoundError,
+    WorkflowValidationError,
 )
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
@@ -34,11 +39,22 @@ from spane_py.queue.jobs import NodeJob
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
 from spane_py.state import NodeStatus
-from spane_py.stores.base import ExecutionStore, SpanRecord
+from spane_py.stores.base import DlqRecord, ExecutionRecord, ExecutionStore, SpanRecord, Transition
 
 logger = logging.getLogger("spane_py.runner")
 
-SettledHook = Callable[[str], Awaitable[None]]
+SettledHook = Callable[[ExecutionRecord], Awaitable[None]]
+
+# Errors that retrying cannot fix: the node fails at once, whatever its retry policy.
+_PERMANENT = (
+    SerializationError,
+    NonRetryableError,
+    MaxDepthExceededError,
+    WorkflowNotFoundError,
+    WorkflowValidationError,
+)
+# A waiting node whose wake-up failed (a store hiccup) looks again after this long.
+WAKE_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +102,23 @@ class NodeRunner:
         cache: WorkflowCache,
         queue: JobQueue,
         on_settled: SettledHook,
+        builtins: BuiltinNodes,
         max_output_bytes: int = 1 << 20,
         running_mark_delay: float = 0.25,
+        cancel_grace_seconds: float = 2.0,
     ) -> None:
         self.registry = registry
         self.store = store
         self.cache = cache
         self.queue = queue
         self.on_settled = on_settled
+        self.builtins = builtins
         self.max_output_bytes = max_output_bytes
         self.running_mark_delay = running_mark_delay
+        self.cancel_grace_seconds = cancel_grace_seconds
         self._marking: set[asyncio.Task[None]] = set()
+        # Attempts running in this process, by execution: cancel_local reaches them.
+        self._running: dict[str, dict[str, tuple[ExecutionContext, asyncio.Task[Any]]]] = {}
 
     async def job(self, arq_ctx: dict[str, Any], payload: object) -> None:
         """The arq job function: one run of one node."""
@@ -123,13 +145,20 @@ class NodeRunner:
         start = await self.store.transition(
             eid, planner.plan_start(node.id, job.generation, started_at)
         )
-        if start.outcome != planner.RUN:
+        waking = start.outcome == planner.WAKE
+        if start.outcome != planner.RUN and not waking:
             if start.outcome == planner.DROPPED:
                 events.emit(events.NODE_DROPPED, execution_id=eid, node_id=node.id)
             return
         started: planner.StartPayload = start.payload
         execution = started.execution
-        events.emit(events.NODE_STARTED, execution_id=eid, node_id=node.id, attempt=started.attempt)
+        if waking:
+            rec = started.nodes[node.id]
+            started_at = rec.started_at or started_at
+        else:
+            events.emit(
+                events.NODE_STARTED, execution_id=eid, node_id=node.id, attempt=started.attempt
+            )
 
         ctx = ExecutionContext(
             workflow_id=job.workflow_id,
@@ -145,16 +174,24 @@ class NodeRunner:
             metadata=execution.metadata,
         )
         attempt = Attempt(job, graph, node, ctx, started, started_at)
+        if waking or node.type in SUSPENDING:
+            await self._run_builtin(attempt, waking)
+            return
         # A node that is still running after a moment is recorded as running; one that
         # finishes sooner is recorded once, with its result.
         marker = asyncio.get_running_loop().call_later(
             self.running_mark_delay, self._start_marking, attempt
         )
+        task = asyncio.current_task()
+        self._track(eid, node.id, ctx, task)
         try:
             outcome = await self._execute(graph, node, ctx)
         except asyncio.CancelledError:
             marker.cancel()
             await asyncio.shield(self._flush_logs(ctx))
+            if ctx.is_cancelled and task is not None and task.cancelling() <= 1:
+                task.uncancel()  # the execution was cancelled: the node is recorded so
+                return
             raise
         except Exception as exc:  # the executor failed: retry or fail for good
             marker.cancel()
@@ -163,8 +200,65 @@ class NodeRunner:
                 await self._flush_logs(ctx)
                 raise RetryJob() from exc
             outcome = final
+        finally:
+            self._untrack(eid, node.id)
         marker.cancel()
         await asyncio.shield(self._complete(attempt, outcome))
+
+    async def _run_builtin(self, attempt: Attempt, waking: bool) -> None:
+        """A delay, sub-workflow or wait node: begin its wait, or see whether it is over."""
+        step: Step
+        try:
+            if waking:
+                step = await self.builtins.wake(attempt)
+            else:
+                step = await self.builtins.begin(attempt)
+        except Exception as exc:
+            if waking:  # the wait stays recorded: look again shortly
+                logger.warning(
+                    "waking node %s of %s failed, retrying: %s",
+                    attempt.node.id,
+                    attempt.ctx.execution_id,
+                    _describe(exc),
+                )
+                step = Reschedule(_now() + timedelta(seconds=WAKE_RETRY_S))
+            else:
+                final = await self._failed_attempt(attempt, exc)
+                if final is None:
+                    raise RetryJob() from exc
+                step = final
+        if isinstance(step, Reschedule):
+            await self.queue.reschedule(
+                self.queue.job_id(attempt.job),
+                due_ms=int(step.due.timestamp() * 1000),
+                priority=attempt.started.execution.priority,
+            )
+            raise RetryJob()
+        if step is not None:
+            await asyncio.shield(self._complete(attempt, step))
+
+    def _track(
+        self, execution_id: str, node_id: str, ctx: ExecutionContext, task: asyncio.Task[Any] | None
+    ) -> None:
+        if task is not None:
+            self._running.setdefault(execution_id, {})[node_id] = (ctx, task)
+
+    def _untrack(self, execution_id: str, node_id: str) -> None:
+        running = self._running.get(execution_id)
+        if running is not None:
+            running.pop(node_id, None)
+            if not running:
+                del self._running[execution_id]
+
+    def cancel_local(self, execution_id: str) -> int:
+        """The execution was cancelled: tell its nodes running here (``ctx.is_cancelled``)
+        and cancel them after ``cancel_grace_seconds``. Returns how many were told."""
+        running = list(self._running.get(execution_id, {}).values())
+        loop = asyncio.get_running_loop()
+        for ctx, task in running:
+            ctx.request_cancel()
+            loop.call_later(self.cancel_grace_seconds, _cancel_if_running, task, ctx)
+        return len(running)
 
     def _start_marking(self, attempt: Attempt) -> None:
         task = asyncio.get_running_loop().create_task(self._mark_running(attempt))
@@ -191,14 +285,18 @@ class NodeRunner:
     async def _execute(
         self, graph: WorkflowGraph, node: NodeDefinition, ctx: ExecutionContext
     ) -> planner.NodeOutcome:
-        registered = self.registry.get(node.type)
-        if registered.config_model is not None:
-            ctx.config = registered.parse_config(node.config)
+        if node.type == MAP:
+            run: Callable[[ExecutionContext], Awaitable[Any]] = self.builtins.run_map
+        else:
+            registered = self.registry.get(node.type)
+            if registered.config_model is not None:
+                ctx.config = registered.parse_config(node.config)
+            run = registered.run
         if node.timeout_ms is not None:
             deadline = asyncio.timeout(node.timeout_ms / 1000)
             try:
                 async with deadline:
-                    value = await registered.run(ctx)
+                    value = await run(ctx)
             except TimeoutError:
                 if not deadline.expired():  # the executor's own TimeoutError: an error
                     raise
@@ -209,7 +307,7 @@ class NodeRunner:
                     workflow_id=ctx.workflow_id,
                 ) from None
         else:
-            value = await registered.run(ctx)
+            value = await run(ctx)
         return self._outcome(graph, node, value)
 
     def _outcome(
@@ -255,7 +353,7 @@ class NodeRunner:
         error = _describe(exc)
         trace = _traceback(exc)
         policy = node.effective_retry_policy
-        retryable = not isinstance(exc, SerializationError | NonRetryableError)
+        retryable = not isinstance(exc, _PERMANENT)
         if not isinstance(exc, NodeExecutionError | SerializationError):
             logger.info("node %s of %s raised %s", node.id, ctx.execution_id, error, exc_info=exc)
         decision = policy.decide(exc, ctx.attempt) if retryable else None
@@ -302,54 +400,80 @@ class NodeRunner:
         eid = ctx.execution_id
         outcome = replace(outcome, attempt=ctx.attempt, started_at=attempt.started_at)
         span = attempt.span(outcome.status.value, error=outcome.error, traceback=outcome.traceback)
+        dlq = None
+        if outcome.status is NodeStatus.FAILED:
+            dlq = DlqRecord(
+                execution_id=eid,
+                workflow_id=job.workflow_id,
+                node_id=ctx.node_id,
+                job=job.payload(),
+                error=outcome.error or "failed",
+                attempts=ctx.attempt,
+                failed_at=_now(),
+                traceback=outcome.traceback,
+            )
         done = await self.store.transition(
             eid,
             planner.plan_completion(
-                attempt.graph, ctx.node_id, job.generation, outcome, _now(), spans=(span,)
+                attempt.graph, ctx.node_id, job.generation, outcome, _now(), spans=(span,), dlq=dlq
             ),
             cached=attempt.started.snapshot,
         )
+        await self.after_completion(
+            attempt.started.execution, ctx.node_id, outcome.status, outcome.error, done
+        )
+
+    async def after_completion(
+        self,
+        execution: ExecutionRecord,
+        node_id: str,
+        status: NodeStatus,
+        error: str | None,
+        done: Transition,
+    ) -> None:
+        """What follows a completion's write: events, the children's jobs, the settling."""
+        eid = execution.execution_id
+
+        def job(child: str, generation: int) -> NodeJob:
+            return NodeJob(
+                eid, execution.workflow_id, execution.workflow_version, child, generation
+            )
+
         if done.outcome == planner.DUPLICATE:
             # Recorded before (see plan_completion): make sure nothing it started is lost.
             again = done.payload
             if isinstance(again, planner.Resend):
                 if again.jobs:
                     await self.queue.enqueue(
-                        [
-                            NodeJob(eid, job.workflow_id, job.workflow_version, c)
-                            for c in again.jobs
-                        ],
-                        priority=attempt.started.execution.priority,
+                        [job(c, g) for c, g in again.jobs], priority=execution.priority
                     )
                 if again.settled:
-                    await self.on_settled(eid)
+                    settled = await self.store.get_execution(eid)
+                    if settled is not None:
+                        await self.on_settled(settled)
             return
-        events.emit(
-            _NODE_EVENTS[outcome.status],
-            execution_id=eid,
-            node_id=ctx.node_id,
-            error=outcome.error,
-        )
+        events.emit(_NODE_EVENTS[status], execution_id=eid, node_id=node_id, error=error)
         if done.enqueue:
+            generations = {n.node_id: n.generation for n in done.nodes}
             await self.queue.enqueue_batched(
-                [
-                    NodeJob(eid, job.workflow_id, job.workflow_version, child)
-                    for child in done.enqueue
-                ],
-                priority=attempt.started.execution.priority,
+                [job(child, generations.get(child, 0)) for child in done.enqueue],
+                priority=execution.priority,
             )
         if done.outcome == planner.SETTLED_COMPLETED:
-            events.emit(events.EXECUTION_COMPLETED, execution_id=eid, workflow_id=job.workflow_id)
-            await self.on_settled(eid)
+            events.emit(
+                events.EXECUTION_COMPLETED, execution_id=eid, workflow_id=execution.workflow_id
+            )
         elif done.outcome == planner.SETTLED_FAILED:
             events.emit(
                 events.EXECUTION_FAILED,
                 logging.WARNING,
                 execution_id=eid,
-                workflow_id=job.workflow_id,
-                error=outcome.error,
+                workflow_id=execution.workflow_id,
+                error=error,
             )
-            await self.on_settled(eid)
+        if done.outcome in (planner.SETTLED_COMPLETED, planner.SETTLED_FAILED):
+            assert done.execution is not None
+            await self.on_settled(done.execution)
 
     async def _flush_logs(self, ctx: ExecutionContext) -> None:
         logs = ctx.drain_logs()
@@ -366,6 +490,11 @@ _NODE_EVENTS = {
 
 MAX_TRACEBACK_CHARS = 20_000
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _cancel_if_running(task: asyncio.Task[Any], ctx: ExecutionContext) -> None:
+    if not task.done() and ctx.is_cancelled:
+        task.cancel()
 
 
 def _traceback(exc: BaseException) -> str:

@@ -7,7 +7,7 @@ leaves no execution behind.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import NodeJob
 from spane_py.state import ExecutionStatus
-from spane_py.stores.base import ExecutionRecord, ExecutionStore
+from spane_py.stores.base import ExecutionRecord, ExecutionStore, NodeRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +38,55 @@ class Start:
     delay_s: float
     metadata: dict[str, Any]
 
-    def record(self, initial: str, now: datetime, idempotency_key: str | None) -> ExecutionRecord:
+    @property
+    def limited(self) -> bool:
+        """The workflow caps concurrent executions: new ones wait as ``queued``."""
+        return self.graph.definition.max_concurrency is not None
+
+    @property
+    def due(self) -> datetime | None:
+        """When a deferred start is due (None: now)."""
+        if not self.delay_s:
+            return None
+        return datetime.now(UTC) + timedelta(seconds=self.delay_s)
+
+    def record(
+        self,
+        initial: str,
+        now: datetime,
+        idempotency_key: str | None,
+        *,
+        execution_id: str | None = None,
+        parent: ExecutionRecord | None = None,
+        parent_node_id: str | None = None,
+    ) -> ExecutionRecord:
+        limited = self.limited
         return ExecutionRecord(
-            execution_id=new_execution_id(),
+            execution_id=execution_id or new_execution_id(),
             workflow_id=self.workflow_id,
             workflow_version=self.version,
-            status=ExecutionStatus.RUNNING,
+            status=ExecutionStatus.QUEUED if limited else ExecutionStatus.RUNNING,
             created_at=now,
-            started_at=now,
+            started_at=None if limited else now,
             initial_data=initial,
             metadata=self.metadata,
             priority=self.priority,
             idempotency_key=idempotency_key,
+            parent_execution_id=parent.execution_id if parent is not None else None,
+            parent_node_id=parent_node_id,
+            depth=parent.depth + 1 if parent is not None else 0,
         )
 
-    async def send_entry_jobs(self, queue: JobQueue, records: Sequence[ExecutionRecord]) -> None:
+    def first_nodes(self, now: datetime) -> list[NodeRecord]:
+        return planner.initial_nodes(self.graph, now, due=self.due)
+
+    async def send_entry_jobs(
+        self, queue: JobQueue, records: Sequence[ExecutionRecord], admit: Admit
+    ) -> None:
+        """Entry jobs of new executions; a limited workflow's wait for admission instead."""
+        if self.limited:
+            await admit(self.workflow_id)
+            return
         due = int((time.time() + self.delay_s) * 1000) if self.delay_s else None
         await queue.enqueue(
             [
@@ -70,6 +104,9 @@ class Start:
                 workflow_id=self.workflow_id,
                 version=self.version,
             )
+
+
+Admit = Callable[[str], Awaitable[int]]
 
 
 async def prepare(
@@ -108,20 +145,21 @@ async def start_one(
     start: Start,
     initial_data: Any,
     idempotency_key: str | None,
+    admit: Admit,
 ) -> str:
     check_idempotency_key(idempotency_key, start.workflow_id)
     initial = _json.dumps(initial_data, what=f"the initial data for workflow {start.workflow_id!r}")
     now = datetime.now(UTC)
     record = start.record(initial, now, idempotency_key)
-    created = await store.create_execution(record, planner.initial_nodes(start.graph, now))
+    created = await store.create_execution(record, start.first_nodes(now))
     if not created.created:
         return created.record.execution_id
-    await start.send_entry_jobs(queue, [record])
+    await start.send_entry_jobs(queue, [record], admit)
     return record.execution_id
 
 
 async def start_many(
-    store: ExecutionStore, queue: JobQueue, start: Start, inputs: Sequence[Any]
+    store: ExecutionStore, queue: JobQueue, start: Start, inputs: Sequence[Any], admit: Admit
 ) -> list[str]:
     if isinstance(inputs, str | bytes | Mapping) or not isinstance(inputs, Sequence):
         raise InvalidEnqueueOptionsError(
@@ -136,8 +174,8 @@ async def start_many(
     if not texts:
         return []
     now = datetime.now(UTC)
-    first_nodes = planner.initial_nodes(start.graph, now)
+    first_nodes = start.first_nodes(now)
     records = [start.record(text, now, None) for text in texts]
     await store.create_executions([(r, first_nodes) for r in records])
-    await start.send_entry_jobs(queue, records)
+    await start.send_entry_jobs(queue, records, admit)
     return [r.execution_id for r in records]

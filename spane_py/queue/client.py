@@ -46,6 +46,11 @@ class QueueKeys:
         return f"{self.prefix}:wake"
 
     @property
+    def control(self) -> str:
+        """Pub/sub channel: ids of executions just cancelled (workers stop their nodes)."""
+        return f"{self.prefix}:control"
+
+    @property
     def settled(self) -> str:
         """Pub/sub channel: ids of executions that just completed or failed."""
         return f"{self.prefix}:settled"

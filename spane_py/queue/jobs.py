@@ -26,18 +26,25 @@ class NodeJob:
     workflow_version: int
     node_id: str
     generation: int = 0
+    # A wake-up of a waiting node (its child execution ended): a job id of its own, so it is
+    # not swallowed by the node's first job while that one is still finishing.
+    wake: bool = False
 
     def job_id(self, prefix: str) -> str:
-        return f"{prefix}:{self.execution_id}:{self.node_id}:{self.generation}"
+        base = f"{prefix}:{self.execution_id}:{self.node_id}:{self.generation}"
+        return base + ":wake" if self.wake else base
 
     def payload(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "e": self.execution_id,
             "w": self.workflow_id,
             "v": self.workflow_version,
             "n": self.node_id,
             "g": self.generation,
         }
+        if self.wake:
+            data["k"] = 1
+        return data
 
     @classmethod
     def from_payload(cls, payload: object) -> NodeJob:
@@ -55,7 +62,7 @@ class NodeJob:
             and type(g) is int
         ):
             raise ValueError("node job payload has fields of the wrong type")
-        return cls(e, w, v, n, g)
+        return cls(e, w, v, n, g, payload.get("k") == 1)
 
 
 def serialize(value: dict[str, Any]) -> bytes:

@@ -438,17 +438,22 @@ class InMemoryExecutionStore:
         ]
 
     async def set_token_used(self, token: str, at: datetime) -> bool:
-        return self._mark_token(token, used_at=at)
+        record = self._usable_token(token)
+        if record is not None:
+            self._tokens[token] = replace(record, used_at=at)
+        return record is not None
 
     async def revoke_token(self, token: str, at: datetime) -> bool:
-        return self._mark_token(token, revoked_at=at)
+        record = self._usable_token(token)
+        if record is not None:
+            self._tokens[token] = replace(record, revoked_at=at)
+        return record is not None
 
-    def _mark_token(self, token: str, **change: datetime) -> bool:
+    def _usable_token(self, token: str) -> ResumeTokenRecord | None:
         record = self._tokens.get(token)
         if record is None or record.used_at is not None or record.revoked_at is not None:
-            return False
-        self._tokens[token] = replace(record, **change)
-        return True
+            return None
+        return record
 
     # Logs ------------------------------------------------------------------------
     async def add_log(self, record: LogRecord) -> None:

@@ -241,7 +241,7 @@ WITH chosen AS (
     SELECT execution_id AS chosen_id FROM executions
     WHERE workflow_id = $1 AND status = 'queued'
     ORDER BY execution_id
-    LIMIT greatest($2::int - (
+    LIMIT greatest($2::bigint - (
         SELECT count(*) FROM executions
         WHERE workflow_id = $1 AND status IN ('running', 'paused')), 0)
     FOR UPDATE

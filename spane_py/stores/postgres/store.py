@@ -577,6 +577,8 @@ class PostgresExecutionStore:
     async def admit_queued(
         self, workflow_id: str, limit: int, now: datetime
     ) -> list[ExecutionRecord]:
+        limit = min(max(limit, 0), _MAX_BIGINT)  # beyond: "unlimited", not a driver error
+
         async def run() -> list[asyncpg.Record]:
             # Two statements in one transaction: the count must be read after the lock is
             # held, so that it includes what the previous holder admitted.
@@ -847,9 +849,12 @@ def _is_uuid(value: object) -> bool:
     return True
 
 
+_MAX_BIGINT = 2**63 - 1
+
+
 def _is_bigint(value: object) -> bool:
     """Whether ``value`` fits a bigint column (asyncpg refuses to send one that does not)."""
-    return isinstance(value, int) and -(2**63) <= value < 2**63
+    return isinstance(value, int) and -_MAX_BIGINT - 1 <= value <= _MAX_BIGINT
 
 
 def _check_same_execution(execution_id: str, result: Transition) -> None:

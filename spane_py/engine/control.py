@@ -1,0 +1,243 @@
+"""Operating executions: pause, resume, cancel, retry, replay, resume tokens, the DLQ.
+
+Every action is one store transition decided by the planner, then the jobs it calls for.
+None scans a queue: a paused execution's jobs park themselves when a worker takes them,
+a cancelled one's are dropped the same way, and resume sends what the store says waits.
+A refused action raises ``InvalidExecutionStateError`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from spane_py import _json
+from spane_py.engine import planner, starting
+from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.lifecycle import Lifecycle
+from spane_py.engine.notify import ControlChannel
+from spane_py.engine.runner import NodeRunner
+from spane_py.errors import (
+    DlqItemNotFoundError,
+    ExecutionNotFoundError,
+    InvalidExecutionStateError,
+    ResumeTokenError,
+    SpaneError,
+)
+from spane_py.observability import events
+from spane_py.queue.client import JobQueue
+from spane_py.state import NodeStatus
+from spane_py.stores.base import (
+    Decide,
+    DlqRecord,
+    ExecutionRecord,
+    ExecutionStore,
+    ResumeTokenRecord,
+    Transition,
+)
+
+logger = logging.getLogger("spane_py.engine")
+
+# Bulk actions run this many at once.
+BULK_CONCURRENCY = 64
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """What a bulk action did: ids it changed, ids that were already so, and refusals."""
+
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def check_token(store: ExecutionStore, token: str) -> ResumeTokenRecord:
+    """The token's record when it can resume its node now; ``ResumeTokenError`` if not."""
+    record = await store.get_token(token) if isinstance(token, str) and token else None
+    if record is None:
+        raise ResumeTokenError("unknown resume token", details={"reason": "unknown"})
+    state = record.state(_now())
+    if state != "active":
+        raise ResumeTokenError(
+            f"the resume token is {state}",
+            execution_id=record.execution_id,
+            node_id=record.node_id,
+            details={"reason": state},
+        )
+    return record
+
+
+class Control:
+    def __init__(
+        self,
+        *,
+        store: ExecutionStore,
+        queue: JobQueue,
+        cache: WorkflowCache,
+        runner: NodeRunner,
+        lifecycle: Lifecycle,
+        channel: ControlChannel,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.cache = cache
+        self.runner = runner
+        self.lifecycle = lifecycle
+        self.channel = channel
+
+    async def _apply(self, execution_id: str, decide: Decide, action: str) -> Transition:
+        if await self.store.get_execution(execution_id) is None:
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+        done = await self.store.transition(execution_id, decide)
+        if done.outcome == planner.REFUSED:
+            raise InvalidExecutionStateError(
+                f"cannot {action} execution {execution_id}: {done.payload}",
+                execution_id=execution_id,
+            )
+        return done
+
+    # Pause, resume, cancel -----------------------------------------------------------
+    async def pause(self, execution_id: str) -> bool:
+        done = await self._apply(execution_id, planner.plan_pause(), "pause")
+        if done.outcome == planner.CHANGED:
+            events.emit(events.EXECUTION_PAUSED, execution_id=execution_id)
+        return done.outcome == planner.CHANGED
+
+    async def resume(self, execution_id: str) -> bool:
+        done = await self._apply(execution_id, planner.plan_resume(_now()), "resume")
+        if done.outcome != planner.CHANGED:
+            return False
+        assert done.execution is not None
+        await self.lifecycle.send(done.execution, done.payload)
+        events.emit(events.EXECUTION_RESUMED, execution_id=execution_id)
+        return True
+
+    async def cancel(self, execution_id: str, reason: str | None = None) -> bool:
+        why = reason or "cancelled"
+        done = await self._apply(execution_id, planner.plan_cancel(_now(), why), "cancel")
+        # Children first need no order: each settles on its own and wakes nobody (the
+        # parent node is cancelled already).
+        for child in await self.store.get_child_executions(execution_id):
+            if not child.status.is_terminal:
+                with contextlib.suppress(InvalidExecutionStateError):  # it ended meanwhile
+                    await self.cancel(child.execution_id, f"parent {execution_id} cancelled")
+        if done.outcome != planner.CHANGED:
+            return False
+        assert done.execution is not None
+        if done.payload:
+            self.runner.cancel_local(execution_id)
+            await self.channel.cancelled(execution_id)
+        events.emit(events.EXECUTION_CANCELLED, execution_id=execution_id, reason=why)
+        await self.lifecycle.settled(done.execution)
+        return True
+
+    async def bulk(
+        self, action: Callable[[str], Awaitable[bool]], execution_ids: Sequence[str]
+    ) -> BulkResult:
+        result = BulkResult()
+        gate = asyncio.Semaphore(BULK_CONCURRENCY)
+
+        async def one(execution_id: str) -> None:
+            async with gate:
+                try:
+                    changed = await action(execution_id)
+                except SpaneError as exc:
+                    result.errors[execution_id] = exc.message
+                    return
+            (result.changed if changed else result.unchanged).append(execution_id)
+
+        await asyncio.gather(*(one(i) for i in dict.fromkeys(execution_ids)))
+        return result
+
+    # Retry and replay ----------------------------------------------------------------
+    async def retry(self, execution_id: str, *, only: frozenset[str] | None = None) -> None:
+        record = await self._record(execution_id)
+        graph = await self.cache.get(record.workflow_id, record.workflow_version)
+        done = await self._apply(
+            execution_id, planner.plan_retry_execution(graph, _now(), only=only), "retry"
+        )
+        assert done.execution is not None
+        await self.lifecycle.send(done.execution, done.payload)
+        events.emit(
+            events.EXECUTION_RETRIED,
+            execution_id=execution_id,
+            nodes=",".join(w.node_id for w in done.payload),
+        )
+
+    async def replay(self, execution_id: str, admit: starting.Admit) -> str:
+        record = await self._record(execution_id)
+        graph = await self.cache.get(record.workflow_id, record.workflow_version)
+        start = starting.Start(
+            record.workflow_id,
+            record.workflow_version,
+            graph,
+            record.priority,
+            0.0,
+            {**record.metadata, "replayed_from": execution_id},
+        )
+        new_id = await starting.start_one(
+            self.store, self.queue, start, _json.loads(record.initial_data), None, admit
+        )
+        events.emit(events.EXECUTION_REPLAYED, execution_id=new_id, replayed_from=execution_id)
+        return new_id
+
+    async def _record(self, execution_id: str) -> ExecutionRecord:
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+        return record
+
+    # Resume tokens ---------------------------------------------------------------------
+    async def resume_token(self, token: str, data: Any) -> str:
+        record = await check_token(self.store, token)
+        output = _json.dumps(data, what="the data given with the resume token")
+        execution = await self._record(record.execution_id)
+        graph = await self.cache.get(execution.workflow_id, execution.workflow_version)
+        outcome = planner.NodeOutcome(NodeStatus.SUCCEEDED, output=output)
+        done = await self.store.transition(
+            record.execution_id,
+            planner.plan_event(graph, record.node_id, record.generation, token, outcome, _now()),
+        )
+        if done.outcome in (planner.REFUSED, planner.DUPLICATE):
+            raise ResumeTokenError(
+                f"node {record.node_id!r} of execution {record.execution_id} no longer waits "
+                "for this token",
+                execution_id=record.execution_id,
+                node_id=record.node_id,
+                details={"reason": "not_waiting"},
+            )
+        await self.store.set_token_used(token, _now())
+        events.emit(events.NODE_RESUMED, execution_id=record.execution_id, node_id=record.node_id)
+        await self.runner.after_completion(
+            execution, record.node_id, NodeStatus.SUCCEEDED, None, done
+        )
+        return record.execution_id
+
+    # Dead-letter queue -----------------------------------------------------------------
+    async def retry_dlq(self, dlq_id: int) -> DlqRecord:
+        item = await self.store.get_dlq_item(dlq_id)
+        if item is None:
+            raise DlqItemNotFoundError(f"no dead-letter item has id {dlq_id!r}")
+        if item.retried_at is not None:
+            raise InvalidExecutionStateError(
+                f"dead-letter item {dlq_id} was retried at {item.retried_at.isoformat()}",
+                execution_id=item.execution_id,
+                node_id=item.node_id,
+            )
+        await self.retry(item.execution_id, only=frozenset({item.node_id}))
+        await self.store.mark_dlq_retried(dlq_id, _now())
+        events.emit(events.DLQ_RETRIED, dlq_id=dlq_id, execution_id=item.execution_id)
+        return item

@@ -1,0 +1,132 @@
+"""What follows an execution's change of status: waking waiters, the waiting parent node,
+admitting queued executions, and sending the jobs a control action calls for.
+
+Every step here is also redone by the sweeper when a process dies in the middle, so each
+one is safe to run twice: sending a job that exists is a no-op, a parent node's job only
+asks it to look at its child again, admission is atomic in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from spane_py.definitions.graph import WorkflowGraph
+from spane_py.engine import planner
+from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.notify import SettleNotifier
+from spane_py.errors import SpaneError
+from spane_py.observability import events
+from spane_py.queue.client import JobQueue
+from spane_py.queue.jobs import NodeJob
+from spane_py.stores.base import ExecutionRecord, ExecutionStore
+
+logger = logging.getLogger("spane_py.engine")
+
+# Admission when a workflow no longer sets max_concurrency: everything queued starts.
+UNLIMITED = 1 << 30
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        queue: JobQueue,
+        cache: WorkflowCache,
+        notifier: SettleNotifier,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.cache = cache
+        self.notifier = notifier
+
+    async def settled(self, record: ExecutionRecord) -> None:
+        """An execution completed, failed or was cancelled."""
+        await self.notifier.settled(record.execution_id)
+        if record.parent_execution_id is not None:
+            await self.wake_parent(record)
+        graph = await self._latest_graph(record.workflow_id)
+        if graph is not None and graph.definition.max_concurrency is not None:
+            await self.admit(record.workflow_id)
+
+    async def wake_parent(self, child: ExecutionRecord) -> None:
+        """Send the job of the sub-workflow node waiting for ``child``: it looks at the child
+        and completes (or fails) with it."""
+        assert child.parent_execution_id is not None
+        parent = await self.store.get_snapshot(child.parent_execution_id)
+        if parent is None or child.parent_node_id is None:
+            return
+        rec = parent.nodes.get(child.parent_node_id)
+        if rec is None or rec.status.is_terminal:
+            return
+        job = NodeJob(
+            parent.execution.execution_id,
+            parent.execution.workflow_id,
+            parent.execution.workflow_version,
+            rec.node_id,
+            rec.generation,
+            wake=True,
+        )
+        await self.queue.enqueue([job], priority=parent.execution.priority)
+
+    async def admit(self, workflow_id: str) -> int:
+        """Start queued executions of ``workflow_id`` while it has room (max_concurrency);
+        returns how many started."""
+        graph = await self._latest_graph(workflow_id)
+        limit = UNLIMITED
+        if graph is not None and graph.definition.max_concurrency is not None:
+            limit = graph.definition.max_concurrency
+        admitted = await self.store.admit_queued(workflow_id, limit, datetime.now(UTC))
+        for record in admitted:
+            pinned = await self.cache.get(record.workflow_id, record.workflow_version)
+            await self.queue.enqueue(
+                [
+                    NodeJob(record.execution_id, record.workflow_id, record.workflow_version, n)
+                    for n in pinned.entry_nodes
+                ],
+                priority=record.priority,
+            )
+            events.emit(
+                events.EXECUTION_STARTED,
+                execution_id=record.execution_id,
+                workflow_id=record.workflow_id,
+                version=record.workflow_version,
+            )
+        return len(admitted)
+
+    async def admit_all(self) -> int:
+        """Admission for every workflow with queued executions (the sweeper's round)."""
+        started = 0
+        for workflow_id in await self.store.list_queued_workflows():
+            try:
+                started += await self.admit(workflow_id)
+            except SpaneError as exc:
+                logger.warning("admitting executions of %s failed: %s", workflow_id, exc)
+        return started
+
+    async def send(self, record: ExecutionRecord, wakeups: Sequence[planner.Wakeup]) -> None:
+        """Send the jobs a control transition asked for (now, or at their due time)."""
+        now: list[NodeJob] = []
+        for w in wakeups:
+            job = NodeJob(
+                record.execution_id,
+                record.workflow_id,
+                record.workflow_version,
+                w.node_id,
+                w.generation,
+            )
+            if w.due is None:
+                now.append(job)
+            else:
+                await self.queue.enqueue(
+                    [job], priority=record.priority, due_ms=int(w.due.timestamp() * 1000)
+                )
+        if now:
+            await self.queue.enqueue(now, priority=record.priority)
+
+    async def _latest_graph(self, workflow_id: str) -> WorkflowGraph | None:
+        version = await self.cache.latest_version(workflow_id)
+        if version is None:
+            return None
+        return await self.cache.get(workflow_id, version)
