@@ -355,13 +355,12 @@ class InMemoryExecutionStore:
             return max(queued, since)
         if node.status is not NodeStatus.WAITING:
             return None
-        if node.wake_at is not None:
-            return node.wake_at
+        times = [node.wake_at] if node.wake_at is not None else []
         child_id = _waited_child(node)
         child = self._executions.get(child_id) if child_id is not None else None
         if child is not None and child.status.is_terminal:
-            return child.completed_at or child.created_at
-        return None
+            times.append(child.completed_at or child.created_at)
+        return min(times) if times else None
 
     async def admit_queued(
         self, workflow_id: str, limit: int, now: datetime
@@ -430,12 +429,13 @@ class InMemoryExecutionStore:
     async def list_tokens(
         self, *, execution_id: str | None = None, active_only: bool = True, now: datetime
     ) -> list[ResumeTokenRecord]:
-        return [
+        found = [
             t
             for t in self._tokens.values()
             if (execution_id is None or t.execution_id == execution_id)
             and (not active_only or t.state(now) == "active")
         ]
+        return sorted(found, key=lambda t: (t.created_at, t.token))
 
     async def set_token_used(self, token: str, at: datetime) -> bool:
         record = self._usable_token(token)

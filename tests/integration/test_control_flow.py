@@ -22,6 +22,7 @@ from spane_py.errors import (
 )
 from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
+from tests.conftest import fresh_pg_schema
 from tests.integration._support import Recorder, node, wait_until, workflow
 from tests.integration.conftest import EngineFactory
 
@@ -36,8 +37,9 @@ async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactor
     from spane_py.stores.postgres.store import PostgresExecutionStore
 
     url = request.getfixturevalue("database_url")
-    schema = request.getfixturevalue("pg_schema")
-    yield lambda: PostgresExecutionStore(url, schema=schema, min_pool_size=1, max_pool_size=8)
+    schema_sql = request.getfixturevalue("_pg_schema_sql")
+    async with fresh_pg_schema(url, schema_sql) as schema:  # migrated, dropped afterwards
+        yield lambda: PostgresExecutionStore(url, schema=schema, min_pool_size=1, max_pool_size=8)
 
 
 @pytest.fixture
@@ -65,8 +67,9 @@ def reg(rec: Recorder) -> NodeRegistry:
 
 @pytest.fixture
 async def engine(
-    make_engine: EngineFactory, reg: NodeRegistry, new_store: StoreFactory
+    new_store: StoreFactory, make_engine: EngineFactory, reg: NodeRegistry
 ) -> WorkflowEngine:
+    # new_store first: torn down last, so the schema outlives the engine's workers.
     eng = await make_engine(reg, new_store(), sweep_interval_seconds=0.5, stale_after_seconds=2)
     await eng.start_workers(20)
     return eng

@@ -28,7 +28,7 @@ from spane_py.errors import (
 )
 from spane_py.stores.postgres import migrate
 from spane_py.stores.postgres.store import PostgresExecutionStore
-from tests.migrations.newer import NewerMigrations
+from tests.migrations.newer import NEWER, OURS, NewerMigrations
 
 
 async def start_fails(store: PostgresExecutionStore) -> SpaneError:
@@ -218,7 +218,7 @@ async def test_a_schema_older_than_the_code(
         )
     assert isinstance(error, SchemaVersionError)
     assert str(error) == (
-        f"database schema {pg_schema!r} is at revision 0001, this spane_py needs 0002: "
+        f"database schema {pg_schema!r} is at revision {OURS}, this spane_py needs {NEWER}: "
         f"run `spane db upgrade --schema {pg_schema}`"
     )
 
@@ -227,10 +227,10 @@ async def test_a_schema_newer_than_the_code(
     database_url: str, pg_schema: str, newer_code: NewerMigrations
 ) -> None:
     with newer_code:
-        assert await migrate.upgrade(database_url, schema=pg_schema) == "0002"
+        assert await migrate.upgrade(database_url, schema=pg_schema) == NEWER
     expected = (
-        f"database schema {pg_schema!r} is at revision 0002, newer than this spane_py "
-        "(0001): upgrade spane_py"
+        f"database schema {pg_schema!r} is at revision {NEWER}, newer than this spane_py "
+        f"({OURS}): upgrade spane_py"
     )
     for apply in (False, True):  # migrating on start cannot go backwards either
         error = await start_fails(
@@ -239,7 +239,7 @@ async def test_a_schema_newer_than_the_code(
         assert isinstance(error, SchemaVersionError)
         assert str(error) == expected
     with newer_code:  # leave it as the fixture made it
-        await migrate.downgrade(database_url, schema=pg_schema, revision="0001")
+        await migrate.downgrade(database_url, schema=pg_schema, revision=OURS)
 
 
 async def test_the_engine_start_refuses_a_schema_mismatch(

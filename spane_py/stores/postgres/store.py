@@ -533,7 +533,7 @@ class PostgresExecutionStore:
             "listing executions",
             sql.LIST_EXECUTIONS,
             workflow_id,
-            status.value if status is not None else None,
+            ExecutionStatus(status).value if status is not None else None,
             since,
             until,
             cursor,
@@ -551,7 +551,7 @@ class PostgresExecutionStore:
                 "counting executions",
                 sql.COUNT_EXECUTIONS,
                 workflow_id,
-                status.value if status is not None else None,
+                ExecutionStatus(status).value if status is not None else None,
             )
         )
 
