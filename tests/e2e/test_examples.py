@@ -127,6 +127,20 @@ def test_postgres_workers_example(
         assert "Traceback" not in text
 
 
+def test_control_example_waits_retries_and_completes(cli_env: dict[str, str]) -> None:
+    lines = run_example("control.py", cli_env).splitlines()
+    assert lines[0] == "waiting at 'approve'"
+    assert re.fullmatch(
+        r"failed: node 'ship' failed: sub-workflow 'shipping' \(execution [0-9a-f-]{36}\) "
+        r"failed: node 'book' failed: ConnectionError: carrier API unreachable",
+        lines[1],
+    ), lines[1]
+    assert lines[2:] == [
+        "after retry: completed, ship -> 'booked: label for A-1'",
+        "dead letters: [('order', 'ship'), ('shipping', 'book')]",
+    ]
+
+
 def test_postgres_enqueue_example_needs_a_shared_database(cli_env: dict[str, str]) -> None:
     proc = run_process([sys.executable, str(EXAMPLES / "postgres_enqueue.py")], env=cli_env)
     assert proc.returncode == 1
@@ -139,6 +153,7 @@ SHOWN = {
     "README.md": ["quickstart.py", "json_workflow.py", "postgres_app.py"],
     "deploying.md": ["postgres_app.py", "postgres_enqueue.py"],
     "stores.md": ["postgres_store.py"],
+    "control.md": ["control.py"],
 }
 
 
