@@ -96,6 +96,7 @@ class WorkflowEngine:
         stale_after_seconds: float = 30.0,
         close_store: bool = True,
         cancel_grace_seconds: float = 2.0,
+        idempotency_ttl_seconds: float | None = 24 * 3600.0,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -119,6 +120,9 @@ class WorkflowEngine:
         self.sweep_interval_seconds = sweep_interval_seconds
         self.stale_after_seconds = stale_after_seconds
         self.cancel_grace_seconds = cancel_grace_seconds
+        if idempotency_ttl_seconds is not None and idempotency_ttl_seconds <= 0:
+            raise ConfigurationError("idempotency_ttl_seconds must be positive (or None)")
+        self.idempotency_ttl_seconds = idempotency_ttl_seconds
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -335,14 +339,21 @@ class WorkflowEngine:
 
         ``priority`` 1-10 (higher first, default 5) applies to every node of the execution;
         ``delay`` (seconds or a timedelta) defers the start; an ``idempotency_key`` seen
-        before for this workflow returns the first execution's id and creates nothing.
+        for this workflow within ``idempotency_ttl_seconds`` (24 h; None: forever) returns
+        the first execution's id and creates nothing.
         Everything is checked before anything is written.
         """
         start = await starting.prepare(
             self.cache, workflow_id, priority=priority, delay=delay, metadata=metadata
         )
         return await starting.start_one(
-            self.store, self.queue, start, initial_data, idempotency_key, self.lifecycle.admit
+            self.store,
+            self.queue,
+            start,
+            initial_data,
+            idempotency_key,
+            self.lifecycle.admit,
+            idempotency_ttl_s=self.idempotency_ttl_seconds,
         )
 
     async def enqueue_bulk(

@@ -146,12 +146,15 @@ async def start_one(
     initial_data: Any,
     idempotency_key: str | None,
     admit: Admit,
+    *,
+    idempotency_ttl_s: float | None = None,
 ) -> str:
     check_idempotency_key(idempotency_key, start.workflow_id)
     initial = _json.dumps(initial_data, what=f"the initial data for workflow {start.workflow_id!r}")
     now = datetime.now(UTC)
     record = start.record(initial, now, idempotency_key)
-    created = await store.create_execution(record, start.first_nodes(now))
+    after = None if idempotency_ttl_s is None else now - timedelta(seconds=idempotency_ttl_s)
+    created = await store.create_execution(record, start.first_nodes(now), idempotency_after=after)
     if not created.created:
         return created.record.execution_id
     await start.send_entry_jobs(queue, [record], admit)

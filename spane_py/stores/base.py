@@ -275,8 +275,16 @@ class ExecutionStore(Protocol):
 
     # Executions ------------------------------------------------------------------
     async def create_execution(
-        self, record: ExecutionRecord, nodes: Sequence[NodeRecord]
-    ) -> CreatedExecution: ...
+        self,
+        record: ExecutionRecord,
+        nodes: Sequence[NodeRecord],
+        *,
+        idempotency_after: datetime | None = None,
+    ) -> CreatedExecution:
+        """With ``idempotency_after``, an execution holding the same key that was created
+        before it no longer counts: the key is released from it (its ``idempotency_key``
+        becomes None) and the new execution is created."""
+        ...
 
     async def create_executions(
         self, items: Sequence[tuple[ExecutionRecord, Sequence[NodeRecord]]]

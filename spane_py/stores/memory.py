@@ -150,7 +150,11 @@ class InMemoryExecutionStore:
 
     # Executions ------------------------------------------------------------------
     async def create_execution(
-        self, record: ExecutionRecord, nodes: Sequence[NodeRecord]
+        self,
+        record: ExecutionRecord,
+        nodes: Sequence[NodeRecord],
+        *,
+        idempotency_after: datetime | None = None,
     ) -> CreatedExecution:
         self.cleanup()
         key: tuple[str, str] | None = None
@@ -158,7 +162,10 @@ class InMemoryExecutionStore:
             key = (record.workflow_id, record.idempotency_key)
             existing_id = self._idempotency.get(key)
             if existing_id is not None and existing_id in self._executions:
-                return CreatedExecution(_detach(self._executions[existing_id]), created=False)
+                existing = self._executions[existing_id]
+                if idempotency_after is None or existing.created_at >= idempotency_after:
+                    return CreatedExecution(_detach(existing), created=False)
+                self._executions[existing_id] = evolve_execution(existing, idempotency_key=None)
         if record.execution_id in self._executions:
             raise StatePersistenceError(
                 f"execution {record.execution_id!r} already exists",

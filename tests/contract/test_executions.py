@@ -202,6 +202,30 @@ class TestIdempotencyKey:
         assert again.created is False
         assert again.record == completed
 
+    async def test_a_key_older_than_idempotency_after_is_released(
+        self, contract_store: ExecutionStore
+    ) -> None:
+        first = execution("a", idempotency_key="k", created_at=at(0))
+        await contract_store.create_execution(first, [])
+        within = await contract_store.create_execution(
+            execution("a", idempotency_key="k", created_at=at(50)), [], idempotency_after=at(-1)
+        )
+        assert within.created is False
+        assert within.record.execution_id == first.execution_id
+
+        later = execution("a", idempotency_key="k", created_at=at(100))
+        expired = await contract_store.create_execution(later, [], idempotency_after=at(10))
+        assert expired.created is True
+        assert expired.record.execution_id == later.execution_id
+        old = await contract_store.get_execution(first.execution_id)
+        assert old is not None
+        assert old.idempotency_key is None  # released, the execution itself kept
+        again = await contract_store.create_execution(
+            execution("a", idempotency_key="k", created_at=at(101)), [], idempotency_after=at(10)
+        )
+        assert again.record.execution_id == later.execution_id
+        assert await contract_store.get_execution_count() == 2
+
     async def test_concurrent_creates_with_one_key_create_one_execution(
         self, contract_store: ExecutionStore
     ) -> None:

@@ -735,3 +735,17 @@ async def _node_status(engine: WorkflowEngine, eid: str, node_id: str, status: s
 
 async def _called(rec: Recorder, node_id: str, eid: str) -> bool:
     return bool(rec.of(node_id, eid))
+
+
+async def test_idempotency_key_holds_within_its_ttl(
+    new_store: StoreFactory, make_engine: EngineFactory, reg: NodeRegistry
+) -> None:
+    eng = await make_engine(reg, new_store(), idempotency_ttl_seconds=0.5)
+    await eng.register_workflow(workflow("once", node("a", "inc")))
+    first = await eng.enqueue_workflow("once", 1, idempotency_key="order-7")
+    assert await eng.enqueue_workflow("once", 2, idempotency_key="order-7") == first
+    await asyncio.sleep(0.6)
+    later = await eng.enqueue_workflow("once", 3, idempotency_key="order-7")
+    assert later != first
+    assert await eng.enqueue_workflow("once", 4, idempotency_key="order-7") == later
+    assert await eng.store.get_execution_count(workflow_id="once") == 2

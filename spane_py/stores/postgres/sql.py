@@ -156,6 +156,11 @@ SELECT count(*) FROM ins
 """
 
 GET_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id = $1"
+# An idempotency key held past its time is released, so that a new execution can take it.
+RELEASE_KEY = """
+UPDATE executions SET idempotency_key = NULL, revision = revision + 1
+WHERE workflow_id = $1 AND idempotency_key = $2 AND created_at < $3
+"""
 GET_EXECUTION_BY_KEY = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE workflow_id = $1 AND idempotency_key = $2"
 )

@@ -295,7 +295,11 @@ class PostgresExecutionStore:
 
     # Executions ------------------------------------------------------------------
     async def create_execution(
-        self, record: ExecutionRecord, nodes: Sequence[NodeRecord]
+        self,
+        record: ExecutionRecord,
+        nodes: Sequence[NodeRecord],
+        *,
+        idempotency_after: datetime | None = None,
     ) -> CreatedExecution:
         args = (
             record.execution_id,
@@ -337,6 +341,18 @@ class PostgresExecutionStore:
             row = await self.pool.fetchrow(
                 sql.GET_EXECUTION_BY_KEY, record.workflow_id, record.idempotency_key
             )
+            if row is not None and idempotency_after is not None:
+                existing = _execution(row)
+                if existing.created_at < idempotency_after:
+                    # Expired: release the key and try again (a concurrent creator that
+                    # wins the key in between is the one the caller gets).
+                    await self.pool.execute(
+                        sql.RELEASE_KEY,
+                        record.workflow_id,
+                        record.idempotency_key,
+                        idempotency_after,
+                    )
+                    return await run()
             if row is None:  # pragma: no cover - the key was deleted in between
                 raise StatePersistenceError("an idempotency key vanished while it was used")
             return CreatedExecution(_execution(row), created=False)
