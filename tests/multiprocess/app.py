@@ -29,6 +29,18 @@ Environment (all set by the test that starts the process):
 ``MP_SHUTDOWN_GRACE``    ``shutdown_grace`` (5)
 ``MP_READY_DIR``         where a started worker says so (see ``make_engine``)
 =======================  ================================================================
+
+Node types (``build_registry``): ``mp_root``, ``mp_branch`` and ``mp_join`` for the wide
+diamond; for the control-flow tests (``test_control_across_processes.py``), whose behaviour
+is driven by files named in the node's config, so a test can steer a worker process:
+
+============  ===========================================================================
+``mp_echo``   returns ``{"run": <token>, "input": <its input>}``
+``mp_hold``   waits while the file ``config["holdWhile"]`` exists, then records and returns
+              its token
+``mp_flaky``  records the run, then fails (``RuntimeError``) while the file
+              ``config["failWhile"]`` exists; returns its token otherwise
+============  ===========================================================================
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +58,7 @@ from spane_py.stores.postgres.store import PostgresExecutionStore
 
 BRANCHES = 20
 WORKFLOW_ID = "mp-wide-diamond"
+HOLD_LIMIT_S = 60.0  # an mp_hold node gives up (fails) after this long
 
 Record = Callable[[ExecutionContext, str], None]
 
@@ -93,11 +107,42 @@ def build_registry(
         record(ctx, run)
         return run
 
+    async def echo(ctx: ExecutionContext) -> dict[str, Any]:
+        run = token()
+        record(ctx, run)
+        return {"run": run, "input": ctx.input_data}
+
+    async def hold(ctx: ExecutionContext) -> str:
+        gate = ctx.node_config["holdWhile"]
+        deadline = time.monotonic() + HOLD_LIMIT_S
+        while _exists(gate):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{gate} still exists after {HOLD_LIMIT_S} s")
+            await asyncio.sleep(0.02)
+        run = token()
+        record(ctx, run)
+        return run
+
+    async def flaky(ctx: ExecutionContext) -> str:
+        run = token()
+        record(ctx, run)  # failed runs count too
+        if _exists(ctx.node_config["failWhile"]):
+            raise RuntimeError(f"flaky: {ctx.node_config['failWhile']} exists")
+        return run
+
     reg = NodeRegistry()
     reg.register("mp_root", root)
     reg.register("mp_branch", branch)
     reg.register("mp_join", join)
+    reg.register("mp_echo", echo)
+    reg.register("mp_hold", hold)
+    reg.register("mp_flaky", flaky)
     return reg
+
+
+def _exists(path: str) -> bool:
+    """A flag file of a test (a stat on a local file: not worth a thread)."""
+    return os.path.exists(path)
 
 
 class FileRecord:
