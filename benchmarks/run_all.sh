@@ -7,3 +7,4 @@ PY=${PYTHON:-../.venv/bin/python}
 "$PY" chain.py --nodes 100 --runs 5
 "$PY" diamond.py --executions 1000 --concurrency 50 --runs 3
 "$PY" idle.py --seconds 20
+"$PY" resume.py --executions 1000 --runs 3
