@@ -1,0 +1,1 @@
+"""Traffic control shared by every worker process: rate limits and circuit breakers."""

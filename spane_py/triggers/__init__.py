@@ -1,0 +1,1 @@
+"""Workflow triggers: cron schedules and webhooks."""
