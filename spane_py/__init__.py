@@ -12,19 +12,23 @@ from spane_py.definitions.models import (
     WorkflowDefinition,
 )
 from spane_py.dsl import Workflow
+from spane_py.engine.control import BulkResult
 from spane_py.engine.engine import RegisteredWorkflow, WorkflowEngine
 from spane_py.errors import (
     ConfigurationError,
+    DlqItemNotFoundError,
     ExecutionNotFoundError,
     ExecutionTimeoutError,
     ExecutionWaitTimeoutError,
     InvalidEnqueueOptionsError,
+    InvalidExecutionStateError,
     MaxDepthExceededError,
     NodeExecutionError,
     NodeNotRegisteredError,
     NodeTimeoutError,
     NonRetryableError,
     QueueError,
+    ResumeTokenError,
     SchemaVersionError,
     SerializationError,
     SpaneError,
@@ -32,6 +36,7 @@ from spane_py.errors import (
     WorkflowNotFoundError,
     WorkflowValidationError,
 )
+from spane_py.limits import Limits
 from spane_py.registry import NodeExecutor, NodeRegistry
 from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
 from spane_py.state import ExecutionState, ExecutionStatus, NodeResult, NodeStatus
@@ -60,7 +65,9 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BackoffPolicy",
+    "BulkResult",
     "ConfigurationError",
+    "DlqItemNotFoundError",
     "ExecutionContext",
     "ExecutionNotFoundError",
     "ExecutionResult",
@@ -71,6 +78,8 @@ __all__ = [
     "ExecutionWaitTimeoutError",
     "InMemoryExecutionStore",
     "InvalidEnqueueOptionsError",
+    "InvalidExecutionStateError",
+    "Limits",
     "MaxDepthExceededError",
     "NodeDefinition",
     "NodeExecutionError",
@@ -84,6 +93,7 @@ __all__ = [
     "PostgresExecutionStore",
     "QueueError",
     "RegisteredWorkflow",
+    "ResumeTokenError",
     "RetryPolicy",
     "ScheduleTrigger",
     "SchemaVersionError",

@@ -29,6 +29,7 @@ from spane_py.errors import (
     ResumeTokenError,
     SpaneError,
 )
+from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.state import NodeStatus
@@ -86,6 +87,7 @@ class Control:
         runner: NodeRunner,
         lifecycle: Lifecycle,
         channel: ControlChannel,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -93,6 +95,7 @@ class Control:
         self.runner = runner
         self.lifecycle = lifecycle
         self.channel = channel
+        self.limits = limits
 
     async def _apply(self, execution_id: str, decide: Decide, action: str) -> Transition:
         if await self.store.get_execution(execution_id) is None:
@@ -185,6 +188,7 @@ class Control:
             record.priority,
             0.0,
             {**record.metadata, "replayed_from": execution_id},
+            self.limits,
         )
         new_id = await starting.start_one(
             self.store, self.queue, start, _json.loads(record.initial_data), None, admit
@@ -203,7 +207,9 @@ class Control:
     # Resume tokens ---------------------------------------------------------------------
     async def resume_token(self, token: str, data: Any) -> str:
         record = await check_token(self.store, token)
-        output = _json.dumps(data, what="the data given with the resume token")
+        output = encode_payload(
+            data, what="the data given with the resume token", limits=self.limits
+        )
         execution = await self._record(record.execution_id)
         graph = await self.cache.get(execution.workflow_id, execution.workflow_version)
         outcome = planner.NodeOutcome(NodeStatus.SUCCEEDED, output=output)

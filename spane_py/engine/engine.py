@@ -36,6 +36,7 @@ from spane_py.errors import (
     InvalidEnqueueOptionsError,
     WorkflowNotFoundError,
 )
+from spane_py.limits import DEFAULT_LIMITS, Limits
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue, QueueStats, connect
 from spane_py.queue.jobs import NodeJob
@@ -97,6 +98,7 @@ class WorkflowEngine:
         close_store: bool = True,
         cancel_grace_seconds: float = 2.0,
         idempotency_ttl_seconds: float | None = 24 * 3600.0,
+        limits: Limits | None = None,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -123,6 +125,7 @@ class WorkflowEngine:
         if idempotency_ttl_seconds is not None and idempotency_ttl_seconds <= 0:
             raise ConfigurationError("idempotency_ttl_seconds must be positive (or None)")
         self.idempotency_ttl_seconds = idempotency_ttl_seconds
+        self.limits = limits or DEFAULT_LIMITS
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -187,6 +190,7 @@ class WorkflowEngine:
             runner=self._runner,
             lifecycle=self._lifecycle,
             channel=self._channel,
+            limits=self.limits,
         )
         self._started = True
         for workflow in self._initial_workflows:
@@ -277,7 +281,7 @@ class WorkflowEngine:
         if isinstance(definition, Workflow):
             definition.register_nodes(self.registry)
             definition = definition.definition()
-        parsed = parse_definition(definition)
+        parsed = parse_definition(definition, self.limits)
         graph = compile_workflow(parsed)
         self.registry.check_workflow(graph)
         saved = await self.store.save_workflow(
@@ -344,7 +348,12 @@ class WorkflowEngine:
         Everything is checked before anything is written.
         """
         start = await starting.prepare(
-            self.cache, workflow_id, priority=priority, delay=delay, metadata=metadata
+            self.cache,
+            workflow_id,
+            priority=priority,
+            delay=delay,
+            metadata=metadata,
+            limits=self.limits,
         )
         return await starting.start_one(
             self.store,
@@ -369,7 +378,12 @@ class WorkflowEngine:
         in order. One write to the store and one to Redis for all of them (SPANE's
         ``enqueueBulkWorkflows``). Every input is checked before anything is written."""
         start = await starting.prepare(
-            self.cache, workflow_id, priority=priority, delay=delay, metadata=metadata
+            self.cache,
+            workflow_id,
+            priority=priority,
+            delay=delay,
+            metadata=metadata,
+            limits=self.limits,
         )
         return await starting.start_many(
             self.store, self.queue, start, inputs, self.lifecycle.admit
