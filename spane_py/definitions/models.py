@@ -248,6 +248,8 @@ class WorkflowDefinition(SpaneModel):
     # SPANE-level enqueue defaults: used when enqueue_workflow is not given its own.
     priority: int | None = Field(None, ge=1, le=10)
     delay: int | None = Field(None, ge=0, description="default start delay, ms")
+    # An execution still unfinished this long after it started fails (ExecutionTimeoutError).
+    timeout: int | None = Field(None, gt=0, description="execution timeout, ms")
 
     @model_validator(mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from spane_py.engine.runner import NodeRunner
 from spane_py.errors import (
     DlqItemNotFoundError,
     ExecutionNotFoundError,
+    ExecutionTimeoutError,
     InvalidExecutionStateError,
     ResumeTokenError,
     SpaneError,
@@ -142,6 +143,41 @@ class Control:
             self.runner.cancel_local(execution_id)
             await self.channel.cancelled(execution_id)
         events.emit(events.EXECUTION_CANCELLED, execution_id=execution_id, reason=why)
+        await self.lifecycle.settled(done.execution)
+        return True
+
+    async def time_out(self, execution_id: str) -> bool:
+        """The execution's deadline job arrived: fail it with ``ExecutionTimeoutError`` (in
+        its error) unless it ended; stop its running nodes and its sub-workflows."""
+        record = await self.store.get_execution(execution_id)
+        if record is None or record.status.is_terminal:
+            return False
+        graph = await self.cache.get(record.workflow_id, record.workflow_version)
+        limit = graph.definition.timeout
+        error = ExecutionTimeoutError(
+            f"the execution ran past its timeout of {limit} ms",
+            execution_id=execution_id,
+            workflow_id=record.workflow_id,
+        )
+        reason = f"{type(error).__name__}: {error.message}"
+        done = await self.store.transition(execution_id, planner.plan_timeout(_now(), reason))
+        if done.outcome != planner.CHANGED:
+            return False
+        assert done.execution is not None
+        for child in await self.store.get_child_executions(execution_id):
+            if not child.status.is_terminal:
+                with contextlib.suppress(InvalidExecutionStateError):
+                    await self.cancel(child.execution_id, f"parent {execution_id} timed out")
+        if done.payload:
+            self.runner.cancel_local(execution_id)
+            await self.channel.cancelled(execution_id)
+        events.emit(
+            events.EXECUTION_FAILED,
+            logging.WARNING,
+            execution_id=execution_id,
+            workflow_id=record.workflow_id,
+            error=reason,
+        )
         await self.lifecycle.settled(done.execution)
         return True
 

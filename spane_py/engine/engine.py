@@ -192,6 +192,7 @@ class WorkflowEngine:
             channel=self._channel,
             limits=self.limits,
         )
+        self._runner.on_deadline = self._control.time_out
         self._started = True
         for workflow in self._initial_workflows:
             await self.register_workflow(workflow)

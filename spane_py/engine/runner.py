@@ -35,7 +35,7 @@ from spane_py.errors import (
 )
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import NodeJob
+from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
 from spane_py.state import NodeStatus
@@ -116,6 +116,8 @@ class NodeRunner:
         self.max_output_bytes = max_output_bytes
         self.running_mark_delay = running_mark_delay
         self.cancel_grace_seconds = cancel_grace_seconds
+        # Set by the engine: what an execution's deadline job does (Control.time_out).
+        self.on_deadline: Callable[[str], Awaitable[object]] = _no_deadline
         self._marking: set[asyncio.Task[None]] = set()
         # Attempts running in this process, by execution: cancel_local reaches them.
         self._running: dict[str, dict[str, tuple[ExecutionContext, asyncio.Task[Any]]]] = {}
@@ -130,6 +132,9 @@ class NodeRunner:
         await self.run(job)
 
     async def run(self, job: NodeJob) -> None:
+        if job.node_id == DEADLINE_NODE:
+            await self.on_deadline(job.execution_id)
+            return
         graph = await self.cache.get(job.workflow_id, job.workflow_version)
         node = graph.nodes.get(job.node_id)
         if node is None:
@@ -490,6 +495,10 @@ _NODE_EVENTS = {
 
 MAX_TRACEBACK_CHARS = 20_000
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def _no_deadline(execution_id: str) -> None:
+    logger.warning("deadline job of %s arrived at a runner without an engine", execution_id)
 
 
 def _cancel_if_running(task: asyncio.Task[Any], ctx: ExecutionContext) -> None:

@@ -22,7 +22,7 @@ from spane_py.errors import InvalidEnqueueOptionsError, WorkflowNotFoundError
 from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import NodeJob
+from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base import ExecutionRecord, ExecutionStore, NodeRecord
 
@@ -98,6 +98,7 @@ class Start:
             priority=self.priority,
             due_ms=due,
         )
+        await send_deadlines(queue, self.graph, records, start_ms=due)
         for r in records:
             events.emit(
                 events.EXECUTION_STARTED,
@@ -108,6 +109,29 @@ class Start:
 
 
 Admit = Callable[[str], Awaitable[int]]
+
+
+async def send_deadlines(
+    queue: JobQueue,
+    graph: WorkflowGraph,
+    records: Sequence[ExecutionRecord],
+    *,
+    start_ms: int | None = None,
+) -> None:
+    """The deadline jobs of executions whose workflow has a ``timeout``: due that long after
+    they start (``start_ms``, default now), they fail the execution if it is still going."""
+    timeout = graph.definition.timeout
+    if timeout is None or not records:
+        return
+    due = (start_ms or int(time.time() * 1000)) + timeout
+    await queue.enqueue(
+        [
+            NodeJob(r.execution_id, r.workflow_id, r.workflow_version, DEADLINE_NODE)
+            for r in records
+        ],
+        priority=records[0].priority,
+        due_ms=due,
+    )
 
 
 async def prepare(

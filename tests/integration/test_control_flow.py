@@ -749,3 +749,44 @@ async def test_idempotency_key_holds_within_its_ttl(
     assert later != first
     assert await eng.enqueue_workflow("once", 4, idempotency_key="order-7") == later
     assert await eng.store.get_execution_count(workflow_id="once") == 2
+
+
+# Execution timeouts (issue 6) --------------------------------------------------------------------
+
+
+async def test_execution_timeout_fails_the_execution_and_stops_its_nodes(
+    engine: WorkflowEngine, reg: NodeRegistry, rec: Recorder
+) -> None:
+    stopped = asyncio.Event()
+
+    async def slow(ctx: ExecutionContext) -> str:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+        return "too late"
+
+    reg.register("slow", slow)
+    await engine.register_workflow(
+        workflow("bounded", node("a", "slow"), node("b", "echo", "a"), timeout=500)
+    )
+    await engine.register_workflow(workflow("quick-bounded", node("a", "inc"), timeout=60_000))
+    begun = time.monotonic()
+    state = await engine.run_workflow("bounded", timeout=10)
+    assert state.status == "failed"
+    assert (state.error or "").startswith("ExecutionTimeoutError: the execution ran past its")
+    assert 0.45 <= time.monotonic() - begun < 5
+    assert state.node_results["a"].status == "cancelled"
+    await asyncio.wait_for(stopped.wait(), 5)  # the running node was cancelled
+    assert rec.of("b", state.execution_id) == []
+
+    quick = await engine.run_workflow("quick-bounded", 1, timeout=10)
+    assert quick.status == "completed"
+    # The finished execution's deadline job was taken out of the queue.
+    await until(lambda: _queue_idle(engine))
+
+
+async def _queue_idle(engine: WorkflowEngine) -> bool:
+    stats = await engine.get_queue_stats()
+    return stats.scheduled == 0 and stats.queued == 0
