@@ -628,7 +628,9 @@ class WorkflowEngine:
         still in Redis is left alone. Returns how many jobs were sent. Workers run this
         every ``sweep_interval_seconds``."""
         cutoff = older_than or datetime.now(UTC) - timedelta(seconds=self.stale_after_seconds)
-        sent = await sweep_pending(self.store, self.queue, older_than=cutoff, limit=limit)
+        sent = await sweep_pending(
+            self.store, self.queue, older_than=cutoff, limit=limit, cache=self.cache
+        )
         await self.lifecycle.admit_all()  # an admission lost with a process
         return sent
 

@@ -9,12 +9,13 @@ from typing import Any, cast
 
 from arq.worker import func
 
+from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.runner import NodeRunner
 from spane_py.errors import ConfigurationError
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
+from spane_py.queue.jobs import DEADLINE_NODE, FUNCTION_NAME, NodeJob
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
-from spane_py.stores.base import ExecutionStore
+from spane_py.stores.base import ExecutionStore, PendingNode
 
 logger = logging.getLogger("spane_py.engine")
 
@@ -70,7 +71,12 @@ def build_worker(
 
 
 async def sweep_pending(
-    store: ExecutionStore, queue: JobQueue, *, older_than: datetime, limit: int
+    store: ExecutionStore,
+    queue: JobQueue,
+    *,
+    older_than: datetime,
+    limit: int,
+    cache: WorkflowCache | None = None,
 ) -> int:
     """Send again the jobs of nodes queued or running since before ``older_than``; a job
     still in Redis is left alone. Returns how many were sent."""
@@ -85,4 +91,31 @@ async def sweep_pending(
         sent += await queue.enqueue(jobs, priority=priority)
     if sent:
         logger.warning("sweeper: sent %d lost job(s) again", sent)
+    if cache is not None:
+        await _resend_deadlines(store, queue, cache, pending)
     return sent
+
+
+async def _resend_deadlines(
+    store: ExecutionStore, queue: JobQueue, cache: WorkflowCache, pending: list[PendingNode]
+) -> None:
+    """A Redis that lost the node jobs lost the deadline jobs too: send those of the swept
+    executions again, due when their timeout runs out (a no-op where they still exist)."""
+    seen: set[str] = set()
+    for p in pending:
+        if p.execution_id in seen:
+            continue
+        seen.add(p.execution_id)
+        graph = await cache.get(p.workflow_id, p.workflow_version)
+        timeout = graph.definition.timeout
+        if timeout is None:
+            continue
+        record = await store.get_execution(p.execution_id)
+        if record is None or record.status.is_terminal:
+            continue
+        started = record.started_at or record.created_at
+        await queue.enqueue(
+            [NodeJob(p.execution_id, p.workflow_id, p.workflow_version, DEADLINE_NODE)],
+            priority=p.priority,
+            due_ms=int(started.timestamp() * 1000) + timeout,
+        )

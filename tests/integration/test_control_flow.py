@@ -790,3 +790,23 @@ async def test_execution_timeout_fails_the_execution_and_stops_its_nodes(
 async def _queue_idle(engine: WorkflowEngine) -> bool:
     stats = await engine.get_queue_stats()
     return stats.scheduled == 0 and stats.queued == 0
+
+
+async def test_the_sweeper_sends_a_lost_deadline_job_again(
+    engine: WorkflowEngine, reg: NodeRegistry
+) -> None:
+    from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+
+    async def hold(ctx: ExecutionContext) -> None:
+        await asyncio.sleep(30)
+
+    reg.register("hold", hold)
+    await engine.register_workflow(workflow("lost-deadline", node("a", "hold"), timeout=1500))
+    eid = await engine.enqueue_workflow("lost-deadline")
+    deadline = NodeJob(eid, "lost-deadline", 1, DEADLINE_NODE)
+    await engine.queue.remove([engine.queue.job_id(deadline)])  # as if Redis lost it
+    await until(lambda: _node_status(engine, eid, "a", "running"))
+    await engine.sweep(older_than=datetime.now(UTC) + timedelta(seconds=5))
+    state = await engine.wait_for_execution(eid, timeout=10)
+    assert state.status == "failed"
+    assert (state.error or "").startswith("ExecutionTimeoutError")
