@@ -99,6 +99,7 @@ class WorkflowEngine:
         cancel_grace_seconds: float = 2.0,
         idempotency_ttl_seconds: float | None = 24 * 3600.0,
         limits: Limits | None = None,
+        max_lost_deliveries: int = 5,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -126,6 +127,13 @@ class WorkflowEngine:
             raise ConfigurationError("idempotency_ttl_seconds must be positive (or None)")
         self.idempotency_ttl_seconds = idempotency_ttl_seconds
         self.limits = limits or DEFAULT_LIMITS
+        if (
+            isinstance(max_lost_deliveries, bool)
+            or not isinstance(max_lost_deliveries, int)
+            or (max_lost_deliveries < 1)
+        ):
+            raise ConfigurationError("max_lost_deliveries must be a positive integer")
+        self.max_lost_deliveries = max_lost_deliveries
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -181,6 +189,7 @@ class WorkflowEngine:
             builtins=builtins,
             max_output_bytes=self.max_output_bytes,
             cancel_grace_seconds=self.cancel_grace_seconds,
+            max_lost_deliveries=self.max_lost_deliveries,
         )
         self._channel = ControlChannel(self._queue)
         self._control = Control(

@@ -215,7 +215,14 @@ class JobQueue:
         ttl = max(due_ms - int(time.time() * 1000), 0) + JOB_TTL_EXTRA_MS
         k = self.keys
         await self._reschedule(
-            keys=[k.queue, k.scheduled, k.bands, job_key_prefix + job_id, k.wake],
+            keys=[
+                k.queue,
+                k.scheduled,
+                k.bands,
+                job_key_prefix + job_id,
+                k.wake,
+                retry_key_prefix + job_id,
+            ],
             args=[job_id, due_ms, priority_band(priority), ttl],
         )
         self.local_wake.set()

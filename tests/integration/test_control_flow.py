@@ -810,3 +810,55 @@ async def test_the_sweeper_sends_a_lost_deadline_job_again(
     state = await engine.wait_for_execution(eid, timeout=10)
     assert state.status == "failed"
     assert (state.error or "").startswith("ExecutionTimeoutError")
+
+
+# Crash loops (issue 6) ---------------------------------------------------------------------------
+
+
+async def test_a_node_that_keeps_losing_its_worker_fails_instead_of_looping(
+    engine: WorkflowEngine, reg: NodeRegistry, rec: Recorder
+) -> None:
+    from arq.constants import retry_key_prefix
+
+    from spane_py.queue.jobs import NodeJob
+
+    await engine.register_workflow(workflow("doomed", node("a", "echo"), node("b", "echo", "a")))
+    await engine.stop_workers()
+    eid = await engine.enqueue_workflow("doomed", 1)
+    job_id = engine.queue.job_id(NodeJob(eid, "doomed", 1, "a"))
+    # Six deliveries in a row that never finished (what SIGKILLed workers leave behind).
+    await engine.queue.redis.set(retry_key_prefix + job_id, 6)
+    await engine.start_workers(4)
+    state = await engine.wait_for_execution(eid, timeout=10)
+    assert state.status == "failed"
+    assert "started 6 times in a row without finishing" in (state.node_results["a"].error or "")
+    assert rec.of("a", eid) == []  # not run a seventh time
+    assert [i.node_id for i in await engine.get_dlq_items()] == ["a"]
+
+
+async def test_retries_and_deferrals_do_not_count_as_lost_deliveries(
+    engine: WorkflowEngine, reg: NodeRegistry
+) -> None:
+    calls = {"n": 0}
+
+    async def shaky(ctx: ExecutionContext) -> int:
+        calls["n"] += 1
+        if calls["n"] < 8:
+            raise RuntimeError("not yet")
+        return calls["n"]
+
+    reg.register("shaky", shaky)
+    await engine.register_workflow(
+        workflow(
+            "patient",
+            node(
+                "a",
+                "shaky",
+                retry_policy={"maxAttempts": 10, "backoff": {"type": "fixed", "delay": 1}},
+            ),
+        )
+    )
+    state = await engine.run_workflow("patient", timeout=15)
+    assert state.status == "completed"
+    assert state.node_results["a"].data == 8
+    assert state.node_results["a"].attempts == 8
