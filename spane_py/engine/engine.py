@@ -27,7 +27,7 @@ from spane_py.engine.control import BulkResult, Control, check_token
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel, SettleNotifier
 from spane_py.engine.runner import NodeRunner
-from spane_py.engine.views import to_state
+from spane_py.engine.views import to_log, to_span, to_state
 from spane_py.engine.workers import build_worker, sweep_pending
 from spane_py.errors import (
     ConfigurationError,
@@ -42,7 +42,7 @@ from spane_py.queue.client import JobQueue, QueueStats, connect
 from spane_py.queue.jobs import NodeJob
 from spane_py.queue.worker import SpaneWorker
 from spane_py.registry import NodeRegistry
-from spane_py.state import ExecutionState
+from spane_py.state import ExecutionState, ExecutionTrace
 from spane_py.stores.base import (
     DlqRecord,
     ExecutionStore,
@@ -443,6 +443,24 @@ class WorkflowEngine:
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
         return to_state(snapshot.execution, snapshot.nodes)
+
+    async def get_trace(self, execution_id: str) -> ExecutionTrace:
+        """The execution, its nodes, one span per node attempt (oldest first), its log lines
+        and its child executions (sub-workflows), as one object."""
+        execution = await self.get_execution(execution_id)
+        spans = await self.store.get_spans(execution_id)
+        logs = await self.store.get_logs(execution_id)
+        children = []
+        for child in await self.store.get_child_executions(execution_id):
+            snap = await self.store.get_snapshot(child.execution_id)
+            if snap is not None:
+                children.append(to_state(snap.execution, snap.nodes))
+        return ExecutionTrace(
+            execution=execution,
+            spans=[to_span(s) for s in spans],
+            logs=[to_log(line) for line in logs],
+            children=children,
+        )
 
     async def wait_for_execution(
         self, execution_id: str, timeout: float | None = 60.0

@@ -862,3 +862,45 @@ async def test_retries_and_deferrals_do_not_count_as_lost_deliveries(
     assert state.status == "completed"
     assert state.node_results["a"].data == 8
     assert state.node_results["a"].attempts == 8
+
+
+# Traces (issue 7) --------------------------------------------------------------------------------
+
+
+async def test_get_trace_holds_nodes_spans_logs_and_children(
+    engine: WorkflowEngine, reg: NodeRegistry
+) -> None:
+    async def chatty(ctx: ExecutionContext) -> int:
+        ctx.log("info", "working", item=ctx.input_data)
+        if ctx.attempt == 1:
+            raise RuntimeError("first try fails")
+        return 7
+
+    reg.register("chatty", chatty)
+    await engine.register_workflow(workflow("kid", node("k", "inc")))
+    await engine.register_workflow(
+        workflow(
+            "traced",
+            node(
+                "a",
+                "chatty",
+                retry_policy={"maxAttempts": 2, "backoff": {"type": "fixed", "delay": 1}},
+            ),
+            node("call", "sub-workflow", "a", config={"workflowId": "kid"}),
+        )
+    )
+    state = await engine.run_workflow("traced", 3, timeout=20)
+    assert state.status == "completed"
+    trace = await engine.get_trace(state.execution_id)
+    assert trace.execution.execution_id == state.execution_id
+    a_spans = [s for s in trace.spans if s.node_id == "a"]
+    assert [(s.attempt, s.status) for s in a_spans] == [(1, "retrying"), (2, "succeeded")]
+    assert "first try fails" in (a_spans[0].error or "")
+    assert a_spans[0].traceback is not None
+    assert all(s.worker_id and s.duration_ms is not None for s in a_spans)
+    assert [(line.node_id, line.message, line.fields.get("item")) for line in trace.logs] == [
+        ("a", "working", 3),
+        ("a", "working", 3),
+    ]
+    assert [c.workflow_id for c in trace.children] == ["kid"]
+    assert trace.children[0].node_results["k"].data == 8
