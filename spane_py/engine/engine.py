@@ -40,16 +40,21 @@ from spane_py.limits import DEFAULT_LIMITS, Limits
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue, QueueStats, connect
 from spane_py.queue.jobs import NodeJob
-from spane_py.queue.worker import SpaneWorker
+from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.registry import NodeRegistry
 from spane_py.state import ExecutionState, ExecutionTrace
 from spane_py.stores.base import (
     DlqRecord,
     ExecutionStore,
     ResumeTokenRecord,
+    WebhookRecord,
     WorkflowVersionRecord,
 )
 from spane_py.stores.memory import InMemoryExecutionStore
+from spane_py.triggers import scheduler as schedules
+from spane_py.triggers import sync as trigger_sync
+from spane_py.triggers import webhooks
+from spane_py.triggers.scheduler import ScheduleInfo, Scheduler
 
 if TYPE_CHECKING:
     from spane_py.dsl import Workflow
@@ -100,6 +105,8 @@ class WorkflowEngine:
         idempotency_ttl_seconds: float | None = 24 * 3600.0,
         limits: Limits | None = None,
         max_lost_deliveries: int = 5,
+        schedule_grace_seconds: float = 10.0,
+        schedule_refresh_seconds: float = 5.0,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -134,6 +141,13 @@ class WorkflowEngine:
         ):
             raise ConfigurationError("max_lost_deliveries must be a positive integer")
         self.max_lost_deliveries = max_lost_deliveries
+        if schedule_grace_seconds <= 0 or schedule_refresh_seconds <= 0:
+            raise ConfigurationError("schedule_grace_seconds and _refresh_seconds must be > 0")
+        # A tick is fired up to schedule_grace_seconds late (older: its missed policy);
+        # workers look for schedules registered elsewhere every schedule_refresh_seconds.
+        self.schedule_grace_seconds = schedule_grace_seconds
+        self.schedule_refresh_seconds = schedule_refresh_seconds
+        self._triggers_changed = asyncio.Event()  # wakes this process's schedulers
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -294,9 +308,12 @@ class WorkflowEngine:
         parsed = parse_definition(definition, self.limits)
         graph = compile_workflow(parsed)
         self.registry.check_workflow(graph)
+        triggers = await trigger_sync.prepare(self.store, graph.definition)  # writes nothing
         saved = await self.store.save_workflow(
             graph.definition, content_hash=graph.content_hash, change_notes=change_notes
         )
+        await triggers.save(self.store)
+        self._triggers_changed.set()
         self.cache.put(saved.record.version, graph)
         self.cache.set_latest(graph.workflow_id, saved.record.version)
         for warning in graph.warnings:
@@ -590,6 +607,63 @@ class WorkflowEngine:
         await self.store.start()
         return await self.store.purge_dlq(older_than=older_than)
 
+    # Triggers --------------------------------------------------------------------
+    async def list_schedules(self, workflow_id: str | None = None) -> list[ScheduleInfo]:
+        """Schedules of registered workflows (their schedule triggers), by id, each with
+        its next tick. Every worker process fires them: see ``spane_py/triggers``."""
+        await self.store.start()
+        return await schedules.list_schedules(self.store, workflow_id)
+
+    async def pause_schedule(self, schedule_id: str) -> bool:
+        """Stop firing until ``resume_schedule`` (registering the workflow again keeps it
+        paused). False when it was paused already; ``ScheduleNotFoundError`` if unknown."""
+        await self.store.start()
+        return await schedules.set_paused(self.store, schedule_id, True)
+
+    async def resume_schedule(self, schedule_id: str) -> bool:
+        """Fire again from the next tick; ticks that passed while paused are not caught up."""
+        await self.store.start()
+        changed = await schedules.set_paused(self.store, schedule_id, False)
+        self._triggers_changed.set()
+        return changed
+
+    async def remove_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule. Its trigger stays in the definition, so registering the
+        workflow again brings it back: pause it, or drop the trigger, to stop it for good."""
+        await self.store.start()
+        await schedules.remove(self.store, schedule_id)
+
+    async def list_webhooks(self, workflow_id: str | None = None) -> list[WebhookRecord]:
+        """Webhook bindings (path, method, workflow), by path and method."""
+        await self.store.start()
+        return await self.store.list_webhooks(workflow_id)
+
+    async def trigger_webhook(
+        self,
+        path: str,
+        method: str = "POST",
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Start the workflow bound to ``method /path`` with the JSON ``body`` (the bytes or
+        text received, or an already parsed value) as its initial data; the execution ids.
+        Checks and errors (404, 401, 400-like), signatures: ``spane_py/triggers/webhooks.py``.
+        """
+        await self.start()
+        return await webhooks.trigger(
+            self.store, self._start_triggered, self._is_active, path, method, body, headers
+        )
+
+    async def _start_triggered(
+        self, workflow_id: str, data: Any, key: str | None, metadata: Mapping[str, Any]
+    ) -> str:
+        return await self.enqueue_workflow(
+            workflow_id, data, idempotency_key=key, metadata=metadata
+        )
+
+    async def _is_active(self, workflow_id: str) -> bool:
+        return await self.cache.latest_version(workflow_id) is not None
+
     # Workers ---------------------------------------------------------------------
     def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:
         assert self._runner is not None
@@ -604,6 +678,23 @@ class WorkflowEngine:
             poll_delay=self.poll_delay,
             sweep=self.sweep,
             sweep_interval=self.sweep_interval_seconds,
+            side_tasks=() if burst else (self._scheduler_task(),),
+        )
+
+    def _scheduler_task(self) -> PeriodicTask:
+        scheduler = Scheduler(
+            self.store,
+            self._start_triggered,
+            self._is_active,
+            grace_seconds=self.schedule_grace_seconds,
+            refresh_seconds=self.schedule_refresh_seconds,
+        )
+        return PeriodicTask(
+            "scheduler",
+            self.schedule_refresh_seconds,
+            scheduler.run_once,
+            first_delay=0.0,
+            wake=self._triggers_changed,
         )
 
     async def start_workers(self, concurrency: int = 10) -> None:

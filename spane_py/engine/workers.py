@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -36,6 +36,7 @@ def build_worker(
     poll_delay: float,
     sweep: Callable[[], Awaitable[Any]],
     sweep_interval: float,
+    side_tasks: Sequence[PeriodicTask] = (),
 ) -> SpaneWorker:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -59,7 +60,7 @@ def build_worker(
         burst=burst,
         handle_signals=handle_signals,
         shutdown_grace=shutdown_grace,
-        periodic=[PeriodicTask("sweeper", sweep_interval, sweeper)],
+        periodic=[PeriodicTask("sweeper", sweep_interval, sweeper), *side_tasks],
         max_jobs=concurrency,
         poll_delay=poll_delay,
         keep_result=0,
