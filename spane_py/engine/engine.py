@@ -651,7 +651,14 @@ class WorkflowEngine:
         """
         await self.start()
         return await webhooks.trigger(
-            self.store, self._start_triggered, self._is_active, path, method, body, headers
+            self.store,
+            self._start_triggered,
+            self._is_active,
+            path,
+            method,
+            body,
+            headers,
+            self.limits,
         )
 
     async def _start_triggered(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -34,6 +33,7 @@ from spane_py.errors import (
     WebhookPayloadError,
     WebhookSignatureError,
 )
+from spane_py.limits import DEFAULT_LIMITS, Limits, check_size, encode_payload
 from spane_py.observability import events
 from spane_py.stores.base import ExecutionStore, WebhookRecord
 
@@ -61,19 +61,19 @@ async def trigger(
     method: str,
     body: Any,
     headers: Mapping[str, str] | None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[str]:
     where = f"{method} /{path}"
     try:
         binding = await _binding(store, is_active, path, method)
         where = f"{binding.method} /{binding.path}"
         header = _headers(headers)
-        raw, data = _parse(body, signed=binding.secret is not None, where=where)
+        raw, data = _parse(body, signed=binding.secret is not None, where=where, limits=limits)
         if binding.secret is not None:
             _check_signature(binding.secret, raw, header, where)
     except SpaneError as exc:
-        events.emit(
+        events.emit(  # the sender's mistake (or an attack), not ours: info
             events.WEBHOOK_REJECTED,
-            logging.WARNING,
             path=path,
             method=method,
             reason=exc.details.get("reason", exc.code),
@@ -135,30 +135,38 @@ def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()}
 
 
-def _parse(body: Any, *, signed: bool, where: str) -> tuple[bytes, Any]:
-    """The raw bytes (what a signature covers) and the JSON value of ``body``."""
+def _parse(body: Any, *, signed: bool, where: str, limits: Limits) -> tuple[bytes, Any]:
+    """The raw bytes (what a signature covers) and the JSON value of ``body``, within the
+    engine's payload limits (the size checked before parsing)."""
+    what = f"the body of webhook {where}"
     if isinstance(body, bytes | bytearray | memoryview | str):
         raw = body.encode() if isinstance(body, str) else bytes(body)
+        try:
+            check_size(raw, what=what, limit=limits.max_payload_bytes)
+        except SerializationError as exc:
+            raise WebhookPayloadError(exc.message, details={"reason": "too_large"}) from None
         if not raw.strip():
             return raw, None  # an empty body (a GET ping): no data
         try:
-            return raw, _json.loads(raw)
+            data = _json.loads(raw)
         except Exception as exc:
             raise WebhookPayloadError(
                 f"webhook {where}: the body is not JSON ({exc})",
                 details={"reason": "not_json"},
             ) from None
-    if signed:
+    elif signed:
         raise WebhookPayloadError(
             f"webhook {where} is signed: pass the body as the bytes (or text) received, "
             "which the signature covers, not as a parsed value",
             details={"reason": "raw_body_required"},
         )
+    else:
+        raw, data = b"", body
     try:
-        _json.dumps(body, what=f"the body of webhook {where}")
+        encode_payload(data, what=what, limits=limits)  # not JSON, too deep, too large
     except SerializationError as exc:
-        raise WebhookPayloadError(exc.message, details={"reason": "not_json"}) from None
-    return b"", body
+        raise WebhookPayloadError(exc.message, details={"reason": "invalid"}) from None
+    return raw, data
 
 
 def _check_signature(secret: str, raw: bytes, headers: Mapping[str, str], where: str) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,23 @@ def test_control_example_waits_retries_and_completes(cli_env: dict[str, str]) ->
     ]
 
 
+def test_triggers_example_fires_a_schedule_and_checks_signatures(cli_env: dict[str, str]) -> None:
+    lines = run_example("triggers.py", cli_env).splitlines()
+    assert lines[0] == "schedule '*/2 * * * * *' (Europe/Berlin), missed: skip"
+    first, second = (
+        re.fullmatch(r"schedule: completed, report of (\S+)", line) for line in lines[1:3]
+    )
+    assert first, lines
+    assert second, lines
+    ticks = [datetime.fromisoformat(m.group(1)) for m in (first, second)]
+    assert ticks[1] - ticks[0] == timedelta(seconds=2)
+    assert ticks[0].second % 2 == 0
+    assert lines[3:] == [
+        "webhook: completed, 'order 42 accepted'",
+        "forged: refused (401, mismatch), nothing started",
+    ]
+
+
 def test_postgres_enqueue_example_needs_a_shared_database(cli_env: dict[str, str]) -> None:
     proc = run_process([sys.executable, str(EXAMPLES / "postgres_enqueue.py")], env=cli_env)
     assert proc.returncode == 1
@@ -154,6 +172,7 @@ SHOWN = {
     "deploying.md": ["postgres_app.py", "postgres_enqueue.py"],
     "stores.md": ["postgres_store.py"],
     "control.md": ["control.py"],
+    "triggers.md": ["triggers.py"],
 }
 
 

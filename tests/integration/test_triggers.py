@@ -299,8 +299,14 @@ async def test_webhook_rejections_start_nothing(
     assert bad.value.http_status == 400
     with pytest.raises(WebhookPayloadError, match="not JSON"):
         await api.trigger_webhook("hooks/orders", body=b"\xff\xfe")
-    with pytest.raises(WebhookPayloadError):
+    with pytest.raises(WebhookPayloadError, match="not JSON-serializable|not a JSON"):
         await api.trigger_webhook("hooks/orders", body={"when": object()})
+    # the engine's payload limits hold (1 MiB, 64 levels): the size before parsing
+    with pytest.raises(WebhookPayloadError, match="over the limit of 1048576 bytes") as big:
+        await api.trigger_webhook("hooks/orders", body=b"[" + b"1," * (1 << 20) + b"1]")
+    assert big.value.details["reason"] == "too_large"
+    with pytest.raises(WebhookPayloadError, match="nests deeper than 64 levels"):
+        await api.trigger_webhook("hooks/orders", body=b"[" * 100 + b"]" * 100)
     assert await api.store.get_execution_count() == 0
     # a deactivated workflow's webhook is not found either
     await worker.store.deactivate_workflow("orders")
