@@ -79,13 +79,12 @@ async def trigger(
             reason=exc.details.get("reason", exc.code),
         )
         raise
-    key = header.get(IDEMPOTENCY_HEADER.lower())
+    delivery = header.get(IDEMPOTENCY_HEADER.lower())
+    # hashed: a key of any length, on a path of any length, stays a valid idempotency key
+    key = hashlib.sha256(f"{where}\n{delivery}".encode()).hexdigest() if delivery else None
     metadata = {"trigger": "webhook", "path": binding.path, "method": binding.method}
     execution_id = await start(
-        binding.workflow_id,
-        data,
-        f"webhook:{where}:{key}" if key else None,
-        metadata,
+        binding.workflow_id, data, f"webhook:{key}" if key else None, metadata
     )
     events.emit(
         events.WEBHOOK_ACCEPTED,
