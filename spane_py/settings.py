@@ -30,6 +30,10 @@ Engines and workers:
 - ``SPANE_STALE_AFTER``: seconds a node may stay queued (or running) before a sweep sends
   its job again (30).
 - ``SPANE_MAX_OUTPUT_BYTES``: the largest node output, in bytes of JSON (1048576).
+- ``SPANE_SCHEDULE_GRACE``: seconds a schedule's tick may be late and still run; older
+  ones follow the schedule's missed policy (10).
+- ``SPANE_SCHEDULE_REFRESH``: at most this many seconds pass before a worker's scheduler
+  sees a schedule another process registered (5).
 - ``SPANE_LOG_LEVEL``: log level of ``spane worker`` (``INFO``; other commands: warnings).
 
 An application module that ``spane worker`` loads builds its engine with
@@ -75,6 +79,8 @@ class SpaneSettings(BaseSettings):
     sweep_interval: float = Field(15.0, gt=0)
     stale_after: float = Field(30.0, gt=0)
     max_output_bytes: int = Field(1 << 20, ge=1)
+    schedule_grace: float = Field(10.0, gt=0)
+    schedule_refresh: float = Field(5.0, gt=0)
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -141,6 +147,8 @@ class SpaneSettings(BaseSettings):
             "sweep_interval_seconds": self.sweep_interval,
             "stale_after_seconds": self.stale_after,
             "max_output_bytes": self.max_output_bytes,
+            "schedule_grace_seconds": self.schedule_grace,
+            "schedule_refresh_seconds": self.schedule_refresh,
         }
         if store:
             kwargs["store"] = self.make_store()

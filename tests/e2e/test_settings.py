@@ -74,6 +74,8 @@ def test_engine_kwargs_configure_the_engine(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SPANE_SWEEP_INTERVAL", "5")
     monkeypatch.setenv("SPANE_STALE_AFTER", "20")
     monkeypatch.setenv("SPANE_MAX_OUTPUT_BYTES", "4096")
+    monkeypatch.setenv("SPANE_SCHEDULE_GRACE", "30")
+    monkeypatch.setenv("SPANE_SCHEDULE_REFRESH", "2.5")
     engine = WorkflowEngine(NodeRegistry(), **SpaneSettings().engine_kwargs())
     assert engine.redis_url == "redis://redis.example:6379/1"
     assert engine.key_prefix == "app1"
@@ -83,6 +85,7 @@ def test_engine_kwargs_configure_the_engine(monkeypatch: pytest.MonkeyPatch) -> 
     assert engine.sweep_interval_seconds == 5
     assert engine.stale_after_seconds == 20
     assert engine.max_output_bytes == 4096
+    assert (engine.schedule_grace_seconds, engine.schedule_refresh_seconds) == (30, 2.5)
     assert isinstance(engine.store, InMemoryExecutionStore)
 
 
