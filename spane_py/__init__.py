@@ -14,6 +14,7 @@ from spane_py.definitions.models import (
 from spane_py.dsl import Workflow
 from spane_py.engine.engine import RegisteredWorkflow, WorkflowEngine
 from spane_py.errors import (
+    CircuitBreakerOpenError,
     ConfigurationError,
     ExecutionNotFoundError,
     ExecutionTimeoutError,
@@ -25,6 +26,7 @@ from spane_py.errors import (
     NodeTimeoutError,
     NonRetryableError,
     QueueError,
+    RateLimitError,
     SchemaVersionError,
     SerializationError,
     SpaneError,
@@ -37,6 +39,7 @@ from spane_py.results import ExecutionResult, error_result, skipped_result, succ
 from spane_py.state import ExecutionState, ExecutionStatus, NodeResult, NodeStatus
 from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
+from spane_py.traffic.policies import CircuitBreakerPolicy, RateLimit
 
 __version__ = "0.1.0"
 
@@ -60,6 +63,8 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BackoffPolicy",
+    "CircuitBreakerOpenError",
+    "CircuitBreakerPolicy",
     "ConfigurationError",
     "ExecutionContext",
     "ExecutionNotFoundError",
@@ -83,6 +88,8 @@ __all__ = [
     "NonRetryableError",
     "PostgresExecutionStore",
     "QueueError",
+    "RateLimit",
+    "RateLimitError",
     "RegisteredWorkflow",
     "RetryPolicy",
     "ScheduleTrigger",

@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -23,15 +22,14 @@ from spane_py.definitions.models import NodeDefinition
 from spane_py.engine import planner
 from spane_py.engine.builtins import SUSPENDING, BuiltinNodes, Reschedule, Step
 from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.outcomes import call_executor, describe, format_traceback, to_outcome
 from spane_py.errors import (
     MaxDepthExceededError,
     NodeExecutionError,
-    NodeTimeoutError,
     NonRetryableError,
     QueueError,
     RateLimitError,
     SerializationError,
-    SpaneError,
     WorkflowNotFoundError,
     WorkflowValidationError,
 )
@@ -39,7 +37,6 @@ from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import NodeJob
 from spane_py.registry import NodeRegistry, RegisteredNode
-from spane_py.results import ExecutionResult
 from spane_py.state import NodeStatus
 from spane_py.stores.base import DlqRecord, ExecutionRecord, ExecutionStore, SpanRecord, Transition
 from spane_py.traffic.control import TrafficControl
@@ -304,7 +301,7 @@ class NodeRunner:
                     "waking node %s of %s failed, retrying: %s",
                     attempt.node.id,
                     attempt.ctx.execution_id,
-                    _describe(exc),
+                    describe(exc),
                 )
                 step = Reschedule(_now() + timedelta(seconds=WAKE_RETRY_S))
             else:
@@ -383,76 +380,16 @@ class NodeRunner:
                 ctx.config = registered.parse_config(node.config)
             run = registered.run
         if admission is None:
-            value = await self._call(run, node, ctx)
+            value = await call_executor(run, node, ctx)
         else:  # the breaker hears how the call went (not how its output is handled)
-            value = await self.traffic.call(admission, self._call(run, node, ctx))
-        return self._outcome(graph, node, value)
-
-    async def _call(
-        self,
-        run: Callable[[ExecutionContext], Awaitable[Any]],
-        node: NodeDefinition,
-        ctx: ExecutionContext,
-    ) -> Any:
-        """The executor, within the node's timeout."""
-        if node.timeout_ms is None:
-            return await run(ctx)
-        deadline = asyncio.timeout(node.timeout_ms / 1000)
-        try:
-            async with deadline:
-                return await run(ctx)
-        except TimeoutError:
-            if not deadline.expired():  # the executor's own TimeoutError: an error
-                raise
-            raise NodeTimeoutError(
-                f"node {node.id!r} timed out after {node.timeout_ms} ms",
-                node_id=node.id,
-                execution_id=ctx.execution_id,
-                workflow_id=ctx.workflow_id,
-            ) from None
-
-    def _outcome(
-        self, graph: WorkflowGraph, node: NodeDefinition, value: Any
-    ) -> planner.NodeOutcome:
-        result = value if isinstance(value, ExecutionResult) else ExecutionResult(True, value)
-        if not result.success:
-            return planner.NodeOutcome(
-                NodeStatus.FAILED, error=result.error or "the node returned an unsuccessful result"
-            )
-        next_nodes: tuple[str, ...] | None = None
-        if result.next_nodes is not None:
-            if isinstance(result.next_nodes, str):
-                raise NonRetryableError(
-                    f"node {node.id!r} returned next_nodes as a string; give a list of node ids",
-                    node_id=node.id,
-                )
-            next_nodes = tuple(result.next_nodes)
-            unknown = [n for n in next_nodes if n not in graph.children[node.id]]
-            if unknown:
-                raise NonRetryableError(
-                    f"node {node.id!r} chose next_nodes {unknown}, which are not among its "
-                    f"outputs {list(graph.children[node.id])}",
-                    node_id=node.id,
-                )
-        output = None
-        if result.data is not None or not result.skipped:
-            output = _json.dumps(result.data, what=f"the output of node {node.id!r}")
-            if len(output) * 4 > self.max_output_bytes and (
-                len(output.encode()) > self.max_output_bytes
-            ):
-                raise NonRetryableError(
-                    f"the output of node {node.id!r} is {len(output.encode())} bytes, over the "
-                    f"limit of {self.max_output_bytes} bytes",
-                    node_id=node.id,
-                )
-        status = NodeStatus.SKIPPED if result.skipped else NodeStatus.SUCCEEDED
-        return planner.NodeOutcome(status, output=output, next_nodes=next_nodes)
+            value = await self.traffic.call(admission, call_executor(run, node, ctx))
+        return to_outcome(graph, node, value, max_output_bytes=self.max_output_bytes)
 
     async def _failed_attempt(self, attempt: Attempt, exc: Exception) -> planner.NodeOutcome | None:
         """Returns the final outcome, or None when the attempt will be retried."""
         node, ctx, job = attempt.node, attempt.ctx, attempt.job
-        error = _describe(exc)
-        trace = _traceback(exc)
+        error = describe(exc)
+        trace = format_traceback(exc)
         policy = node.effective_retry_policy
         retryable = not isinstance(exc, _PERMANENT)
         if not isinstance(exc, NodeExecutionError | SerializationError):
@@ -589,22 +526,9 @@ _NODE_EVENTS = {
 }
 
 
-MAX_TRACEBACK_CHARS = 20_000
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _cancel_if_running(task: asyncio.Task[Any], ctx: ExecutionContext) -> None:
     if not task.done() and ctx.is_cancelled:
         task.cancel()
-
-
-def _traceback(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc))
-    return text if len(text) <= MAX_TRACEBACK_CHARS else "..." + text[-MAX_TRACEBACK_CHARS:]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SpaneError):
-        return exc.message
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
