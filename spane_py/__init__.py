@@ -12,14 +12,18 @@ from spane_py.definitions.models import (
     WorkflowDefinition,
 )
 from spane_py.dsl import Workflow
+from spane_py.engine.control import BulkResult
 from spane_py.engine.engine import RegisteredWorkflow, WorkflowEngine
 from spane_py.errors import (
     CircuitBreakerOpenError,
     ConfigurationError,
+    DlqItemNotFoundError,
     ExecutionNotFoundError,
     ExecutionTimeoutError,
     ExecutionWaitTimeoutError,
     InvalidEnqueueOptionsError,
+    InvalidExecutionStateError,
+    InvalidTriggerError,
     MaxDepthExceededError,
     NodeExecutionError,
     NodeNotRegisteredError,
@@ -27,13 +31,19 @@ from spane_py.errors import (
     NonRetryableError,
     QueueError,
     RateLimitError,
+    ResumeTokenError,
+    ScheduleNotFoundError,
     SchemaVersionError,
     SerializationError,
     SpaneError,
     StatePersistenceError,
+    WebhookNotFoundError,
+    WebhookPayloadError,
+    WebhookSignatureError,
     WorkflowNotFoundError,
     WorkflowValidationError,
 )
+from spane_py.limits import Limits
 from spane_py.registry import NodeExecutor, NodeRegistry
 from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
 from spane_py.state import ExecutionState, ExecutionStatus, NodeResult, NodeStatus
@@ -63,9 +73,11 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BackoffPolicy",
+    "BulkResult",
     "CircuitBreakerOpenError",
     "CircuitBreakerPolicy",
     "ConfigurationError",
+    "DlqItemNotFoundError",
     "ExecutionContext",
     "ExecutionNotFoundError",
     "ExecutionResult",
@@ -76,6 +88,9 @@ __all__ = [
     "ExecutionWaitTimeoutError",
     "InMemoryExecutionStore",
     "InvalidEnqueueOptionsError",
+    "InvalidExecutionStateError",
+    "InvalidTriggerError",
+    "Limits",
     "MaxDepthExceededError",
     "NodeDefinition",
     "NodeExecutionError",
@@ -91,12 +106,17 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "RegisteredWorkflow",
+    "ResumeTokenError",
     "RetryPolicy",
+    "ScheduleNotFoundError",
     "ScheduleTrigger",
     "SchemaVersionError",
     "SerializationError",
     "SpaneError",
     "StatePersistenceError",
+    "WebhookNotFoundError",
+    "WebhookPayloadError",
+    "WebhookSignatureError",
     "WebhookTrigger",
     "Workflow",
     "WorkflowDefinition",

@@ -11,6 +11,8 @@
                                          from several processes at once)
     spane db current [--schema S] [--database-url URL]
                                          print the database's revision and the code's
+    spane executions list|show, spane trace ID, spane dlq list|retry
+                                         what ran, from the store (see cli_inspect)
     spane --version
 
 ``APP`` is ``module:attribute`` naming a ``WorkflowEngine``, or a function (sync or async)
@@ -45,7 +47,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from spane_py import __version__
+from spane_py import __version__, cli_inspect
 from spane_py._cli_support import (
     NOT_COMPLETED,
     AppError,
@@ -425,6 +427,9 @@ def db_current(schema: SchemaOption = None, database_url: DatabaseUrlOption = No
         typer.echo(migrate.mismatch(target, current) or "up to date")
 
     _run_db(main)
+
+
+cli_inspect.register(app)
 
 
 def _print_json(value: Any) -> None:

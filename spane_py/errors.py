@@ -19,6 +19,11 @@
     ├── InvalidExecutionStateError
     ├── ResumeTokenError
     ├── DlqItemNotFoundError
+    ├── InvalidTriggerError
+    ├── ScheduleNotFoundError
+    ├── WebhookNotFoundError        (HTTP 404)
+    ├── WebhookSignatureError       (HTTP 401)
+    ├── WebhookPayloadError         (HTTP 400)
     ├── StatePersistenceError
     │   └── SchemaVersionError
     └── QueueError
@@ -239,6 +244,43 @@ class DlqItemNotFoundError(SpaneError):
     """No dead-letter item has this id."""
 
     code = "DLQ_ITEM_NOT_FOUND"
+
+
+class InvalidTriggerError(SpaneError):
+    """A workflow's triggers cannot be registered (a duplicate, or a webhook path and
+    method bound to another workflow)."""
+
+    code = "INVALID_TRIGGER"
+
+
+class ScheduleNotFoundError(SpaneError):
+    """No schedule has this id."""
+
+    code = "SCHEDULE_NOT_FOUND"
+
+
+class WebhookNotFoundError(SpaneError):
+    """No active workflow is bound to this webhook path and method."""
+
+    code = "WEBHOOK_NOT_FOUND"
+    http_status: ClassVar[int] = 404
+
+
+class WebhookSignatureError(SpaneError):
+    """The webhook's signature is missing or wrong; nothing was started.
+
+    ``details["reason"]`` says which: missing, malformed or mismatch.
+    """
+
+    code = "WEBHOOK_SIGNATURE_INVALID"
+    http_status: ClassVar[int] = 401
+
+
+class WebhookPayloadError(SpaneError):
+    """The webhook's body is not JSON; nothing was started."""
+
+    code = "WEBHOOK_PAYLOAD_INVALID"
+    http_status: ClassVar[int] = 400
 
 
 class StatePersistenceError(SpaneError):

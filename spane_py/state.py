@@ -94,3 +94,50 @@ class ExecutionState(BaseModel):
         if self.completed_at is None:
             return None
         return (self.completed_at - self.started_at).total_seconds() * 1000.0
+
+
+class SpanView(BaseModel):
+    """One attempt of one node in an execution's trace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    span_id: str
+    node_id: str
+    name: str
+    attempt: int
+    status: str  # succeeded, failed, skipped, retrying, cancelled
+    started_at: datetime
+    ended_at: datetime | None = None
+    worker_id: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    attributes: dict[str, Any] = {}
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds() * 1000.0
+
+
+class LogView(BaseModel):
+    """A log line a node wrote with ``ctx.log``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    timestamp: datetime
+    level: str
+    message: str
+    node_id: str | None = None
+    fields: dict[str, Any] = {}
+
+
+class ExecutionTrace(BaseModel):
+    """Everything recorded about an execution: ``engine.get_trace(execution_id)``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    execution: ExecutionState
+    spans: list[SpanView]
+    logs: list[LogView]
+    children: list[ExecutionState]

@@ -17,15 +17,20 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from spane_py.definitions.cron import check_timezone, normalize_cron
+
 WORKFLOW_ID_PATTERN = r"^[a-z0-9][a-z0-9\-_]*$"
 NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$"
 MAX_ID_LENGTH = 128
+# The validation context of a definition read back from a store (see ScheduleTrigger).
+STORED: dict[str, Any] = {"stored": True}
 
 WorkflowId = Annotated[
     str, StringConstraints(pattern=WORKFLOW_ID_PATTERN, max_length=MAX_ID_LENGTH)
@@ -176,14 +181,43 @@ class NodeDefinition(SpaneModel):
 
 
 class ScheduleTrigger(SpaneModel):
+    """Start the workflow on a cron schedule (see ``spane_py.definitions.cron``: 5 fields,
+    or 6 with seconds first; DST rules). ``missed``: what happens to ticks that passed while
+    no worker ran — ``"skip"`` them, or ``"run_once"`` for all of them together."""
+
     type: Literal["schedule"] = "schedule"
     cron: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     timezone: str = "UTC"
+    missed: Literal["skip", "run_once"] = "skip"
 
     @model_validator(mode="before")
     @classmethod
     def _flatten_config(cls, data: Any) -> Any:
-        return _flatten_trigger_config(data)
+        data = _flatten_trigger_config(data)
+        if isinstance(data, dict) and data.get("missed") == "runOnce":  # SPANE's spelling
+            data = {**data, "missed": "run_once"}
+        return data
+
+    # Checked when a definition is registered; one read back from a store (``context=
+    # STORED``) is taken as saved, so a definition saved before these checks stays readable.
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str, info: ValidationInfo) -> str:
+        return value if info.context == STORED else normalize_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str, info: ValidationInfo) -> str:
+        return value if info.context == STORED else check_timezone(value)
+
+    @model_serializer(mode="wrap")
+    def _omit_default_missed(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Definitions written before ``missed`` existed keep their content hash and their
+        # SPANE shape: the default is left out of dumps.
+        data: dict[str, Any] = handler(self)
+        if self.missed == "skip":
+            data.pop("missed", None)
+        return data
 
     def to_spane_json(self) -> dict[str, Any]:
         """SPANE's shape: ``{"type": "schedule", "config": {"cron": ..., "timezone": ...}}``."""
@@ -211,10 +245,22 @@ class WebhookTrigger(SpaneModel):
     @field_validator("path")
     @classmethod
     def _strip_slashes(cls, value: str) -> str:
-        stripped = value.strip("/")
-        if not stripped:
-            raise ValueError("webhook path must not be empty")
-        return stripped
+        return normalize_webhook_path(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            raise ValueError("webhook secret must not be empty (leave it out for no signature)")
+        return value
+
+
+def normalize_webhook_path(value: str) -> str:
+    """A webhook path without its leading and trailing slashes: ``/hooks/x/`` is ``hooks/x``."""
+    stripped = value.strip("/")
+    if not stripped:
+        raise ValueError("webhook path must not be empty")
+    return stripped
 
 
 def _flatten_trigger_config(data: Any) -> Any:
@@ -248,6 +294,8 @@ class WorkflowDefinition(SpaneModel):
     # SPANE-level enqueue defaults: used when enqueue_workflow is not given its own.
     priority: int | None = Field(None, ge=1, le=10)
     delay: int | None = Field(None, ge=0, description="default start delay, ms")
+    # An execution still unfinished this long after it started fails (ExecutionTimeoutError).
+    timeout: int | None = Field(None, gt=0, description="execution timeout, ms")
 
     @model_validator(mode="before")
     @classmethod

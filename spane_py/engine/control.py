@@ -25,10 +25,12 @@ from spane_py.engine.runner import NodeRunner
 from spane_py.errors import (
     DlqItemNotFoundError,
     ExecutionNotFoundError,
+    ExecutionTimeoutError,
     InvalidExecutionStateError,
     ResumeTokenError,
     SpaneError,
 )
+from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.state import NodeStatus
@@ -86,6 +88,7 @@ class Control:
         runner: NodeRunner,
         lifecycle: Lifecycle,
         channel: ControlChannel,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -93,6 +96,7 @@ class Control:
         self.runner = runner
         self.lifecycle = lifecycle
         self.channel = channel
+        self.limits = limits
 
     async def _apply(self, execution_id: str, decide: Decide, action: str) -> Transition:
         if await self.store.get_execution(execution_id) is None:
@@ -142,6 +146,41 @@ class Control:
         await self.lifecycle.settled(done.execution)
         return True
 
+    async def time_out(self, execution_id: str) -> bool:
+        """The execution's deadline job arrived: fail it with ``ExecutionTimeoutError`` (in
+        its error) unless it ended; stop its running nodes and its sub-workflows."""
+        record = await self.store.get_execution(execution_id)
+        if record is None or record.status.is_terminal:
+            return False
+        graph = await self.cache.get(record.workflow_id, record.workflow_version)
+        limit = graph.definition.timeout
+        error = ExecutionTimeoutError(
+            f"the execution ran past its timeout of {limit} ms",
+            execution_id=execution_id,
+            workflow_id=record.workflow_id,
+        )
+        reason = f"{type(error).__name__}: {error.message}"
+        done = await self.store.transition(execution_id, planner.plan_timeout(_now(), reason))
+        if done.outcome != planner.CHANGED:
+            return False
+        assert done.execution is not None
+        for child in await self.store.get_child_executions(execution_id):
+            if not child.status.is_terminal:
+                with contextlib.suppress(InvalidExecutionStateError):
+                    await self.cancel(child.execution_id, f"parent {execution_id} timed out")
+        if done.payload:
+            self.runner.cancel_local(execution_id)
+            await self.channel.cancelled(execution_id)
+        events.emit(
+            events.EXECUTION_FAILED,
+            logging.WARNING,
+            execution_id=execution_id,
+            workflow_id=record.workflow_id,
+            error=reason,
+        )
+        await self.lifecycle.settled(done.execution)
+        return True
+
     async def bulk(
         self, action: Callable[[str], Awaitable[bool]], execution_ids: Sequence[str]
     ) -> BulkResult:
@@ -185,6 +224,7 @@ class Control:
             record.priority,
             0.0,
             {**record.metadata, "replayed_from": execution_id},
+            self.limits,
         )
         new_id = await starting.start_one(
             self.store, self.queue, start, _json.loads(record.initial_data), None, admit
@@ -203,7 +243,9 @@ class Control:
     # Resume tokens ---------------------------------------------------------------------
     async def resume_token(self, token: str, data: Any) -> str:
         record = await check_token(self.store, token)
-        output = _json.dumps(data, what="the data given with the resume token")
+        output = encode_payload(
+            data, what="the data given with the resume token", limits=self.limits
+        )
         execution = await self._record(record.execution_id)
         graph = await self.cache.get(execution.workflow_id, execution.workflow_version)
         outcome = planner.NodeOutcome(NodeStatus.SUCCEEDED, output=output)

@@ -27,7 +27,7 @@ from spane_py.engine.control import BulkResult, Control, check_token
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel, SettleNotifier
 from spane_py.engine.runner import NodeRunner
-from spane_py.engine.views import to_state
+from spane_py.engine.views import to_log, to_span, to_state
 from spane_py.engine.workers import build_worker, sweep_pending
 from spane_py.errors import (
     ConfigurationError,
@@ -36,22 +36,28 @@ from spane_py.errors import (
     InvalidEnqueueOptionsError,
     WorkflowNotFoundError,
 )
+from spane_py.limits import DEFAULT_LIMITS, Limits
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue, QueueStats, connect
 from spane_py.queue.jobs import NodeJob
-from spane_py.queue.worker import SpaneWorker
+from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.registry import NodeRegistry
-from spane_py.state import ExecutionState
+from spane_py.state import ExecutionState, ExecutionTrace
 from spane_py.stores.base import (
     DlqRecord,
     ExecutionStore,
     ResumeTokenRecord,
+    WebhookRecord,
     WorkflowVersionRecord,
 )
 from spane_py.stores.memory import InMemoryExecutionStore
 from spane_py.traffic.breakers import BreakerState
 from spane_py.traffic.control import TrafficControl
 from spane_py.traffic.policies import RateLimit
+from spane_py.triggers import scheduler as schedules
+from spane_py.triggers import sync as trigger_sync
+from spane_py.triggers import webhooks
+from spane_py.triggers.scheduler import ScheduleInfo, Scheduler
 
 if TYPE_CHECKING:
     from spane_py.dsl import Workflow
@@ -101,6 +107,10 @@ class WorkflowEngine:
         cancel_grace_seconds: float = 2.0,
         idempotency_ttl_seconds: float | None = 24 * 3600.0,
         global_rate_limit: RateLimit | tuple[int, float] | None = None,
+        limits: Limits | None = None,
+        max_lost_deliveries: int = 5,
+        schedule_grace_seconds: float = 10.0,
+        schedule_refresh_seconds: float = 5.0,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -134,6 +144,21 @@ class WorkflowEngine:
             if global_rate_limit is None
             else RateLimit.parse(global_rate_limit, what="global_rate_limit")
         )
+        self.limits = limits or DEFAULT_LIMITS
+        if (
+            isinstance(max_lost_deliveries, bool)
+            or not isinstance(max_lost_deliveries, int)
+            or (max_lost_deliveries < 1)
+        ):
+            raise ConfigurationError("max_lost_deliveries must be a positive integer")
+        self.max_lost_deliveries = max_lost_deliveries
+        if schedule_grace_seconds <= 0 or schedule_refresh_seconds <= 0:
+            raise ConfigurationError("schedule_grace_seconds and _refresh_seconds must be > 0")
+        # A tick is fired up to schedule_grace_seconds late (older: its missed policy);
+        # workers look for schedules registered elsewhere every schedule_refresh_seconds.
+        self.schedule_grace_seconds = schedule_grace_seconds
+        self.schedule_refresh_seconds = schedule_refresh_seconds
+        self._triggers_changed = asyncio.Event()  # wakes this process's schedulers
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -195,6 +220,7 @@ class WorkflowEngine:
             traffic=self._traffic,
             max_output_bytes=self.max_output_bytes,
             cancel_grace_seconds=self.cancel_grace_seconds,
+            max_lost_deliveries=self.max_lost_deliveries,
         )
         self._channel = ControlChannel(self._queue)
         self._control = Control(
@@ -204,7 +230,9 @@ class WorkflowEngine:
             runner=self._runner,
             lifecycle=self._lifecycle,
             channel=self._channel,
+            limits=self.limits,
         )
+        self._runner.on_deadline = self._control.time_out
         self._started = True
         for workflow in self._initial_workflows:
             await self.register_workflow(workflow)
@@ -302,12 +330,15 @@ class WorkflowEngine:
         if isinstance(definition, Workflow):
             definition.register_nodes(self.registry)
             definition = definition.definition()
-        parsed = parse_definition(definition)
+        parsed = parse_definition(definition, self.limits)
         graph = compile_workflow(parsed)
         self.registry.check_workflow(graph)
+        triggers = await trigger_sync.prepare(self.store, graph.definition)  # writes nothing
         saved = await self.store.save_workflow(
             graph.definition, content_hash=graph.content_hash, change_notes=change_notes
         )
+        await triggers.save(self.store)
+        self._triggers_changed.set()
         self.cache.put(saved.record.version, graph)
         self.cache.set_latest(graph.workflow_id, saved.record.version)
         for warning in graph.warnings:
@@ -369,7 +400,12 @@ class WorkflowEngine:
         Everything is checked before anything is written.
         """
         start = await starting.prepare(
-            self.cache, workflow_id, priority=priority, delay=delay, metadata=metadata
+            self.cache,
+            workflow_id,
+            priority=priority,
+            delay=delay,
+            metadata=metadata,
+            limits=self.limits,
         )
         return await starting.start_one(
             self.store,
@@ -394,7 +430,12 @@ class WorkflowEngine:
         in order. One write to the store and one to Redis for all of them (SPANE's
         ``enqueueBulkWorkflows``). Every input is checked before anything is written."""
         start = await starting.prepare(
-            self.cache, workflow_id, priority=priority, delay=delay, metadata=metadata
+            self.cache,
+            workflow_id,
+            priority=priority,
+            delay=delay,
+            metadata=metadata,
+            limits=self.limits,
         )
         return await starting.start_many(
             self.store, self.queue, start, inputs, self.lifecycle.admit
@@ -444,6 +485,24 @@ class WorkflowEngine:
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
         return to_state(snapshot.execution, snapshot.nodes)
+
+    async def get_trace(self, execution_id: str) -> ExecutionTrace:
+        """The execution, its nodes, one span per node attempt (oldest first), its log lines
+        and its child executions (sub-workflows), as one object."""
+        execution = await self.get_execution(execution_id)
+        spans = await self.store.get_spans(execution_id)
+        logs = await self.store.get_logs(execution_id)
+        children = []
+        for child in await self.store.get_child_executions(execution_id):
+            snap = await self.store.get_snapshot(child.execution_id)
+            if snap is not None:
+                children.append(to_state(snap.execution, snap.nodes))
+        return ExecutionTrace(
+            execution=execution,
+            spans=[to_span(s) for s in spans],
+            logs=[to_log(line) for line in logs],
+            children=children,
+        )
 
     async def wait_for_execution(
         self, execution_id: str, timeout: float | None = 60.0
@@ -573,6 +632,63 @@ class WorkflowEngine:
         await self.store.start()
         return await self.store.purge_dlq(older_than=older_than)
 
+    # Triggers --------------------------------------------------------------------
+    async def list_schedules(self, workflow_id: str | None = None) -> list[ScheduleInfo]:
+        """Schedules of registered workflows (their schedule triggers), by id, each with
+        its next tick. Every worker process fires them: see ``spane_py/triggers``."""
+        await self.store.start()
+        return await schedules.list_schedules(self.store, workflow_id)
+
+    async def pause_schedule(self, schedule_id: str) -> bool:
+        """Stop firing until ``resume_schedule`` (registering the workflow again keeps it
+        paused). False when it was paused already; ``ScheduleNotFoundError`` if unknown."""
+        await self.store.start()
+        return await schedules.set_paused(self.store, schedule_id, True)
+
+    async def resume_schedule(self, schedule_id: str) -> bool:
+        """Fire again from the next tick; ticks that passed while paused are not caught up."""
+        await self.store.start()
+        changed = await schedules.set_paused(self.store, schedule_id, False)
+        self._triggers_changed.set()
+        return changed
+
+    async def remove_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule. Its trigger stays in the definition, so registering the
+        workflow again brings it back: pause it, or drop the trigger, to stop it for good."""
+        await self.store.start()
+        await schedules.remove(self.store, schedule_id)
+
+    async def list_webhooks(self, workflow_id: str | None = None) -> list[WebhookRecord]:
+        """Webhook bindings (path, method, workflow), by path and method."""
+        await self.store.start()
+        return await self.store.list_webhooks(workflow_id)
+
+    async def trigger_webhook(
+        self,
+        path: str,
+        method: str = "POST",
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Start the workflow bound to ``method /path`` with the JSON ``body`` (the bytes or
+        text received, or an already parsed value) as its initial data; the execution ids.
+        Checks and errors (404, 401, 400-like), signatures: ``spane_py/triggers/webhooks.py``.
+        """
+        await self.start()
+        return await webhooks.trigger(
+            self.store, self._start_triggered, self._is_active, path, method, body, headers
+        )
+
+    async def _start_triggered(
+        self, workflow_id: str, data: Any, key: str | None, metadata: Mapping[str, Any]
+    ) -> str:
+        return await self.enqueue_workflow(
+            workflow_id, data, idempotency_key=key, metadata=metadata
+        )
+
+    async def _is_active(self, workflow_id: str) -> bool:
+        return await self.cache.latest_version(workflow_id) is not None
+
     # Workers ---------------------------------------------------------------------
     def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:
         assert self._runner is not None
@@ -587,6 +703,23 @@ class WorkflowEngine:
             poll_delay=self.poll_delay,
             sweep=self.sweep,
             sweep_interval=self.sweep_interval_seconds,
+            side_tasks=() if burst else (self._scheduler_task(),),
+        )
+
+    def _scheduler_task(self) -> PeriodicTask:
+        scheduler = Scheduler(
+            self.store,
+            self._start_triggered,
+            self._is_active,
+            grace_seconds=self.schedule_grace_seconds,
+            refresh_seconds=self.schedule_refresh_seconds,
+        )
+        return PeriodicTask(
+            "scheduler",
+            self.schedule_refresh_seconds,
+            scheduler.run_once,
+            first_delay=0.0,
+            wake=self._triggers_changed,
         )
 
     async def start_workers(self, concurrency: int = 10) -> None:
@@ -656,7 +789,9 @@ class WorkflowEngine:
         still in Redis is left alone. Returns how many jobs were sent. Workers run this
         every ``sweep_interval_seconds``."""
         cutoff = older_than or datetime.now(UTC) - timedelta(seconds=self.stale_after_seconds)
-        sent = await sweep_pending(self.store, self.queue, older_than=cutoff, limit=limit)
+        sent = await sweep_pending(
+            self.store, self.queue, older_than=cutoff, limit=limit, cache=self.cache
+        )
         await self.lifecycle.admit_all()  # an admission lost with a process
         return sent
 

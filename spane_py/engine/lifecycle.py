@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from spane_py.definitions.graph import WorkflowGraph
-from spane_py.engine import planner
+from spane_py.engine import planner, starting
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.notify import SettleNotifier
 from spane_py.errors import SpaneError
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import NodeJob
+from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
 from spane_py.stores.base import ExecutionRecord, ExecutionStore
 
 logger = logging.getLogger("spane_py.engine")
@@ -46,6 +46,12 @@ class Lifecycle:
         await self.notifier.settled(record.execution_id)
         if record.parent_execution_id is not None:
             await self.wake_parent(record)
+        pinned = await self.cache.get(record.workflow_id, record.workflow_version)
+        if pinned.definition.timeout is not None:
+            deadline = NodeJob(
+                record.execution_id, record.workflow_id, record.workflow_version, DEADLINE_NODE
+            )
+            await self.queue.remove([self.queue.job_id(deadline)])
         graph = await self._latest_graph(record.workflow_id)
         if graph is not None and graph.definition.max_concurrency is not None:
             await self.admit(record.workflow_id)
@@ -87,6 +93,7 @@ class Lifecycle:
                 ],
                 priority=record.priority,
             )
+            await starting.send_deadlines(self.queue, pinned, [record])
             events.emit(
                 events.EXECUTION_STARTED,
                 execution_id=record.execution_id,

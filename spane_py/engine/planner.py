@@ -483,11 +483,20 @@ def plan_resume(now: datetime) -> Decide:
 
 def plan_cancel(now: datetime, reason: str) -> Decide:
     """Cancel a queued, running or paused execution: it and every node not finished are
-    marked cancelled. Payload: the ids of nodes that were running (their workers are told)."""
+    marked cancelled. Payload: the ids of nodes that were in flight (their workers are told)."""
+    return _plan_stop(now, reason, ExecutionStatus.CANCELLED)
 
+
+def plan_timeout(now: datetime, reason: str) -> Decide:
+    """An execution ran past its timeout: it fails (``reason`` says so) and every node not
+    finished is cancelled. A finished execution is left alone (DUPLICATE)."""
+    return _plan_stop(now, reason, ExecutionStatus.FAILED)
+
+
+def _plan_stop(now: datetime, reason: str, final: ExecutionStatus) -> Decide:
     def decide(snap: ExecutionSnapshot) -> Transition:
         status = snap.execution.status
-        if status is ExecutionStatus.CANCELLED:
+        if status is final or (final is ExecutionStatus.FAILED and status.is_terminal):
             return Transition(outcome=DUPLICATE, payload=())
         if status.is_terminal:
             return _refuse(f"it is {status.value} already")
@@ -496,11 +505,9 @@ def plan_cancel(now: datetime, reason: str) -> Decide:
             for r in snap.nodes.values()
             if not r.status.is_terminal and r.status is not NodeStatus.PENDING
         )
-        cancelled = evolve_execution(
-            snap.execution, status=ExecutionStatus.CANCELLED, completed_at=now, error=reason
-        )
+        ended = evolve_execution(snap.execution, status=final, completed_at=now, error=reason)
         running = tuple(r.node_id for r in snap.nodes.values() if r.status in _IN_FLIGHT)
-        return Transition(nodes=stopped, execution=cancelled, outcome=CHANGED, payload=running)
+        return Transition(nodes=stopped, execution=ended, outcome=CHANGED, payload=running)
 
     return decide
 

@@ -35,7 +35,7 @@ from spane_py.errors import (
 )
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import NodeJob
+from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
 from spane_py.registry import NodeRegistry, RegisteredNode
 from spane_py.state import NodeStatus
 from spane_py.stores.base import DlqRecord, ExecutionRecord, ExecutionStore, SpanRecord, Transition
@@ -108,6 +108,7 @@ class NodeRunner:
         max_output_bytes: int = 1 << 20,
         running_mark_delay: float = 0.25,
         cancel_grace_seconds: float = 2.0,
+        max_lost_deliveries: int = 5,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -119,6 +120,9 @@ class NodeRunner:
         self.max_output_bytes = max_output_bytes
         self.running_mark_delay = running_mark_delay
         self.cancel_grace_seconds = cancel_grace_seconds
+        self.max_lost_deliveries = max_lost_deliveries
+        # Set by the engine: what an execution's deadline job does (Control.time_out).
+        self.on_deadline: Callable[[str], Awaitable[object]] = _no_deadline
         self._marking: set[asyncio.Task[None]] = set()
         # The running mark of each attempt under way here that has one (ctx.rate_limit
         # undoes it).
@@ -133,9 +137,16 @@ class NodeRunner:
         except ValueError as exc:
             logger.error("dropping malformed node job %s: %s", arq_ctx.get("job_id"), exc)
             return
-        await self.run(job)
+        job_try = arq_ctx.get("job_try")
+        await self.run(job, lost=job_try - 1 if isinstance(job_try, int) and job_try > 1 else 0)
 
-    async def run(self, job: NodeJob) -> None:
+    async def run(self, job: NodeJob, *, lost: int = 0) -> None:
+        """Run one delivery of a node job. ``lost``: how many deliveries of it in a row ended
+        with their worker (killed, or its lease ran out) — past ``max_lost_deliveries`` the
+        node fails instead of taking down yet another worker."""
+        if job.node_id == DEADLINE_NODE:
+            await self.on_deadline(job.execution_id)
+            return
         graph = await self.cache.get(job.workflow_id, job.workflow_version)
         node = graph.nodes.get(job.node_id)
         if node is None:
@@ -176,6 +187,18 @@ class NodeRunner:
             metadata=execution.metadata,
         )
         attempt = Attempt(job, graph, node, ctx, started, started_at)
+        if lost > self.max_lost_deliveries and not waking:
+            logger.error(
+                "node %s of %s lost its worker %d times in a row: failing it", node.id, eid, lost
+            )
+            error = (
+                f"node {node.id!r} was started {lost} times in a row without finishing: its "
+                "worker was lost each time (killed, out of memory, or blocked past its lease)"
+            )
+            await asyncio.shield(
+                self._complete(attempt, planner.NodeOutcome(NodeStatus.FAILED, error=error))
+            )
+            return
         if waking or node.type in SUSPENDING:
             if not waking:
                 events.emit(
@@ -527,6 +550,10 @@ _NODE_EVENTS = {
 
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def _no_deadline(execution_id: str) -> None:
+    logger.warning("deadline job of %s arrived at a runner without an engine", execution_id)
 
 
 def _cancel_if_running(task: asyncio.Task[Any], ctx: ExecutionContext) -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from spane_py import _json
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import is_valid_workflow_id
 from spane_py.engine import planner
@@ -20,9 +19,10 @@ from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.ids import new_execution_id
 from spane_py.engine.options import check_delay, check_idempotency_key, check_priority
 from spane_py.errors import InvalidEnqueueOptionsError, WorkflowNotFoundError
+from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import NodeJob
+from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base import ExecutionRecord, ExecutionStore, NodeRecord
 
@@ -37,6 +37,7 @@ class Start:
     priority: int | None
     delay_s: float
     metadata: dict[str, Any]
+    limits: Limits = DEFAULT_LIMITS
 
     @property
     def limited(self) -> bool:
@@ -97,6 +98,7 @@ class Start:
             priority=self.priority,
             due_ms=due,
         )
+        await send_deadlines(queue, self.graph, records, start_ms=due)
         for r in records:
             events.emit(
                 events.EXECUTION_STARTED,
@@ -109,6 +111,29 @@ class Start:
 Admit = Callable[[str], Awaitable[int]]
 
 
+async def send_deadlines(
+    queue: JobQueue,
+    graph: WorkflowGraph,
+    records: Sequence[ExecutionRecord],
+    *,
+    start_ms: int | None = None,
+) -> None:
+    """The deadline jobs of executions whose workflow has a ``timeout``: due that long after
+    they start (``start_ms``, default now), they fail the execution if it is still going."""
+    timeout = graph.definition.timeout
+    if timeout is None or not records:
+        return
+    due = (start_ms or int(time.time() * 1000)) + timeout
+    await queue.enqueue(
+        [
+            NodeJob(r.execution_id, r.workflow_id, r.workflow_version, DEADLINE_NODE)
+            for r in records
+        ],
+        priority=records[0].priority,
+        due_ms=due,
+    )
+
+
 async def prepare(
     cache: WorkflowCache,
     workflow_id: str,
@@ -116,6 +141,7 @@ async def prepare(
     priority: int | None,
     delay: float | timedelta | None,
     metadata: Mapping[str, Any] | None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Start:
     """The latest version, its graph and the checked options (nothing written)."""
     if not isinstance(workflow_id, str) or not is_valid_workflow_id(workflow_id):
@@ -134,9 +160,14 @@ async def prepare(
         priority if priority is not None else defn.priority, workflow_id
     )
     delay_s = check_delay(delay, workflow_id, default_ms=defn.delay)
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidEnqueueOptionsError(
+            f"workflow {workflow_id!r}: metadata must be a mapping, got {type(metadata).__name__}",
+            workflow_id=workflow_id,
+        )
     meta = dict(metadata or {})
-    _json.dumps(meta, what=f"the metadata for workflow {workflow_id!r}")
-    return Start(workflow_id, version, graph, checked_priority, delay_s, meta)
+    encode_payload(meta, what=f"the metadata for workflow {workflow_id!r}", limits=limits)
+    return Start(workflow_id, version, graph, checked_priority, delay_s, meta, limits)
 
 
 async def start_one(
@@ -150,7 +181,11 @@ async def start_one(
     idempotency_ttl_s: float | None = None,
 ) -> str:
     check_idempotency_key(idempotency_key, start.workflow_id)
-    initial = _json.dumps(initial_data, what=f"the initial data for workflow {start.workflow_id!r}")
+    initial = encode_payload(
+        initial_data,
+        what=f"the initial data for workflow {start.workflow_id!r}",
+        limits=start.limits,
+    )
     now = datetime.now(UTC)
     record = start.record(initial, now, idempotency_key)
     after = None if idempotency_ttl_s is None else now - timedelta(seconds=idempotency_ttl_s)
@@ -171,7 +206,11 @@ async def start_many(
             workflow_id=start.workflow_id,
         )
     texts = [
-        _json.dumps(item, what=f"initial data #{i} for workflow {start.workflow_id!r}")
+        encode_payload(
+            item,
+            what=f"initial data #{i} for workflow {start.workflow_id!r}",
+            limits=start.limits,
+        )
         for i, item in enumerate(inputs)
     ]
     if not texts:

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from spane_py import _json
 from spane_py.context import record_to_result
-from spane_py.state import ExecutionState, NodeResult
-from spane_py.stores.base import ExecutionRecord, NodeRecord
+from spane_py.state import ExecutionState, LogView, NodeResult, SpanView
+from spane_py.stores.base import ExecutionRecord, LogRecord, NodeRecord, SpanRecord
 
 
 def to_state(record: ExecutionRecord, nodes: Mapping[str, NodeRecord]) -> ExecutionState:
@@ -40,4 +40,30 @@ def to_state(record: ExecutionRecord, nodes: Mapping[str, NodeRecord]) -> Execut
         metadata=dict(record.metadata),
         error=record.error,
         priority=record.priority,
+    )
+
+
+def to_span(record: SpanRecord) -> SpanView:
+    return SpanView(
+        span_id=record.span_id,
+        node_id=record.node_id,
+        name=record.name,
+        attempt=record.attempt,
+        status=record.status,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        worker_id=record.worker_id,
+        error=record.error,
+        traceback=record.traceback,
+        attributes=dict(record.attributes),
+    )
+
+
+def to_log(record: LogRecord) -> LogView:
+    return LogView(
+        timestamp=record.timestamp,
+        level=record.level,
+        message=record.message,
+        node_id=record.node_id,
+        fields=dict(record.fields),
     )

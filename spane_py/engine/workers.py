@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from arq.worker import func
 
+from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.runner import NodeRunner
 from spane_py.errors import ConfigurationError
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
+from spane_py.queue.jobs import DEADLINE_NODE, FUNCTION_NAME, NodeJob
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
-from spane_py.stores.base import ExecutionStore
+from spane_py.stores.base import ExecutionStore, PendingNode
 
 logger = logging.getLogger("spane_py.engine")
 
@@ -35,6 +36,7 @@ def build_worker(
     poll_delay: float,
     sweep: Callable[[], Awaitable[Any]],
     sweep_interval: float,
+    side_tasks: Sequence[PeriodicTask] = (),
 ) -> SpaneWorker:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -58,7 +60,7 @@ def build_worker(
         burst=burst,
         handle_signals=handle_signals,
         shutdown_grace=shutdown_grace,
-        periodic=[PeriodicTask("sweeper", sweep_interval, sweeper)],
+        periodic=[PeriodicTask("sweeper", sweep_interval, sweeper), *side_tasks],
         max_jobs=concurrency,
         poll_delay=poll_delay,
         keep_result=0,
@@ -70,7 +72,12 @@ def build_worker(
 
 
 async def sweep_pending(
-    store: ExecutionStore, queue: JobQueue, *, older_than: datetime, limit: int
+    store: ExecutionStore,
+    queue: JobQueue,
+    *,
+    older_than: datetime,
+    limit: int,
+    cache: WorkflowCache | None = None,
 ) -> int:
     """Send again the jobs of nodes queued or running since before ``older_than``; a job
     still in Redis is left alone. Returns how many were sent."""
@@ -85,4 +92,31 @@ async def sweep_pending(
         sent += await queue.enqueue(jobs, priority=priority)
     if sent:
         logger.warning("sweeper: sent %d lost job(s) again", sent)
+    if cache is not None:
+        await _resend_deadlines(store, queue, cache, pending)
     return sent
+
+
+async def _resend_deadlines(
+    store: ExecutionStore, queue: JobQueue, cache: WorkflowCache, pending: list[PendingNode]
+) -> None:
+    """A Redis that lost the node jobs lost the deadline jobs too: send those of the swept
+    executions again, due when their timeout runs out (a no-op where they still exist)."""
+    seen: set[str] = set()
+    for p in pending:
+        if p.execution_id in seen:
+            continue
+        seen.add(p.execution_id)
+        graph = await cache.get(p.workflow_id, p.workflow_version)
+        timeout = graph.definition.timeout
+        if timeout is None:
+            continue
+        record = await store.get_execution(p.execution_id)
+        if record is None or record.status.is_terminal:
+            continue
+        started = record.started_at or record.created_at
+        await queue.enqueue(
+            [NodeJob(p.execution_id, p.workflow_id, p.workflow_version, DEADLINE_NODE)],
+            priority=p.priority,
+            due_ms=int(started.timestamp() * 1000) + timeout,
+        )

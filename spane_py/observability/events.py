@@ -31,6 +31,13 @@ BREAKER_CLOSED: Final = "breaker.closed"
 BREAKER_REJECTED: Final = "breaker.rejected"
 DLQ_RETRIED: Final = "dlq.retried"
 WORKFLOW_REGISTERED: Final = "workflow.registered"
+SCHEDULE_TICK_FIRED: Final = "schedule.tick_fired"
+SCHEDULE_TICK_MISSED: Final = "schedule.tick_missed"
+SCHEDULE_PAUSED: Final = "schedule.paused"
+SCHEDULE_RESUMED: Final = "schedule.resumed"
+SCHEDULE_REMOVED: Final = "schedule.removed"
+WEBHOOK_ACCEPTED: Final = "webhook.accepted"
+WEBHOOK_REJECTED: Final = "webhook.rejected"
 
 logger = logging.getLogger("spane_py.events")
 

@@ -215,7 +215,14 @@ class JobQueue:
         ttl = max(due_ms - int(time.time() * 1000), 0) + JOB_TTL_EXTRA_MS
         k = self.keys
         await self._reschedule(
-            keys=[k.queue, k.scheduled, k.bands, job_key_prefix + job_id, k.wake],
+            keys=[
+                k.queue,
+                k.scheduled,
+                k.bands,
+                job_key_prefix + job_id,
+                k.wake,
+                retry_key_prefix + job_id,
+            ],
             args=[job_id, due_ms, priority_band(priority), ttl],
         )
         self.local_wake.set()
@@ -248,6 +255,20 @@ class JobQueue:
             for i in range(0, len(claimed), 4)
         ]
         return jobs, (int(float(next_due)) if next_due else None)
+
+    async def remove(self, job_ids: Sequence[str]) -> None:
+        """Take jobs that have not started out of the queue (a settled execution's deadline
+        job, say). One taken meanwhile by a worker runs, and finds nothing to do."""
+        if not job_ids:
+            return
+        k = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.zrem(k.scheduled, job_id)
+                pipe.zrem(k.queue, job_id)
+                pipe.hdel(k.bands, job_id)
+                pipe.delete(job_key_prefix + job_id)
+            await pipe.execute()
 
     async def publish_settled(self, execution_id: str) -> None:
         await self.batcher.add("publish", [execution_id])

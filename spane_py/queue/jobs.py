@@ -13,6 +13,10 @@ DEFAULT_PRIORITY = 5
 BAND = 10**13
 
 
+# The node id of an execution's deadline job (its timeout): no node id can start with "_".
+DEADLINE_NODE = "__deadline__"
+
+
 def priority_band(priority: int | None) -> int:
     return (10 - (DEFAULT_PRIORITY if priority is None else priority)) * BAND
 

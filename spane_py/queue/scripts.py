@@ -88,8 +88,9 @@ return {claimed, nxt[2] or ''}
 """
 
 # Move a running job back to the scheduled set (retry with backoff); arq's RetryJob then
-# only drops its in-progress key.
-# KEYS: queue, scheduled, bands, job key, wake
+# only drops its in-progress key. The delivery ended on purpose: its try counter restarts
+# (the counter counts deliveries lost with their worker, see FINISH).
+# KEYS: queue, scheduled, bands, job key, wake, retry key
 # ARGV: id, due_ms, band, ttl_ms
 RESCHEDULE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -98,11 +99,14 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 redis.call('LPUSH', KEYS[5], '1')
 redis.call('LTRIM', KEYS[5], 0, 63)
+redis.call('DEL', KEYS[6])
 return 1
 """
 
 # Finish many jobs at once (arq's finish_job, batched). Four ARGV per job:
 # id, mode ('done' | 'release' | 'incr'), incr score, keep-in-progress ms ('' = delete it).
+# 'release' (a job put back on purpose: retried, cancelled by a shutdown) also restarts its
+# try counter, so the counter tells how many deliveries in a row were lost with a worker.
 # KEYS: queue, abort set. ARGV[1..3]: job prefix, in-progress prefix, retry prefix.
 FINISH = """
 local jp, ip, rp = ARGV[1], ARGV[2], ARGV[3]
@@ -117,6 +121,8 @@ for i = 4, #ARGV, 4 do
     redis.call('DEL', rp .. id, jp .. id)
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
+  elseif mode == 'release' then
+    redis.call('DEL', rp .. id)
   elseif mode == 'incr' then
     redis.call('ZINCRBY', KEYS[1], incr, id)
   end

@@ -38,9 +38,15 @@ logger = logging.getLogger("spane_py.worker")
 
 @dataclass(frozen=True, slots=True)
 class PeriodicTask:
+    """A named side task. ``run`` returns None to run again ``interval`` seconds later, or
+    the seconds until it wants to run again (a scheduler sleeps until its next tick);
+    ``wake``, when set, cuts a wait short (a schedule registered in this process)."""
+
     name: str
     interval: float
-    run: Callable[[], Awaitable[None]]
+    run: Callable[[], Awaitable[float | None]]
+    first_delay: float | None = None  # None: ``interval``
+    wake: asyncio.Event | None = None
 
 
 class SpaneWorker(Worker):
@@ -246,16 +252,22 @@ class SpaneWorker(Worker):
             local.clear()
 
     async def _every(self, periodic: PeriodicTask) -> None:
-        """Run a side task (the sweeper, ...) every ``interval`` seconds. A failing round is
-        logged and the next one runs: a database outage must not stop the worker."""
+        """Run a side task (the sweeper, the scheduler) every ``interval`` seconds, or when
+        it asks. A failing round is logged and the next one runs: a database outage must
+        not stop the worker."""
+        delay = periodic.interval if periodic.first_delay is None else periodic.first_delay
         while True:
-            await asyncio.sleep(periodic.interval)
+            await _pause(delay, periodic.wake)
+            delay = periodic.interval
             try:
-                await periodic.run()
+                wanted = await periodic.run()
             except Exception:
                 logger.exception(
                     "%s failed; it runs again in %.0f s", periodic.name, periodic.interval
                 )
+            else:
+                if wanted is not None:
+                    delay = wanted
 
     async def _block(self, seconds: float) -> Any:
         # BLPOP with a fractional timeout (Redis >= 6); redis-py types it as int seconds.
@@ -331,6 +343,19 @@ class SpaneWorker(Worker):
         )
         if not self._stopping:
             self._stop_task = asyncio.get_running_loop().create_task(self.stop(self.shutdown_grace))
+
+
+async def _pause(seconds: float, wake: asyncio.Event | None) -> None:
+    """Sleep ``seconds``, or until ``wake`` is set (it is cleared then)."""
+    if wake is None:
+        await asyncio.sleep(seconds)
+        return
+    waiter = asyncio.create_task(wake.wait())
+    try:
+        await asyncio.wait([waiter], timeout=seconds)
+    finally:
+        waiter.cancel()
+    wake.clear()
 
 
 async def _cancel_quietly(task: asyncio.Task[Any]) -> None:

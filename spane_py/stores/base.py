@@ -152,6 +152,39 @@ class ResumeTokenRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A schedule trigger of a registered workflow (``register_workflow`` writes them).
+
+    ``schedule_id`` is derived from the workflow and the trigger's cron and timezone, so
+    registering the same trigger again finds the same record (its ``paused`` and
+    ``last_tick`` kept). ``last_tick`` is the latest tick dealt with — fired, or passed by
+    as missed; ticks after it (after ``created_at`` while it is None) are still to come.
+    """
+
+    schedule_id: str
+    workflow_id: str
+    cron: str
+    timezone: str
+    created_at: datetime
+    missed: str = "skip"  # skip | run_once
+    paused: bool = False
+    last_tick: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    """A webhook trigger: ``method`` requests to ``path`` start ``workflow_id``. One
+    workflow per path and method; ``secret`` (not shown in reprs) makes a signature
+    required."""
+
+    path: str
+    method: str
+    workflow_id: str
+    secret: str | None = field(default=None, repr=False)
+    created_at: datetime | None = None  # set by the store
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """What a ``decide`` function wants written, atomically.
 
@@ -390,6 +423,53 @@ class ExecutionStore(Protocol):
     async def revoke_token(self, token: str, at: datetime) -> bool:
         """Mark an unused, unrevoked token revoked; False otherwise."""
         ...
+
+    # Triggers --------------------------------------------------------------------
+    async def sync_triggers(
+        self,
+        workflow_id: str,
+        schedules: Sequence[ScheduleRecord],
+        webhooks: Sequence[WebhookRecord],
+    ) -> list[WebhookRecord]:
+        """Atomically make the (saved) workflow's schedules and webhooks exactly these.
+
+        A schedule stored under the same id keeps its ``created_at``, ``paused`` and
+        ``last_tick`` (``missed`` is updated); a webhook already bound to this workflow gets
+        the new secret; the workflow's other schedules and webhooks are deleted. A path and
+        method bound to another workflow that is active is a conflict: nothing is written
+        and the conflicting bindings are returned ([] on success); one bound to an inactive
+        workflow passes to this one. An unknown workflow raises ``StatePersistenceError``.
+        """
+        ...
+
+    async def list_schedules(self, workflow_id: str | None = None) -> list[ScheduleRecord]:
+        """Ordered by ``schedule_id``."""
+        ...
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None: ...
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, *, skip_until: datetime | None = None
+    ) -> bool:
+        """Pause or resume; with ``skip_until``, ``last_tick`` moves forward to it (never
+        back), in the same write. False when there is no such schedule or it already was
+        in that state."""
+        ...
+
+    async def advance_schedule(
+        self, schedule_id: str, expected: datetime | None, last_tick: datetime
+    ) -> bool:
+        """Set ``last_tick`` if it still is ``expected`` (compare-and-set: of several
+        processes that handled the same ticks, one wins). False otherwise."""
+        ...
+
+    async def delete_schedule(self, schedule_id: str) -> bool: ...
+
+    async def list_webhooks(self, workflow_id: str | None = None) -> list[WebhookRecord]:
+        """Ordered by path, then method."""
+        ...
+
+    async def get_webhook(self, path: str, method: str) -> WebhookRecord | None: ...
 
     # Logs ------------------------------------------------------------------------
     async def add_log(self, record: LogRecord) -> None: ...

@@ -43,6 +43,7 @@ from spane_py.stores.base import (
     WorkflowVersionRecord,
     evolve_execution,
 )
+from spane_py.stores.memory_triggers import MemoryTriggers
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +55,9 @@ class MemoryStoreStats:
     evicted: int
 
 
-class InMemoryExecutionStore:
-    """``clock`` (monotonic seconds) is for tests of the finished-execution TTL."""
+class InMemoryExecutionStore(MemoryTriggers):
+    """``clock`` (monotonic seconds) is for tests of the finished-execution TTL. Schedules
+    and webhook bindings: ``MemoryTriggers``."""
 
     def __init__(
         self,
@@ -83,6 +85,7 @@ class InMemoryExecutionStore:
         self._dlq: dict[int, DlqRecord] = {}
         self._next_dlq_id = 1
         self._tokens: dict[str, ResumeTokenRecord] = {}
+        self._init_triggers()
 
     # Workflows -------------------------------------------------------------------
     async def save_workflow(

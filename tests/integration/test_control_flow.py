@@ -749,3 +749,158 @@ async def test_idempotency_key_holds_within_its_ttl(
     assert later != first
     assert await eng.enqueue_workflow("once", 4, idempotency_key="order-7") == later
     assert await eng.store.get_execution_count(workflow_id="once") == 2
+
+
+# Execution timeouts (issue 6) --------------------------------------------------------------------
+
+
+async def test_execution_timeout_fails_the_execution_and_stops_its_nodes(
+    engine: WorkflowEngine, reg: NodeRegistry, rec: Recorder
+) -> None:
+    stopped = asyncio.Event()
+
+    async def slow(ctx: ExecutionContext) -> str:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+        return "too late"
+
+    reg.register("slow", slow)
+    await engine.register_workflow(
+        workflow("bounded", node("a", "slow"), node("b", "echo", "a"), timeout=500)
+    )
+    await engine.register_workflow(workflow("quick-bounded", node("a", "inc"), timeout=60_000))
+    begun = time.monotonic()
+    state = await engine.run_workflow("bounded", timeout=10)
+    assert state.status == "failed"
+    assert (state.error or "").startswith("ExecutionTimeoutError: the execution ran past its")
+    assert 0.45 <= time.monotonic() - begun < 5
+    assert state.node_results["a"].status == "cancelled"
+    await asyncio.wait_for(stopped.wait(), 5)  # the running node was cancelled
+    assert rec.of("b", state.execution_id) == []
+
+    quick = await engine.run_workflow("quick-bounded", 1, timeout=10)
+    assert quick.status == "completed"
+    # The finished execution's deadline job was taken out of the queue.
+    await until(lambda: _queue_idle(engine))
+
+
+async def _queue_idle(engine: WorkflowEngine) -> bool:
+    stats = await engine.get_queue_stats()
+    return stats.scheduled == 0 and stats.queued == 0
+
+
+async def test_the_sweeper_sends_a_lost_deadline_job_again(
+    engine: WorkflowEngine, reg: NodeRegistry
+) -> None:
+    from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+
+    async def hold(ctx: ExecutionContext) -> None:
+        await asyncio.sleep(30)
+
+    reg.register("hold", hold)
+    await engine.register_workflow(workflow("lost-deadline", node("a", "hold"), timeout=1500))
+    eid = await engine.enqueue_workflow("lost-deadline")
+    deadline = NodeJob(eid, "lost-deadline", 1, DEADLINE_NODE)
+    await engine.queue.remove([engine.queue.job_id(deadline)])  # as if Redis lost it
+    await until(lambda: _node_status(engine, eid, "a", "running"))
+    await engine.sweep(older_than=datetime.now(UTC) + timedelta(seconds=5))
+    state = await engine.wait_for_execution(eid, timeout=10)
+    assert state.status == "failed"
+    assert (state.error or "").startswith("ExecutionTimeoutError")
+
+
+# Crash loops (issue 6) ---------------------------------------------------------------------------
+
+
+async def test_a_node_that_keeps_losing_its_worker_fails_instead_of_looping(
+    engine: WorkflowEngine, reg: NodeRegistry, rec: Recorder
+) -> None:
+    from arq.constants import retry_key_prefix
+
+    from spane_py.queue.jobs import NodeJob
+
+    await engine.register_workflow(workflow("doomed", node("a", "echo"), node("b", "echo", "a")))
+    await engine.stop_workers()
+    eid = await engine.enqueue_workflow("doomed", 1)
+    job_id = engine.queue.job_id(NodeJob(eid, "doomed", 1, "a"))
+    # Six deliveries in a row that never finished (what SIGKILLed workers leave behind).
+    await engine.queue.redis.set(retry_key_prefix + job_id, 6)
+    await engine.start_workers(4)
+    state = await engine.wait_for_execution(eid, timeout=10)
+    assert state.status == "failed"
+    assert "started 6 times in a row without finishing" in (state.node_results["a"].error or "")
+    assert rec.of("a", eid) == []  # not run a seventh time
+    assert [i.node_id for i in await engine.get_dlq_items()] == ["a"]
+
+
+async def test_retries_and_deferrals_do_not_count_as_lost_deliveries(
+    engine: WorkflowEngine, reg: NodeRegistry
+) -> None:
+    calls = {"n": 0}
+
+    async def shaky(ctx: ExecutionContext) -> int:
+        calls["n"] += 1
+        if calls["n"] < 8:
+            raise RuntimeError("not yet")
+        return calls["n"]
+
+    reg.register("shaky", shaky)
+    await engine.register_workflow(
+        workflow(
+            "patient",
+            node(
+                "a",
+                "shaky",
+                retry_policy={"maxAttempts": 10, "backoff": {"type": "fixed", "delay": 1}},
+            ),
+        )
+    )
+    state = await engine.run_workflow("patient", timeout=15)
+    assert state.status == "completed"
+    assert state.node_results["a"].data == 8
+    assert state.node_results["a"].attempts == 8
+
+
+# Traces (issue 7) --------------------------------------------------------------------------------
+
+
+async def test_get_trace_holds_nodes_spans_logs_and_children(
+    engine: WorkflowEngine, reg: NodeRegistry
+) -> None:
+    async def chatty(ctx: ExecutionContext) -> int:
+        ctx.log("info", "working", item=ctx.input_data)
+        if ctx.attempt == 1:
+            raise RuntimeError("first try fails")
+        return 7
+
+    reg.register("chatty", chatty)
+    await engine.register_workflow(workflow("kid", node("k", "inc")))
+    await engine.register_workflow(
+        workflow(
+            "traced",
+            node(
+                "a",
+                "chatty",
+                retry_policy={"maxAttempts": 2, "backoff": {"type": "fixed", "delay": 1}},
+            ),
+            node("call", "sub-workflow", "a", config={"workflowId": "kid"}),
+        )
+    )
+    state = await engine.run_workflow("traced", 3, timeout=20)
+    assert state.status == "completed"
+    trace = await engine.get_trace(state.execution_id)
+    assert trace.execution.execution_id == state.execution_id
+    a_spans = [s for s in trace.spans if s.node_id == "a"]
+    assert [(s.attempt, s.status) for s in a_spans] == [(1, "retrying"), (2, "succeeded")]
+    assert "first try fails" in (a_spans[0].error or "")
+    assert a_spans[0].traceback is not None
+    assert all(s.worker_id and s.duration_ms is not None for s in a_spans)
+    assert [(line.node_id, line.message, line.fields.get("item")) for line in trace.logs] == [
+        ("a", "working", 3),
+        ("a", "working", 3),
+    ]
+    assert [c.workflow_id for c in trace.children] == ["kid"]
+    assert trace.children[0].node_results["k"].data == 8

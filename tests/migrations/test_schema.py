@@ -50,7 +50,7 @@ async def _compare(database_url: str, schema: str) -> list[Any]:
 
 
 async def test_head_is_the_revision_tables_py_declares() -> None:
-    assert migrate.head_revision() == SCHEMA_REVISION == "0002"
+    assert migrate.head_revision() == SCHEMA_REVISION == "0003"
 
 
 async def test_autogenerate_finds_no_difference(database_url: str, fresh_schema: str) -> None:
@@ -126,7 +126,11 @@ async def test_catalog_equals_create_all_of_tables_py(
         "ck_executions_priority",
         "ck_executions_depth",
         "ck_node_results_status",
+        "ck_schedules_missed",
     }
+    assert checks["ck_schedules_missed"] == (
+        "CHECK ((missed = ANY (ARRAY['skip'::text, 'run_once'::text])))"
+    )
     identity = {
         (row["table_name"], row["attname"])
         for row in from_migrations["columns"]

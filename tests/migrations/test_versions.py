@@ -18,7 +18,7 @@ from spane_py.stores.postgres.tables import metadata
 from tests.migrations.conftest import catalog
 from tests.migrations.newer import NEWER, NewerMigrations
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ Environment (all set by the test that starts the process):
 ``MP_STALE_SECONDS``     ``stale_after_seconds`` (30)
 ``MP_POOL_SIZE``         the store's ``max_pool_size`` (10)
 ``MP_SHUTDOWN_GRACE``    ``shutdown_grace`` (5)
+``MP_SCHEDULE_GRACE``    ``schedule_grace_seconds`` (10)
 ``MP_READY_DIR``         where a started worker says so (see ``make_engine``)
 ``MP_RATE_LIMIT``        ``max,per_seconds``: ``mp_limited``'s rate limit (``10,1``)
 ``MP_BREAKER``           ``threshold,window_s,open_s,probes,on_open``: ``mp_service``'s
@@ -271,6 +272,7 @@ def build_engine() -> WorkflowEngine:
         sweep_interval_seconds=float(env.get("MP_SWEEP_SECONDS", "15")),
         stale_after_seconds=float(env.get("MP_STALE_SECONDS", "30")),
         shutdown_grace=float(env.get("MP_SHUTDOWN_GRACE", "5")),
+        schedule_grace_seconds=float(env.get("MP_SCHEDULE_GRACE", "10")),
     )
 
 

@@ -374,3 +374,75 @@ REVOKE_TOKEN = """
 UPDATE resume_tokens SET revoked_at = $2
 WHERE token = $1 AND used_at IS NULL AND (revoked_at IS NULL OR ($3 AND revoked_at = $2))
 """
+
+# Triggers ---------------------------------------------------------------------------------
+# Trigger syncs of one schema run one at a time: two workflows registered at once cannot
+# both take the same webhook path.
+LOCK_TRIGGERS = "SELECT pg_advisory_xact_lock(hashtext('spane_py.triggers'), hashtext($1))"
+WORKFLOW_EXISTS = "SELECT EXISTS (SELECT 1 FROM workflows WHERE workflow_id = $1)"
+_SCHEDULE_COLUMNS = (
+    "schedule_id, workflow_id, cron, timezone, created_at, missed, paused, last_tick"
+)
+_WEBHOOK_COLUMNS = "h.path, h.method, h.workflow_id, h.secret, h.created_at"
+WEBHOOK_CONFLICTS = f"""
+SELECT {_WEBHOOK_COLUMNS}
+FROM webhooks h JOIN workflows w ON w.workflow_id = h.workflow_id
+JOIN jsonb_to_recordset($2::jsonb) AS x(path text, method text)
+  ON x.path = h.path AND x.method = h.method
+WHERE h.workflow_id <> $1 AND w.active
+ORDER BY h.path, h.method
+"""
+# The workflow's schedules become exactly the input: others deleted, new ones inserted, the
+# ones kept updated without touching created_at, paused and last_tick.
+SYNC_SCHEDULES = """
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(
+        schedule_id text, cron text, timezone text, missed text, created_at timestamptz)
+), gone AS (
+    DELETE FROM schedules s
+    WHERE s.workflow_id = $1 AND s.schedule_id NOT IN (SELECT schedule_id FROM input)
+)
+INSERT INTO schedules (schedule_id, workflow_id, cron, timezone, missed, created_at)
+SELECT schedule_id, $1, cron, timezone, missed, created_at FROM input
+ON CONFLICT (schedule_id) DO UPDATE SET
+    cron = EXCLUDED.cron, timezone = EXCLUDED.timezone, missed = EXCLUDED.missed
+WHERE schedules.workflow_id = EXCLUDED.workflow_id
+"""
+# Run after WEBHOOK_CONFLICTS found none: a binding taken over is an inactive workflow's.
+SYNC_WEBHOOKS = """
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(path text, method text, secret text)
+), gone AS (
+    DELETE FROM webhooks h
+    WHERE h.workflow_id = $1
+      AND NOT EXISTS (SELECT 1 FROM input i WHERE i.path = h.path AND i.method = h.method)
+)
+INSERT INTO webhooks (path, method, workflow_id, secret)
+SELECT path, method, $1, secret FROM input
+ON CONFLICT (path, method) DO UPDATE SET
+    secret = EXCLUDED.secret,
+    created_at = CASE WHEN webhooks.workflow_id = EXCLUDED.workflow_id
+                      THEN webhooks.created_at ELSE now() END,
+    workflow_id = EXCLUDED.workflow_id
+"""
+LIST_SCHEDULES = f"""
+SELECT {_SCHEDULE_COLUMNS} FROM schedules
+WHERE ($1::text IS NULL OR workflow_id = $1) ORDER BY schedule_id
+"""
+GET_SCHEDULE = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE schedule_id = $1"
+# $4 (as in MARK_DLQ_RETRIED): a retry after a lost answer; our own earlier write counts.
+SET_SCHEDULE_PAUSED = """
+UPDATE schedules SET paused = $2, last_tick = GREATEST(last_tick, $3::timestamptz)
+WHERE schedule_id = $1 AND (paused <> $2 OR $4)
+"""
+ADVANCE_SCHEDULE = """
+UPDATE schedules SET last_tick = $3
+WHERE schedule_id = $1
+  AND (last_tick IS NOT DISTINCT FROM $2::timestamptz OR ($4 AND last_tick = $3))
+"""
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE schedule_id = $1"
+LIST_WEBHOOKS = f"""
+SELECT {_WEBHOOK_COLUMNS} FROM webhooks h
+WHERE ($1::text IS NULL OR h.workflow_id = $1) ORDER BY h.path, h.method
+"""
+GET_WEBHOOK = f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks h WHERE h.path = $1 AND h.method = $2"

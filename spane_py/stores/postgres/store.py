@@ -21,7 +21,7 @@ import asyncpg
 import orjson
 
 from spane_py import _json
-from spane_py.definitions.models import WorkflowDefinition
+from spane_py.definitions.models import STORED, WorkflowDefinition
 from spane_py.errors import ConfigurationError, ExecutionNotFoundError, StatePersistenceError
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import (
@@ -50,13 +50,15 @@ from spane_py.stores.postgres.connection import (
     with_retry,
 )
 from spane_py.stores.postgres.latest import LatestSnapshots
+from spane_py.stores.postgres.triggers import PostgresTriggers
 
 DEFAULT_SCHEMA = "spane"
 OPTIMISTIC_ATTEMPTS = 3
 
 
-class PostgresExecutionStore:
-    """Executions, node results, definitions and logs in PostgreSQL.
+class PostgresExecutionStore(PostgresTriggers):
+    """Executions, node results, definitions and logs in PostgreSQL (schedules and webhook
+    bindings: ``PostgresTriggers``).
 
     ``dsn`` defaults to ``$DATABASE_URL``; with neither (or with ``embedded=True``), an
     embedded server (pgserver) is started under ``embedded_dir`` and migrated. Against any
@@ -839,7 +841,7 @@ def _version(row: Any) -> WorkflowVersionRecord:
     return WorkflowVersionRecord(
         workflow_id=row[0],
         version=row[1],
-        definition=WorkflowDefinition.model_validate_json(row[2]),
+        definition=WorkflowDefinition.model_validate_json(row[2], context=STORED),
         content_hash=row[3],
         created_at=row[4],
         change_notes=row[5],

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from spane_py.state import ExecutionStatus, NodeStatus
 
 # Bump together with a new Alembic revision; the store refuses any other database revision.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData(
     naming_convention={
@@ -253,3 +253,44 @@ resume_tokens = Table(
     _ts("revoked_at"),
 )
 Index("ix_resume_tokens_execution", resume_tokens.c.execution_id)
+
+# Schedule triggers of registered workflows (``register_workflow`` writes them); a tick's
+# execution is made unique by its idempotency key, not here. See stores/base.py.
+SCHEDULE_MISSED_POLICIES = ("skip", "run_once")
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("schedule_id", Text, primary_key=True),
+    Column(
+        "workflow_id",
+        Text,
+        ForeignKey("workflows.workflow_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("cron", Text, nullable=False),
+    Column("timezone", Text, nullable=False),
+    Column("missed", Text, nullable=False, server_default=text("'skip'")),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    _ts("last_tick"),  # the latest tick dealt with (fired or passed by)
+    _ts("created_at", nullable=False, default_now=True),
+    CheckConstraint(_in("missed", SCHEDULE_MISSED_POLICIES), name="missed"),
+)
+Index("ix_schedules_workflow", schedules.c.workflow_id)
+
+# Webhook triggers: one workflow per path and method.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("path", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column(
+        "workflow_id",
+        Text,
+        ForeignKey("workflows.workflow_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("secret", Text),
+    _ts("created_at", nullable=False, default_now=True),
+    PrimaryKeyConstraint("path", "method"),
+)
+Index("ix_webhooks_workflow", webhooks.c.workflow_id)
