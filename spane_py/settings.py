@@ -30,6 +30,9 @@ Engines and workers:
 - ``SPANE_STALE_AFTER``: seconds a node may stay queued (or running) before a sweep sends
   its job again (30).
 - ``SPANE_MAX_OUTPUT_BYTES``: the largest node output, in bytes of JSON (1048576).
+- ``SPANE_GLOBAL_RATE_LIMIT``: ``MAX/SECONDS``, at most MAX node starts in any SECONDS
+  across every worker of the key prefix (``WorkflowEngine(global_rate_limit=...)``;
+  unset: none). Per-type limits are set in code, with the executors.
 - ``SPANE_LOG_LEVEL``: log level of ``spane worker`` (``INFO``; other commands: warnings).
 
 An application module that ``spane worker`` loads builds its engine with
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spane_py.errors import ConfigurationError
@@ -75,7 +78,15 @@ class SpaneSettings(BaseSettings):
     sweep_interval: float = Field(15.0, gt=0)
     stale_after: float = Field(30.0, gt=0)
     max_output_bytes: int = Field(1 << 20, ge=1)
+    global_rate_limit: str | None = None
     log_level: str = "INFO"
+
+    @field_validator("global_rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            _parse_rate(value)  # refused here, so that the command names the variable
+        return value
 
     @model_validator(mode="after")
     def _pool_sizes(self) -> SpaneSettings:
@@ -142,9 +153,28 @@ class SpaneSettings(BaseSettings):
             "stale_after_seconds": self.stale_after,
             "max_output_bytes": self.max_output_bytes,
         }
+        if self.global_rate_limit and self.global_rate_limit.strip():
+            kwargs["global_rate_limit"] = _parse_rate(self.global_rate_limit)
         if store:
             kwargs["store"] = self.make_store()
         return kwargs
+
+
+def _parse_rate(text: str) -> tuple[int, float]:
+    """``"100/1"`` -> ``(100, 1.0)``: MAX starts per SECONDS."""
+    from spane_py.traffic.policies import RateLimit
+
+    max_calls, sep, per = text.strip().partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        limit = RateLimit(int(max_calls), float(per))
+    except (ValueError, ConfigurationError):
+        raise ValueError(
+            f"must be MAX/SECONDS with MAX a positive integer and SECONDS a positive number "
+            f"(for example 100/1), got {text!r}"
+        ) from None
+    return limit.max_calls, limit.per_seconds
 
 
 __all__ = ["EMBEDDED_PG_DIR", "SpaneSettings", "StoreKind"]

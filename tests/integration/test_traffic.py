@@ -19,6 +19,7 @@ import pytest
 
 from spane_py import (
     CircuitBreakerPolicy,
+    ConfigurationError,
     ExecutionContext,
     ExecutionStatus,
     InMemoryExecutionStore,
@@ -147,6 +148,25 @@ async def test_a_deferred_node_gives_its_worker_slot_up(
     calls = {c.input_data: c.at for c in rec.calls}
     assert calls[3] < calls[2]
     assert calls[2] - calls[1] >= 1.0 - JITTER
+
+
+async def test_a_node_cancelled_while_deferred_never_runs(
+    make_engine: EngineFactory, rec: Recorder
+) -> None:
+    registry = NodeRegistry()
+    rec.register(registry, "api", ok)
+    registry.register("api", registry.get("api").executor, rate_limit=(1, 0.5), replace=True)
+    engine = await make_engine(registry)
+    await engine.register_workflow(one_node("limited", "api"))
+    await engine.start_workers()
+    first, second = await engine.enqueue_bulk("limited", [1, 2])
+    await completed(engine, [first])
+    assert await engine.cancel_execution(second)  # its node waits in the scheduled set
+    await asyncio.sleep(0.7)  # it came back, and was dropped
+    assert [c.input_data for c in rec.calls] == [1]
+    state = await engine.get_execution(second)
+    assert state.status is ExecutionStatus.CANCELLED
+    assert state.node_results["n"].status.value == "cancelled"
 
 
 async def _has_calls(rec: Recorder, n: int) -> bool:
@@ -399,6 +419,7 @@ async def test_a_breaker_that_fails_fast_fails_the_node_with_circuit_breaker_ope
     rec.register(registry, "svc", service)
     breaker = CircuitBreakerPolicy(failure_threshold=1, open_seconds=30, on_open="fail")
     registry.register("svc", registry.get("svc").executor, circuit_breaker=breaker, replace=True)
+    registry.register("other", ok)
     engine = await make_engine(registry)
     await engine.register_workflow(
         one_node("calls", "svc", retry_policy={"max_attempts": 2, "backoff": {"delay": 10}})
@@ -421,6 +442,8 @@ async def test_a_breaker_that_fails_fast_fails_the_node_with_circuit_breaker_ope
     (dlq, *_) = await engine.get_dlq_items()
     assert dlq.execution_id == second.execution_id
     assert "circuit breaker" in dlq.error
+    with pytest.raises(ConfigurationError, match="node type 'other' has no circuit breaker"):
+        await engine.breaker_state("other")
     await engine.reset_breaker("svc")  # an operator closes it
     assert (await engine.breaker_state("svc")).state == "closed"
     third = await engine.run_workflow("calls", 3, timeout=5)
