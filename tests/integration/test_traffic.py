@@ -397,9 +397,12 @@ async def test_a_breaker_opens_stops_calls_half_opens_and_closes(
         assert t_half - t_open >= 0.3 - JITTER
         during = [c for c in rec.calls if t_open + JITTER < c.at < t_half]
         assert during == []
-    # Half-open: one probe at a time; each failed probe opened it again.
-    for t_half, t_next in zip(half, [*opened[1:], closed[0]], strict=True):
+    # Half-open: one probe at a time; each failed probe opened it again. (The probe that
+    # closed it is followed at once by the waiting nodes, maybe before its process has
+    # announced the closing: that last window holds the probe and more.)
+    for t_half, t_next in zip(half, opened[1:], strict=False):
         assert len([c for c in rec.calls if t_half <= c.at <= t_next]) == 1
+    assert [c for c in rec.calls if half[-1] <= c.at <= closed[0]]
     rejected = seen.of(events.BREAKER_REJECTED)
     assert rejected
     assert all(f["on_open"] == "wait" for f in rejected)
