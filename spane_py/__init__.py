@@ -15,6 +15,7 @@ from spane_py.dsl import Workflow
 from spane_py.engine.control import BulkResult
 from spane_py.engine.engine import RegisteredWorkflow, WorkflowEngine
 from spane_py.errors import (
+    CircuitBreakerOpenError,
     ConfigurationError,
     DlqItemNotFoundError,
     ExecutionNotFoundError,
@@ -29,6 +30,7 @@ from spane_py.errors import (
     NodeTimeoutError,
     NonRetryableError,
     QueueError,
+    RateLimitError,
     ResumeTokenError,
     ScheduleNotFoundError,
     SchemaVersionError,
@@ -47,6 +49,7 @@ from spane_py.results import ExecutionResult, error_result, skipped_result, succ
 from spane_py.state import ExecutionState, ExecutionStatus, NodeResult, NodeStatus
 from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
+from spane_py.traffic.policies import CircuitBreakerPolicy, RateLimit
 
 __version__ = "0.1.0"
 
@@ -71,6 +74,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "BackoffPolicy",
     "BulkResult",
+    "CircuitBreakerOpenError",
+    "CircuitBreakerPolicy",
     "ConfigurationError",
     "DlqItemNotFoundError",
     "ExecutionContext",
@@ -98,6 +103,8 @@ __all__ = [
     "NonRetryableError",
     "PostgresExecutionStore",
     "QueueError",
+    "RateLimit",
+    "RateLimitError",
     "RegisteredWorkflow",
     "ResumeTokenError",
     "RetryPolicy",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
 from spane_py.definitions.models import NodeDefinition
+from spane_py.errors import NonRetryableError, RateLimitError
 from spane_py.results import ExecutionResult
 from spane_py.state import NodeStatus
 from spane_py.stores.base import LogRecord, NodeRecord
@@ -120,6 +122,33 @@ class ExecutionContext:
         if self._cancel is None:
             self._cancel = asyncio.Event()
         self._cancel.set()
+
+    # Rate limits ------------------------------------------------------------------
+    def rate_limit(self, ms: float) -> NoReturn:
+        """The service said "too many requests, retry in ``ms``": stop here (SPANE's
+        ``ctx.rateLimit``). Raises ``RateLimitError``; the engine runs the node again after
+        ``ms`` without counting an attempt, and holds every node of this type back for as
+        long, in every worker process, instead of letting them hit the service too."""
+        if (
+            isinstance(ms, bool)
+            or not isinstance(ms, int | float)
+            or not math.isfinite(ms)
+            or ms <= 0
+        ):
+            raise NonRetryableError(
+                f"node {self.node_id!r}: ctx.rate_limit(ms) needs a positive, finite number of "
+                f"milliseconds, got {ms!r}",
+                node_id=self.node_id,
+                execution_id=self.execution_id,
+                workflow_id=self.workflow_id,
+            )
+        raise RateLimitError(
+            f"node {self.node_id!r} is rate limited: retry in {ms:g} ms",
+            retry_after_ms=ms,
+            node_id=self.node_id,
+            execution_id=self.execution_id,
+            workflow_id=self.workflow_id,
+        )
 
     @property
     def previous_results(self) -> dict[str, ExecutionResult]:

@@ -10,7 +10,9 @@
     ├── InvalidEnqueueOptionsError
     ├── NodeExecutionError
     │   ├── NodeTimeoutError
-    │   └── NonRetryableError
+    │   ├── NonRetryableError
+    │   ├── RateLimitError
+    │   └── CircuitBreakerOpenError
     ├── ExecutionTimeoutError
     ├── ExecutionWaitTimeoutError
     ├── MaxDepthExceededError
@@ -168,6 +170,41 @@ class NonRetryableError(NodeExecutionError):
     """A node failed in a way that retrying cannot fix."""
 
     code = "NODE_NON_RETRYABLE"
+
+
+class RateLimitError(NodeExecutionError):
+    """The service the node calls is rate limited: run the node again later.
+
+    Raised by ``ctx.rate_limit(ms)`` inside an executor (SPANE's ``ctx.rateLimit``): the node
+    is deferred by ``retry_after_ms`` without counting an attempt, and its node type is held
+    back for that long in every worker process.
+    """
+
+    code = "RATE_LIMIT_EXCEEDED"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after_ms: float,
+        workflow_id: str | None = None,
+        execution_id: str | None = None,
+        node_id: str | None = None,
+    ) -> None:
+        self.retry_after_ms = retry_after_ms
+        super().__init__(
+            message or f"rate limited: retry in {retry_after_ms:g} ms",
+            workflow_id=workflow_id,
+            execution_id=execution_id,
+            node_id=node_id,
+            details={"retry_after_ms": retry_after_ms},
+        )
+
+
+class CircuitBreakerOpenError(NodeExecutionError):
+    """The circuit breaker of the node's type is open: the service was not called."""
+
+    code = "CIRCUIT_BREAKER_OPEN"
 
 
 class ExecutionTimeoutError(SpaneError):

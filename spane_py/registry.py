@@ -19,6 +19,7 @@ from spane_py.errors import (
     ValidationIssue,
     WorkflowValidationError,
 )
+from spane_py.traffic.policies import CircuitBreakerPolicy, RateLimit
 
 
 @runtime_checkable
@@ -37,6 +38,8 @@ class RegisteredNode:
     run: ExecutorFunction
     executor: object
     config_model: builtins.type[BaseModel] | None = None
+    rate_limit: RateLimit | None = None
+    circuit_breaker: CircuitBreakerPolicy | None = None
 
     def parse_config(self, config: dict[str, Any]) -> BaseModel | None:
         if self.config_model is None:
@@ -54,6 +57,8 @@ class NodeRegistry:
         executor: NodeExecutor | ExecutorFunction,
         *,
         config_model: type[BaseModel] | None = None,
+        rate_limit: RateLimit | tuple[int, float] | None = None,
+        circuit_breaker: CircuitBreakerPolicy | None = None,
         replace: bool = False,
     ) -> None:
         """Register ``executor`` for ``node_type``.
@@ -62,6 +67,13 @@ class NodeRegistry:
         ``ctx``; it returns an ``ExecutionResult``, or any JSON value, which counts as a
         successful result with that data. ``config_model`` (a pydantic model) validates the
         ``config`` of every node of this type when a workflow using it is registered.
+
+        ``rate_limit`` ``(max_calls, per_seconds)`` (or a ``RateLimit``) lets at most that
+        many nodes of the type start in any window of ``per_seconds``, counted across every
+        worker process of the engine's key prefix; a node over the limit is deferred, not
+        failed, and gives its worker slot up while it waits. ``circuit_breaker`` (a
+        ``CircuitBreakerPolicy``) stops calling the type's executor after repeated failures
+        (see ``spane_py.traffic``). Register the same settings in every process.
         """
         if not isinstance(node_type, str) or not node_type.strip():
             raise ConfigurationError(f"node type must be a non-empty string, got {node_type!r}")
@@ -76,6 +88,16 @@ class NodeRegistry:
             raise ConfigurationError(
                 f"config_model for node type {node_type!r} must be a pydantic model class"
             )
+        limit = (
+            None
+            if rate_limit is None
+            else RateLimit.parse(rate_limit, what=f"rate_limit for node type {node_type!r}")
+        )
+        if circuit_breaker is not None and not isinstance(circuit_breaker, CircuitBreakerPolicy):
+            raise ConfigurationError(
+                f"circuit_breaker for node type {node_type!r} must be a CircuitBreakerPolicy, "
+                f"got {type(circuit_breaker).__name__}"
+            )
         existing = self._nodes.get(node_type)
         # ``==`` as well as ``is``: ``obj.method`` is a new bound method on every access.
         if (
@@ -88,7 +110,9 @@ class NodeRegistry:
                 f"node type {node_type!r} is already registered to another executor "
                 "(pass replace=True to replace it)"
             )
-        self._nodes[node_type] = RegisteredNode(node_type, run, executor, config_model)
+        self._nodes[node_type] = RegisteredNode(
+            node_type, run, executor, config_model, limit, circuit_breaker
+        )
 
     def get(self, node_type: str) -> RegisteredNode:
         try:
@@ -97,6 +121,10 @@ class NodeRegistry:
             raise NodeNotRegisteredError(
                 f"no executor is registered for node type {node_type!r}"
             ) from None
+
+    def find(self, node_type: str) -> RegisteredNode | None:
+        """The registration of ``node_type``, or None (built-in or unknown)."""
+        return self._nodes.get(node_type)
 
     def has(self, node_type: str) -> bool:
         return node_type in self._nodes or node_type in BUILTIN_TYPES

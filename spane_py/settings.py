@@ -34,6 +34,9 @@ Engines and workers:
   ones follow the schedule's missed policy (10).
 - ``SPANE_SCHEDULE_REFRESH``: at most this many seconds pass before a worker's scheduler
   sees a schedule another process registered (5).
+- ``SPANE_GLOBAL_RATE_LIMIT``: ``MAX/SECONDS``, at most MAX node starts in any SECONDS
+  across every worker of the key prefix (``WorkflowEngine(global_rate_limit=...)``;
+  unset: none). Per-type limits are set in code, with the executors.
 - ``SPANE_LOG_LEVEL``: log level of ``spane worker`` (``INFO``; other commands: warnings).
 
 An application module that ``spane worker`` loads builds its engine with
@@ -45,7 +48,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spane_py.errors import ConfigurationError
@@ -81,7 +84,15 @@ class SpaneSettings(BaseSettings):
     max_output_bytes: int = Field(1 << 20, ge=1)
     schedule_grace: float = Field(10.0, gt=0)
     schedule_refresh: float = Field(5.0, gt=0)
+    global_rate_limit: str | None = None
     log_level: str = "INFO"
+
+    @field_validator("global_rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            _parse_rate(value)  # refused here, so that the command names the variable
+        return value
 
     @model_validator(mode="after")
     def _pool_sizes(self) -> SpaneSettings:
@@ -150,9 +161,28 @@ class SpaneSettings(BaseSettings):
             "schedule_grace_seconds": self.schedule_grace,
             "schedule_refresh_seconds": self.schedule_refresh,
         }
+        if self.global_rate_limit and self.global_rate_limit.strip():
+            kwargs["global_rate_limit"] = _parse_rate(self.global_rate_limit)
         if store:
             kwargs["store"] = self.make_store()
         return kwargs
+
+
+def _parse_rate(text: str) -> tuple[int, float]:
+    """``"100/1"`` -> ``(100, 1.0)``: MAX starts per SECONDS."""
+    from spane_py.traffic.policies import RateLimit
+
+    max_calls, sep, per = text.strip().partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        limit = RateLimit(int(max_calls), float(per))
+    except (ValueError, ConfigurationError):
+        raise ValueError(
+            f"must be MAX/SECONDS with MAX a positive integer and SECONDS a positive number "
+            f"(for example 100/1), got {text!r}"
+        ) from None
+    return limit.max_calls, limit.per_seconds
 
 
 __all__ = ["EMBEDDED_PG_DIR", "SpaneSettings", "StoreKind"]

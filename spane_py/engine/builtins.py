@@ -49,6 +49,7 @@ from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import ExecutionStore, ResumeTokenRecord
+from spane_py.traffic.control import TrafficControl
 
 if TYPE_CHECKING:
     from spane_py.engine.runner import Attempt
@@ -83,12 +84,14 @@ class BuiltinNodes:
         cache: WorkflowCache,
         registry: NodeRegistry,
         admit: starting.Admit,
+        traffic: TrafficControl,
     ) -> None:
         self.store = store
         self.queue = queue
         self.cache = cache
         self.registry = registry
         self.admit = admit
+        self.traffic = traffic
 
     # Suspending nodes ------------------------------------------------------------
     async def begin(self, attempt: Attempt) -> Step:
@@ -285,6 +288,10 @@ class BuiltinNodes:
 
     # map -------------------------------------------------------------------------------
     async def run_map(self, ctx: ExecutionContext) -> list[Any]:
+        """Run the item type's executor on every item. A map node itself is never rate
+        limited, but each item obeys its type's rate limit and circuit breaker (not the
+        global limit, which counts node starts): an item that must wait waits here, in
+        the map node's worker slot, since it cannot be deferred without its siblings."""
         config = MapConfig.model_validate(ctx.node.config)
         items = pick(ctx.input_data, config.items)
         if not isinstance(items, list):
@@ -316,7 +323,16 @@ class BuiltinNodes:
             )
             async with limit:
                 try:
-                    value = await registered.run(item_ctx)
+                    value = await self.traffic.run_item(
+                        config.node_type,
+                        f"{ctx.execution_id}:{ctx.node_id}:{ctx.attempt}:{index}",
+                        lambda: registered.run(item_ctx),
+                        rate_limit=registered.rate_limit,
+                        breaker=registered.circuit_breaker,
+                        lease_ms=ctx.node.timeout_ms,
+                        execution_id=ctx.execution_id,
+                        node_id=ctx.node_id,
+                    )
                     result = (
                         value
                         if isinstance(value, ExecutionResult)

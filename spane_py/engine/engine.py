@@ -51,6 +51,9 @@ from spane_py.stores.base import (
     WorkflowVersionRecord,
 )
 from spane_py.stores.memory import InMemoryExecutionStore
+from spane_py.traffic.breakers import BreakerState
+from spane_py.traffic.control import TrafficControl
+from spane_py.traffic.policies import RateLimit
 from spane_py.triggers import scheduler as schedules
 from spane_py.triggers import sync as trigger_sync
 from spane_py.triggers import webhooks
@@ -103,6 +106,7 @@ class WorkflowEngine:
         close_store: bool = True,
         cancel_grace_seconds: float = 2.0,
         idempotency_ttl_seconds: float | None = 24 * 3600.0,
+        global_rate_limit: RateLimit | tuple[int, float] | None = None,
         limits: Limits | None = None,
         max_lost_deliveries: int = 5,
         schedule_grace_seconds: float = 10.0,
@@ -133,6 +137,13 @@ class WorkflowEngine:
         if idempotency_ttl_seconds is not None and idempotency_ttl_seconds <= 0:
             raise ConfigurationError("idempotency_ttl_seconds must be positive (or None)")
         self.idempotency_ttl_seconds = idempotency_ttl_seconds
+        # At most this many node starts (built-ins aside) per window, across every worker
+        # process of this key prefix; see spane_py/traffic.
+        self.global_rate_limit = (
+            None
+            if global_rate_limit is None
+            else RateLimit.parse(global_rate_limit, what="global_rate_limit")
+        )
         self.limits = limits or DEFAULT_LIMITS
         if (
             isinstance(max_lost_deliveries, bool)
@@ -155,6 +166,7 @@ class WorkflowEngine:
         self._redis: ArqRedis | None = None
         self._queue: JobQueue | None = None
         self._runner: NodeRunner | None = None
+        self._traffic: TrafficControl | None = None
         self._workers: list[tuple[SpaneWorker, asyncio.Task[None]]] = []
         self._notifier: SettleNotifier | None = None
         self._lifecycle: Lifecycle | None = None
@@ -187,12 +199,16 @@ class WorkflowEngine:
             self._queue, across_processes=not isinstance(self.store, InMemoryExecutionStore)
         )
         self._lifecycle = Lifecycle(self.store, self._queue, self.cache, self._notifier)
+        self._traffic = TrafficControl(
+            self._redis, prefix=self.key_prefix, global_limit=self.global_rate_limit
+        )
         builtins = BuiltinNodes(
             store=self.store,
             queue=self._queue,
             cache=self.cache,
             registry=self.registry,
             admit=self._lifecycle.admit,
+            traffic=self._traffic,
         )
         self._runner = NodeRunner(
             registry=self.registry,
@@ -201,6 +217,7 @@ class WorkflowEngine:
             queue=self._queue,
             on_settled=self._lifecycle.settled,
             builtins=builtins,
+            traffic=self._traffic,
             max_output_bytes=self.max_output_bytes,
             cancel_grace_seconds=self.cancel_grace_seconds,
             max_lost_deliveries=self.max_lost_deliveries,
@@ -230,6 +247,8 @@ class WorkflowEngine:
             await self._notifier.close()
         if self._channel is not None:
             await self._channel.close()
+        if self._traffic is not None:
+            await self._traffic.close()
         await self._release_redis()
         if self._close_store:
             await self.store.close()
@@ -279,6 +298,12 @@ class WorkflowEngine:
         if self._control is None:
             raise ConfigurationError("the engine is not started: call `await engine.start()`")
         return self._control
+
+    @property
+    def traffic(self) -> TrafficControl:
+        if self._traffic is None:
+            raise ConfigurationError("the engine is not started: call `await engine.start()`")
+        return self._traffic
 
     @property
     def redis_url(self) -> str | None:
@@ -734,6 +759,7 @@ class WorkflowEngine:
         assert self._channel is not None
         assert self._runner is not None
         self._channel.listen(self._runner.cancel_local)
+        self.traffic.listen()  # holds from ctx.rate_limit in other processes
 
     async def run_until_idle(self, concurrency: int = 10) -> None:
         """Process jobs until nothing is queued, scheduled or running (deterministic tests)."""
@@ -745,6 +771,23 @@ class WorkflowEngine:
 
     def cache_stats(self) -> CacheStats:
         return self.cache.stats()
+
+    def traffic_stats(self) -> dict[str, dict[str, int]]:
+        """What traffic control did in this process: ``{event: {node type: count}}`` for
+        ``node.rate_limited``, ``breaker.rejected``, ``breaker.opened``, ...; the
+        breaker transitions are counted by the process that made them."""
+        return self.traffic.stats.snapshot()
+
+    async def breaker_state(self, node_type: str) -> BreakerState:
+        """The circuit breaker of ``node_type``, as every process sees it."""
+        registered = self.registry.find(node_type)
+        if registered is None or registered.circuit_breaker is None:
+            raise ConfigurationError(f"node type {node_type!r} has no circuit breaker")
+        return await self.traffic.breaker_state(node_type, registered.circuit_breaker)
+
+    async def reset_breaker(self, node_type: str) -> None:
+        """Close the circuit breaker of ``node_type`` now, in every process."""
+        await self.traffic.breakers.reset(node_type)
 
     async def sweep(self, *, older_than: datetime | None = None, limit: int = 500) -> int:
         """Send again the jobs of nodes that have waited (or run) since ``older_than``

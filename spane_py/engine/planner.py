@@ -240,6 +240,25 @@ def plan_retry(
     return decide
 
 
+def plan_defer(node_id: str, generation: int, attempt: int, now: datetime) -> Decide:
+    """An attempt that does not count (the executor said its service is rate limited) but
+    was recorded as running: the node is queued again with the attempts it had before."""
+
+    def decide(snap: ExecutionSnapshot) -> Transition:
+        rec = snap.nodes.get(node_id)
+        if (
+            rec is None
+            or rec.generation != generation
+            or rec.status is not NodeStatus.RUNNING
+            or rec.attempts != attempt
+        ):
+            return Transition(outcome=DUPLICATE)
+        queued = rec.evolve(status=NodeStatus.QUEUED, attempts=attempt - 1, queued_at=now)
+        return Transition(nodes=(queued,), outcome=RUN)
+
+    return decide
+
+
 def plan_completion(
     graph: WorkflowGraph,
     node_id: str,

@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -23,23 +22,25 @@ from spane_py.definitions.models import NodeDefinition
 from spane_py.engine import planner
 from spane_py.engine.builtins import SUSPENDING, BuiltinNodes, Reschedule, Step
 from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.outcomes import call_executor, describe, format_traceback, to_outcome
 from spane_py.errors import (
     MaxDepthExceededError,
     NodeExecutionError,
-    NodeTimeoutError,
     NonRetryableError,
+    QueueError,
+    RateLimitError,
     SerializationError,
-    SpaneError,
     WorkflowNotFoundError,
     WorkflowValidationError,
 )
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
-from spane_py.registry import NodeRegistry
-from spane_py.results import ExecutionResult
+from spane_py.registry import NodeRegistry, RegisteredNode
 from spane_py.state import NodeStatus
 from spane_py.stores.base import DlqRecord, ExecutionRecord, ExecutionStore, SpanRecord, Transition
+from spane_py.traffic.control import TrafficControl
+from spane_py.traffic.limits import Admission
 
 logger = logging.getLogger("spane_py.runner")
 
@@ -103,6 +104,7 @@ class NodeRunner:
         queue: JobQueue,
         on_settled: SettledHook,
         builtins: BuiltinNodes,
+        traffic: TrafficControl,
         max_output_bytes: int = 1 << 20,
         running_mark_delay: float = 0.25,
         cancel_grace_seconds: float = 2.0,
@@ -114,6 +116,7 @@ class NodeRunner:
         self.queue = queue
         self.on_settled = on_settled
         self.builtins = builtins
+        self.traffic = traffic
         self.max_output_bytes = max_output_bytes
         self.running_mark_delay = running_mark_delay
         self.cancel_grace_seconds = cancel_grace_seconds
@@ -121,6 +124,9 @@ class NodeRunner:
         # Set by the engine: what an execution's deadline job does (Control.time_out).
         self.on_deadline: Callable[[str], Awaitable[object]] = _no_deadline
         self._marking: set[asyncio.Task[None]] = set()
+        # The running mark of each attempt under way here that has one (ctx.rate_limit
+        # undoes it).
+        self._marks: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Attempts running in this process, by execution: cancel_local reaches them.
         self._running: dict[str, dict[str, tuple[ExecutionContext, asyncio.Task[Any]]]] = {}
 
@@ -166,10 +172,6 @@ class NodeRunner:
         if waking:
             rec = started.nodes[node.id]
             started_at = rec.started_at or started_at
-        else:
-            events.emit(
-                events.NODE_STARTED, execution_id=eid, node_id=node.id, attempt=started.attempt
-            )
 
         ctx = ExecutionContext(
             workflow_id=job.workflow_id,
@@ -198,8 +200,21 @@ class NodeRunner:
             )
             return
         if waking or node.type in SUSPENDING:
+            if not waking:
+                events.emit(
+                    events.NODE_STARTED, execution_id=eid, node_id=node.id, attempt=started.attempt
+                )
             await self._run_builtin(attempt, waking)
             return
+        admission: Admission | None = None
+        registered = self.registry.find(node.type)  # None: a map, or a type that fails below
+        if registered is not None and self.traffic.guarded(
+            node.type, registered.rate_limit, registered.circuit_breaker
+        ):
+            admission = await self._admit(attempt, registered)
+            if admission is None:
+                return
+        events.emit(events.NODE_STARTED, execution_id=eid, node_id=node.id, attempt=started.attempt)
         # A node that is still running after a moment is recorded as running; one that
         # finishes sooner is recorded once, with its result.
         marker = asyncio.get_running_loop().call_later(
@@ -208,7 +223,7 @@ class NodeRunner:
         task = asyncio.current_task()
         self._track(eid, node.id, ctx, task)
         try:
-            outcome = await self._execute(graph, node, ctx)
+            outcome = await self._execute(graph, node, ctx, admission)
         except asyncio.CancelledError:
             marker.cancel()
             await asyncio.shield(self._flush_logs(ctx))
@@ -216,6 +231,10 @@ class NodeRunner:
                 task.uncancel()  # the execution was cancelled: the node is recorded so
                 return
             raise
+        except RateLimitError as exc:  # ctx.rate_limit: not a failure, not an attempt
+            marker.cancel()
+            await self._rate_limited(attempt, exc)
+            raise RetryJob() from None
         except Exception as exc:  # the executor failed: retry or fail for good
             marker.cancel()
             final = await self._failed_attempt(attempt, exc)
@@ -225,8 +244,71 @@ class NodeRunner:
             outcome = final
         finally:
             self._untrack(eid, node.id)
+            self._marks.pop((eid, node.id), None)
         marker.cancel()
         await asyncio.shield(self._complete(attempt, outcome))
+
+    async def _admit(self, attempt: Attempt, registered: RegisteredNode) -> Admission | None:
+        """Rate limits and the circuit breaker, before the executor is called.
+
+        Refused: the job goes back to the scheduled set for the wait (its worker slot is
+        free at once; nothing was written to the store, so the node is still queued and the
+        attempt does not count) and ``RetryJob`` is raised. Refused by an open breaker with
+        ``on_open="fail"``: the attempt fails with ``CircuitBreakerOpenError`` through the
+        retry policy, and None is returned.
+        """
+        ctx, node = attempt.ctx, attempt.node
+        breaker = registered.circuit_breaker
+        try:
+            admission = await self.traffic.admit(
+                node.type,
+                self.queue.job_id(attempt.job),
+                rate_limit=registered.rate_limit,
+                breaker=breaker,
+                lease_ms=node.timeout_ms,
+                execution_id=ctx.execution_id,
+                node_id=node.id,
+            )
+        except QueueError as exc:  # Redis is failing: look again shortly
+            logger.warning("%s; node %s of %s waits", exc.message, node.id, ctx.execution_id)
+            await self._defer(attempt, int(WAKE_RETRY_S * 1000))
+            raise RetryJob() from exc
+        if admission.admitted:
+            return admission
+        if admission.breaker_refused and breaker is not None and breaker.on_open == "fail":
+            error = self.traffic.refusal(admission, execution_id=ctx.execution_id, node_id=node.id)
+            final = await self._failed_attempt(attempt, error)
+            if final is None:
+                raise RetryJob() from error
+            await asyncio.shield(self._complete(attempt, final))
+            return None
+        await self._defer(attempt, admission.wait_ms)
+        raise RetryJob()
+
+    async def _defer(self, attempt: Attempt, wait_ms: float) -> None:
+        """Put the job back in the scheduled set, due in ``wait_ms``."""
+        await self.queue.reschedule(
+            self.queue.job_id(attempt.job),
+            due_ms=int(time.time() * 1000 + wait_ms),
+            priority=attempt.started.execution.priority,
+        )
+
+    async def _rate_limited(self, attempt: Attempt, exc: RateLimitError) -> None:
+        """The executor called ``ctx.rate_limit(ms)``: hold its type back everywhere, undo
+        the running mark if one was written (the attempt does not count), defer the job."""
+        ctx, node = attempt.ctx, attempt.node
+        held = await self.traffic.block(node.type, exc.retry_after_ms)
+        self.traffic.limited(node.type, "executor", held, ctx.execution_id, node.id)
+        marking = self._marks.pop((ctx.execution_id, node.id), None)
+        if marking is not None:
+            await asyncio.wait([marking])
+            await self.store.transition(
+                ctx.execution_id,
+                planner.plan_defer(node.id, attempt.job.generation, ctx.attempt, _now()),
+                cached=attempt.started.snapshot,
+            )
+        await self._flush_logs(ctx)
+        await self._defer(attempt, held)
 
     async def _run_builtin(self, attempt: Attempt, waking: bool) -> None:
         """A delay, sub-workflow or wait node: begin its wait, or see whether it is over."""
@@ -242,7 +324,7 @@ class NodeRunner:
                     "waking node %s of %s failed, retrying: %s",
                     attempt.node.id,
                     attempt.ctx.execution_id,
-                    _describe(exc),
+                    describe(exc),
                 )
                 step = Reschedule(_now() + timedelta(seconds=WAKE_RETRY_S))
             else:
@@ -287,6 +369,7 @@ class NodeRunner:
         task = asyncio.get_running_loop().create_task(self._mark_running(attempt))
         self._marking.add(task)
         task.add_done_callback(self._marking.discard)
+        self._marks[(attempt.ctx.execution_id, attempt.node.id)] = task
 
     async def _mark_running(self, attempt: Attempt) -> None:
         try:
@@ -306,7 +389,11 @@ class NodeRunner:
             )
 
     async def _execute(
-        self, graph: WorkflowGraph, node: NodeDefinition, ctx: ExecutionContext
+        self,
+        graph: WorkflowGraph,
+        node: NodeDefinition,
+        ctx: ExecutionContext,
+        admission: Admission | None = None,
     ) -> planner.NodeOutcome:
         if node.type == MAP:
             run: Callable[[ExecutionContext], Awaitable[Any]] = self.builtins.run_map
@@ -315,66 +402,17 @@ class NodeRunner:
             if registered.config_model is not None:
                 ctx.config = registered.parse_config(node.config)
             run = registered.run
-        if node.timeout_ms is not None:
-            deadline = asyncio.timeout(node.timeout_ms / 1000)
-            try:
-                async with deadline:
-                    value = await run(ctx)
-            except TimeoutError:
-                if not deadline.expired():  # the executor's own TimeoutError: an error
-                    raise
-                raise NodeTimeoutError(
-                    f"node {node.id!r} timed out after {node.timeout_ms} ms",
-                    node_id=node.id,
-                    execution_id=ctx.execution_id,
-                    workflow_id=ctx.workflow_id,
-                ) from None
-        else:
-            value = await run(ctx)
-        return self._outcome(graph, node, value)
-
-    def _outcome(
-        self, graph: WorkflowGraph, node: NodeDefinition, value: Any
-    ) -> planner.NodeOutcome:
-        result = value if isinstance(value, ExecutionResult) else ExecutionResult(True, value)
-        if not result.success:
-            return planner.NodeOutcome(
-                NodeStatus.FAILED, error=result.error or "the node returned an unsuccessful result"
-            )
-        next_nodes: tuple[str, ...] | None = None
-        if result.next_nodes is not None:
-            if isinstance(result.next_nodes, str):
-                raise NonRetryableError(
-                    f"node {node.id!r} returned next_nodes as a string; give a list of node ids",
-                    node_id=node.id,
-                )
-            next_nodes = tuple(result.next_nodes)
-            unknown = [n for n in next_nodes if n not in graph.children[node.id]]
-            if unknown:
-                raise NonRetryableError(
-                    f"node {node.id!r} chose next_nodes {unknown}, which are not among its "
-                    f"outputs {list(graph.children[node.id])}",
-                    node_id=node.id,
-                )
-        output = None
-        if result.data is not None or not result.skipped:
-            output = _json.dumps(result.data, what=f"the output of node {node.id!r}")
-            if len(output) * 4 > self.max_output_bytes and (
-                len(output.encode()) > self.max_output_bytes
-            ):
-                raise NonRetryableError(
-                    f"the output of node {node.id!r} is {len(output.encode())} bytes, over the "
-                    f"limit of {self.max_output_bytes} bytes",
-                    node_id=node.id,
-                )
-        status = NodeStatus.SKIPPED if result.skipped else NodeStatus.SUCCEEDED
-        return planner.NodeOutcome(status, output=output, next_nodes=next_nodes)
+        if admission is None:
+            value = await call_executor(run, node, ctx)
+        else:  # the breaker hears how the call went (not how its output is handled)
+            value = await self.traffic.call(admission, call_executor(run, node, ctx))
+        return to_outcome(graph, node, value, max_output_bytes=self.max_output_bytes)
 
     async def _failed_attempt(self, attempt: Attempt, exc: Exception) -> planner.NodeOutcome | None:
         """Returns the final outcome, or None when the attempt will be retried."""
         node, ctx, job = attempt.node, attempt.ctx, attempt.job
-        error = _describe(exc)
-        trace = _traceback(exc)
+        error = describe(exc)
+        trace = format_traceback(exc)
         policy = node.effective_retry_policy
         retryable = not isinstance(exc, _PERMANENT)
         if not isinstance(exc, NodeExecutionError | SerializationError):
@@ -511,7 +549,6 @@ _NODE_EVENTS = {
 }
 
 
-MAX_TRACEBACK_CHARS = 20_000
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -522,15 +559,3 @@ async def _no_deadline(execution_id: str) -> None:
 def _cancel_if_running(task: asyncio.Task[Any], ctx: ExecutionContext) -> None:
     if not task.done() and ctx.is_cancelled:
         task.cancel()
-
-
-def _traceback(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc))
-    return text if len(text) <= MAX_TRACEBACK_CHARS else "..." + text[-MAX_TRACEBACK_CHARS:]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SpaneError):
-        return exc.message
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

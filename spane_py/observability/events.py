@@ -21,6 +21,14 @@ NODE_SKIPPED: Final = "node.skipped"
 NODE_DROPPED: Final = "node.dropped"
 NODE_WAITING: Final = "node.waiting"
 NODE_RESUMED: Final = "node.resumed"
+# Traffic control (spane_py/traffic): a node deferred by a rate limit (``reason``: global,
+# type, blocked or executor), and a node type's circuit breaker changing state or refusing a
+# node. Each breaker transition is announced once, by the process that made it.
+NODE_RATE_LIMITED: Final = "node.rate_limited"
+BREAKER_OPENED: Final = "breaker.opened"
+BREAKER_HALF_OPEN: Final = "breaker.half_open"
+BREAKER_CLOSED: Final = "breaker.closed"
+BREAKER_REJECTED: Final = "breaker.rejected"
 DLQ_RETRIED: Final = "dlq.retried"
 WORKFLOW_REGISTERED: Final = "workflow.registered"
 SCHEDULE_TICK_FIRED: Final = "schedule.tick_fired"

@@ -159,6 +159,17 @@ def test_triggers_example_fires_a_schedule_and_checks_signatures(cli_env: dict[s
     ]
 
 
+def test_traffic_example_limits_holds_and_breaks(cli_env: dict[str, str]) -> None:
+    lines = run_example("traffic.py", cli_env).splitlines()
+    assert lines == [
+        "geocode: 5 at once, the rest in 2 s",  # 5 more, one every 0.2 s after 1 s
+        "sms: sent to +49 30 1234, held 0.3 s, attempts 1",
+        "payments breaker open after 2 failures: checkout waits",
+        "checkout completed: 'charged 42 EUR' after 3 attempts",
+        "payments breaker closed",
+    ]
+
+
 def test_postgres_enqueue_example_needs_a_shared_database(cli_env: dict[str, str]) -> None:
     proc = run_process([sys.executable, str(EXAMPLES / "postgres_enqueue.py")], env=cli_env)
     assert proc.returncode == 1
@@ -173,6 +184,7 @@ SHOWN = {
     "stores.md": ["postgres_store.py"],
     "control.md": ["control.py"],
     "triggers.md": ["triggers.py"],
+    "traffic.md": ["traffic.py"],
 }
 
 

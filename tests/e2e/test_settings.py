@@ -7,7 +7,13 @@ import os
 
 import pytest
 
-from spane_py import ConfigurationError, InMemoryExecutionStore, NodeRegistry, WorkflowEngine
+from spane_py import (
+    ConfigurationError,
+    InMemoryExecutionStore,
+    NodeRegistry,
+    RateLimit,
+    WorkflowEngine,
+)
 from spane_py.settings import SpaneSettings
 from spane_py.stores.postgres.store import PostgresExecutionStore
 
@@ -76,6 +82,7 @@ def test_engine_kwargs_configure_the_engine(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SPANE_MAX_OUTPUT_BYTES", "4096")
     monkeypatch.setenv("SPANE_SCHEDULE_GRACE", "30")
     monkeypatch.setenv("SPANE_SCHEDULE_REFRESH", "2.5")
+    monkeypatch.setenv("SPANE_GLOBAL_RATE_LIMIT", "100/0.5")
     engine = WorkflowEngine(NodeRegistry(), **SpaneSettings().engine_kwargs())
     assert engine.redis_url == "redis://redis.example:6379/1"
     assert engine.key_prefix == "app1"
@@ -86,12 +93,14 @@ def test_engine_kwargs_configure_the_engine(monkeypatch: pytest.MonkeyPatch) -> 
     assert engine.stale_after_seconds == 20
     assert engine.max_output_bytes == 4096
     assert (engine.schedule_grace_seconds, engine.schedule_refresh_seconds) == (30, 2.5)
+    assert engine.global_rate_limit == RateLimit(100, 0.5)
     assert isinstance(engine.store, InMemoryExecutionStore)
 
 
 def test_engine_kwargs_without_a_store() -> None:
     kwargs = SpaneSettings().engine_kwargs(store=False)
     assert "store" not in kwargs
+    assert "global_rate_limit" not in kwargs  # unset: no global limit
     store = InMemoryExecutionStore(max_executions=10)
     assert WorkflowEngine(NodeRegistry(), store, **kwargs).store is store
 
@@ -108,6 +117,9 @@ def test_each_call_builds_a_new_store() -> None:
         ("SPANE_LEASE_SECONDS", "0.5"),
         ("SPANE_SWEEP_INTERVAL", "0"),
         ("SPANE_DB_POOL_MAX", "0"),
+        ("SPANE_GLOBAL_RATE_LIMIT", "100"),
+        ("SPANE_GLOBAL_RATE_LIMIT", "0/1"),
+        ("SPANE_GLOBAL_RATE_LIMIT", "10/fast"),
     ],
 )
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

@@ -29,6 +29,9 @@ Environment (all set by the test that starts the process):
 ``MP_SHUTDOWN_GRACE``    ``shutdown_grace`` (5)
 ``MP_SCHEDULE_GRACE``    ``schedule_grace_seconds`` (10)
 ``MP_READY_DIR``         where a started worker says so (see ``make_engine``)
+``MP_RATE_LIMIT``        ``max,per_seconds``: ``mp_limited``'s rate limit (``10,1``)
+``MP_BREAKER``           ``threshold,window_s,open_s,probes,on_open``: ``mp_service``'s
+                         circuit breaker (``3,10,1,1,wait``)
 =======================  ================================================================
 
 Node types (``build_registry``): ``mp_root``, ``mp_branch`` and ``mp_join`` for the wide
@@ -42,6 +45,15 @@ is driven by files named in the node's config, so a test can steer a worker proc
 ``mp_flaky``  records the run, then fails (``RuntimeError``) while the file
               ``config["failWhile"]`` exists; returns its token otherwise
 ============  ===========================================================================
+
+and for the traffic tests (``test_traffic_across_processes.py``), whose tokens end in
+``@<time.time() of the call>`` so a test can measure when the service was called:
+
+==============  =========================================================================
+``mp_limited``  rate limited (``MP_RATE_LIMIT``); records and returns its token
+``mp_service``  behind a circuit breaker (``MP_BREAKER``); records the call, then fails
+                (``RuntimeError``) while the file ``config["failWhile"]`` exists
+==============  =========================================================================
 """
 
 from __future__ import annotations
@@ -54,12 +66,22 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from spane_py import ExecutionContext, NodeRegistry, WorkflowEngine
+from spane_py import (
+    CircuitBreakerPolicy,
+    ExecutionContext,
+    NodeRegistry,
+    RateLimit,
+    WorkflowEngine,
+)
 from spane_py.stores.postgres.store import PostgresExecutionStore
 
 BRANCHES = 20
 WORKFLOW_ID = "mp-wide-diamond"
 HOLD_LIMIT_S = 60.0  # an mp_hold node gives up (fails) after this long
+RATE_LIMIT = RateLimit(10, 1.0)
+BREAKER = CircuitBreakerPolicy(
+    failure_threshold=3, window_seconds=10, open_seconds=1.0, half_open_probes=1, on_open="wait"
+)
 
 Record = Callable[[ExecutionContext, str], None]
 
@@ -79,12 +101,20 @@ def wide_diamond(branches: int = BRANCHES, workflow_id: str = WORKFLOW_ID) -> di
 
 
 def build_registry(
-    record: Record, *, sleep_ms: tuple[float, float] = (0.0, 0.0), branches: int = BRANCHES
+    record: Record,
+    *,
+    sleep_ms: tuple[float, float] = (0.0, 0.0),
+    branches: int = BRANCHES,
+    rate_limit: RateLimit = RATE_LIMIT,
+    breaker: CircuitBreakerPolicy = BREAKER,
 ) -> NodeRegistry:
     """The executors: each records its run and returns the run's token."""
 
     def token() -> str:
         return f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
+
+    def timed_token() -> str:
+        return f"{token()}@{time.time():.6f}"
 
     async def root(ctx: ExecutionContext) -> str:
         run = token()
@@ -131,6 +161,18 @@ def build_registry(
             raise RuntimeError(f"flaky: {ctx.node_config['failWhile']} exists")
         return run
 
+    async def limited(ctx: ExecutionContext) -> str:
+        run = timed_token()
+        record(ctx, run)
+        return run
+
+    async def service(ctx: ExecutionContext) -> str:
+        run = timed_token()
+        record(ctx, run)  # failed calls count too
+        if _exists(ctx.node_config["failWhile"]):
+            raise RuntimeError(f"service: {ctx.node_config['failWhile']} exists")
+        return run
+
     reg = NodeRegistry()
     reg.register("mp_root", root)
     reg.register("mp_branch", branch)
@@ -138,6 +180,8 @@ def build_registry(
     reg.register("mp_echo", echo)
     reg.register("mp_hold", hold)
     reg.register("mp_flaky", flaky)
+    reg.register("mp_limited", limited, rate_limit=rate_limit)
+    reg.register("mp_service", service, circuit_breaker=breaker)
     return reg
 
 
@@ -182,6 +226,26 @@ def _sleep_range(text: str) -> tuple[float, float]:
     return float(lo), float(hi or lo)
 
 
+def _rate_limit(text: str | None) -> RateLimit:
+    if not text:
+        return RATE_LIMIT
+    max_calls, per = text.split(",")
+    return RateLimit(int(max_calls), float(per))
+
+
+def _breaker(text: str | None) -> CircuitBreakerPolicy:
+    if not text:
+        return BREAKER
+    threshold, window, open_s, probes, on_open = text.split(",")
+    return CircuitBreakerPolicy(
+        int(threshold),
+        float(window),
+        float(open_s),
+        int(probes),
+        "fail" if on_open == "fail" else "wait",
+    )
+
+
 def build_engine() -> WorkflowEngine:
     """The engine the environment describes (not started)."""
     env = os.environ
@@ -193,7 +257,10 @@ def build_engine() -> WorkflowEngine:
         max_pool_size=int(env.get("MP_POOL_SIZE", "10")),
     )
     registry = build_registry(
-        FileRecord(env["MP_RECORD_FILE"]), sleep_ms=_sleep_range(env.get("MP_SLEEP_MS", "0,0"))
+        FileRecord(env["MP_RECORD_FILE"]),
+        sleep_ms=_sleep_range(env.get("MP_SLEEP_MS", "0,0")),
+        rate_limit=_rate_limit(env.get("MP_RATE_LIMIT")),
+        breaker=_breaker(env.get("MP_BREAKER")),
     )
     return WorkflowEngine(
         registry,

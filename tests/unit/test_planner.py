@@ -512,6 +512,26 @@ def test_plan_mark_running_skips_other_generations_and_ended_executions() -> Non
     assert run.status("a") is NodeStatus.QUEUED
 
 
+def test_plan_defer_undoes_the_running_mark_of_an_attempt_that_does_not_count() -> None:
+    # ctx.rate_limit after the node was marked running: queued again, the attempt uncounted.
+    run = Run(build({"a": []}))
+    run.start("a")
+    run.apply(planner.plan_mark_running("a", 0, 1, later()))
+    t = run.apply(planner.plan_defer("a", 0, 1, later(3)))
+    assert t.outcome == planner.RUN
+    rec = run.nodes["a"]
+    assert (rec.status, rec.attempts, rec.queued_at) == (NodeStatus.QUEUED, 0, later(3))
+    assert run.start("a").payload.attempt == 1  # the next start is attempt 1 again
+    # Nothing to undo: not marked, another attempt or generation, or already finished.
+    assert run.apply(planner.plan_defer("a", 0, 1, later())).is_noop
+    run.apply(planner.plan_mark_running("a", 0, 1, later()))
+    assert run.apply(planner.plan_defer("a", 0, 2, later())).is_noop
+    assert run.apply(planner.plan_defer("a", 3, 1, later())).is_noop
+    run.complete("a", replace(ok(), attempt=1, started_at=later()))
+    assert run.apply(planner.plan_defer("a", 0, 1, later())).is_noop
+    assert run.nodes["a"].status is NodeStatus.SUCCEEDED
+
+
 def test_plan_start_counts_attempts() -> None:
     run = Run(build({"a": []}))
     run.start("a")
