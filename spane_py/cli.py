@@ -339,9 +339,8 @@ def api(
     settings = load_settings(store, export=True)
     setup_logging(settings.log_level)
     try:
-        import uvicorn
-
         from spane_py.api import ApiSettings, create_app
+        from spane_py.api.server import serve
     except ImportError as exc:
         fail(
             f"`spane api` needs the api extra ({exc.name or exc} is not installed): "
@@ -364,18 +363,16 @@ def api(
                     "--worker-concurrency N, or use PostgreSQL (DATABASE_URL)"
                 )
             web = create_app(engine, ApiSettings(), worker_concurrency=worker_concurrency)
-            config = uvicorn.Config(
-                web, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on"
-            )
             logger.info(
                 "spane api: store %s, key prefix %r, auth %s",
                 describe_store(engine.store),
                 engine.key_prefix,
                 "on" if ApiSettings().token_value else "off",
             )
-            await uvicorn.Server(config).serve()
+            await serve(web, host=host, port=port, log_level=settings.log_level.lower())
         finally:
             await engine.close()
+        logger.info("spane api stopped")
 
     try:
         asyncio.run(main())
