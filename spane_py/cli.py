@@ -371,7 +371,7 @@ def api(
             )
             await serve(web, host=host, port=port, log_level=settings.log_level.lower())
         finally:
-            await engine.close()
+            await engine.close(grace_seconds=engine.shutdown_grace)
         logger.info("spane api stopped")
 
     try:

@@ -62,8 +62,8 @@ def create_app(
         try:
             yield
         finally:
-            if close_engine:
-                await engine.close()
+            if close_engine:  # running nodes of an in-process worker get the usual grace
+                await engine.close(grace_seconds=engine.shutdown_grace)
             elif worker_concurrency > 0:
                 await engine.stop_workers()
 
