@@ -12,11 +12,13 @@ shutdown.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spane_py import __version__
 from spane_py.api import dashboard, errors
@@ -35,6 +37,44 @@ from spane_py.api.settings import ApiSettings
 from spane_py.engine.engine import WorkflowEngine
 
 DEFAULT_MAX_BODY_BYTES = 32 << 20
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with a 413: at once when Content-Length
+    says so, else (a chunked body) as soon as more has arrived. A plain ASGI middleware:
+    Starlette's ``BaseHTTPMiddleware`` would wrap the event stream's responses."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._too_large(value.decode())(scope, receive, send)
+                return
+        seen = 0
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                # Raised where the route reads the body; FastAPI lets HTTPException (only)
+                # through its body parsing, to the error handlers.
+                raise HTTPException(413, self._message(f"over {seen}"))
+            return message
+
+        await self.app(scope, counting, send)
+
+    def _message(self, size: str) -> str:
+        return f"the request body has {size} bytes, over the limit of {self.max_bytes}"
+
+    def _too_large(self, size: str) -> ASGIApp:
+        return errors.error_response(413, "PAYLOAD_TOO_LARGE", self._message(size))
 
 
 def create_app(
@@ -92,19 +132,7 @@ def create_app(
     app.include_router(system.probes)
     dashboard.mount(app)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return errors.error_response(
-                413,
-                "PAYLOAD_TOO_LARGE",
-                f"the request body has {length} bytes, over the limit of {max_body_bytes}",
-            )
-        return await call_next(request)
-
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if settings.origins:
         app.add_middleware(
             CORSMiddleware,

@@ -266,8 +266,24 @@ async def test_oversized_requests_are_413(running: WorkflowEngine) -> None:
     app = create_app(running, ApiSettings(token=None), close_engine=False, max_body_bytes=100)
     async with make_client(app) as c:
         res = await c.post("/api/workflows/greet/executions", json={"input": "x" * 200})
-    assert res.status_code == 413
-    assert "over the limit of 100" in error_of(res)["message"]
+        assert res.status_code == 413
+        assert error_of(res)["message"] == ("the request body has 212 bytes, over the limit of 100")
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+            yield b'{"input": "'
+            for _ in range(10):
+                yield b"x" * 20
+            yield b'"}'
+
+        res = await c.post(
+            "/api/workflows/greet/executions",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+        assert res.status_code == 413
+        assert "over the limit of 100" in error_of(res)["message"]
+        small = await c.post("/api/workflows/greet/executions", json={"input": 1})
+        assert small.status_code == 201
 
 
 async def test_unknown_route_is_404_in_the_error_shape(client: httpx.AsyncClient) -> None:
