@@ -176,6 +176,17 @@ def screenshot(driver: Any, path: Path) -> None:
     assert png_size(path)[0] == WINDOW[0]
 
 
+def no_script_errors(driver: Any) -> None:
+    """Nothing went wrong in the page's scripts. (The event stream's 501 is expected: the
+    engine has no subscribe() yet, and the dashboard polls instead.)"""
+    errors = [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE" and "/api/events" not in entry["message"]
+    ]
+    assert errors == []
+
+
 def test_start_an_execution_and_follow_it(
     dashboard: DashboardServer, browser: Any, tmp_path: Path
 ) -> None:
@@ -281,6 +292,7 @@ def test_start_an_execution_and_follow_it(
         timeout=20,
         what="the replay to complete",
     )
+    no_script_errors(driver)
 
 
 def test_retry_a_dead_letter(dashboard: DashboardServer, browser: Any, tmp_path: Path) -> None:
@@ -335,3 +347,4 @@ def test_retry_a_dead_letter(dashboard: DashboardServer, browser: Any, tmp_path:
     )
     push = driver.find_element(By.CSS_SELECTOR, '#dag-svg g.node[data-node-id="push"]')
     assert push.get_attribute("data-status") == "succeeded"
+    no_script_errors(driver)
