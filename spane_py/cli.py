@@ -6,6 +6,8 @@
                                          run a worker for the engine APP names
     spane run APP WORKFLOW_ID [--data JSON] [--timeout S] [--json] [--store ...]
                                          run one execution on an in-process worker
+    spane api [--app APP] [--host H] [--port P] [--worker-concurrency N] [--store ...]
+                                         serve the HTTP API and the dashboard
     spane db upgrade [--schema S] [--database-url URL] [--sql]
                                          apply the PostgreSQL migrations (safe to run
                                          from several processes at once)
@@ -307,6 +309,79 @@ def run(
     except SpaneError as exc:
         fail(str(exc), NOT_COMPLETED)
     raise typer.Exit(0 if ok else NOT_COMPLETED)
+
+
+@app.command()
+def api(
+    app_path: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            metavar="APP",
+            help="module:attribute naming the engine (default: an engine with no executors, "
+            "enough to watch and control executions)",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    worker_concurrency: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Also run a worker in this process with this many jobs at once (0: none; "
+            "the in-memory store needs one, no other process sees it).",
+        ),
+    ] = 0,
+    store: StoreOption = None,
+) -> None:
+    """Serve the HTTP API (/api, OpenAPI at /openapi.json) and the dashboard (/).
+
+    SPANE_API_TOKEN set: /api and /metrics need 'Authorization: Bearer <token>'. It never
+    migrates the database: run `spane db upgrade` first."""
+    settings = load_settings(store, export=True)
+    setup_logging(settings.log_level)
+    try:
+        from spane_py.api import ApiSettings, create_app
+        from spane_py.api.server import serve
+    except ImportError as exc:
+        fail(
+            f"`spane api` needs the api extra ({exc.name or exc} is not installed): "
+            "pip install 'spane-py[api]'"
+        )
+
+    async def main() -> None:
+        if app_path is not None:
+            engine = await _engine_for(app_path)
+        else:
+            from spane_py.registry import NodeRegistry
+
+            engine = WorkflowEngine(NodeRegistry(), **settings.engine_kwargs())
+        try:
+            await _start(engine)
+            if worker_concurrency == 0 and isinstance(engine.store, InMemoryExecutionStore):
+                logger.warning(
+                    "spane api uses the in-memory store and runs no worker: executions "
+                    "started here never run (no other process sees this store); pass "
+                    "--worker-concurrency N, or use PostgreSQL (DATABASE_URL)"
+                )
+            web = create_app(engine, ApiSettings(), worker_concurrency=worker_concurrency)
+            logger.info(
+                "spane api: store %s, key prefix %r, auth %s",
+                describe_store(engine.store),
+                engine.key_prefix,
+                "on" if ApiSettings().token_value else "off",
+            )
+            await serve(web, host=host, port=port, log_level=settings.log_level.lower())
+        finally:
+            await engine.close(grace_seconds=engine.shutdown_grace)
+        logger.info("spane api stopped")
+
+    try:
+        asyncio.run(main())
+    except AppError as exc:
+        fail(str(exc))
+    except SpaneError as exc:
+        fail(str(exc), NOT_COMPLETED)
 
 
 # spane db ------------------------------------------------------------------------

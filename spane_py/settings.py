@@ -1,7 +1,7 @@
 """Settings read from the environment, for the ``spane`` command (configuration at the edges).
 
-Core classes take explicit keyword arguments; only the CLI (and, later, the API server)
-reads the environment, through ``SpaneSettings``.
+Core classes take explicit keyword arguments; only the CLI and the API server
+read the environment, through ``SpaneSettings``.
 
 Redis and the store:
 
@@ -37,7 +37,11 @@ Engines and workers:
 - ``SPANE_GLOBAL_RATE_LIMIT``: ``MAX/SECONDS``, at most MAX node starts in any SECONDS
   across every worker of the key prefix (``WorkflowEngine(global_rate_limit=...)``;
   unset: none). Per-type limits are set in code, with the executors.
-- ``SPANE_LOG_LEVEL``: log level of ``spane worker`` (``INFO``; other commands: warnings).
+- ``SPANE_LOG_LEVEL``: log level of ``spane worker`` and ``spane api`` (``INFO``; other
+  commands: warnings).
+
+The API server's own variables (``SPANE_API_TOKEN``, ``SPANE_API_CORS_ORIGINS``) are read
+by ``spane_py.api.settings.ApiSettings``.
 
 An application module that ``spane worker`` loads builds its engine with
 ``WorkflowEngine(registry, **SpaneSettings().engine_kwargs())`` to honour the same

@@ -14,6 +14,7 @@ from spane_py.engine.runner import NodeRunner
 from spane_py.errors import ConfigurationError
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DEADLINE_NODE, FUNCTION_NAME, NodeJob
+from spane_py.queue.presence import BEAT_INTERVAL_S, WorkerPresence
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.stores.base import ExecutionStore, PendingNode
 
@@ -67,7 +68,8 @@ def build_worker(
         job_serializer=queue.redis.job_serializer,
         job_deserializer=queue.redis.job_deserializer,
         log_results=False,
-        health_check_interval=60,
+        health_check_interval=BEAT_INTERVAL_S,
+        presence=WorkerPresence(queue.redis, prefix=queue.prefix),
     )
 
 

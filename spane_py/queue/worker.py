@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from spane_py.queue.client import ClaimedJob, JobQueue
+from spane_py.queue.presence import WorkerPresence, new_worker_id
 
 logger = logging.getLogger("spane_py.worker")
 
@@ -57,9 +58,12 @@ class SpaneWorker(Worker):
         lease_seconds: float = 30.0,
         shutdown_grace: float = 10.0,
         periodic: Sequence[PeriodicTask] = (),
+        presence: WorkerPresence | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.worker_id = new_worker_id()
+        self.presence = presence
         self.shutdown_grace = shutdown_grace
         self.periodic = list(periodic)
         self._periodic_tasks: list[asyncio.Task[None]] = []
@@ -94,6 +98,9 @@ class SpaneWorker(Worker):
         finally:
             with contextlib.suppress(Exception):
                 await self.pool.delete(self.health_check_key)  # as arq's close() does
+            if self.presence is not None:
+                with contextlib.suppress(Exception):
+                    await self.presence.leave(self.worker_id)
             await _cancel_quietly(self._lease_task)
             for task in self._periodic_tasks:
                 await _cancel_quietly(task)
@@ -194,6 +201,17 @@ class SpaneWorker(Worker):
         await asyncio.shield(self.finish_job(job_id, finish, None, None, False, incr_score, None))
         if self.after_job_end:
             await self.after_job_end(ctx)
+
+    async def record_health(self) -> None:
+        """arq's health key, and this worker's own beat in the presence set (same rhythm:
+        ``health_check_interval``)."""
+        due = time.time() - self._last_health_check >= self.health_check_interval
+        await super().record_health()
+        if due and self.presence is not None:
+            try:
+                await self.presence.beat(self.worker_id)
+            except (RedisError, OSError) as exc:
+                logger.warning("recording the worker's heartbeat failed: %s", exc)
 
     def _job_done(self, _: asyncio.Task[None]) -> None:
         self._release_sem_dec_counter_on_complete()

@@ -95,8 +95,8 @@ def test_revisions_form_one_line_and_stay_frozen() -> None:
 @pytest.mark.slow
 def test_a_built_package_carries_the_migrations(tmp_path: Path) -> None:
     """setuptools' build_py (what a wheel is made of) from a clean copy of the sources:
-    the migrations land in spane_py/migrations, every module of spane_py is there, and
-    migrate finds its scripts in the built tree."""
+    the migrations land in spane_py/migrations, every module of spane_py and the
+    dashboard's static files are there, and migrate finds its scripts in the built tree."""
     source = tmp_path / "src"
     source.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -111,15 +111,21 @@ def test_a_built_package_carries_the_migrations(tmp_path: Path) -> None:
         cwd=source, check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     shipped = {p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()}
-    expected = {
-        p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "spane_py").rglob("*.py")
-    } | {
-        "spane_py/" + p.relative_to(REPO_ROOT).as_posix()
-        for p in (REPO_ROOT / "migrations").rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
-    }
+    expected = (
+        {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "spane_py").rglob("*.py")}
+        | {
+            "spane_py/" + p.relative_to(REPO_ROOT).as_posix()
+            for p in (REPO_ROOT / "migrations").rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+        | {  # the dashboard's pages, scripts and stylesheet
+            p.relative_to(REPO_ROOT).as_posix()
+            for p in (REPO_ROOT / "spane_py/api/static").iterdir()
+        }
+    )
     assert "spane_py/migrations/versions/0001_initial.py" in expected
     assert "spane_py/migrations/script.py.mako" in expected
+    assert "spane_py/api/static/index.html" in expected
     assert "spane_py/py.typed" in shipped
     assert expected <= shipped, sorted(expected - shipped)
 

@@ -1,0 +1,71 @@
+"""``/healthz``: can this server reach Redis and the store, and are workers alive?
+
+Each check has its own short time limit, so a hung dependency makes the probe answer
+"failing" quickly instead of hanging the prober.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from spane_py.api import models
+from spane_py.engine.engine import WorkflowEngine
+from spane_py.queue.presence import WorkerPresence
+
+CHECK_TIMEOUT_S = 2.0
+# A workflow id no one can register (ids are lowercase): reading it is a cheap, indexed
+# round trip to the store that touches no real data.
+_PROBE_WORKFLOW = "__SPANE_HEALTHZ__"
+
+
+async def _check(probe: Callable[[], Awaitable[Any]]) -> models.Check:
+    start = time.perf_counter()
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await probe()
+    except TimeoutError:
+        return models.Check(ok=False, error=f"no answer within {CHECK_TIMEOUT_S:g} s")
+    except Exception as exc:
+        return models.Check(ok=False, error=f"{type(exc).__name__}: {exc}")
+    return models.Check(ok=True, latency_ms=round((time.perf_counter() - start) * 1000, 3))
+
+
+async def _workers(engine: WorkflowEngine) -> models.Workers:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            presence = WorkerPresence(engine.queue.redis, prefix=engine.key_prefix)
+            live = await presence.live()
+    except Exception as exc:
+        return models.Workers(live=0, workers=[], error=f"{type(exc).__name__}: {exc}")
+    return models.Workers(
+        live=len(live),
+        workers=[
+            models.LiveWorker(worker_id=w.worker_id, seconds_since_beat=w.seconds_since_beat)
+            for w in live
+        ],
+    )
+
+
+async def health(engine: WorkflowEngine) -> models.Health:
+    async def redis() -> None:
+        await engine.queue.ping()
+
+    async def store() -> None:
+        await engine.store.get_workflow_version(_PROBE_WORKFLOW)
+
+    redis_check, store_check, workers = await asyncio.gather(
+        _check(redis), _check(store), _workers(engine)
+    )
+    if not (redis_check.ok and store_check.ok):
+        status = "failing"
+    elif workers.live == 0:
+        status = "degraded"
+    else:
+        status = "ok"
+    return models.Health(status=status, redis=redis_check, store=store_check, workers=workers)
+
+
+__all__ = ["CHECK_TIMEOUT_S", "health"]

@@ -1,0 +1,87 @@
+"""``GET /api/events``: the engine's events as Server-Sent Events.
+
+The stream itself comes from ``engine.subscribe`` (see ``spane_py.api.optional``); until
+the engine has it, the route answers 501 and the dashboard falls back to polling. A
+comment line goes out every ``KEEPALIVE_S`` so proxies keep an idle stream open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from spane_py.api import optional
+from spane_py.api.deps import Engine
+from spane_py.api.errors import ErrorBody
+
+router = APIRouter(tags=["events"])
+
+KEEPALIVE_S = 15.0
+
+
+@router.get(
+    "/events",
+    summary="Event stream (SSE)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "One frame per event"},
+        501: {"model": ErrorBody, "description": "The engine has no subscribe()"},
+    },
+)
+async def stream_events(
+    request: Request,
+    engine: Engine,
+    execution_id: Annotated[str | None, Query(max_length=100)] = None,
+    workflow_id: Annotated[str | None, Query(max_length=128)] = None,
+    access_token: Annotated[
+        str | None, Query(description="The API token, for clients that cannot send headers")
+    ] = None,
+) -> StreamingResponse:
+    """Each frame is ``event: <name>`` (``execution.completed``, ``node.started``, ...)
+    and ``data: <JSON>``; filter by execution or workflow."""
+    optional.feature(engine, "subscribe", "the event stream")  # 501 before streaming
+    stream = optional.subscribe(engine, execution_id=execution_id, workflow_id=workflow_id)
+    return StreamingResponse(
+        _frames(request, stream),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _frames(request: Request, stream: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    yield b"retry: 3000\n: connected\n\n"
+    iterator = aiter(stream)
+    pending: asyncio.Task[Any] | None = None
+    try:
+        while not await request.is_disconnected():
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_S)
+            if not done:
+                yield b": keepalive\n\n"
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            name, data = optional.event_fields(event)
+            yield optional.sse_frame(name, data)
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        closer = getattr(iterator, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
+
+
+__all__ = ["KEEPALIVE_S", "router"]

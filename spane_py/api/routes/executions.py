@@ -1,0 +1,110 @@
+"""Executions: list with filters, read one, read its trace."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
+
+from spane_py.api import models, views
+from spane_py.api.deps import Engine
+from spane_py.api.errors import ApiError, ErrorBody
+from spane_py.errors import ExecutionNotFoundError, WorkflowNotFoundError
+from spane_py.state import ExecutionState, ExecutionStatus
+
+router = APIRouter(prefix="/executions", tags=["executions"])
+
+ExecutionIdPath = Annotated[str, Path(min_length=1, max_length=100)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@router.get(
+    "",
+    response_model=models.ExecutionPage,
+    summary="List executions",
+    responses={400: {"model": ErrorBody}},
+)
+async def list_executions(
+    engine: Engine,
+    workflow_id: Annotated[str | None, Query(max_length=128)] = None,
+    status: ExecutionStatus | None = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Created at or after (ISO 8601, with zone)")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Created before (ISO 8601, with zone)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> models.ExecutionPage:
+    """Newest first, filtered by workflow, status and creation time; page with ``cursor``."""
+    if cursor is not None and not _UUID.match(cursor):
+        raise ApiError(
+            400,
+            "INVALID_CURSOR",
+            f"cursor {cursor!r} is not one this API returned (pass a page's next_cursor)",
+        )
+    if since is not None and until is not None and since >= until:
+        raise ApiError(400, "INVALID_RANGE", "since must be earlier than until")
+    await engine.store.start()
+    page = await engine.store.list_executions(
+        workflow_id=workflow_id,
+        status=status,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
+    )
+    return models.ExecutionPage(
+        items=[views.execution_summary(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/{execution_id}",
+    response_model=ExecutionState,
+    summary="Get an execution",
+    responses=NOT_FOUND,
+)
+async def get_execution(engine: Engine, execution_id: ExecutionIdPath) -> ExecutionState:
+    """The execution's status and the result of each node so far."""
+    return await engine.get_execution(execution_id)
+
+
+@router.get(
+    "/{execution_id}/trace",
+    response_model=models.Trace,
+    summary="Get an execution's trace",
+    responses=NOT_FOUND,
+)
+async def get_trace(engine: Engine, execution_id: ExecutionIdPath) -> models.Trace:
+    """The execution, one span per node attempt, its log lines, its child executions, and
+    its workflow version's DAG with each node's status and input (what the dashboard
+    draws)."""
+    trace = await engine.get_trace(execution_id)
+    snapshot = await engine.store.get_snapshot(execution_id)
+    if snapshot is None:  # deleted (evicted) between the two reads
+        raise ExecutionNotFoundError(
+            f"execution {execution_id!r} does not exist", execution_id=execution_id
+        )
+    graph = None
+    try:
+        compiled = await engine.cache.get(
+            snapshot.execution.workflow_id, snapshot.execution.workflow_version
+        )
+        graph = views.execution_graph(compiled, snapshot)
+    except WorkflowNotFoundError:
+        pass  # the in-memory store may have dropped the version: the trace stands alone
+    return models.Trace(
+        execution=trace.execution,
+        spans=trace.spans,
+        logs=trace.logs,
+        children=trace.children,
+        graph=graph,
+    )
+
+
+__all__ = ["router"]

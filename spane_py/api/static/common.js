@@ -1,0 +1,201 @@
+// Shared helpers of the dashboard pages: calling the API, building DOM safely (text
+// nodes only: node outputs and error messages are user data, never HTML), formatting,
+// and live updates (Server-Sent Events when the server has them, polling otherwise).
+"use strict";
+
+const Spane = (() => {
+  const TOKEN_KEY = "spane.apiToken";
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const err = (body && body.error) || {};
+      super(err.message || `HTTP ${status}`);
+      this.status = status;
+      this.code = err.code || "HTTP_ERROR";
+    }
+  }
+
+  function token() {
+    return window.localStorage.getItem(TOKEN_KEY);
+  }
+
+  async function api(path, { method = "GET", body } = {}) {
+    const headers = { Accept: "application/json" };
+    const t = token();
+    if (t) headers.Authorization = `Bearer ${t}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    const text = await res.text();
+    if (text) {
+      try { data = JSON.parse(text); } catch (_) { data = { error: { message: text } }; }
+    }
+    if (!res.ok) {
+      if (res.status === 401) askForToken();
+      throw new ApiError(res.status, data);
+    }
+    return data;
+  }
+
+  // el("td", {class: "x", dataset: {id: "1"}, onclick: fn}, "text", child, ...)
+  function el(tag, attrs, ...children) {
+    const svg = ["svg", "g", "rect", "path", "text", "line", "title", "defs", "marker", "tspan"];
+    const node = svg.includes(tag)
+      ? document.createElementNS("http://www.w3.org/2000/svg", tag)
+      : document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function badge(status) {
+    return el("span", { class: `badge status-${status}`, dataset: { status } }, status);
+  }
+
+  function shortId(id) {
+    return id ? id.slice(0, 8) : "";
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    const pad = (n, w = 2) => String(n).padStart(w, "0");
+    const today = new Date();
+    const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+    if (d.toDateString() === today.toDateString()) return time;
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
+  }
+
+  function fmtDuration(ms) {
+    if (ms === null || ms === undefined || Number.isNaN(ms)) return "";
+    if (ms < 1) return `${ms.toFixed(2)} ms`;
+    if (ms < 1000) return `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
+    if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
+    const m = Math.floor(ms / 60000);
+    return `${m} min ${Math.round((ms % 60000) / 1000)} s`;
+  }
+
+  function json(value) {
+    return el("pre", { class: "json" }, value === undefined ? "" : JSON.stringify(value, null, 2));
+  }
+
+  function showError(message) {
+    const box = document.getElementById("banner");
+    if (!box) return;
+    box.className = message ? "banner error" : "banner hidden";
+    box.textContent = message || "";
+  }
+
+  function showInfo(...content) {
+    const box = document.getElementById("banner");
+    if (!box) return;
+    box.className = "banner info";
+    box.replaceChildren(...content);
+  }
+
+  function askForToken() {
+    const form = document.getElementById("token-form");
+    if (form) form.classList.remove("hidden");
+  }
+
+  function setupChrome(page) {
+    for (const a of document.querySelectorAll("header nav a")) {
+      if (a.dataset.nav === page) a.classList.add("active");
+    }
+    const form = document.getElementById("token-form");
+    if (form) {
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        const value = form.querySelector("input").value.trim();
+        if (value) window.localStorage.setItem(TOKEN_KEY, value);
+        else window.localStorage.removeItem(TOKEN_KEY);
+        window.location.reload();
+      });
+    }
+    refreshDlqCount();
+    window.setInterval(refreshDlqCount, 10000);
+  }
+
+  async function refreshDlqCount() {
+    const badgeEl = document.getElementById("dlq-count");
+    if (!badgeEl) return;
+    try {
+      const page = await api("/api/dlq?limit=1");
+      badgeEl.textContent = page.total ? String(page.total) : "";
+    } catch (_) { /* the pages show their own errors */ }
+  }
+
+  // Live updates: refresh() runs on every server event (debounced) when the event stream
+  // works, and every pollMs otherwise. The indicator says which.
+  function live(refresh, { pollMs = 1000, query = "" } = {}) {
+    const indicator = document.getElementById("live");
+    let timer = null;
+    let pending = false;
+    let stopped = false;
+    const run = async () => {
+      if (pending || stopped) return;
+      pending = true;
+      try { await refresh(); } finally { pending = false; }
+    };
+    const setMode = (mode, text) => {
+      if (!indicator) return;
+      indicator.className = `live ${mode}`;
+      indicator.textContent = text;
+      indicator.dataset.mode = mode === "on" && text.includes("events") ? "sse" : "poll";
+    };
+    const poll = (ms) => {
+      if (timer) window.clearInterval(timer);
+      timer = window.setInterval(run, ms);
+    };
+    const fallback = () => {
+      setMode("on", `live (polling every ${pollMs / 1000} s)`);
+      poll(pollMs);
+    };
+    if (window.EventSource) {
+      const t = token();
+      const params = new URLSearchParams(query);
+      if (t) params.set("access_token", t);
+      const source = new EventSource(`/api/events?${params}`);
+      let debounce = null;
+      source.onopen = () => {
+        setMode("on", "live (events)");
+        poll(Math.max(pollMs * 10, 10000)); // a slow safety net
+      };
+      const onEvent = () => {
+        if (debounce) return;
+        debounce = window.setTimeout(() => { debounce = null; run(); }, 150);
+      };
+      // A refused stream (501: the engine has none) closes for good; a dropped one
+      // reconnects by itself. Either way, poll until it is open again.
+      source.addEventListener("error", fallback);
+      // Unnamed events, and the named ones (execution.completed, node.started, ...).
+      source.onmessage = onEvent;
+      for (const name of [
+        "execution.started", "execution.completed", "execution.failed", "execution.cancelled",
+        "execution.paused", "execution.resumed", "execution.retried", "execution.replayed",
+        "node.started", "node.completed", "node.failed", "node.retrying", "node.skipped",
+        "node.waiting", "node.resumed", "dlq.retried",
+      ]) source.addEventListener(name, onEvent);
+      fallback(); // until the stream opens
+    } else {
+      fallback();
+    }
+    run();
+    return { stop: () => { stopped = true; if (timer) window.clearInterval(timer); }, refresh: run };
+  }
+
+  return { api, ApiError, el, badge, shortId, fmtTime, fmtDuration, json, showError, showInfo, setupChrome, live, token };
+})();

@@ -1,0 +1,158 @@
+// One execution: facts, control buttons, the DAG, the timeline of its spans, the selected
+// node's input, output, error and logs, and all log lines. Refreshed live until it ends.
+"use strict";
+
+(() => {
+  const { api, el, badge, fmtTime, fmtDuration, json, showError, showInfo } = Spane;
+  const executionId = decodeURIComponent(window.location.pathname.split("/").filter(Boolean).pop());
+  const TERMINAL = ["completed", "failed", "cancelled"];
+  // Which buttons an execution's status allows (the server refuses the rest with a 409).
+  const ALLOWED = {
+    pause: ["running"],
+    resume: ["paused"],
+    cancel: ["queued", "running", "paused"],
+    retry: ["failed"],
+    replay: ["queued", "running", "paused", "completed", "failed", "cancelled"],
+  };
+  let trace = null;
+  let selected = null;
+  let liveUpdates = null;
+
+  function facts(exec) {
+    const rows = [
+      ["Workflow", el("span", {}, exec.workflow_id, el("span", { class: "muted" }, ` v${exec.workflow_version}`))],
+      ["Started", fmtTime(exec.started_at)],
+      ["Completed", exec.completed_at ? fmtTime(exec.completed_at) : "—"],
+      ["Duration", exec.completed_at ? fmtDuration(Date.parse(exec.completed_at) - Date.parse(exec.started_at)) : `${fmtDuration(Date.now() - Date.parse(exec.started_at))} so far`],
+    ];
+    if (exec.priority) rows.push(["Priority", String(exec.priority)]);
+    if (exec.parent_execution_id) rows.push(["Parent", el("a", { href: `/executions/${exec.parent_execution_id}` }, exec.parent_execution_id)]);
+    if (exec.metadata && exec.metadata.replayed_from) rows.push(["Replay of", el("a", { href: `/executions/${exec.metadata.replayed_from}` }, exec.metadata.replayed_from)]);
+    if (exec.error) rows.push(["Error", el("span", { class: "error-text" }, exec.error)]);
+    document.getElementById("facts").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  }
+
+  function buttons(status) {
+    for (const b of document.querySelectorAll("#actions button")) {
+      b.disabled = !ALLOWED[b.dataset.action].includes(status);
+    }
+  }
+
+  function nodeDetail() {
+    const box = document.getElementById("node-detail");
+    document.getElementById("node-title").textContent = selected || "";
+    if (!selected || !trace) return;
+    const graphNode = trace.graph ? trace.graph.nodes.find((n) => n.id === selected) : null;
+    const result = trace.execution.node_results[selected];
+    const status = result ? result.status : (graphNode ? graphNode.status : "pending");
+    const parts = [];
+    const rows = [["Status", badge(status)]];
+    if (graphNode) rows.push(["Type", graphNode.type]);
+    if (result) {
+      rows.push(["Attempts", String(result.attempts)]);
+      if (result.started_at) rows.push(["Started", fmtTime(result.started_at)]);
+      if (result.completed_at) rows.push(["Completed", fmtTime(result.completed_at)]);
+      if (result.started_at && result.completed_at) rows.push(["Duration", fmtDuration(Date.parse(result.completed_at) - Date.parse(result.started_at))]);
+      if (result.next_nodes) rows.push(["Next nodes", result.next_nodes.join(", ") || "none"]);
+    }
+    parts.push(el("dl", { class: "facts" }, rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
+    if (graphNode && graphNode.status !== "pending") parts.push(el("h2", {}, "Input"), el("div", { id: "node-input" }, json(graphNode.input)));
+    if (result && result.status === "succeeded") parts.push(el("h2", {}, "Output"), el("div", { id: "node-output" }, json(result.data)));
+    if (result && result.error) parts.push(el("h2", {}, "Error"), el("pre", { class: "json" }, result.error));
+    const failedSpan = [...trace.spans].reverse().find((s) => s.node_id === selected && s.traceback);
+    if (failedSpan) parts.push(el("h2", {}, "Traceback"), el("pre", { class: "json" }, failedSpan.traceback));
+    const lines = trace.logs.filter((l) => l.node_id === selected);
+    if (lines.length) {
+      parts.push(el("h2", {}, "Logs"), el("table", { class: "logs" }, el("tbody", {}, lines.map(logRow))));
+    }
+    box.replaceChildren(...parts);
+  }
+
+  function logRow(l) {
+    const fields = l.fields && Object.keys(l.fields).length ? JSON.stringify(l.fields) : "";
+    return el("tr", {},
+      el("td", { class: "mono" }, fmtTime(l.timestamp)),
+      el("td", { class: `level-${l.level}` }, l.level),
+      el("td", { class: "mono" }, l.node_id || ""),
+      el("td", {}, l.message),
+      el("td", { class: "mono" }, fields));
+  }
+
+  function select(nodeId) {
+    selected = nodeId;
+    render();
+  }
+
+  function render() {
+    const exec = trace.execution;
+    document.title = `spane · ${exec.workflow_id} ${exec.status}`;
+    document.getElementById("execution-id").textContent = exec.execution_id;
+    document.getElementById("execution-id").title = exec.execution_id;
+    document.getElementById("execution-status").replaceChildren(badge(exec.status));
+    facts(exec);
+    buttons(exec.status);
+    if (trace.graph) {
+      SpaneDag.draw(document.getElementById("dag"), trace.graph, { selected, onSelect: select });
+    } else {
+      document.getElementById("dag").replaceChildren(el("p", { class: "muted" }, "This workflow version is no longer stored."));
+    }
+    SpaneTimeline.draw(document.getElementById("timeline"), trace, { now: Date.now(), selected, onSelect: select });
+    nodeDetail();
+    document.getElementById("execution-data").replaceChildren(
+      el("h2", {}, "Initial data"), json(exec.initial_data),
+      el("h2", {}, "Metadata"), json(exec.metadata));
+    const kids = trace.children.map((c) => el("li", {}, el("a", { href: `/executions/${c.execution_id}` }, c.execution_id), " ", badge(c.status), ` ${c.workflow_id}`));
+    document.getElementById("children").replaceChildren(...(kids.length ? [el("h2", {}, "Sub-workflows"), el("ul", {}, kids)] : []));
+    const logs = document.querySelector("#logs tbody");
+    logs.replaceChildren(...trace.logs.map(logRow));
+    document.getElementById("logs-empty").classList.toggle("hidden", trace.logs.length > 0);
+  }
+
+  async function refresh() {
+    try {
+      trace = await api(`/api/executions/${encodeURIComponent(executionId)}/trace`);
+      if (selected === null) { // start on the failed node, else the first one
+        const failed = Object.values(trace.execution.node_results).find((r) => r.status === "failed");
+        selected = failed ? failed.node_id : (trace.graph && trace.graph.nodes.length ? trace.graph.nodes[0].id : null);
+      }
+      render();
+      if (TERMINAL.includes(trace.execution.status) && liveUpdates) {
+        liveUpdates.stop(); // nothing changes any more, unless a button is pressed
+        liveUpdates = null;
+        const indicator = document.getElementById("live");
+        indicator.className = "live";
+        indicator.textContent = `${trace.execution.status}`;
+      }
+    } catch (err) {
+      showError(err.status === 404 ? `Execution ${executionId} does not exist.` : err.message);
+      if (err.status === 404 && liveUpdates) { liveUpdates.stop(); liveUpdates = null; }
+    }
+  }
+
+  function startLive() {
+    if (!liveUpdates) liveUpdates = Spane.live(refresh, { pollMs: 1000, query: `execution_id=${encodeURIComponent(executionId)}` });
+  }
+
+  for (const b of document.querySelectorAll("#actions button")) {
+    b.addEventListener("click", async () => {
+      const action = b.dataset.action;
+      if (action === "cancel" && !window.confirm("Cancel this execution?")) return;
+      b.disabled = true;
+      try {
+        const res = await api(`/api/executions/${encodeURIComponent(executionId)}/${action}`, { method: "POST" });
+        if (action === "replay") {
+          showInfo("Replayed as ", el("a", { href: `/executions/${res.execution_id}` }, res.execution_id), ".");
+        } else {
+          showInfo(`${action}: ${res.changed ? "done" : "nothing to do"}, the execution is ${res.status}.`);
+          startLive();
+        }
+      } catch (err) {
+        showError(err.message);
+      }
+      await refresh();
+    });
+  }
+
+  Spane.setupChrome("executions");
+  startLive();
+})();

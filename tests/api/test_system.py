@@ -1,0 +1,316 @@
+"""/healthz, /metrics, /api/queue, /api/stats, the event stream and webhooks.
+
+The event stream, metrics and webhooks come from engine methods built elsewhere
+(``subscribe``, ``metrics_text``, ``trigger_webhook``): until the engine has them the
+routes answer 501; with a stand-in method set on the engine they work, which is how the
+real ones will plug in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from spane_py import WorkflowEngine
+from spane_py.api import optional
+from spane_py.api.routes import events
+from spane_py.state import ExecutionStatus
+from tests.api._support import error_of, eventually, start, wait_status
+
+
+async def test_healthz_ok_with_a_live_worker(client: httpx.AsyncClient) -> None:
+    res = await client.get("/healthz")
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["status"] == "ok"
+    assert body["redis"]["ok"] is True
+    assert body["store"]["ok"] is True
+    assert body["workers"]["live"] == 1
+    assert body["workers"]["workers"][0]["seconds_since_beat"] < 15
+
+
+async def test_healthz_degraded_without_workers(
+    client: httpx.AsyncClient, running: WorkflowEngine
+) -> None:
+    await running.stop_workers(grace_seconds=1.0)  # a stopping worker leaves the set
+    body = (await client.get("/healthz")).json()
+    assert body["status"] == "degraded"
+    assert body["workers"] == {"live": 0, "workers": [], "error": None}
+
+
+async def test_healthz_counts_workers_of_other_engines(
+    client: httpx.AsyncClient, running: WorkflowEngine, redis_url: str
+) -> None:
+    other = WorkflowEngine(
+        running.registry, running.store, redis_url=redis_url, key_prefix=running.key_prefix,
+        close_store=False, poll_delay=0.2,
+    )  # fmt: skip
+    await other.start_workers(1)
+    try:
+
+        async def both() -> Any:
+            body = (await client.get("/healthz")).json()
+            return body if body["workers"]["live"] == 2 else None
+
+        body = await eventually(both)
+        assert len({w["worker_id"] for w in body["workers"]["workers"]}) == 2
+    finally:
+        await other.close(grace_seconds=1.0)
+    assert (await client.get("/healthz")).json()["workers"]["live"] == 1
+
+
+async def test_healthz_failing_store_is_503(
+    client: httpx.AsyncClient, running: WorkflowEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def down(workflow_id: str) -> int | None:
+        raise ConnectionRefusedError("database is down")
+
+    monkeypatch.setattr(running.store, "get_workflow_version", down)
+    res = await client.get("/healthz")
+    assert res.status_code == 503
+    body = res.json()
+    assert body["status"] == "failing"
+    assert body["store"] == {
+        "ok": False,
+        "latency_ms": None,
+        "error": "ConnectionRefusedError: database is down",
+    }
+    assert body["redis"]["ok"] is True
+
+
+async def test_healthz_hung_redis_times_out(
+    client: httpx.AsyncClient, running: WorkflowEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spane_py.api import health
+
+    async def hang() -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(running.queue, "ping", hang)
+    res = await client.get("/healthz")
+    assert res.status_code == 503
+    assert res.json()["redis"]["error"] == "no answer within 0.1 s"
+
+
+async def test_queue_and_stats(client: httpx.AsyncClient) -> None:
+    done = await start(client, "greet", 1)
+    await wait_status(client, done, "completed")
+    failed = await start(client, "broken", 1)
+    await wait_status(client, failed, "failed")
+    queue = (await client.get("/api/queue")).json()
+    assert set(queue) == {"queued", "scheduled", "running"}
+    stats = (await client.get("/api/stats")).json()
+    assert stats["executions"] == {
+        **{s.value: 0 for s in ExecutionStatus},
+        "completed": 1,
+        "failed": 1,
+    }
+    assert stats["workflows"] == 4
+    assert stats["dlq"] == 1
+    only = (await client.get("/api/stats", params={"workflow_id": "greet"})).json()
+    assert only["executions"]["failed"] == 0
+    assert only["executions"]["completed"] == 1
+
+
+async def test_metrics_501_until_the_engine_has_them(client: httpx.AsyncClient) -> None:
+    res = await client.get("/metrics")
+    assert res.status_code == 501
+    error = error_of(res)
+    assert error["code"] == "NOT_IMPLEMENTED"
+    assert error["message"] == "/metrics is not available: this engine has no metrics_text()"
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_metrics_with_metrics_text(
+    client: httpx.AsyncClient, running: WorkflowEngine, is_async: bool
+) -> None:
+    text = "# TYPE spane_workflows_completed_total counter\nspane_workflows_completed_total 3\n"
+
+    def sync_metrics() -> str:
+        return text
+
+    async def async_metrics() -> str:
+        return text
+
+    running.metrics_text = async_metrics if is_async else sync_metrics  # type: ignore[attr-defined]
+    res = await client.get("/metrics")
+    assert res.status_code == 200
+    assert res.text == text
+    assert res.headers["content-type"].startswith("text/plain; version=0.0.4")
+
+
+async def test_events_501_until_the_engine_has_subscribe(client: httpx.AsyncClient) -> None:
+    res = await client.get("/api/events")
+    assert res.status_code == 501
+    assert "this engine has no subscribe()" in error_of(res)["message"]
+
+
+async def test_events_stream_frames(
+    client: httpx.AsyncClient, running: WorkflowEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given: dict[str, Any] = {}
+
+    async def subscribe(**filters: Any) -> AsyncIterator[Any]:
+        given.update(filters)
+        yield {"event": "node.completed", "execution_id": "e1", "node_id": "a"}
+        await asyncio.sleep(0.3)  # long enough for a keepalive comment
+        yield {"event": "execution.completed", "execution_id": "e1"}
+
+    running.subscribe = subscribe  # type: ignore[attr-defined]
+    monkeypatch.setattr(events, "KEEPALIVE_S", 0.1)
+    frames: list[str] = []
+    async with client.stream("GET", "/api/events", params={"execution_id": "e1"}) as res:
+        assert res.status_code == 200
+        assert res.headers["content-type"].startswith("text/event-stream")
+        buffer = ""
+        async for chunk in res.aiter_text():
+            buffer += chunk
+    frames = [f for f in buffer.split("\n\n") if f]
+    assert given == {"execution_id": "e1"}
+    assert frames[0].startswith("retry: 3000")
+    assert ": keepalive" in frames
+    named = [f for f in frames if f.startswith("event:")]
+    assert [f.splitlines()[0] for f in named] == [
+        "event: node.completed",
+        "event: execution.completed",
+    ]
+    data = json.loads(named[0].splitlines()[1].removeprefix("data: "))
+    assert data == {"event": "node.completed", "execution_id": "e1", "node_id": "a"}
+
+
+def test_event_fields_of_objects_and_dataclasses() -> None:
+    from dataclasses import dataclass
+    from datetime import UTC, datetime
+
+    @dataclass
+    class Event:
+        event: str
+        at: datetime
+
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    assert optional.event_fields(Event("node.started", at)) == (
+        "node.started",
+        {"event": "node.started", "at": "2030-01-01T00:00:00Z"},
+    )
+    assert optional.event_fields({"type": "x", "n": 1}) == ("x", {"type": "x", "n": 1})
+    assert optional.event_fields(5) == ("message", {"value": 5})
+
+
+async def test_signed_webhooks_start_their_workflow(
+    client: httpx.AsyncClient, running: WorkflowEngine
+) -> None:
+    from spane_py.triggers.webhooks import sign
+
+    await running.register_workflow(
+        {
+            "id": "hooked",
+            "nodes": [{"id": "a", "type": "echo"}],
+            "triggers": [{"type": "webhook", "path": "orders/new", "secret": "s3cret"}],
+        }
+    )
+    body = b'{"n": 1}'
+    res = await client.post(
+        "/api/webhooks/orders/new/",
+        content=body,
+        headers={"content-type": "application/json", "X-Spane-Signature": sign("s3cret", body)},
+    )
+    assert res.status_code == 202, res.text
+    (execution_id,) = res.json()["execution_ids"]
+    done = await wait_status(client, execution_id, "completed")
+    assert done["initial_data"] == {"n": 1}
+
+    forged = await client.post(
+        "/api/webhooks/orders/new", content=body, headers={"X-Spane-Signature": "sha256=00"}
+    )
+    assert forged.status_code == 401
+    assert error_of(forged)["code"] == "WEBHOOK_SIGNATURE_INVALID"
+    unsigned = await client.post("/api/webhooks/orders/new", content=body)
+    assert unsigned.status_code == 401
+    wrong_method = await client.put("/api/webhooks/orders/new", content=body)
+    assert wrong_method.status_code == 404
+    missing = await client.post("/api/webhooks/missing", json={})
+    assert missing.status_code == 404
+    assert error_of(missing)["code"] == "WEBHOOK_NOT_FOUND"
+    assert await running.store.get_execution_count(workflow_id="hooked") == 1
+
+
+async def test_webhook_bodies_are_checked(
+    client: httpx.AsyncClient, running: WorkflowEngine
+) -> None:
+    await running.register_workflow(
+        {
+            "id": "open-hook",
+            "nodes": [{"id": "a", "type": "echo"}],
+            "triggers": [{"type": "webhook", "path": "x"}],
+        }
+    )
+    bad = await client.post(
+        "/api/webhooks/x", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert bad.status_code == 400
+    assert "the body is not JSON" in error_of(bad)["message"]
+    big = await client.post("/api/webhooks/x", content=b"x" * ((1 << 20) + 1))
+    assert big.status_code == 413
+    assert "over the limit of 1048576" in error_of(big)["message"]
+    empty = await client.post("/api/webhooks/x")
+    assert empty.status_code == 202, empty.text
+    assert await running.store.get_execution_count(workflow_id="open-hook") == 1
+
+
+async def test_oversized_requests_are_413(running: WorkflowEngine) -> None:
+    from spane_py.api import ApiSettings, create_app
+    from tests.api._support import make_client
+
+    app = create_app(running, ApiSettings(token=None), close_engine=False, max_body_bytes=100)
+    async with make_client(app) as c:
+        res = await c.post("/api/workflows/greet/executions", json={"input": "x" * 200})
+        assert res.status_code == 413
+        assert error_of(res)["message"] == ("the request body has 212 bytes, over the limit of 100")
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+            yield b'{"input": "'
+            for _ in range(10):
+                yield b"x" * 20
+            yield b'"}'
+
+        res = await c.post(
+            "/api/workflows/greet/executions",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+        assert res.status_code == 413
+        assert "over the limit of 100" in error_of(res)["message"]
+        small = await c.post("/api/workflows/greet/executions", json={"input": 1})
+        assert small.status_code == 201
+
+
+async def test_unknown_route_is_404_in_the_error_shape(client: httpx.AsyncClient) -> None:
+    res = await client.get("/api/nothing-here")
+    assert res.status_code == 404
+    assert (
+        error_of(res)["message"] == "no route '/api/nothing-here': see /docs for the API's routes"
+    )
+
+
+async def test_a_worker_that_stopped_beating_ages_out(running: WorkflowEngine) -> None:
+    """A worker that died stops beating: older than the window, it is not counted, and
+    much older, it is dropped from the set."""
+    from spane_py.queue.presence import LIVE_WINDOW_S, WorkerPresence
+
+    presence = WorkerPresence(running.queue.redis, prefix=running.key_prefix)
+    (worker, _task) = running._workers[0]
+    now_ms = (await running.queue.redis.time())[0] * 1000
+    window_ms = LIVE_WINDOW_S * 1000
+    await running.queue.redis.zadd(
+        presence.key, {"dead-lately": now_ms - window_ms - 500, "dead-long-ago": 1}
+    )
+    live = await presence.live()
+    assert [w.worker_id for w in live] == [worker.worker_id]
+    members = await running.queue.redis.zrange(presence.key, 0, -1)
+    assert sorted(m.decode() for m in members) == sorted([worker.worker_id, "dead-lately"])
