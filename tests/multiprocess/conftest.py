@@ -58,14 +58,22 @@ class Workers:
         self.started: list[WorkerProcess] = []
 
     def start(
-        self, count: int, *, concurrency: int = 20, generation: int = 1, **env: str
+        self,
+        count: int,
+        *,
+        concurrency: int = 20,
+        generation: int = 1,
+        app: str = APP,
+        **env: str,
     ) -> list[WorkerProcess]:
+        """Start ``count`` ``spane worker <app>`` processes; ``env`` adds to their
+        environment."""
         out = []
         for _ in range(count):
             log = self.logs / f"worker-{len(self.started)}.log"
             with open(log, "wb") as f:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "spane_py.cli", "worker", APP,
+                    [sys.executable, "-m", "spane_py.cli", "worker", app,
                      "--concurrency", str(concurrency)],
                     cwd=REPO_ROOT,
                     env={**self.env, **env},
