@@ -31,6 +31,11 @@ Engines and workers:
   its job again (30).
 - ``SPANE_MAX_OUTPUT_BYTES``: the largest node output, in bytes of JSON (1048576).
 - ``SPANE_LOG_LEVEL``: log level of ``spane worker`` (``INFO``; other commands: warnings).
+- ``SPANE_METRICS_PORT``: ``spane worker`` serves Prometheus metrics on this port at
+  ``/metrics`` (the ``--metrics-port`` option; unset: no server; 0: any free port). Read by
+  the command only, not by ``engine_kwargs()``: two processes on one host would want the
+  same port.
+- ``SPANE_METRICS_ADDR``: the address that server listens on (``0.0.0.0``).
 
 An application module that ``spane worker`` loads builds its engine with
 ``WorkflowEngine(registry, **SpaneSettings().engine_kwargs())`` to honour the same
@@ -76,6 +81,8 @@ class SpaneSettings(BaseSettings):
     stale_after: float = Field(30.0, gt=0)
     max_output_bytes: int = Field(1 << 20, ge=1)
     log_level: str = "INFO"
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_addr: str = "0.0.0.0"
 
     @model_validator(mode="after")
     def _pool_sizes(self) -> SpaneSettings:
