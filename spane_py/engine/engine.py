@@ -26,7 +26,7 @@ from spane_py.engine.cache import CacheStats, WorkflowCache
 from spane_py.engine.control import BulkResult, Control, check_token
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel, SettleNotifier
-from spane_py.engine.observing import Observability, scoped
+from spane_py.engine.observing import Observability, check_port, scoped
 from spane_py.engine.runner import NodeRunner
 from spane_py.engine.views import to_log, to_span, to_state
 from spane_py.engine.workers import build_worker, sweep_pending
@@ -148,6 +148,8 @@ class WorkflowEngine:
             event_stream_maxlen=event_stream_maxlen,
             tracing=tracing,
         )
+        if metrics_port is not None:
+            check_port(metrics_port)
         self.metrics_port = metrics_port
         self.metrics_addr = metrics_addr
         # Registered by start(): lets an app module build its engine at import time.

@@ -42,6 +42,11 @@ def scoped(method: F) -> F:
     return cast(F, call)
 
 
+def check_port(port: object) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigurationError(f"metrics port must be 0-65535, got {port!r}")
+
+
 class Observability:
     def __init__(
         self,
@@ -67,6 +72,8 @@ class Observability:
         self._tracer: object | None = None  # the exporter this engine enabled
 
     async def start(self, queue: JobQueue, store: ExecutionStore) -> None:
+        if self.tracing is not False and self.tracing is not None:
+            self._start_tracing()  # first: the one step that can refuse
         self._queue, self._store = queue, store
         self.metrics.state.read = self._read_state
         events.add_sink(self.metrics, owner=self.owner)
@@ -75,8 +82,6 @@ class Observability:
                 queue.redis, self.stream_key, maxlen=self.event_stream_maxlen
             )
             events.add_sink(self._publisher, owner=self.owner)
-        if self.tracing is not False and self.tracing is not None:
-            self._start_tracing()
 
     def _start_tracing(self) -> None:
         try:
@@ -122,6 +127,9 @@ class Observability:
         after: str | None,
     ) -> EventSubscription:
         queue = self._started_queue()
+        if self._publisher is not None:
+            # What this process emitted before the call is before the subscription's start.
+            await self._publisher.flush()
         return await subscribe(
             queue.blocking_client,
             self.stream_key,
@@ -135,10 +143,10 @@ class Observability:
         return await self.metrics.text()
 
     async def serve_metrics(self, port: int, addr: str) -> int:
-        """Serve ``/metrics`` on ``port`` (0: any free one); returns the port."""
+        """Serve ``/metrics`` on ``port`` (0: any free one); returns the port. Once per
+        engine: a later call returns the port in use."""
+        check_port(port)
         if self._server is None:
-            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-                raise ConfigurationError(f"metrics port must be 0-65535, got {port!r}")
             server = MetricsServer(self.metrics, port, addr)
             try:
                 await server.start()

@@ -173,18 +173,23 @@ class StreamPublisher:
         if self._buffer and not self._closed:
             self._schedule()
 
-    async def close(self) -> None:
-        """Send what is buffered (one try), then stop."""
-        self._closed = True
+    async def flush(self) -> None:
+        """Send what is buffered now; returns once it is in Redis (or failed)."""
+        if self._sending is not None:
+            await asyncio.wait([self._sending])
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._sending is None:
+            self._flush()
         if self._sending is not None:
             await asyncio.wait([self._sending])
-        batch, self._buffer = self._buffer, []
-        if batch:
-            with contextlib.suppress(RedisError, OSError):
-                await self._script(keys=[self.key], args=[self.maxlen, *batch])
+
+    async def close(self) -> None:
+        """Send what is buffered (one try), then stop."""
+        self._closed = True
+        await self.flush()
+        self._buffer.clear()
 
 
 class EventSubscription:
