@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Union
 
 from arq.connections import ArqRedis
+from prometheus_client import CollectorRegistry
 
 from spane_py.definitions.graph import compile_workflow
 from spane_py.definitions.loading import parse_definition
@@ -707,6 +708,11 @@ class WorkflowEngine:
         """This engine's Prometheus metrics in the text exposition format (for an HTTP
         endpoint): counters of what it and its workers did, gauges read now."""
         return await self._observability.metrics_text()
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """This engine's Prometheus registry (its own, not the global one)."""
+        return self._observability.metrics.registry
 
     async def serve_metrics(self, port: int = 0, addr: str = "0.0.0.0") -> int:
         """Serve ``/metrics`` (prometheus-client's HTTP server) until the engine closes;

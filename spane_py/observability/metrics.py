@@ -5,26 +5,29 @@ object is an event sink); the gauges (queue depth, dead-letter queue, running an
 executions) are read from Redis and the store when metrics are collected — on a scrape,
 not on a timer, so an idle deployment costs nothing and a scrape always sees the present.
 
-Each engine has its own ``CollectorRegistry``: several engines in one process (tests) do
-not collide in the global one, and a worker's port serves only its engine.
+The sink is on the path of every node hop, so it only bumps plain dictionaries (no
+prometheus-client metric objects, whose every update takes a lock); a collector turns
+them into metric families when prometheus-client asks. Each engine has its own
+``CollectorRegistry``: several engines in one process (tests) do not collide in the
+global one, and a worker's port serves only its engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    start_http_server,
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from spane_py.observability import events
@@ -54,6 +57,14 @@ DURATION_BUCKETS = (
 # How long a scrape from another thread waits for the engine's loop to read the gauges.
 READ_TIMEOUT_S = 5.0
 
+# Counters of executions, by the event that moves them: name, help.
+_EXECUTION_COUNTERS = {
+    events.EXECUTION_STARTED: ("spane_workflows_enqueued", "Executions started (admitted)."),
+    events.EXECUTION_COMPLETED: ("spane_workflows_completed", "Executions that completed."),
+    events.EXECUTION_FAILED: ("spane_workflows_failed", "Executions that failed."),
+    events.EXECUTION_CANCELLED: ("spane_workflows_cancelled", "Executions that were cancelled."),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class StateReading:
@@ -70,83 +81,98 @@ class StateReading:
 ReadState = Callable[[], Awaitable[StateReading]]
 
 
-class EngineMetrics:
-    """The metrics registry of one engine and the event sink that feeds it."""
+class _Histogram:
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS) + 1)  # the last one: above every bound
+        self.total = 0.0
+
+
+class EngineMetrics(Collector):
+    """The metrics of one engine: the event sink that counts, and the collector that
+    reports (registered in ``registry`` with the gauges)."""
 
     def __init__(self, read_state: ReadState | None = None) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        wf = ["workflow_id"]
-        self.enqueued = Counter(
-            "spane_workflows_enqueued", "Executions started (admitted).", wf, registry=r
-        )
-        self.completed = Counter(
-            "spane_workflows_completed", "Executions that completed.", wf, registry=r
-        )
-        self.failed = Counter("spane_workflows_failed", "Executions that failed.", wf, registry=r)
-        self.cancelled = Counter(
-            "spane_workflows_cancelled", "Executions that were cancelled.", wf, registry=r
-        )
-        node = ["workflow_id", "node_type"]
-        self.nodes_executed = Counter(
-            "spane_nodes_executed",
-            "Node attempts that ended, by how (status: succeeded, failed, retrying, skipped).",
-            [*node, "status"],
-            registry=r,
-        )
-        self.nodes_failed = Counter(
-            "spane_nodes_failed", "Nodes that failed for good.", node, registry=r
-        )
-        self.duration = Histogram(
-            "spane_node_duration_seconds",
-            "Duration of node attempts.",
-            node,
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
+        self.executions: dict[tuple[str, str], int] = {}  # (event, workflow_id)
+        self.nodes: dict[tuple[str, str, str], int] = {}  # (workflow_id, node_type, status)
+        self.durations: dict[tuple[str, str], _Histogram] = {}  # (workflow_id, node_type)
         self.state = _StateCollector(read_state)
-        r.register(self.state)
-        # Label values -> child: labels() validates and locks on every call.
-        self._children: dict[tuple[Any, ...], Any] = {}
-        self._handlers: dict[str, Callable[[Mapping[str, Any]], None]] = {
-            events.EXECUTION_STARTED: self._counter(self.enqueued),
-            events.EXECUTION_COMPLETED: self._counter(self.completed),
-            events.EXECUTION_FAILED: self._counter(self.failed),
-            events.EXECUTION_CANCELLED: self._counter(self.cancelled),
-            events.NODE_SPAN: self._node_span,
-        }
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+        self.registry.register(self.state)
 
     # The event sink --------------------------------------------------------------------
     def __call__(self, name: str, fields: Mapping[str, Any]) -> None:
-        handler = self._handlers.get(name)
-        if handler is not None:
-            handler(fields)
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
-    def _counter(self, metric: Counter) -> Callable[[Mapping[str, Any]], None]:
-        def count(fields: Mapping[str, Any]) -> None:
-            self._child(metric, str(fields.get("workflow_id") or "")).inc()
-
-        return count
+        if name == events.NODE_SPAN:
+            self._node_span(fields)
+        elif name in _EXECUTION_COUNTERS:
+            key = (name, str(fields.get("workflow_id") or ""))
+            self.executions[key] = self.executions.get(key, 0) + 1
 
     def _node_span(self, fields: Mapping[str, Any]) -> None:
-        span, execution = fields.get("span"), fields.get("execution")
+        span = fields.get("span")
         if span is None:
             return
-        workflow_id = getattr(execution, "workflow_id", "") or ""
+        workflow_id = str(getattr(fields.get("execution"), "workflow_id", "") or "")
         node_type = str(span.attributes.get("type", ""))
-        self._child(self.nodes_executed, workflow_id, node_type, span.status).inc()
-        if span.status == "failed":
-            self._child(self.nodes_failed, workflow_id, node_type).inc()
+        key = (workflow_id, node_type, span.status)
+        self.nodes[key] = self.nodes.get(key, 0) + 1
         if span.ended_at is not None:
-            seconds = (span.ended_at - span.started_at).total_seconds()
-            self._child(self.duration, workflow_id, node_type).observe(max(seconds, 0.0))
+            seconds = max((span.ended_at - span.started_at).total_seconds(), 0.0)
+            histogram = self.durations.get(key[:2])
+            if histogram is None:
+                histogram = self.durations[key[:2]] = _Histogram()
+            histogram.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+            histogram.total += seconds
+
+    # The collector -----------------------------------------------------------------------
+    def describe(self) -> Iterator[Metric]:
+        return self._families({}, {}, {})
+
+    def collect(self) -> Iterator[Metric]:
+        # Copies first: the loop thread may add keys while a scrape thread reads.
+        durations = {k: (list(h.counts), h.total) for k, h in list(self.durations.items())}
+        return self._families(dict(self.executions), dict(self.nodes), durations)
+
+    def _families(
+        self,
+        executions: dict[tuple[str, str], int],
+        nodes: dict[tuple[str, str, str], int],
+        durations: dict[tuple[str, str], tuple[list[int], float]],
+    ) -> Iterator[Metric]:
+        for event, (name, doc) in _EXECUTION_COUNTERS.items():
+            family = CounterMetricFamily(name, doc, labels=["workflow_id"])
+            for (counted, workflow_id), value in sorted(executions.items()):
+                if counted == event:
+                    family.add_metric([workflow_id], value)
+            yield family
+        executed = CounterMetricFamily(
+            "spane_nodes_executed",
+            "Node attempts that ended, by how (status: succeeded, failed, retrying, skipped).",
+            labels=["workflow_id", "node_type", "status"],
+        )
+        failed = CounterMetricFamily(
+            "spane_nodes_failed", "Nodes that failed for good.", labels=["workflow_id", "node_type"]
+        )
+        for (workflow_id, node_type, status), value in sorted(nodes.items()):
+            executed.add_metric([workflow_id, node_type, status], value)
+            if status == "failed":
+                failed.add_metric([workflow_id, node_type], value)
+        yield executed
+        yield failed
+        duration = HistogramMetricFamily(
+            "spane_node_duration_seconds",
+            "Duration of node attempts.",
+            labels=["workflow_id", "node_type"],
+        )
+        for labels, (counts, total) in sorted(durations.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*DURATION_BUCKETS, float("inf")), counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            duration.add_metric(list(labels), buckets, total)
+        yield duration
 
     # Output ----------------------------------------------------------------------------
     async def text(self) -> str:

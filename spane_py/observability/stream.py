@@ -41,14 +41,13 @@ READ_BLOCK_MS = 1_000
 
 _NOT_STREAMED = frozenset({events.NODE_SPAN, events.EXECUTION_SPAN})
 
-# ARGV: maxlen, then (event, at, data) per event.
+# ARGV: maxlen, then one JSON object per event ({"event", "at", "fields"}).
 _XADD_ALL = """
 local maxlen = ARGV[1]
-for i = 2, #ARGV, 3 do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*',
-             'event', ARGV[i], 'at', ARGV[i + 1], 'data', ARGV[i + 2])
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'e', ARGV[i])
 end
-return (#ARGV - 1) / 3
+return #ARGV - 1
 """
 
 # The status an event leaves its execution or node in (``EngineEvent.status``).
@@ -117,7 +116,7 @@ class StreamPublisher:
         self.maxlen = maxlen
         self.flush_interval = flush_interval
         self._script = redis.register_script(_XADD_ALL)
-        self._buffer: list[str | bytes] = []
+        self._buffer: list[tuple[str, float, Mapping[str, Any]]] = []
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._sending: asyncio.Task[None] | None = None
@@ -126,8 +125,8 @@ class StreamPublisher:
     def __call__(self, name: str, fields: Mapping[str, Any]) -> None:
         if name in _NOT_STREAMED or self._closed:
             return
-        data = {k: v for k, v in fields.items() if v is not None}
-        self._buffer += (name, repr(time.time()), orjson.dumps(data, default=str))
+        # Encoded when sent, off the hop's path (``emit`` made ``fields`` for us alone).
+        self._buffer.append((name, time.time(), fields))
         if self._timer is None and self._sending is None:
             try:
                 same_loop = asyncio.get_running_loop() is self._loop
@@ -149,17 +148,20 @@ class StreamPublisher:
             self._sending = self._loop.create_task(self._send(batch), name="spane-events")
             self._sending.add_done_callback(self._sent)
 
-    async def _send(self, batch: list[str | bytes]) -> None:
+    async def _send(self, batch: list[tuple[str, float, Mapping[str, Any]]]) -> None:
+        args: list[Any] = [self.maxlen]
+        for name, at, fields in batch:
+            args.append(orjson.dumps({"event": name, "at": at, "fields": fields}, default=str))
         try:
-            await self._script(keys=[self.key], args=[self.maxlen, *batch])
+            await self._script(keys=[self.key], args=args)
         except (RedisError, OSError) as exc:
             # Keep them for the next try, within bounds: the stream is best effort.
-            kept = (batch + self._buffer)[-3 * MAX_BUFFERED :]
-            dropped = (len(batch) + len(self._buffer) - len(kept)) // 3
+            kept = (batch + self._buffer)[-MAX_BUFFERED:]
+            dropped = len(batch) + len(self._buffer) - len(kept)
             self._buffer = kept
             logger.warning(
                 "could not publish %d event(s) to %s: %s%s",
-                len(batch) // 3,
+                len(batch),
                 self.key,
                 exc,
                 f" ({dropped} dropped)" if dropped else "",
@@ -282,13 +284,15 @@ async def subscribe(
 def decode(entry_id: str, data: Mapping[Any, Any]) -> EngineEvent | None:
     """The event of one stream entry; None when it is not one of ours."""
     try:
-        name = _text(data[b"event"])
-        at = datetime.fromtimestamp(float(data[b"at"]), UTC)
-        fields = orjson.loads(data[b"data"])
+        entry = orjson.loads(data[b"e"])
+        name = str(entry["event"])
+        at = datetime.fromtimestamp(float(entry["at"]), UTC)
+        fields = entry["fields"]
     except (KeyError, ValueError, TypeError, orjson.JSONDecodeError):
         return None
     if not isinstance(fields, dict):
         return None
+    fields = {k: v for k, v in fields.items() if v is not None}
     return EngineEvent(
         id=entry_id,
         name=name,

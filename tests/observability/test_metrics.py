@@ -176,3 +176,11 @@ async def test_a_port_in_use_is_a_configuration_error(
         await engine.serve_metrics(70000)
     with pytest.raises(ConfigurationError, match="metrics port must be"):
         WorkflowEngine(registry, metrics_port=-1)
+
+
+async def test_own_metrics_can_join_the_engines_registry(engine: WorkflowEngine) -> None:
+    from prometheus_client import Counter
+
+    orders = Counter("shop_orders", "Orders taken.", registry=engine.metrics_registry)
+    orders.inc(3)
+    assert value(await engine.metrics_text(), "shop_orders_total") == 3

@@ -36,7 +36,8 @@ async def wait_for_stream_to_hold(engine: WorkflowEngine, name: str, about: str)
     key = f"{engine.key_prefix}:events"
     while time.monotonic() < deadline:
         last = await engine.queue.redis.xrevrange(key, count=1)
-        if last and last[0][1][b"event"] == name.encode() and about.encode() in last[0][1][b"data"]:
+        entry = last[0][1][b"e"] if last else b""
+        if f'"event":"{name}"'.encode() in entry and about.encode() in entry:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{name} of {about} never reached the stream")
@@ -241,7 +242,7 @@ async def test_the_stream_is_capped(redis_url: str, key_prefix: str) -> None:
         length = await redis.xlen(key)
         assert 10 <= length < 400  # MAXLEN ~ trims whole stream nodes (100 entries each)
         last = await redis.xrevrange(key, count=1)
-        assert b'"1999"' in last[0][1][b"data"]
+        assert b'"1999"' in last[0][1][b"e"]
     finally:
         await redis.delete(key)
         await redis.aclose()
