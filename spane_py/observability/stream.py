@@ -38,6 +38,8 @@ DEFAULT_MAXLEN = 10_000
 MAX_BUFFERED = 10_000
 # How long one XREAD waits for news before looking again (a closed subscription notices).
 READ_BLOCK_MS = 1_000
+# A subscription that lost Redis tries again, waiting longer each time up to this.
+MAX_RETRY_DELAY_S = 5.0
 
 _NOT_STREAMED = frozenset({events.NODE_SPAN, events.EXECUTION_SPAN})
 
@@ -216,6 +218,7 @@ class EventSubscription:
         self.last_id = after
         self._client: Redis | None = client
         self._ready: list[EngineEvent] = []
+        self._failures = 0
 
     def __aiter__(self) -> EventSubscription:
         return self
@@ -224,9 +227,18 @@ class EventSubscription:
         while not self._ready:
             if self._client is None:
                 raise StopAsyncIteration
-            reply = await self._client.xread(
-                {self.key: self.last_id}, count=500, block=READ_BLOCK_MS
-            )
+            try:
+                reply = await self._client.xread(
+                    {self.key: self.last_id}, count=500, block=READ_BLOCK_MS
+                )
+            except (RedisError, OSError) as exc:
+                # Read again from the same id once Redis answers: nothing is skipped.
+                self._failures += 1
+                delay = min(0.1 * 2**self._failures, MAX_RETRY_DELAY_S)
+                logger.warning("event subscription lost Redis (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self._failures = 0
             # No await from here on: a cancelled read loses nothing.
             for _stream, entries in reply or ():
                 for entry_id, data in entries:

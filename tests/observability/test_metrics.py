@@ -184,3 +184,20 @@ async def test_own_metrics_can_join_the_engines_registry(engine: WorkflowEngine)
     orders = Counter("shop_orders", "Orders taken.", registry=engine.metrics_registry)
     orders.inc(3)
     assert value(await engine.metrics_text(), "shop_orders_total") == 3
+
+
+def test_the_worker_metrics_port_is_a_setting_of_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from spane_py.settings import SpaneSettings
+
+    monkeypatch.setenv("SPANE_METRICS_PORT", "9464")
+    monkeypatch.setenv("SPANE_METRICS_ADDR", "127.0.0.1")
+    settings = SpaneSettings()
+    assert (settings.metrics_port, settings.metrics_addr) == (9464, "127.0.0.1")
+    assert "metrics_port" not in settings.engine_kwargs(store=False)  # one port, one process
+    monkeypatch.setenv("SPANE_METRICS_PORT", "70000")
+    with pytest.raises(ValidationError):
+        SpaneSettings()

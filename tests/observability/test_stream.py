@@ -260,3 +260,30 @@ async def test_an_unreachable_redis_costs_a_warning_not_an_error(
         await publisher.close()
         await redis.aclose()
     assert "could not publish 1 event(s) to nowhere:events" in caplog.text
+
+
+async def test_a_subscription_survives_a_lost_connection(
+    engine: WorkflowEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await engine.register_workflow(CHAIN)
+    sub = await engine.subscribe()
+    client = sub._client
+    assert client is not None
+    real_xread = client.xread
+    failures = [ConnectionError("connection reset"), OSError("network down")]
+
+    async def flaky_xread(*args: object, **kwargs: object) -> object:
+        if failures:
+            raise failures.pop(0)
+        return await real_xread(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "xread", flaky_xread)
+    await engine.start_workers()
+    eid = await engine.enqueue_workflow("chain", 1)
+    try:
+        seen = await collect_until_settled(sub, eid)
+    finally:
+        await sub.aclose()
+    assert names(seen)[0] == ("execution.started", None)
+    assert len(seen) == 6
+    assert failures == []
