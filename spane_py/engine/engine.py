@@ -80,6 +80,12 @@ class WorkflowEngine:
     this engine and stopped by ``close()``. ``store`` defaults to a fresh in-memory store;
     ``start()`` starts it and ``close()`` closes it (``close_store=False`` to keep it open).
     Use as ``async with WorkflowEngine(registry) as engine: ...``.
+
+    Observability (docs/observability.md): every process publishes its events to the
+    stream ``engine.subscribe`` reads (``event_stream=False``: not this one); metrics are
+    counted per engine (``metrics_text``, and ``/metrics`` on ``metrics_port``);
+    ``tracing`` (True: the global OpenTelemetry tracer provider, or a provider) exports
+    a span per node attempt and per execution.
     """
 
     def __init__(

@@ -104,6 +104,7 @@ class Observability:
 
     async def close(self) -> None:
         events.remove_sink(self.metrics)
+        self.metrics.state.read = None  # Redis and the store go away: gauges keep their last
         if self._publisher is not None:
             events.remove_sink(self._publisher)
             await self._publisher.close()

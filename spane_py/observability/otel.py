@@ -74,6 +74,10 @@ class SpanExporter:
     def __init__(self, tracer_provider: TracerProvider) -> None:
         from spane_py import __version__
 
+        if not callable(getattr(tracer_provider, "get_tracer", None)):
+            raise TypeError(
+                f"tracing needs an opentelemetry-sdk TracerProvider, got {tracer_provider!r}"
+            )
         self.tracer = tracer_provider.get_tracer(TRACER_NAME, __version__)
         fallback = getattr(self.tracer, "id_generator", None)
         if not isinstance(fallback, IdGenerator):

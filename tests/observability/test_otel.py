@@ -223,3 +223,13 @@ def test_enable_and_disable(provider: TracerProvider) -> None:
     otel.disable()
     otel.disable()
     assert otel.active() is None
+
+
+async def test_tracing_must_be_a_provider(
+    registry: NodeRegistry, redis_url: str, key_prefix: str
+) -> None:
+    engine = WorkflowEngine(registry, redis_url=redis_url, key_prefix=key_prefix,
+                            tracing="yes please")  # fmt: skip
+    with pytest.raises(ConfigurationError, match="opentelemetry-sdk TracerProvider"):
+        await engine.start()
+    await engine.close()
