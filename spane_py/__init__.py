@@ -44,6 +44,7 @@ from spane_py.errors import (
     WorkflowValidationError,
 )
 from spane_py.limits import Limits
+from spane_py.observability.stream import EngineEvent, EventSubscription
 from spane_py.registry import NodeExecutor, NodeRegistry
 from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
 from spane_py.state import ExecutionState, ExecutionStatus, NodeResult, NodeStatus
@@ -78,6 +79,8 @@ __all__ = [
     "CircuitBreakerPolicy",
     "ConfigurationError",
     "DlqItemNotFoundError",
+    "EngineEvent",
+    "EventSubscription",
     "ExecutionContext",
     "ExecutionNotFoundError",
     "ExecutionResult",

@@ -3,6 +3,7 @@
     spane demo [--executions N] [--store memory|postgres]
                                          run the bundled workflow end to end (zero setup)
     spane worker APP [--concurrency N] [--burst] [--store memory|postgres]
+                     [--metrics-port PORT]
                                          run a worker for the engine APP names
     spane run APP WORKFLOW_ID [--data JSON] [--timeout S] [--json] [--store ...]
                                          run one execution on an in-process worker
@@ -195,6 +196,15 @@ def worker(
     ] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
     store: StoreOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics on this port at /metrics (default: "
+            "SPANE_METRICS_PORT, else none; 0: any free port).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker for the engine APP (module:attribute) names.
 
@@ -209,6 +219,10 @@ def worker(
         try:
             await _start(engine)
             _check_engine_store(engine, app_path, settings)
+            port = metrics_port if metrics_port is not None else settings.metrics_port
+            if port is not None:
+                served = await engine.serve_metrics(port, settings.metrics_addr)
+                logger.info("spane worker %s: metrics on port %d", app_path, served)
             logger.info("spane worker %s: store %s", app_path, describe_store(engine.store))
             logger.info(
                 "spane worker %s: key prefix %r, concurrency %d%s",

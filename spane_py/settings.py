@@ -40,6 +40,12 @@ Engines and workers:
 - ``SPANE_LOG_LEVEL``: log level of ``spane worker`` and ``spane api`` (``INFO``; other
   commands: warnings).
 
+- ``SPANE_METRICS_PORT``: ``spane worker`` serves Prometheus metrics on this port at
+  ``/metrics`` (the ``--metrics-port`` option; unset: no server; 0: any free port). Read by
+  the command only, not by ``engine_kwargs()``: two processes on one host would want the
+  same port.
+- ``SPANE_METRICS_ADDR``: the address that server listens on (``0.0.0.0``).
+
 The API server's own variables (``SPANE_API_TOKEN``, ``SPANE_API_CORS_ORIGINS``) are read
 by ``spane_py.api.settings.ApiSettings``.
 
@@ -90,6 +96,8 @@ class SpaneSettings(BaseSettings):
     schedule_refresh: float = Field(5.0, gt=0)
     global_rate_limit: str | None = None
     log_level: str = "INFO"
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_addr: str = "0.0.0.0"
 
     @field_validator("global_rate_limit")
     @classmethod

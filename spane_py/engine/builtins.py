@@ -44,6 +44,7 @@ from spane_py.errors import (
     StatePersistenceError,
 )
 from spane_py.observability import events
+from spane_py.observability.trace_ids import TRACEPARENT, child_traceparent
 from spane_py.queue.client import JobQueue
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
@@ -138,6 +139,7 @@ class BuiltinNodes:
             events.emit(
                 events.NODE_WAITING,
                 execution_id=attempt.ctx.execution_id,
+                workflow_id=attempt.ctx.workflow_id,
                 node_id=attempt.node.id,
                 kind=wait.get("kind"),
                 wake_at=wake_at.isoformat() if wake_at else None,
@@ -182,7 +184,17 @@ class BuiltinNodes:
             config.workflow_id,
             priority=parent.priority,
             delay=0,
-            metadata={"parent_node_id": attempt.node.id},
+            metadata={
+                "parent_node_id": attempt.node.id,
+                # The child's spans join this trace, under this attempt's span.
+                TRACEPARENT: child_traceparent(
+                    parent.execution_id,
+                    parent.metadata,
+                    attempt.node.id,
+                    attempt.job.generation,
+                    attempt.ctx.attempt,
+                ),
+            },
         )
 
     async def _create_child(

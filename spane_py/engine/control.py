@@ -32,6 +32,7 @@ from spane_py.errors import (
 )
 from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
+from spane_py.observability.trace_ids import TRACEPARENT
 from spane_py.queue.client import JobQueue
 from spane_py.state import NodeStatus
 from spane_py.stores.base import (
@@ -115,7 +116,12 @@ class Control:
     async def pause(self, execution_id: str) -> bool:
         done = await self._apply(execution_id, planner.plan_pause(), "pause")
         if done.outcome == planner.CHANGED:
-            events.emit(events.EXECUTION_PAUSED, execution_id=execution_id)
+            assert done.execution is not None
+            events.emit(
+                events.EXECUTION_PAUSED,
+                execution_id=execution_id,
+                workflow_id=done.execution.workflow_id,
+            )
         return done.outcome == planner.CHANGED
 
     async def resume(self, execution_id: str) -> bool:
@@ -124,7 +130,11 @@ class Control:
             return False
         assert done.execution is not None
         await self.lifecycle.send(done.execution, done.payload)
-        events.emit(events.EXECUTION_RESUMED, execution_id=execution_id)
+        events.emit(
+            events.EXECUTION_RESUMED,
+            execution_id=execution_id,
+            workflow_id=done.execution.workflow_id,
+        )
         return True
 
     async def cancel(self, execution_id: str, reason: str | None = None) -> bool:
@@ -142,7 +152,12 @@ class Control:
         if done.payload:
             self.runner.cancel_local(execution_id)
             await self.channel.cancelled(execution_id)
-        events.emit(events.EXECUTION_CANCELLED, execution_id=execution_id, reason=why)
+        events.emit(
+            events.EXECUTION_CANCELLED,
+            execution_id=execution_id,
+            workflow_id=done.execution.workflow_id,
+            reason=why,
+        )
         await self.lifecycle.settled(done.execution)
         return True
 
@@ -211,6 +226,7 @@ class Control:
         events.emit(
             events.EXECUTION_RETRIED,
             execution_id=execution_id,
+            workflow_id=record.workflow_id,
             nodes=",".join(w.node_id for w in done.payload),
         )
 
@@ -223,13 +239,22 @@ class Control:
             graph,
             record.priority,
             0.0,
-            {**record.metadata, "replayed_from": execution_id},
+            # A replay is a new trace: the original's trace context stays behind.
+            {
+                **{k: v for k, v in record.metadata.items() if k != TRACEPARENT},
+                "replayed_from": execution_id,
+            },
             self.limits,
         )
         new_id = await starting.start_one(
             self.store, self.queue, start, _json.loads(record.initial_data), None, admit
         )
-        events.emit(events.EXECUTION_REPLAYED, execution_id=new_id, replayed_from=execution_id)
+        events.emit(
+            events.EXECUTION_REPLAYED,
+            execution_id=new_id,
+            workflow_id=record.workflow_id,
+            replayed_from=execution_id,
+        )
         return new_id
 
     async def _record(self, execution_id: str) -> ExecutionRecord:
@@ -262,7 +287,12 @@ class Control:
                 details={"reason": "not_waiting"},
             )
         await self.store.set_token_used(token, _now())
-        events.emit(events.NODE_RESUMED, execution_id=record.execution_id, node_id=record.node_id)
+        events.emit(
+            events.NODE_RESUMED,
+            execution_id=record.execution_id,
+            workflow_id=execution.workflow_id,
+            node_id=record.node_id,
+        )
         await self.runner.after_completion(
             execution, record.node_id, NodeStatus.SUCCEEDED, None, done
         )
@@ -281,5 +311,11 @@ class Control:
             )
         await self.retry(item.execution_id, only=frozenset({item.node_id}))
         await self.store.mark_dlq_retried(dlq_id, _now())
-        events.emit(events.DLQ_RETRIED, dlq_id=dlq_id, execution_id=item.execution_id)
+        events.emit(
+            events.DLQ_RETRIED,
+            dlq_id=dlq_id,
+            execution_id=item.execution_id,
+            workflow_id=item.workflow_id,
+            node_id=item.node_id,
+        )
         return item

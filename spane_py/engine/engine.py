@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Union
 
 from arq.connections import ArqRedis
+from prometheus_client import CollectorRegistry
 
 from spane_py.definitions.graph import compile_workflow
 from spane_py.definitions.loading import parse_definition
@@ -26,6 +27,7 @@ from spane_py.engine.cache import CacheStats, WorkflowCache
 from spane_py.engine.control import BulkResult, Control, check_token
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel, SettleNotifier
+from spane_py.engine.observing import Observability, check_port, scoped
 from spane_py.engine.runner import NodeRunner
 from spane_py.engine.views import to_log, to_span, to_state
 from spane_py.engine.workers import build_worker, sweep_pending
@@ -38,6 +40,7 @@ from spane_py.errors import (
 )
 from spane_py.limits import DEFAULT_LIMITS, Limits
 from spane_py.observability import events
+from spane_py.observability.stream import DEFAULT_MAXLEN, EventSubscription
 from spane_py.queue.client import JobQueue, QueueStats, connect
 from spane_py.queue.jobs import NodeJob
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
@@ -85,6 +88,12 @@ class WorkflowEngine:
     this engine and stopped by ``close()``. ``store`` defaults to a fresh in-memory store;
     ``start()`` starts it and ``close()`` closes it (``close_store=False`` to keep it open).
     Use as ``async with WorkflowEngine(registry) as engine: ...``.
+
+    Observability (docs/observability.md): every process publishes its events to the
+    stream ``engine.subscribe`` reads (``event_stream=False``: not this one); metrics are
+    counted per engine (``metrics_text``, and ``/metrics`` on ``metrics_port``);
+    ``tracing`` (True: the global OpenTelemetry tracer provider, or a provider) exports
+    a span per node attempt and per execution.
     """
 
     def __init__(
@@ -111,6 +120,11 @@ class WorkflowEngine:
         max_lost_deliveries: int = 5,
         schedule_grace_seconds: float = 10.0,
         schedule_refresh_seconds: float = 5.0,
+        event_stream: bool = True,
+        event_stream_maxlen: int = DEFAULT_MAXLEN,
+        metrics_port: int | None = None,
+        metrics_addr: str = "0.0.0.0",
+        tracing: Any = False,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -159,6 +173,17 @@ class WorkflowEngine:
         self.schedule_grace_seconds = schedule_grace_seconds
         self.schedule_refresh_seconds = schedule_refresh_seconds
         self._triggers_changed = asyncio.Event()  # wakes this process's schedulers
+        # Event stream, metrics and tracing (docs/observability.md).
+        self._observability = Observability(
+            self,
+            event_stream=event_stream,
+            event_stream_maxlen=event_stream_maxlen,
+            tracing=tracing,
+        )
+        if metrics_port is not None:
+            check_port(metrics_port)
+        self.metrics_port = metrics_port
+        self.metrics_addr = metrics_addr
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -233,7 +258,14 @@ class WorkflowEngine:
             limits=self.limits,
         )
         self._runner.on_deadline = self._control.time_out
+        await self._observability.start(self._queue, self.store)
         self._started = True
+        if self.metrics_port is not None:
+            try:
+                await self.serve_metrics(self.metrics_port, self.metrics_addr)
+            except ConfigurationError:
+                await self.close()
+                raise
         for workflow in self._initial_workflows:
             await self.register_workflow(workflow)
 
@@ -243,6 +275,7 @@ class WorkflowEngine:
             return
         self._closed = True
         await self.stop_workers(grace_seconds=grace_seconds)
+        await self._observability.close()
         if self._notifier is not None:
             await self._notifier.close()
         if self._channel is not None:
@@ -313,6 +346,7 @@ class WorkflowEngine:
         return self._redis_url or os.environ.get("REDIS_URL")
 
     # Workflows -------------------------------------------------------------------
+    @scoped
     async def register_workflow(
         self,
         definition: WorkflowSource,
@@ -381,6 +415,7 @@ class WorkflowEngine:
         return record.definition
 
     # Executions ------------------------------------------------------------------
+    @scoped
     async def enqueue_workflow(
         self,
         workflow_id: str,
@@ -417,6 +452,7 @@ class WorkflowEngine:
             idempotency_ttl_s=self.idempotency_ttl_seconds,
         )
 
+    @scoped
     async def enqueue_bulk(
         self,
         workflow_id: str,
@@ -538,17 +574,20 @@ class WorkflowEngine:
                 notifier.discard(execution_id, fut)
 
     # Control -----------------------------------------------------------------------
+    @scoped
     async def pause_execution(self, execution_id: str) -> bool:
         """Stop starting new nodes of a running execution; running nodes finish. Returns
         False when it was paused already; refuses one that is not running."""
         await self.start()
         return await self.control.pause(execution_id)
 
+    @scoped
     async def resume_execution(self, execution_id: str) -> bool:
         """Continue a paused execution exactly where it stopped."""
         await self.start()
         return await self.control.resume(execution_id)
 
+    @scoped
     async def cancel_execution(self, execution_id: str, reason: str | None = None) -> bool:
         """Cancel a queued, running or paused execution and its sub-workflows: nothing more
         starts, running nodes see ``ctx.is_cancelled`` and are cancelled after
@@ -556,14 +595,17 @@ class WorkflowEngine:
         await self.start()
         return await self.control.cancel(execution_id, reason)
 
+    @scoped
     async def pause_executions(self, execution_ids: Sequence[str]) -> BulkResult:
         await self.start()
         return await self.control.bulk(self.control.pause, execution_ids)
 
+    @scoped
     async def resume_executions(self, execution_ids: Sequence[str]) -> BulkResult:
         await self.start()
         return await self.control.bulk(self.control.resume, execution_ids)
 
+    @scoped
     async def cancel_executions(self, execution_ids: Sequence[str]) -> BulkResult:
         await self.start()
         return await self.control.bulk(self.control.cancel, execution_ids)
@@ -573,12 +615,14 @@ class WorkflowEngine:
     resume_workflow = resume_execution
     cancel_workflow = cancel_execution
 
+    @scoped
     async def retry_execution(self, execution_id: str) -> None:
         """Re-run a failed execution from its failures, on its pinned version: failed nodes
         and what is downstream of them run again; results that succeeded are kept."""
         await self.start()
         await self.control.retry(execution_id)
 
+    @scoped
     async def replay_execution(self, execution_id: str) -> str:
         """A new execution of the same workflow version with the same input; its metadata
         has ``replayed_from``. Returns the new execution's id."""
@@ -587,6 +631,7 @@ class WorkflowEngine:
 
     replay_workflow = replay_execution
 
+    @scoped
     async def resume(self, token: str, data: Any = None) -> str:
         """Complete the wait node waiting for ``token`` with ``data``; returns the
         execution id. A token works once; unknown, used, revoked or expired tokens raise
@@ -622,6 +667,7 @@ class WorkflowEngine:
             limit=limit, offset=offset, include_retried=include_retried
         )
 
+    @scoped
     async def retry_dlq_item(self, dlq_id: int) -> DlqRecord:
         """Run the item's node again (and what follows it): its execution goes back to
         running and can complete."""
@@ -734,7 +780,7 @@ class WorkflowEngine:
         await self.start()
         worker = self._make_worker(concurrency, burst=False, handle_signals=False)
         self._listen_for_cancels()
-        task = asyncio.create_task(worker.async_run(), name="spane-worker")
+        task = asyncio.create_task(self._run_scoped(worker), name="spane-worker")
         self._workers.append((worker, task))
 
     async def stop_workers(self, *, grace_seconds: float = 5.0) -> None:
@@ -753,6 +799,11 @@ class WorkflowEngine:
         worker = self._make_worker(concurrency, burst=burst, handle_signals=not burst)
         self._listen_for_cancels()
         with contextlib.suppress(asyncio.CancelledError):
+            await self._run_scoped(worker)
+
+    async def _run_scoped(self, worker: SpaneWorker) -> None:
+        """Run ``worker``; the events of its jobs belong to this engine."""
+        with events.scope(self):
             await worker.async_run()
 
     def _listen_for_cancels(self) -> None:
@@ -764,6 +815,41 @@ class WorkflowEngine:
     async def run_until_idle(self, concurrency: int = 10) -> None:
         """Process jobs until nothing is queued, scheduled or running (deterministic tests)."""
         await self.run_worker(concurrency, burst=True)
+
+    # Observability ---------------------------------------------------------------
+    async def subscribe(
+        self,
+        execution_id: str | None = None,
+        *,
+        workflow_id: str | None = None,
+        after: str | None = None,
+    ) -> EventSubscription:
+        """Events from now on, as an async iterator of ``EngineEvent``: those of every
+        process on this Redis and key prefix (workers included), only ``execution_id``'s
+        or ``workflow_id``'s when given. Nothing emitted after this call returns is missed
+        (``after``: start after that stream entry id instead; ``"0"``: from the oldest
+        entry kept). End it with ``aclose()`` or ``async with``."""
+        await self.start()
+        return await self._observability.subscribe(
+            execution_id=execution_id, workflow_id=workflow_id, after=after
+        )
+
+    async def metrics_text(self) -> str:
+        """This engine's Prometheus metrics in the text exposition format (for an HTTP
+        endpoint): counters of what it and its workers did, gauges read now."""
+        return await self._observability.metrics_text()
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """This engine's Prometheus registry (its own, not the global one)."""
+        return self._observability.metrics.registry
+
+    async def serve_metrics(self, port: int = 0, addr: str = "0.0.0.0") -> int:
+        """Serve ``/metrics`` (prometheus-client's HTTP server) until the engine closes;
+        returns the port (``port=0``: a free one). ``metrics_port=`` does this at start."""
+        await self.start()
+        self.metrics_port = await self._observability.serve_metrics(port, addr)
+        return self.metrics_port
 
     # Introspection ---------------------------------------------------------------
     async def get_queue_stats(self) -> QueueStats:
@@ -789,6 +875,7 @@ class WorkflowEngine:
         """Close the circuit breaker of ``node_type`` now, in every process."""
         await self.traffic.breakers.reset(node_type)
 
+    @scoped
     async def sweep(self, *, older_than: datetime | None = None, limit: int = 500) -> int:
         """Send again the jobs of nodes that have waited (or run) since ``older_than``
         (default: ``stale_after_seconds`` ago) — the outbox's second half: a child claimed

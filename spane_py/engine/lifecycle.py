@@ -43,6 +43,7 @@ class Lifecycle:
 
     async def settled(self, record: ExecutionRecord) -> None:
         """An execution completed, failed or was cancelled."""
+        events.emit(events.EXECUTION_SPAN, logging.DEBUG, execution=record)
         await self.notifier.settled(record.execution_id)
         if record.parent_execution_id is not None:
             await self.wake_parent(record)

@@ -74,7 +74,7 @@ class Attempt:
     ) -> SpanRecord:
         """This attempt as a span of the execution's trace, ending now."""
         ctx = self.ctx
-        return SpanRecord(
+        span = SpanRecord(
             span_id=f"{ctx.execution_id}:{ctx.node_id}:{self.job.generation}:{ctx.attempt}",
             execution_id=ctx.execution_id,
             node_id=ctx.node_id,
@@ -88,6 +88,8 @@ class Attempt:
             traceback=traceback,
             attributes={"type": self.node.type, "workflow_version": self.job.workflow_version},
         )
+        events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=self.started.execution)
+        return span
 
 
 def _now() -> datetime:
@@ -165,7 +167,12 @@ class NodeRunner:
         waking = start.outcome == planner.WAKE
         if start.outcome != planner.RUN and not waking:
             if start.outcome == planner.DROPPED:
-                events.emit(events.NODE_DROPPED, execution_id=eid, node_id=node.id)
+                events.emit(
+                    events.NODE_DROPPED,
+                    execution_id=eid,
+                    workflow_id=job.workflow_id,
+                    node_id=node.id,
+                )
             return
         started: planner.StartPayload = start.payload
         execution = started.execution
@@ -202,7 +209,11 @@ class NodeRunner:
         if waking or node.type in SUSPENDING:
             if not waking:
                 events.emit(
-                    events.NODE_STARTED, execution_id=eid, node_id=node.id, attempt=started.attempt
+                    events.NODE_STARTED,
+                    execution_id=eid,
+                    workflow_id=job.workflow_id,
+                    node_id=node.id,
+                    attempt=started.attempt,
                 )
             await self._run_builtin(attempt, waking)
             return
@@ -214,7 +225,13 @@ class NodeRunner:
             admission = await self._admit(attempt, registered)
             if admission is None:
                 return
-        events.emit(events.NODE_STARTED, execution_id=eid, node_id=node.id, attempt=started.attempt)
+        events.emit(
+            events.NODE_STARTED,
+            execution_id=eid,
+            workflow_id=job.workflow_id,
+            node_id=node.id,
+            attempt=started.attempt,
+        )
         # A node that is still running after a moment is recorded as running; one that
         # finishes sooner is recorded once, with its result.
         marker = asyncio.get_running_loop().call_later(
@@ -436,6 +453,7 @@ class NodeRunner:
                 events.emit(
                     events.NODE_RETRYING,
                     execution_id=ctx.execution_id,
+                    workflow_id=ctx.workflow_id,
                     node_id=node.id,
                     attempt=ctx.attempt,
                     delay_ms=decision.delay_ms,
@@ -513,7 +531,13 @@ class NodeRunner:
                     if settled is not None:
                         await self.on_settled(settled)
             return
-        events.emit(_NODE_EVENTS[status], execution_id=eid, node_id=node_id, error=error)
+        events.emit(
+            _NODE_EVENTS[status],
+            execution_id=eid,
+            workflow_id=execution.workflow_id,
+            node_id=node_id,
+            error=error,
+        )
         if done.enqueue:
             generations = {n.node_id: n.generation for n in done.nodes}
             await self.queue.enqueue_batched(

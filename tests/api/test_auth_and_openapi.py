@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -76,11 +77,16 @@ async def test_with_the_token(locked: httpx.AsyncClient) -> None:
 
 
 async def test_event_stream_takes_the_token_as_a_query_parameter(
-    locked: httpx.AsyncClient,
+    locked: httpx.AsyncClient, running: WorkflowEngine
 ) -> None:
-    # EventSource cannot send headers. (501: the engine has no event stream yet; auth passed.)
+    async def one_event(**filters: Any) -> AsyncIterator[Any]:
+        yield {"event": "execution.completed", "execution_id": "e1"}
+
+    running.subscribe = one_event  # type: ignore[method-assign]  # a finite stream
+    # EventSource cannot send headers.
     res = await locked.get("/api/events", params={"access_token": TOKEN})
-    assert res.status_code == 501
+    assert res.status_code == 200
+    assert "execution.completed" in res.text
     res = await locked.get("/api/events", params={"access_token": "wrong"})
     assert res.status_code == 401
     # Other routes do not take it from the URL.

@@ -1,9 +1,8 @@
 """/healthz, /metrics, /api/queue, /api/stats, the event stream and webhooks.
 
-The event stream, metrics and webhooks come from engine methods built elsewhere
-(``subscribe``, ``metrics_text``, ``trigger_webhook``): until the engine has them the
-routes answer 501; with a stand-in method set on the engine they work, which is how the
-real ones will plug in.
+The event stream and metrics come from ``engine.subscribe`` and ``engine.metrics_text``;
+tests of the SSE framing put a finite stand-in in place of the endless real stream (which
+tests/e2e/test_cli_api.py reads from a served API).
 """
 
 from __future__ import annotations
@@ -118,12 +117,14 @@ async def test_queue_and_stats(client: httpx.AsyncClient) -> None:
     assert only["executions"]["completed"] == 1
 
 
-async def test_metrics_501_until_the_engine_has_them(client: httpx.AsyncClient) -> None:
+async def test_metrics_come_from_the_engine(
+    client: httpx.AsyncClient, running: WorkflowEngine
+) -> None:
+    await running.run_workflow("greet", "x", timeout=10)
     res = await client.get("/metrics")
-    assert res.status_code == 501
-    error = error_of(res)
-    assert error["code"] == "NOT_IMPLEMENTED"
-    assert error["message"] == "/metrics is not available: this engine has no metrics_text()"
+    assert res.status_code == 200
+    assert res.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert 'spane_workflows_completed_total{workflow_id="greet"} 1.0' in res.text
 
 
 @pytest.mark.parametrize("is_async", [False, True])
@@ -143,12 +144,6 @@ async def test_metrics_with_metrics_text(
     assert res.status_code == 200
     assert res.text == text
     assert res.headers["content-type"].startswith("text/plain; version=0.0.4")
-
-
-async def test_events_501_until_the_engine_has_subscribe(client: httpx.AsyncClient) -> None:
-    res = await client.get("/api/events")
-    assert res.status_code == 501
-    assert "this engine has no subscribe()" in error_of(res)["message"]
 
 
 async def test_events_stream_frames(

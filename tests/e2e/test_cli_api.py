@@ -86,8 +86,35 @@ def test_api_serves_runs_and_stops(served: tuple[str, Path]) -> None:
         assert health["status"] == "ok"
         assert health["workers"]["live"] == 1
         assert "<title>spane · executions</title>" in client.get("/").text
+        metrics = client.get("/metrics", headers=auth).text
+        assert 'spane_workflows_completed_total{workflow_id="daily-report"} 1.0' in metrics
         assert client.get("/openapi.json").json()["info"]["title"] == "spane_py"
     assert "auth on" in log.read_text()
+
+
+def test_api_streams_events_live(served: tuple[str, Path]) -> None:
+    url, _ = served
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with (
+        httpx.Client(base_url=url, timeout=30) as client,
+        client.stream("GET", "/api/events", headers=auth) as stream,
+    ):
+        assert stream.status_code == 200
+        res = client.post("/api/workflows/daily-report/executions", json={}, headers=auth)
+        execution_id = res.json()["execution_id"]
+        seen: list[str] = []
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                seen.append(line.split(":", 1)[1].strip())
+            if (
+                line.startswith("data:")
+                and execution_id in line
+                and (seen and seen[-1] == "execution.completed")
+            ):
+                break
+    assert seen[0] == "execution.started"  # nothing lost between subscribing and the start
+    assert "node.completed" in seen
+    assert seen[-1] == "execution.completed"
 
 
 def test_api_with_a_bad_app_exits_2(spane: Run) -> None:

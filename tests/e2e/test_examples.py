@@ -170,6 +170,29 @@ def test_traffic_example_limits_holds_and_breaks(cli_env: dict[str, str]) -> Non
     ]
 
 
+def test_observability_example_streams_counts_and_traces(cli_env: dict[str, str]) -> None:
+    lines = run_example("observability.py", cli_env).splitlines()
+    assert lines == [
+        "execution.started    -      running",
+        "node.started         fetch  running",
+        "node.retrying        fetch  retrying",
+        "node.started         fetch  running",
+        "node.completed       fetch  succeeded",
+        "node.started         total  running",
+        "node.completed       total  succeeded",
+        "execution.completed  -      completed",
+        'spane_workflows_completed_total{workflow_id="order"} 1.0',
+        'spane_nodes_executed_total{node_type="fetch",status="retrying",workflow_id="order"} 1.0',
+        'spane_nodes_executed_total{node_type="fetch",status="succeeded",workflow_id="order"} 1.0',
+        'spane_nodes_executed_total{node_type="total",status="succeeded",workflow_id="order"} 1.0',
+        "4 spans, 1 trace:",
+        "  order UNSET",
+        "  fetch ERROR",
+        "  fetch UNSET",
+        "  total UNSET",
+    ]
+
+
 def test_postgres_enqueue_example_needs_a_shared_database(cli_env: dict[str, str]) -> None:
     proc = run_process([sys.executable, str(EXAMPLES / "postgres_enqueue.py")], env=cli_env)
     assert proc.returncode == 1
@@ -185,6 +208,7 @@ SHOWN = {
     "control.md": ["control.py"],
     "triggers.md": ["triggers.py"],
     "traffic.md": ["traffic.py"],
+    "observability.md": ["observability.py"],
 }
 
 

@@ -1,0 +1,341 @@
+"""The event stream: engine events in a Redis stream, read by ``engine.subscribe``.
+
+Every process of an engine (the API, each worker) publishes the events it emits to the
+stream ``<prefix>:events``, so a subscriber anywhere sees all of them. A Redis stream
+rather than pub/sub because a stream keeps what was added while nobody was reading:
+a subscription remembers the stream's last entry id when it is created and reads from
+there, so no event between ``subscribe()`` and the first read is lost, nor any while the
+subscriber is busy — as long as it keeps within the stream's length cap (``MAXLEN ~``,
+10,000 entries by default), past which the oldest entries are trimmed.
+
+Publishing costs a node hop next to nothing: the sink appends the event to a buffer,
+which goes out as one script call (one round trip; one ``XADD`` per event inside Redis):
+at once when the last call is ``flush_interval`` (10 ms) old or more, else when it is —
+a lone event is sent right away, a busy process sends at most 100 calls a second, one at
+a time. So the events of one process reach the stream in order; those of different
+processes in the order they reach Redis, which may differ from the order of their ``at``
+by up to that interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from spane_py.observability import events
+
+logger = logging.getLogger("spane_py.events")
+
+DEFAULT_MAXLEN = 10_000
+# Events kept in memory while Redis cannot be reached; past it the oldest are dropped.
+MAX_BUFFERED = 10_000
+# After a failed send, the next one waits this long (plus flush_interval).
+RETRY_AFTER_S = 1.0
+# How long one XREAD waits for news before looking again (a closed subscription notices).
+READ_BLOCK_MS = 1_000
+# A subscription that lost Redis tries again, waiting longer each time up to this.
+MAX_RETRY_DELAY_S = 5.0
+
+_NOT_STREAMED = frozenset({events.NODE_SPAN, events.EXECUTION_SPAN})
+
+# ARGV: maxlen, then the events as JSON objects ({"event", "at", "fields"}), one per line
+# (JSON text holds no raw newline): one argument however many events, which keeps the
+# client's cost per event to encoding it.
+_XADD_ALL = """
+local n = 0
+for event in string.gmatch(ARGV[2], '[^\\n]+') do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', event)
+  n = n + 1
+end
+return n
+"""
+
+# The status an event leaves its execution or node in (``EngineEvent.status``).
+STATUS = {
+    events.EXECUTION_STARTED: "running",
+    events.EXECUTION_COMPLETED: "completed",
+    events.EXECUTION_FAILED: "failed",
+    events.EXECUTION_CANCELLED: "cancelled",
+    events.EXECUTION_PAUSED: "paused",
+    events.EXECUTION_RESUMED: "running",
+    events.EXECUTION_RETRIED: "running",
+    events.EXECUTION_REPLAYED: "running",
+    events.NODE_STARTED: "running",
+    events.NODE_COMPLETED: "succeeded",
+    events.NODE_FAILED: "failed",
+    events.NODE_RETRYING: "retrying",
+    events.NODE_SKIPPED: "skipped",
+    events.NODE_DROPPED: "cancelled",
+    events.NODE_WAITING: "waiting",
+    events.NODE_RESUMED: "succeeded",
+}
+SETTLING = frozenset(
+    {events.EXECUTION_COMPLETED, events.EXECUTION_FAILED, events.EXECUTION_CANCELLED}
+)
+
+
+class EngineEvent(BaseModel):
+    """One event of the engine, as the stream delivers it.
+
+    ``name`` is a stable event name (``node.completed``, ``execution.failed``, ...);
+    ``status`` the status it leaves its node (``node.*``) or execution (``execution.*``)
+    in; ``fields`` the event's other fields (``attempt``, ``error``, ...); ``id`` the
+    stream entry id.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    at: datetime
+    execution_id: str | None = None
+    workflow_id: str | None = None
+    node_id: str | None = None
+    status: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def settles_execution(self) -> bool:
+        """The execution completed, failed or was cancelled."""
+        return self.name in SETTLING
+
+
+class StreamPublisher:
+    """The sink that sends events to the stream (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        key: str,
+        *,
+        maxlen: int = DEFAULT_MAXLEN,
+        flush_interval: float = 0.01,
+    ) -> None:
+        self.redis = redis
+        self.key = key
+        self.maxlen = maxlen
+        self.flush_interval = flush_interval
+        self._script = redis.register_script(_XADD_ALL)
+        self._buffer: list[tuple[str, float, Mapping[str, Any]]] = []
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0  # loop time
+        self._sending: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def __call__(self, name: str, fields: Mapping[str, Any]) -> None:
+        if name in _NOT_STREAMED or self._closed:
+            return
+        # Encoded when sent, off the hop's path (``emit`` made ``fields`` for us alone).
+        self._buffer.append((name, time.time(), fields))
+        if self._timer is None and self._sending is None:
+            try:
+                same_loop = asyncio.get_running_loop() is self._loop
+            except RuntimeError:
+                same_loop = False
+            if same_loop:
+                self._schedule()
+            else:
+                self._loop.call_soon_threadsafe(self._schedule)
+
+    def _schedule(self) -> None:
+        if self._timer is None and self._sending is None and self._buffer:
+            # Now when the last send is long past; else when flush_interval has passed.
+            delay = self._last_flush + self.flush_interval - self._loop.time()
+            self._timer = self._loop.call_later(max(delay, 0.0), self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        self._last_flush = self._loop.time()
+        batch, self._buffer = self._buffer, []
+        if batch:
+            self._sending = self._loop.create_task(self._send(batch), name="spane-events")
+            self._sending.add_done_callback(self._sent)
+
+    async def _send(self, batch: list[tuple[str, float, Mapping[str, Any]]]) -> None:
+        lines = b"\n".join(
+            [
+                orjson.dumps({"event": name, "at": at, "fields": fields}, default=str)
+                for name, at, fields in batch
+            ]
+        )
+        try:
+            await self._script(keys=[self.key], args=[self.maxlen, lines])
+        except (RedisError, OSError) as exc:
+            # Keep them for the next try, within bounds: the stream is best effort.
+            kept = (batch + self._buffer)[-MAX_BUFFERED:]
+            dropped = len(batch) + len(self._buffer) - len(kept)
+            self._buffer = kept
+            logger.warning(
+                "could not publish %d event(s) to %s: %s%s",
+                len(batch),
+                self.key,
+                exc,
+                f" ({dropped} dropped)" if dropped else "",
+            )
+            self._last_flush = self._loop.time() + RETRY_AFTER_S  # the next try waits
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending = None
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("publishing events failed", exc_info=task.exception())
+        if self._buffer and not self._closed:
+            self._schedule()
+
+    async def flush(self) -> None:
+        """Send what is buffered now; returns once it is in Redis (or failed)."""
+        if self._sending is not None:
+            await asyncio.wait([self._sending])
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._sending is None:
+            self._flush()
+        if self._sending is not None:
+            await asyncio.wait([self._sending])
+
+    async def close(self) -> None:
+        """Send what is buffered (one try), then stop."""
+        self._closed = True
+        await self.flush()
+        self._buffer.clear()
+
+
+class EventSubscription:
+    """An async iterator of ``EngineEvent``; ``aclose()`` (or ``async with``) ends it.
+
+    Created by ``engine.subscribe``; reads the stream from the id it was given (the last
+    entry when it was created), keeping the events that match its filter.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        key: str,
+        after: str,
+        *,
+        execution_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> None:
+        self.key = key
+        self.execution_id = execution_id
+        self.workflow_id = workflow_id
+        self.last_id = after
+        self._client: Redis | None = client
+        self._ready: list[EngineEvent] = []
+        self._failures = 0
+
+    def __aiter__(self) -> EventSubscription:
+        return self
+
+    async def __anext__(self) -> EngineEvent:
+        while not self._ready:
+            if self._client is None:
+                raise StopAsyncIteration
+            try:
+                reply = await self._client.xread(
+                    {self.key: self.last_id}, count=500, block=READ_BLOCK_MS
+                )
+            except (RedisError, OSError) as exc:
+                # Read again from the same id once Redis answers: nothing is skipped.
+                self._failures += 1
+                delay = min(0.1 * 2**self._failures, MAX_RETRY_DELAY_S)
+                logger.warning("event subscription lost Redis (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self._failures = 0
+            # No await from here on: a cancelled read loses nothing.
+            for _stream, entries in reply or ():
+                for entry_id, data in entries:
+                    self.last_id = _text(entry_id)
+                    event = decode(self.last_id, data)
+                    if event is not None and self.matches(event):
+                        self._ready.append(event)
+        return self._ready.pop(0)
+
+    def matches(self, event: EngineEvent) -> bool:
+        if self.execution_id is not None and event.execution_id != self.execution_id:
+            return False
+        return self.workflow_id is None or event.workflow_id == self.workflow_id
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        self._ready.clear()
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+    async def __aenter__(self) -> EventSubscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def subscribe(
+    make_client: Callable[[], Redis],
+    key: str,
+    *,
+    execution_id: str | None = None,
+    workflow_id: str | None = None,
+    after: str | None = None,
+) -> EventSubscription:
+    """A subscription to the events of ``key`` added after this call returns (or after
+    entry ``after``; ``"0"``: everything the stream still holds)."""
+    client = make_client()
+    try:
+        if after is None:
+            last = await client.xrevrange(key, count=1)
+            after = _text(last[0][0]) if last else "0-0"
+    except BaseException:
+        await client.aclose()
+        raise
+    return EventSubscription(client, key, after, execution_id=execution_id, workflow_id=workflow_id)
+
+
+def decode(entry_id: str, data: Mapping[Any, Any]) -> EngineEvent | None:
+    """The event of one stream entry; None when it is not one of ours."""
+    try:
+        entry = orjson.loads(data[b"e"])
+        name = str(entry["event"])
+        at = datetime.fromtimestamp(float(entry["at"]), UTC)
+        fields = entry["fields"]
+    except (KeyError, ValueError, TypeError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(fields, dict):
+        return None
+    fields = {k: v for k, v in fields.items() if v is not None}
+    return EngineEvent(
+        id=entry_id,
+        name=name,
+        at=at,
+        execution_id=_opt(fields.pop("execution_id", None)),
+        workflow_id=_opt(fields.pop("workflow_id", None)),
+        node_id=_opt(fields.pop("node_id", None)),
+        status=STATUS.get(name),
+        fields=fields,
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
