@@ -72,7 +72,7 @@ from spane_py.errors import (
     WorkflowNotFoundError,
 )
 from spane_py.settings import SpaneSettings
-from spane_py.state import ExecutionStatus
+from spane_py.state import ExecutionState, ExecutionStatus
 from spane_py.stores.memory import InMemoryExecutionStore
 
 app = typer.Typer(
@@ -286,7 +286,9 @@ def run(
             execution_id = await engine.enqueue_workflow(workflow_id, initial)
             await engine.start_workers(concurrency or settings.concurrency)
             try:
-                state = await engine.wait_for_execution(execution_id, timeout=timeout)
+                state = await _wait_with_progress(
+                    engine, execution_id, timeout, show=not as_json and console.is_terminal
+                )
             except ExecutionWaitTimeoutError:
                 grace = 0.5  # abandoning it: a running node goes back to the queue
                 state = await engine.get_execution(execution_id)
@@ -396,6 +398,29 @@ def api(
         fail(str(exc))
     except SpaneError as exc:
         fail(str(exc), NOT_COMPLETED)
+
+
+async def _wait_with_progress(
+    engine: WorkflowEngine, execution_id: str, timeout: float, *, show: bool
+) -> ExecutionState:
+    """Wait for the execution; on a terminal, show a spinner with its nodes' progress."""
+    if not show:
+        return await engine.wait_for_execution(execution_id, timeout=timeout)
+    console = Console(stderr=True, highlight=False)
+    waiting = asyncio.ensure_future(engine.wait_for_execution(execution_id, timeout=timeout))
+    with console.status(f"execution {execution_id[:8]}: starting") as status:
+        while not waiting.done():
+            await asyncio.wait([waiting], timeout=0.25)
+            if waiting.done():
+                break
+            state = await engine.get_execution(execution_id)
+            done = sum(1 for r in state.node_results.values() if r.status.is_terminal)
+            running = [n for n, r in state.node_results.items() if not r.status.is_terminal]
+            status.update(
+                f"execution {execution_id[:8]}: {state.status.value}, {done} node(s) done"
+                + (f", now: {', '.join(running[:3])}" if running else "")
+            )
+    return waiting.result()
 
 
 # spane db ------------------------------------------------------------------------
