@@ -87,6 +87,12 @@ class Lifecycle:
         admitted = await self.store.admit_queued(workflow_id, limit, datetime.now(UTC))
         for record in admitted:
             pinned = await self.cache.get(record.workflow_id, record.workflow_version)
+            events.emit(  # before the jobs: a worker may start a node while this waits
+                events.EXECUTION_STARTED,
+                execution_id=record.execution_id,
+                workflow_id=record.workflow_id,
+                version=record.workflow_version,
+            )
             await self.queue.enqueue(
                 [
                     NodeJob(record.execution_id, record.workflow_id, record.workflow_version, n)
@@ -95,12 +101,6 @@ class Lifecycle:
                 priority=record.priority,
             )
             await starting.send_deadlines(self.queue, pinned, [record])
-            events.emit(
-                events.EXECUTION_STARTED,
-                execution_id=record.execution_id,
-                workflow_id=record.workflow_id,
-                version=record.workflow_version,
-            )
         return len(admitted)
 
     async def admit_all(self) -> int:

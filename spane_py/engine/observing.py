@@ -82,6 +82,8 @@ class Observability:
                 queue.redis, self.stream_key, maxlen=self.event_stream_maxlen
             )
             events.add_sink(self._publisher, owner=self.owner)
+            # Buffered events written after a purge would bring the stream back.
+            queue.before_purge.append(self._publisher.flush)
 
     def _start_tracing(self) -> None:
         try:
@@ -107,6 +109,8 @@ class Observability:
         self.metrics.state.read = None  # Redis and the store go away: gauges keep their last
         if self._publisher is not None:
             events.remove_sink(self._publisher)
+            if self._queue is not None:
+                self._queue.before_purge.remove(self._publisher.flush)
             await self._publisher.close()
             self._publisher = None
         if self._server is not None:

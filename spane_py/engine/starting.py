@@ -89,6 +89,14 @@ class Start:
             await admit(self.workflow_id)
             return
         due = int((time.time() + self.delay_s) * 1000) if self.delay_s else None
+        # Before the jobs go out: a worker may start a node while this call still waits.
+        for r in records:
+            events.emit(
+                events.EXECUTION_STARTED,
+                execution_id=r.execution_id,
+                workflow_id=self.workflow_id,
+                version=self.version,
+            )
         await queue.enqueue(
             [
                 NodeJob(r.execution_id, self.workflow_id, self.version, n)
@@ -99,13 +107,6 @@ class Start:
             due_ms=due,
         )
         await send_deadlines(queue, self.graph, records, start_ms=due)
-        for r in records:
-            events.emit(
-                events.EXECUTION_STARTED,
-                execution_id=r.execution_id,
-                workflow_id=self.workflow_id,
-                version=self.version,
-            )
 
 
 Admit = Callable[[str], Awaitable[int]]

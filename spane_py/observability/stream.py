@@ -40,6 +40,9 @@ logger = logging.getLogger("spane_py.events")
 DEFAULT_MAXLEN = 10_000
 # Events kept in memory while Redis cannot be reached; past it the oldest are dropped.
 MAX_BUFFERED = 10_000
+# A stream nobody has written to for this long expires: a deployment (or a test's key
+# prefix) that is gone leaves nothing behind.
+STREAM_TTL_MS = 7 * 24 * 3600 * 1000
 # After a failed send, the next one waits this long (plus flush_interval).
 RETRY_AFTER_S = 1.0
 # How long one XREAD waits for news before looking again (a closed subscription notices).
@@ -49,15 +52,16 @@ MAX_RETRY_DELAY_S = 5.0
 
 _NOT_STREAMED = frozenset({events.NODE_SPAN, events.EXECUTION_SPAN})
 
-# ARGV: maxlen, then the events as JSON objects ({"event", "at", "fields"}), one per line
-# (JSON text holds no raw newline): one argument however many events, which keeps the
-# client's cost per event to encoding it.
+# ARGV: maxlen, the stream's time to live (ms), then the events as JSON objects
+# ({"event", "at", "fields"}), one per line (JSON text holds no raw newline): one argument
+# however many events, which keeps the client's cost per event to encoding it.
 _XADD_ALL = """
 local n = 0
-for event in string.gmatch(ARGV[2], '[^\\n]+') do
+for event in string.gmatch(ARGV[3], '[^\\n]+') do
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', event)
   n = n + 1
 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return n
 """
 
@@ -171,7 +175,7 @@ class StreamPublisher:
             ]
         )
         try:
-            await self._script(keys=[self.key], args=[self.maxlen, lines])
+            await self._script(keys=[self.key], args=[self.maxlen, STREAM_TTL_MS, lines])
         except (RedisError, OSError) as exc:
             # Keep them for the next try, within bounds: the stream is best effort.
             kept = (batch + self._buffer)[-MAX_BUFFERED:]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +135,7 @@ class JobQueue:
         self._finish = redis.register_script(scripts.FINISH)
         self._publish = redis.register_script(scripts.PUBLISH)
         self.batcher = WriteBatcher(redis)
+        self.before_purge: list[Callable[[], Awaitable[None]]] = []
         self.batcher.register("enqueue", self._enqueue_call)
         self.batcher.register("finish", self._finish_call)
         self.batcher.register("publish", lambda ids: (self._publish, [self.keys.settled], ids))
@@ -303,7 +304,10 @@ class JobQueue:
         return QueueStats(queued=int(queued) - running, scheduled=int(scheduled), running=running)
 
     async def purge(self) -> None:
-        """Delete every key of this prefix (tests and `spane` maintenance commands)."""
+        """Delete every key of this prefix (tests and `spane` maintenance commands), after
+        the ``before_purge`` hooks (writers that buffer: the event stream) have run."""
+        for hook in self.before_purge:
+            await hook()
         patterns = [f"{self.prefix}:*", f"arq:*:{self.prefix}:*"]
         for pattern in patterns:
             batch: list[bytes] = []

@@ -287,3 +287,16 @@ async def test_a_subscription_survives_a_lost_connection(
     assert names(seen)[0] == ("execution.started", None)
     assert len(seen) == 6
     assert failures == []
+
+
+async def test_a_purge_leaves_no_stream_behind(engine: WorkflowEngine) -> None:
+    await engine.register_workflow(CHAIN)
+    await engine.start_workers()
+    await engine.run_workflow("chain", 1)
+    await engine.stop_workers()
+    key = f"{engine.key_prefix}:events"
+    assert 0 < await engine.queue.redis.pttl(key) <= 7 * 24 * 3600 * 1000  # idle: expires
+    # Events still buffered go out before the purge, not after it.
+    await engine.queue.purge()
+    await asyncio.sleep(0.05)
+    assert await engine.queue.redis.exists(key) == 0
