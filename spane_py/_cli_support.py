@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import logging
 import os
 import sys
@@ -83,6 +84,12 @@ def check_store(settings: SpaneSettings) -> None:
             parse_dsn(settings.database_url)
     except ConfigurationError as exc:
         fail(str(exc))
+
+
+def print_json(value: object) -> None:
+    """``--json`` output: indented, UTF-8, anything not JSON as its ``str``."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def setup_logging(level: str) -> None:

@@ -58,6 +58,7 @@ from spane_py._cli_support import (
     fail,
     load_app,
     load_settings,
+    print_json,
     resolve_engine,
     setup_logging,
     stderr,
@@ -293,14 +294,14 @@ def run(
                 grace = 0.5  # abandoning it: a running node goes back to the queue
                 state = await engine.get_execution(execution_id)
                 if as_json:
-                    _print_json(state.model_dump(mode="json"))
+                    print_json(state.model_dump(mode="json"))
                 stderr().print(
                     f"[bold red]error:[/] execution {execution_id} is still "
                     f"{state.status.value} after {timeout:g} s"
                 )
                 return False
             if as_json:
-                _print_json(state.model_dump(mode="json"))
+                print_json(state.model_dump(mode="json"))
             else:
                 definition = await engine.get_workflow(state.workflow_id, state.workflow_version)
                 console.print(
@@ -544,11 +545,6 @@ def db_current(schema: SchemaOption = None, database_url: DatabaseUrlOption = No
 
 
 cli_inspect.register(app)
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-    sys.stdout.flush()
 
 
 def main() -> None:

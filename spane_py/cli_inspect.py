@@ -14,8 +14,6 @@ one process and has nothing to show here. ``dlq retry`` also needs Redis (``REDI
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -31,6 +29,7 @@ from spane_py._cli_support import (
     StoreOption,
     fail,
     load_settings,
+    print_json,
     setup_logging,
 )
 from spane_py.demo import format_ms, render_execution, unicode_ok
@@ -86,10 +85,6 @@ def _with_engine(store: Store | None, action: Callable[[WorkflowEngine], Awaitab
         fail(str(exc), NOT_COMPLETED)
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
 
@@ -113,7 +108,7 @@ def executions_list(
 
     items = _with_engine(store, action)
     if as_json:
-        _print_json(
+        print_json(
             [
                 {
                     "execution_id": r.execution_id,
@@ -162,7 +157,7 @@ def executions_show(
 
     state, definition = _with_engine(store, action)
     if as_json:
-        _print_json(state.model_dump(mode="json"))
+        print_json(state.model_dump(mode="json"))
         return
     console = Console(highlight=False)
     console.print(
@@ -184,7 +179,7 @@ def trace(
 
     result = _with_engine(store, action)
     if as_json:
-        _print_json(result.model_dump(mode="json"))
+        print_json(result.model_dump(mode="json"))
         return
     console = Console(highlight=False)
     console.print(render_gantt(result, width=width, unicode=unicode_ok(console)))
@@ -246,7 +241,7 @@ def dlq_list(
 
     items = _with_engine(store, action)
     if as_json:
-        _print_json(
+        print_json(
             [
                 {
                     "dlq_id": i.dlq_id,

@@ -140,25 +140,20 @@ class Control:
     async def cancel(self, execution_id: str, reason: str | None = None) -> bool:
         why = reason or "cancelled"
         done = await self._apply(execution_id, planner.plan_cancel(_now(), why), "cancel")
-        # Children first need no order: each settles on its own and wakes nobody (the
-        # parent node is cancelled already).
-        for child in await self.store.get_child_executions(execution_id):
-            if not child.status.is_terminal:
-                with contextlib.suppress(InvalidExecutionStateError):  # it ended meanwhile
-                    await self.cancel(child.execution_id, f"parent {execution_id} cancelled")
+        # Children even when this one was cancelled already: a cascade cut short by a
+        # crash finishes on the next try. Each child settles on its own and wakes nobody
+        # (the parent node is cancelled already).
+        await self._cancel_children(execution_id, f"parent {execution_id} cancelled")
         if done.outcome != planner.CHANGED:
             return False
         assert done.execution is not None
-        if done.payload:
-            self.runner.cancel_local(execution_id)
-            await self.channel.cancelled(execution_id)
         events.emit(
             events.EXECUTION_CANCELLED,
             execution_id=execution_id,
             workflow_id=done.execution.workflow_id,
             reason=why,
         )
-        await self.lifecycle.settled(done.execution)
+        await self._stopped(done)
         return True
 
     async def time_out(self, execution_id: str) -> bool:
@@ -179,13 +174,7 @@ class Control:
         if done.outcome != planner.CHANGED:
             return False
         assert done.execution is not None
-        for child in await self.store.get_child_executions(execution_id):
-            if not child.status.is_terminal:
-                with contextlib.suppress(InvalidExecutionStateError):
-                    await self.cancel(child.execution_id, f"parent {execution_id} timed out")
-        if done.payload:
-            self.runner.cancel_local(execution_id)
-            await self.channel.cancelled(execution_id)
+        await self._cancel_children(execution_id, f"parent {execution_id} timed out")
         events.emit(
             events.EXECUTION_FAILED,
             logging.WARNING,
@@ -193,8 +182,22 @@ class Control:
             workflow_id=record.workflow_id,
             error=reason,
         )
-        await self.lifecycle.settled(done.execution)
+        await self._stopped(done)
         return True
+
+    async def _cancel_children(self, execution_id: str, reason: str) -> None:
+        for child in await self.store.get_child_executions(execution_id):
+            if not child.status.is_terminal:
+                with contextlib.suppress(InvalidExecutionStateError):  # it ended meanwhile
+                    await self.cancel(child.execution_id, reason)
+
+    async def _stopped(self, done: Transition) -> None:
+        """After a cancel or a timeout: stop its running nodes everywhere, then settle."""
+        assert done.execution is not None
+        if done.payload:
+            self.runner.cancel_local(done.execution.execution_id)
+            await self.channel.cancelled(done.execution.execution_id)
+        await self.lifecycle.settled(done.execution)
 
     async def bulk(
         self, action: Callable[[str], Awaitable[bool]], execution_ids: Sequence[str]
