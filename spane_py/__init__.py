@@ -47,7 +47,15 @@ from spane_py.limits import Limits
 from spane_py.observability.stream import EngineEvent, EventSubscription
 from spane_py.registry import NodeExecutor, NodeRegistry
 from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
-from spane_py.state import ExecutionState, ExecutionStatus, NodeResult, NodeStatus
+from spane_py.state import (
+    ExecutionState,
+    ExecutionStatus,
+    ExecutionTrace,
+    LogView,
+    NodeResult,
+    NodeStatus,
+    SpanView,
+)
 from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
 from spane_py.traffic.policies import CircuitBreakerPolicy, RateLimit
@@ -88,12 +96,14 @@ __all__ = [
     "ExecutionStatus",
     "ExecutionStore",
     "ExecutionTimeoutError",
+    "ExecutionTrace",
     "ExecutionWaitTimeoutError",
     "InMemoryExecutionStore",
     "InvalidEnqueueOptionsError",
     "InvalidExecutionStateError",
     "InvalidTriggerError",
     "Limits",
+    "LogView",
     "MaxDepthExceededError",
     "NodeDefinition",
     "NodeExecutionError",
@@ -115,6 +125,7 @@ __all__ = [
     "ScheduleTrigger",
     "SchemaVersionError",
     "SerializationError",
+    "SpanView",
     "SpaneError",
     "StatePersistenceError",
     "WebhookNotFoundError",
