@@ -1,0 +1,127 @@
+"""Redis work per node: redis-server CPU and commands for the diamond workload.
+
+    python benchmarks/redis_cost.py [--executions 1000] [--held 2000] [--runs 3]
+
+A private redis-server (the embedded one, on a unix socket) serves only this run, so its
+``INFO`` counters hold nothing else. For each run: 1000 executions of the 5-node diamond
+(a -> b, c, d -> e) started with one ``enqueue_bulk``, one in-process worker at concurrency
+50; the deltas of redis-server's ``used_cpu_user + used_cpu_sys`` (INFO cpu) and of the calls
+in ``INFO commandstats`` (commands run inside Lua scripts included, each counted) over the
+run, divided by the nodes run.
+
+Two cases: (a) nothing else running; (b) ``--held`` long-running nodes (sleeping) held by
+another worker of the same queue the whole time. Goal (issue 11): (a) at most 25 us of Redis
+CPU per node, (b) within 20% of (a). The figure does not depend on the machine's core count
+(it does on its speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from typing import Any
+
+from _common import machine, noop, store_kind_text
+from diamond import DIAMOND
+
+from spane_py import InMemoryExecutionStore, NodeRegistry, WorkflowEngine
+from spane_py.embedded import EmbeddedRedis
+
+HOLD = {"id": "hold", "nodes": [{"id": "h", "type": "hold"}]}
+
+
+async def redis_counters(engine: WorkflowEngine) -> tuple[float, int, int]:
+    """(CPU seconds, commands, script calls) of the server so far."""
+    redis = engine.queue.redis
+    cpu = await redis.info("cpu")
+    stats: dict[str, Any] = await redis.info("commandstats")
+    calls = sum(int(v["calls"]) for v in stats.values())
+    scripts = sum(
+        int(v["calls"]) for k, v in stats.items() if k.startswith(("cmdstat_evalsha", "cmdstat_eval"))
+    )
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), calls, scripts
+
+
+async def measure(url: str, executions: int, held: int, concurrency: int) -> dict[str, float]:
+    released = asyncio.Event()
+    holding = 0
+    all_held = asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        nonlocal holding
+        holding += 1
+        if holding >= held:
+            all_held.set()
+        await released.wait()
+
+    registry = NodeRegistry()
+    registry.register("noop", noop)
+    registry.register("hold", hold)
+    prefix = f"rcost{time.monotonic_ns() % 10**8}"
+    store = InMemoryExecutionStore(max_executions=executions + held + 100)
+    async with WorkflowEngine(registry, store, redis_url=url, key_prefix=prefix) as engine:
+        await engine.register_workflow(DIAMOND)
+        await engine.register_workflow(HOLD)
+        if held:
+            # The holder is exactly full: it takes nothing of the diamonds.
+            await engine.enqueue_bulk("hold", [None] * held)
+            await engine.start_workers(held)
+            await asyncio.wait_for(all_held.wait(), 120)
+        await engine.start_workers(concurrency)
+        await engine.run_workflow("diamond", {"x": 0}, timeout=60)  # warm-up
+        await asyncio.sleep(0.2)
+        cpu0, calls0, scripts0 = await redis_counters(engine)
+        t0 = time.perf_counter()
+        ids = await engine.enqueue_bulk("diamond", [{"x": i} for i in range(executions)])
+        states = [await engine.wait_for_execution(i, timeout=600) for i in ids]
+        elapsed = time.perf_counter() - t0
+        cpu1, calls1, scripts1 = await redis_counters(engine)
+        assert all(s.status == "completed" for s in states), "an execution did not complete"
+        released.set()
+        await engine.queue.purge()
+    nodes = executions * 5
+    return {
+        "cpu_us": (cpu1 - cpu0) / nodes * 1e6,
+        "commands": (calls1 - calls0) / nodes,
+        "scripts": (scripts1 - scripts0) / nodes,
+        "rate": nodes / elapsed,
+    }
+
+
+async def main(executions: int, held: int, runs: int, concurrency: int) -> None:
+    server = EmbeddedRedis()
+    url = await server.astart()
+    try:
+        print(
+            f"{executions} diamonds x 5 nodes per run, {runs} runs, worker concurrency "
+            f"{concurrency}, {machine()}, private embedded redis-server, "
+            f"{store_kind_text('memory')}"
+        )
+        results: dict[str, list[dict[str, float]]] = {}
+        for label, h in (("(a) alone", 0), (f"(b) beside {held} held jobs", held)):
+            results[label] = [await measure(url, executions, h, concurrency) for _ in range(runs)]
+        for label, rs in results.items():
+            cpu = [r["cpu_us"] for r in rs]
+            print(
+                f"  {label}: Redis CPU per node {statistics.median(cpu):.1f} us "
+                f"(runs {min(cpu):.1f}-{max(cpu):.1f}); commands per node "
+                f"{statistics.median(r['commands'] for r in rs):.1f}; script calls per node "
+                f"{statistics.median(r['scripts'] for r in rs):.2f}; "
+                f"{statistics.median(r['rate'] for r in rs):,.0f} nodes/s"
+            )
+        a, b = (statistics.median(r["cpu_us"] for r in rs) for rs in results.values())
+        print(f"  (b) / (a): {b / a:.2f}")
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--executions", type=int, default=1000)
+    parser.add_argument("--held", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=50)
+    args = parser.parse_args()
+    asyncio.run(main(args.executions, args.held, args.runs, args.concurrency))
