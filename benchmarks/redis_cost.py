@@ -6,8 +6,9 @@ A private redis-server (the embedded one, on a unix socket) serves only this run
 ``INFO`` counters hold nothing else. For each run: 1000 executions of the 5-node diamond
 (a -> b, c, d -> e) started with one ``enqueue_bulk``, one in-process worker at concurrency
 50; the deltas of redis-server's ``used_cpu_user + used_cpu_sys`` (INFO cpu) and of the calls
-in ``INFO commandstats`` (commands run inside Lua scripts included, each counted) over the
-run, divided by the nodes run.
+in ``INFO commandstats`` (commands run inside Lua scripts included, each counted; the
+benchmark's own INFO calls left out) over the run, divided by the nodes run; ``--breakdown``
+prints the calls per node of each command.
 
 Two cases: (a) nothing else running; (b) ``--held`` long-running nodes (sleeping) held by
 another worker of the same queue the whole time. Goal (issue 11): (a) at most 25 us of Redis
@@ -32,19 +33,25 @@ from spane_py.embedded import EmbeddedRedis
 HOLD = {"id": "hold", "nodes": [{"id": "h", "type": "hold"}]}
 
 
-async def redis_counters(engine: WorkflowEngine) -> tuple[float, int, int]:
-    """(CPU seconds, commands, script calls) of the server so far."""
+async def redis_counters(
+    engine: WorkflowEngine,
+) -> tuple[float, dict[str, int], dict[str, int]]:
+    """(CPU seconds, calls by command, microseconds by command) of the server so far."""
     redis = engine.queue.redis
     cpu = await redis.info("cpu")
     stats: dict[str, Any] = await redis.info("commandstats")
-    calls = sum(int(v["calls"]) for v in stats.values())
-    scripts = sum(
-        int(v["calls"]) for k, v in stats.items() if k.startswith(("cmdstat_evalsha", "cmdstat_eval"))
-    )
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), calls, scripts
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    usec = {k.removeprefix("cmdstat_"): int(v["usec"]) for k, v in stats.items()}
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), calls, usec
 
 
-async def measure(url: str, executions: int, held: int, concurrency: int) -> dict[str, float]:
+def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
+async def measure(
+    url: str, executions: int, held: int, concurrency: int, breakdown: bool
+) -> dict[str, float]:
     released = asyncio.Event()
     holding = 0
     all_held = asyncio.Event()
@@ -72,25 +79,36 @@ async def measure(url: str, executions: int, held: int, concurrency: int) -> dic
         await engine.start_workers(concurrency)
         await engine.run_workflow("diamond", {"x": 0}, timeout=60)  # warm-up
         await asyncio.sleep(0.2)
-        cpu0, calls0, scripts0 = await redis_counters(engine)
+        cpu0, calls0, usec0 = await redis_counters(engine)
         t0 = time.perf_counter()
         ids = await engine.enqueue_bulk("diamond", [{"x": i} for i in range(executions)])
         states = [await engine.wait_for_execution(i, timeout=600) for i in ids]
         elapsed = time.perf_counter() - t0
-        cpu1, calls1, scripts1 = await redis_counters(engine)
+        cpu1, calls1, usec1 = await redis_counters(engine)
         assert all(s.status == "completed" for s in states), "an execution did not complete"
         released.set()
         await engine.queue.purge()
     nodes = executions * 5
+    calls = _delta(calls0, calls1)
+    calls.pop("info", None)  # this script's own reads
+    if breakdown:
+        usec = _delta(usec0, usec1)
+        print(
+            "    per node, calls (us inside Redis): "
+            + ", ".join(
+                f"{k} {n / nodes:.2f} ({usec.get(k, 0) / nodes:.1f})"
+                for k, n in sorted(calls.items(), key=lambda kv: -kv[1])
+            )
+        )
     return {
         "cpu_us": (cpu1 - cpu0) / nodes * 1e6,
-        "commands": (calls1 - calls0) / nodes,
-        "scripts": (scripts1 - scripts0) / nodes,
+        "commands": sum(calls.values()) / nodes,
+        "scripts": sum(n for k, n in calls.items() if k.startswith("eval")) / nodes,
         "rate": nodes / elapsed,
     }
 
 
-async def main(executions: int, held: int, runs: int, concurrency: int) -> None:
+async def main(executions: int, held: int, runs: int, concurrency: int, breakdown: bool) -> None:
     server = EmbeddedRedis()
     url = await server.astart()
     try:
@@ -101,7 +119,9 @@ async def main(executions: int, held: int, runs: int, concurrency: int) -> None:
         )
         results: dict[str, list[dict[str, float]]] = {}
         for label, h in (("(a) alone", 0), (f"(b) beside {held} held jobs", held)):
-            results[label] = [await measure(url, executions, h, concurrency) for _ in range(runs)]
+            results[label] = [
+                await measure(url, executions, h, concurrency, breakdown) for _ in range(runs)
+            ]
         for label, rs in results.items():
             cpu = [r["cpu_us"] for r in rs]
             print(
@@ -123,5 +143,8 @@ if __name__ == "__main__":
     parser.add_argument("--held", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="print the calls per node of each command"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.executions, args.held, args.runs, args.concurrency))
+    asyncio.run(main(args.executions, args.held, args.runs, args.concurrency, args.breakdown))

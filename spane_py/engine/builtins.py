@@ -7,7 +7,7 @@ at the due time from the scheduled set, when the child execution ends, or from t
 a wait survives any worker restart: it lives in the store.
 
 ``begin`` and ``wake`` return the node's final outcome when it is known now, or None when
-the node waits on (the job is finished); ``Reschedule`` asks the runner to put the job
+the node waits on (the job is finished); ``WakeAt`` asks the runner to put the job
 back in the scheduled set for a due time.
 """
 
@@ -59,13 +59,13 @@ SUSPENDING = frozenset({DELAY, SUB_WORKFLOW, WAIT})
 
 
 @dataclass(frozen=True, slots=True)
-class Reschedule:
+class WakeAt:
     """Put the node's job back in the scheduled set; it comes back at ``due``."""
 
     due: datetime
 
 
-Step = planner.NodeOutcome | Reschedule | None
+Step = planner.NodeOutcome | WakeAt | None
 
 
 def _now() -> datetime:
@@ -109,7 +109,7 @@ class BuiltinNodes:
         kind = info.get("kind") if isinstance(info, dict) else None
         if kind == "timer":
             if rec.wake_at is not None and rec.wake_at > _now():
-                return Reschedule(rec.wake_at)  # early (a resume, the sweeper): not yet
+                return WakeAt(rec.wake_at)  # early (a resume, the sweeper): not yet
             return _passthrough(attempt.ctx)
         if kind == "child":
             return await self._wake_child(attempt, info)
@@ -154,7 +154,7 @@ class BuiltinNodes:
         due = _now() + timedelta(seconds=config.seconds)
         if not await self._suspend(attempt, wake_at=due, wait={"kind": "timer"}):
             return None
-        return Reschedule(due)
+        return WakeAt(due)
 
     # sub-workflow --------------------------------------------------------------------
     async def _begin_child(self, attempt: Attempt) -> Step:
@@ -281,13 +281,13 @@ class BuiltinNodes:
         ):
             await self.store.revoke_token(token, _now())
             return None
-        return Reschedule(wake_at) if wake_at is not None else None
+        return WakeAt(wake_at) if wake_at is not None else None
 
     def _wake_event(self, attempt: Attempt, wake_at: datetime | None, info: dict[str, Any]) -> Step:
         if wake_at is None:
             return None  # only engine.resume(token) ends this wait
         if wake_at > _now():
-            return Reschedule(wake_at)
+            return WakeAt(wake_at)
         config = WaitConfig.model_validate(attempt.node.config)
         if config.on_timeout == "continue":
             return planner.NodeOutcome(

@@ -804,7 +804,7 @@ class WorkflowEngine:
     async def _run_scoped(self, worker: SpaneWorker) -> None:
         """Run ``worker``; the events of its jobs belong to this engine."""
         with events.scope(self):
-            await worker.async_run()
+            await worker.run()
 
     def _listen_for_cancels(self) -> None:
         assert self._channel is not None

@@ -12,15 +12,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arq.worker import RetryJob
-
 from spane_py import _json
 from spane_py.context import ExecutionContext
 from spane_py.definitions.builtins import MAP
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
 from spane_py.engine import planner
-from spane_py.engine.builtins import SUSPENDING, BuiltinNodes, Reschedule, Step
+from spane_py.engine.builtins import SUSPENDING, BuiltinNodes, Step, WakeAt
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.outcomes import call_executor, describe, format_traceback, to_outcome
 from spane_py.errors import (
@@ -36,6 +34,7 @@ from spane_py.errors import (
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+from spane_py.queue.outcomes import DONE, JobOutcome, Reschedule
 from spane_py.registry import NodeRegistry, RegisteredNode
 from spane_py.state import NodeStatus
 from spane_py.stores.base import DlqRecord, ExecutionRecord, ExecutionStore, SpanRecord, Transition
@@ -132,23 +131,22 @@ class NodeRunner:
         # Attempts running in this process, by execution: cancel_local reaches them.
         self._running: dict[str, dict[str, tuple[ExecutionContext, asyncio.Task[Any]]]] = {}
 
-    async def job(self, arq_ctx: dict[str, Any], payload: object) -> None:
-        """The arq job function: one run of one node."""
+    async def handle(self, payload: object, lost: int) -> JobOutcome:
+        """The worker's handler: one delivery of one node job."""
         try:
             job = NodeJob.from_payload(payload)
         except ValueError as exc:
-            logger.error("dropping malformed node job %s: %s", arq_ctx.get("job_id"), exc)
-            return
-        job_try = arq_ctx.get("job_try")
-        await self.run(job, lost=job_try - 1 if isinstance(job_try, int) and job_try > 1 else 0)
+            logger.error("dropping malformed node job: %s", exc)
+            return DONE
+        return await self.run(job, lost=lost)
 
-    async def run(self, job: NodeJob, *, lost: int = 0) -> None:
-        """Run one delivery of a node job. ``lost``: how many deliveries of it in a row ended
-        with their worker (killed, or its lease ran out) — past ``max_lost_deliveries`` the
-        node fails instead of taking down yet another worker."""
+    async def run(self, job: NodeJob, *, lost: int = 0) -> JobOutcome:
+        """Run one delivery of a node job; returns what should happen to the job. ``lost``:
+        how many workers were lost while it ran alone (see the queue's suspects) — past
+        ``max_lost_deliveries`` the node fails instead of taking down yet another worker."""
         if job.node_id == DEADLINE_NODE:
             await self.on_deadline(job.execution_id)
-            return
+            return DONE
         graph = await self.cache.get(job.workflow_id, job.workflow_version)
         node = graph.nodes.get(job.node_id)
         if node is None:
@@ -158,7 +156,7 @@ class NodeRunner:
                 job.workflow_id,
                 job.workflow_version,
             )
-            return
+            return DONE
         eid = job.execution_id
         started_at = _now()
         start = await self.store.transition(
@@ -173,7 +171,7 @@ class NodeRunner:
                     workflow_id=job.workflow_id,
                     node_id=node.id,
                 )
-            return
+            return DONE
         started: planner.StartPayload = start.payload
         execution = started.execution
         if waking:
@@ -199,13 +197,13 @@ class NodeRunner:
                 "node %s of %s lost its worker %d times in a row: failing it", node.id, eid, lost
             )
             error = (
-                f"node {node.id!r} was started {lost} times in a row without finishing: its "
-                "worker was lost each time (killed, out of memory, or blocked past its lease)"
+                f"node {node.id!r} lost its worker {lost} times in a row, running alone each "
+                "time (killed, out of memory, or blocked past its lease)"
             )
             await asyncio.shield(
                 self._complete(attempt, planner.NodeOutcome(NodeStatus.FAILED, error=error))
             )
-            return
+            return DONE
         if waking or node.type in SUSPENDING:
             if not waking:
                 events.emit(
@@ -215,16 +213,16 @@ class NodeRunner:
                     node_id=node.id,
                     attempt=started.attempt,
                 )
-            await self._run_builtin(attempt, waking)
-            return
+            return await self._run_builtin(attempt, waking)
         admission: Admission | None = None
         registered = self.registry.find(node.type)  # None: a map, or a type that fails below
         if registered is not None and self.traffic.guarded(
             node.type, registered.rate_limit, registered.circuit_breaker
         ):
-            admission = await self._admit(attempt, registered)
-            if admission is None:
-                return
+            admitted = await self._admit(attempt, registered)
+            if not isinstance(admitted, Admission):
+                return admitted
+            admission = admitted
         events.emit(
             events.NODE_STARTED,
             execution_id=eid,
@@ -246,33 +244,33 @@ class NodeRunner:
             await asyncio.shield(self._flush_logs(ctx))
             if ctx.is_cancelled and task is not None and task.cancelling() <= 1:
                 task.uncancel()  # the execution was cancelled: the node is recorded so
-                return
+                return DONE
             raise
         except RateLimitError as exc:  # ctx.rate_limit: not a failure, not an attempt
             marker.cancel()
-            await self._rate_limited(attempt, exc)
-            raise RetryJob() from None
+            return await self._rate_limited(attempt, exc)
         except Exception as exc:  # the executor failed: retry or fail for good
             marker.cancel()
             final = await self._failed_attempt(attempt, exc)
-            if final is None:
+            if isinstance(final, Reschedule):
                 await self._flush_logs(ctx)
-                raise RetryJob() from exc
+                return final
             outcome = final
         finally:
             self._untrack(eid, node.id)
             self._marks.pop((eid, node.id), None)
         marker.cancel()
         await asyncio.shield(self._complete(attempt, outcome))
+        return DONE
 
-    async def _admit(self, attempt: Attempt, registered: RegisteredNode) -> Admission | None:
+    async def _admit(self, attempt: Attempt, registered: RegisteredNode) -> Admission | JobOutcome:
         """Rate limits and the circuit breaker, before the executor is called.
 
         Refused: the job goes back to the scheduled set for the wait (its worker slot is
         free at once; nothing was written to the store, so the node is still queued and the
-        attempt does not count) and ``RetryJob`` is raised. Refused by an open breaker with
-        ``on_open="fail"``: the attempt fails with ``CircuitBreakerOpenError`` through the
-        retry policy, and None is returned.
+        attempt does not count): a ``Reschedule`` is returned. Refused by an open breaker
+        with ``on_open="fail"``: the attempt fails with ``CircuitBreakerOpenError`` through
+        the retry policy (a retry, or the node's failure recorded, and ``DONE``).
         """
         ctx, node = attempt.ctx, attempt.node
         breaker = registered.circuit_breaker
@@ -288,29 +286,23 @@ class NodeRunner:
             )
         except QueueError as exc:  # Redis is failing: look again shortly
             logger.warning("%s; node %s of %s waits", exc.message, node.id, ctx.execution_id)
-            await self._defer(attempt, int(WAKE_RETRY_S * 1000))
-            raise RetryJob() from exc
+            return self._defer(attempt, WAKE_RETRY_S * 1000)
         if admission.admitted:
             return admission
         if admission.breaker_refused and breaker is not None and breaker.on_open == "fail":
             error = self.traffic.refusal(admission, execution_id=ctx.execution_id, node_id=node.id)
             final = await self._failed_attempt(attempt, error)
-            if final is None:
-                raise RetryJob() from error
+            if isinstance(final, Reschedule):
+                return final
             await asyncio.shield(self._complete(attempt, final))
-            return None
-        await self._defer(attempt, admission.wait_ms)
-        raise RetryJob()
+            return DONE
+        return self._defer(attempt, admission.wait_ms)
 
-    async def _defer(self, attempt: Attempt, wait_ms: float) -> None:
-        """Put the job back in the scheduled set, due in ``wait_ms``."""
-        await self.queue.reschedule(
-            self.queue.job_id(attempt.job),
-            due_ms=int(time.time() * 1000 + wait_ms),
-            priority=attempt.started.execution.priority,
-        )
+    def _defer(self, attempt: Attempt, wait_ms: float) -> Reschedule:
+        """The job goes back to the scheduled set, due in ``wait_ms``."""
+        return Reschedule(int(time.time() * 1000 + wait_ms), attempt.started.execution.priority)
 
-    async def _rate_limited(self, attempt: Attempt, exc: RateLimitError) -> None:
+    async def _rate_limited(self, attempt: Attempt, exc: RateLimitError) -> Reschedule:
         """The executor called ``ctx.rate_limit(ms)``: hold its type back everywhere, undo
         the running mark if one was written (the attempt does not count), defer the job."""
         ctx, node = attempt.ctx, attempt.node
@@ -325,9 +317,9 @@ class NodeRunner:
                 cached=attempt.started.snapshot,
             )
         await self._flush_logs(ctx)
-        await self._defer(attempt, held)
+        return self._defer(attempt, held)
 
-    async def _run_builtin(self, attempt: Attempt, waking: bool) -> None:
+    async def _run_builtin(self, attempt: Attempt, waking: bool) -> JobOutcome:
         """A delay, sub-workflow or wait node: begin its wait, or see whether it is over."""
         step: Step
         try:
@@ -343,21 +335,17 @@ class NodeRunner:
                     attempt.ctx.execution_id,
                     describe(exc),
                 )
-                step = Reschedule(_now() + timedelta(seconds=WAKE_RETRY_S))
+                step = WakeAt(_now() + timedelta(seconds=WAKE_RETRY_S))
             else:
                 final = await self._failed_attempt(attempt, exc)
-                if final is None:
-                    raise RetryJob() from exc
+                if isinstance(final, Reschedule):
+                    return final
                 step = final
-        if isinstance(step, Reschedule):
-            await self.queue.reschedule(
-                self.queue.job_id(attempt.job),
-                due_ms=int(step.due.timestamp() * 1000),
-                priority=attempt.started.execution.priority,
-            )
-            raise RetryJob()
+        if isinstance(step, WakeAt):
+            return Reschedule(int(step.due.timestamp() * 1000), attempt.started.execution.priority)
         if step is not None:
             await asyncio.shield(self._complete(attempt, step))
+        return DONE
 
     def _track(
         self, execution_id: str, node_id: str, ctx: ExecutionContext, task: asyncio.Task[Any] | None
@@ -425,8 +413,10 @@ class NodeRunner:
             value = await self.traffic.call(admission, call_executor(run, node, ctx))
         return to_outcome(graph, node, value, max_output_bytes=self.max_output_bytes)
 
-    async def _failed_attempt(self, attempt: Attempt, exc: Exception) -> planner.NodeOutcome | None:
-        """Returns the final outcome, or None when the attempt will be retried."""
+    async def _failed_attempt(
+        self, attempt: Attempt, exc: Exception
+    ) -> planner.NodeOutcome | Reschedule:
+        """Returns the node's final outcome, or the job's ``Reschedule`` for a retry."""
         node, ctx, job = attempt.node, attempt.ctx, attempt.job
         error = describe(exc)
         trace = format_traceback(exc)
@@ -460,10 +450,7 @@ class NodeRunner:
                     error=error,
                 )
                 due = int(time.time() * 1000) + decision.delay_ms
-                await self.queue.reschedule(
-                    self.queue.job_id(job), due_ms=due, priority=attempt.started.execution.priority
-                )
-                return None
+                return Reschedule(due, attempt.started.execution.priority)
         if policy.continue_on_fail:
             return planner.NodeOutcome(
                 NodeStatus.SUCCEEDED,

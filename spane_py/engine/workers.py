@@ -5,24 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, cast
-
-from arq.worker import func
+from typing import Any
 
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.runner import NodeRunner
 from spane_py.errors import ConfigurationError
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import DEADLINE_NODE, FUNCTION_NAME, NodeJob
-from spane_py.queue.presence import BEAT_INTERVAL_S, WorkerPresence
+from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+from spane_py.queue.presence import WorkerPresence
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.stores.base import ExecutionStore, PendingNode
 
 logger = logging.getLogger("spane_py.engine")
-
-# A node may run at most this long before arq itself gives up on it (node timeouts are
-# enforced by the runner; this is only the outer bound).
-MAX_NODE_RUNTIME_S = 24 * 3600
 
 
 def build_worker(
@@ -41,34 +35,20 @@ def build_worker(
 ) -> SpaneWorker:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
-    function = func(
-        cast(Any, runner.job),
-        name=FUNCTION_NAME,
-        max_tries=1_000_000,  # attempts are the store's business, not arq's
-        timeout=MAX_NODE_RUNTIME_S,
-        keep_result=0,  # the store is the source of truth: arq keeps no results
-    )
 
     async def sweeper() -> None:
         await sweep()
 
     return SpaneWorker(
-        [function],
+        runner.handle,
         job_queue=queue,
+        concurrency=concurrency,
         lease_seconds=lease_seconds,
-        queue_name=queue.keys.queue,
-        redis_pool=queue.redis,
+        shutdown_grace=shutdown_grace,
+        poll_delay=poll_delay,
         burst=burst,
         handle_signals=handle_signals,
-        shutdown_grace=shutdown_grace,
         periodic=[PeriodicTask("sweeper", sweep_interval, sweeper), *side_tasks],
-        max_jobs=concurrency,
-        poll_delay=poll_delay,
-        keep_result=0,
-        job_serializer=queue.redis.job_serializer,
-        job_deserializer=queue.redis.job_deserializer,
-        log_results=False,
-        health_check_interval=BEAT_INTERVAL_S,
         presence=WorkerPresence(queue.redis, prefix=queue.prefix),
     )
 

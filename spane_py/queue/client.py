@@ -1,4 +1,11 @@
-"""``JobQueue``: enqueueing node jobs on Redis in arq's format, and waking idle workers."""
+"""``JobQueue``: the queue seam — enqueue, claim, renew, finish, release, reschedule.
+
+Everything spane_py does with Redis for its jobs goes through here (the scripts are in
+``scripts.py``, their key layout described there). arq provides the connection pool and
+settings (``ArqRedis``), the job encoding (``serialize_job`` / ``deserialize_job_raw``) and
+the job records (``arq:job:<id>``, ``arq:in-progress:<id>``), so arq's ``Job`` reads a job's
+record and status; claiming without scans, leases, suspects and batching are spane_py's.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
@@ -18,11 +25,14 @@ from spane_py.errors import ConfigurationError, QueueError
 from spane_py.queue import scripts
 from spane_py.queue.batch import ScriptCall, WriteBatcher
 from spane_py.queue.jobs import FUNCTION_NAME, NodeJob, priority_band, serialize
+from spane_py.queue.outcomes import Done, JobOutcome, Release, Reschedule
 
 # A job key outlives its due time by this much; a job not taken by then is dropped by Redis
 # (the store still knows the node is queued, and it can be sent again).
 JOB_TTL_EXTRA_MS = 7 * 24 * 3600 * 1000
 WAKE_CAP = 64
+# The token of a suspect's owner: the worker id with this appended (see scripts.py).
+SOLO = "|solo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +41,7 @@ class QueueKeys:
 
     @property
     def queue(self) -> str:
+        """Pending jobs, by priority band + arrival time."""
         return f"{self.prefix}:queue"
 
     @property
@@ -40,6 +51,26 @@ class QueueKeys:
     @property
     def bands(self) -> str:
         return f"{self.prefix}:bands"
+
+    @property
+    def running(self) -> str:
+        """Claimed jobs, by the deadline of their lease."""
+        return f"{self.prefix}:running"
+
+    @property
+    def suspects(self) -> str:
+        """Jobs lost with their worker, waiting to run alone."""
+        return f"{self.prefix}:suspects"
+
+    @property
+    def lost(self) -> str:
+        """Per job: workers lost while it ran alone."""
+        return f"{self.prefix}:lost"
+
+    @property
+    def drain(self) -> str:
+        """The busy worker chosen to become idle for the next suspect."""
+        return f"{self.prefix}:drain"
 
     @property
     def wake(self) -> str:
@@ -59,9 +90,19 @@ class QueueKeys:
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     job_id: str
-    score: int
-    data: bytes | None  # None: the job key expired
-    job_try: int
+    score: int  # its score in the queue: where a release puts it back
+    data: bytes | None  # the job record; None: it expired
+    token: str  # its owner's token (the lease is this worker's while it matches)
+    lost: int = 0  # workers lost while it ran alone
+    solo: bool = False  # a suspect: its worker runs nothing else meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    jobs: list[ClaimedJob]
+    next_due: int | None  # ms: when the earliest scheduled job is due
+    drain: bool  # suspects wait and this worker was chosen to become idle for them
+    reaped: int  # jobs found with an expired lease (now suspects)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +172,14 @@ class JobQueue:
         self.local_wake = asyncio.Event()
         self._enqueue = redis.register_script(scripts.ENQUEUE)
         self._claim = redis.register_script(scripts.CLAIM)
-        self._reschedule = redis.register_script(scripts.RESCHEDULE)
-        self._finish = redis.register_script(scripts.FINISH)
+        self._renew = redis.register_script(scripts.RENEW)
+        self._settle = redis.register_script(scripts.SETTLE)
+        self._remove = redis.register_script(scripts.REMOVE)
         self._publish = redis.register_script(scripts.PUBLISH)
         self.batcher = WriteBatcher(redis)
         self.before_purge: list[Callable[[], Awaitable[None]]] = []
         self.batcher.register("enqueue", self._enqueue_call)
-        self.batcher.register("finish", self._finish_call)
+        self.batcher.register("settle", self._settle_call)
         self.batcher.register("publish", lambda ids: (self._publish, [self.keys.settled], ids))
 
     async def ping(self) -> None:
@@ -149,6 +191,7 @@ class JobQueue:
     def job_id(self, job: NodeJob) -> str:
         return job.job_id(self.prefix)
 
+    # Enqueue -----------------------------------------------------------------------------
     def _job_args(
         self, jobs: Sequence[NodeJob], priority: int | None, due_ms: int | None, now: int
     ) -> list[str | int | bytes]:
@@ -165,7 +208,7 @@ class JobQueue:
 
     def _enqueue_call(self, items: list[str | int | bytes]) -> ScriptCall:
         k = self.keys
-        header: list[str | int | bytes] = [job_key_prefix, int(time.time() * 1000), WAKE_CAP]
+        header: list[str | int | bytes] = [job_key_prefix, _now_ms(), WAKE_CAP]
         return self._enqueue, [k.queue, k.scheduled, k.bands, k.wake], header + items
 
     async def enqueue(
@@ -175,12 +218,11 @@ class JobQueue:
         priority: int | None = None,
         due_ms: int | None = None,
     ) -> int:
-        """Send jobs in one round trip; returns how many were new (an id already queued is
-        left alone)."""
+        """Send jobs in one round trip; returns how many were new (an id already queued,
+        scheduled or running is left alone)."""
         if not jobs:
             return 0
-        now = int(time.time() * 1000)
-        script, keys, args = self._enqueue_call(self._job_args(jobs, priority, due_ms, now))
+        script, keys, args = self._enqueue_call(self._job_args(jobs, priority, due_ms, _now_ms()))
         try:
             added = await script(keys=keys, args=args)
         except RedisError as exc:
@@ -192,58 +234,37 @@ class JobQueue:
         """Like ``enqueue``, coalesced with the other writes of this event-loop tick."""
         if not jobs:
             return
-        now = int(time.time() * 1000)
         try:
-            await self.batcher.add("enqueue", self._job_args(jobs, priority, None, now))
+            await self.batcher.add("enqueue", self._job_args(jobs, priority, None, _now_ms()))
         except RedisError as exc:
             raise QueueError(f"could not enqueue {len(jobs)} job(s): {exc}") from exc
         self.local_wake.set()
 
-    def _finish_call(self, items: list[str | int]) -> ScriptCall:
-        header: list[str | int] = [job_key_prefix, in_progress_key_prefix, retry_key_prefix]
-        return self._finish, [self.keys.queue, abort_jobs_ss], header + items
-
-    async def finish(
-        self, job_id: str, *, mode: str, incr_score: int = 0, keep_in_progress_ms: int | None = None
-    ) -> None:
-        """arq's finish_job for one job, batched: mode 'done' removes the job, 'release'
-        only drops its in-progress key, 'incr' also pushes its score back."""
-        keep = "" if keep_in_progress_ms is None else keep_in_progress_ms
-        await self.batcher.add("finish", [job_id, mode, incr_score, keep])
-
-    async def reschedule(self, job_id: str, *, due_ms: int, priority: int | None) -> None:
-        """Move a running job back to the scheduled set; it runs again at ``due_ms``."""
-        ttl = max(due_ms - int(time.time() * 1000), 0) + JOB_TTL_EXTRA_MS
-        k = self.keys
-        await self._reschedule(
-            keys=[
-                k.queue,
-                k.scheduled,
-                k.bands,
-                job_key_prefix + job_id,
-                k.wake,
-                retry_key_prefix + job_id,
-            ],
-            args=[job_id, due_ms, priority_band(priority), ttl],
-        )
-        self.local_wake.set()
-
+    # Claim and renew ---------------------------------------------------------------------
     async def claim(
-        self, want: int, *, lease_ms: int, max_scan: int = 2000
-    ) -> tuple[list[ClaimedJob], int | None]:
-        """Take up to ``want`` runnable jobs with their data. Also returns the next due time
-        of the scheduled set (ms), or None."""
+        self,
+        worker: str,
+        want: int,
+        *,
+        lease_ms: int,
+        idle: bool = False,
+        draining: bool = False,
+    ) -> Claim:
+        """Take up to ``want`` pending jobs with their records, leased to ``worker`` for
+        ``lease_ms``. ``idle``: the worker runs nothing, so it may take a suspect (then
+        that one job alone). ``draining``: its last claim answered ``drain``."""
         k = self.keys
-        claimed, next_due = await self._claim(
-            keys=[k.queue, k.scheduled, k.bands],
+        claimed, next_due, drain, reaped = await self._claim(
+            keys=[k.queue, k.scheduled, k.bands, k.running, k.suspects, k.lost, k.drain],
             args=[
                 in_progress_key_prefix,
-                int(time.time() * 1000),
-                want,
-                lease_ms,
-                max_scan,
                 job_key_prefix,
-                retry_key_prefix,
+                _now_ms(),
+                max(want, 0),
+                lease_ms,
+                worker,
+                "1" if idle else "0",
+                "1" if draining else "0",
             ],
         )
         jobs = [
@@ -251,11 +272,64 @@ class JobQueue:
                 job_id=claimed[i].decode(),
                 score=int(float(claimed[i + 1])),
                 data=claimed[i + 2] or None,
-                job_try=int(claimed[i + 3]),
+                token=worker + SOLO if int(claimed[i + 4]) else worker,
+                lost=int(claimed[i + 3]),
+                solo=bool(int(claimed[i + 4])),
             )
-            for i in range(0, len(claimed), 4)
+            for i in range(0, len(claimed), 5)
         ]
-        return jobs, (int(float(next_due)) if next_due else None)
+        return Claim(
+            jobs=jobs,
+            next_due=int(float(next_due)) if next_due else None,
+            drain=bool(drain),
+            reaped=int(reaped),
+        )
+
+    async def renew(self, worker: str, jobs: Sequence[ClaimedJob], lease_ms: int) -> list[str]:
+        """Extend the leases of ``worker``'s running jobs (and its drain turn), one call for
+        all; returns the ids of those it no longer owns (its lease ran out meanwhile)."""
+        argv: list[str | int] = [in_progress_key_prefix, lease_ms, worker]
+        for job in jobs:
+            argv += [job.job_id, job.token]
+        gone = await self._renew(keys=[self.keys.running, self.keys.drain], args=argv)
+        return [g.decode() if isinstance(g, bytes) else str(g) for g in gone]
+
+    # End a delivery ----------------------------------------------------------------------
+    def _settle_call(self, items: list[str | int]) -> ScriptCall:
+        k = self.keys
+        return (
+            self._settle,
+            [k.queue, k.scheduled, k.bands, k.running, k.suspects, k.lost, k.wake],
+            [in_progress_key_prefix, job_key_prefix, WAKE_CAP, *items],
+        )
+
+    async def settle(self, job: ClaimedJob, outcome: JobOutcome) -> None:
+        """End a delivery as ``outcome`` says (coalesced with the other writes of this
+        event-loop tick); nothing happens unless the job is still this claim's."""
+        item: list[str | int]
+        if isinstance(outcome, Done):
+            item = [job.job_id, job.token, "done", 0, 0, 0]
+        elif isinstance(outcome, Release):
+            item = [job.job_id, job.token, "release", job.score, 0, 0]
+        else:
+            ttl = max(outcome.due_ms - _now_ms(), 0) + JOB_TTL_EXTRA_MS
+            band = priority_band(outcome.priority)
+            item = [job.job_id, job.token, "later", outcome.due_ms, band, ttl]
+        await self.batcher.add("settle", item)
+        if not isinstance(outcome, Done):
+            self.local_wake.set()
+
+    async def finish(self, job: ClaimedJob) -> None:
+        """The job is over."""
+        await self.settle(job, Done())
+
+    async def release(self, job: ClaimedJob) -> None:
+        """Put the job back where it was claimed from, to run again at once."""
+        await self.settle(job, Release())
+
+    async def reschedule(self, job: ClaimedJob, *, due_ms: int, priority: int | None) -> None:
+        """Move the job to the scheduled set; it runs again at ``due_ms``."""
+        await self.settle(job, Reschedule(due_ms, priority))
 
     async def remove(self, job_ids: Sequence[str]) -> None:
         """Take jobs that have not started out of the queue (a settled execution's deadline
@@ -263,24 +337,12 @@ class JobQueue:
         if not job_ids:
             return
         k = self.keys
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.zrem(k.scheduled, job_id)
-                pipe.zrem(k.queue, job_id)
-                pipe.hdel(k.bands, job_id)
-                pipe.delete(job_key_prefix + job_id)
-            await pipe.execute()
+        await self._remove(
+            keys=[k.queue, k.scheduled, k.bands, k.suspects], args=[job_key_prefix, *job_ids]
+        )
 
     async def publish_settled(self, execution_id: str) -> None:
         await self.batcher.add("publish", [execution_id])
-
-    async def refresh_leases(self, job_ids: Sequence[str], lease_ms: int) -> None:
-        if not job_ids:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.pexpire(in_progress_key_prefix + job_id, lease_ms)
-            await pipe.execute()
 
     def blocking_client(self) -> Redis:
         """A client with its own single connection, for BLPOP on the wake list."""
@@ -293,15 +355,17 @@ class JobQueue:
         return Redis.from_pool(pool)  # the client owns the pool: aclose() closes the socket
 
     async def stats(self) -> QueueStats:
+        """Jobs pending (suspects included), scheduled and running: four counts, no scan."""
         k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(k.queue)
+            pipe.zcard(k.suspects)
             pipe.zcard(k.scheduled)
-            queued, scheduled = await pipe.execute()
-        running = 0
-        async for _ in self.redis.scan_iter(match=f"{in_progress_key_prefix}{self.prefix}:*"):
-            running += 1
-        return QueueStats(queued=int(queued) - running, scheduled=int(scheduled), running=running)
+            pipe.zcard(k.running)
+            queued, suspects, scheduled, running = await pipe.execute()
+        return QueueStats(
+            queued=int(queued) + int(suspects), scheduled=int(scheduled), running=int(running)
+        )
 
     async def purge(self) -> None:
         """Delete every key of this prefix (tests and `spane` maintenance commands), after
@@ -318,3 +382,7 @@ class JobQueue:
                     batch = []
             if batch:
                 await self.redis.delete(*batch)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

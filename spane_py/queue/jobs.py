@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from arq.jobs import SerializationError, deserialize_job_raw
 
 FUNCTION_NAME = "spane_run_node"
 DEFAULT_PRIORITY = 5
@@ -79,3 +80,14 @@ def deserialize(raw: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("job data is not a JSON object")
     return value
+
+
+def decode_record(data: bytes) -> object:
+    """The node payload held by a job record (arq's job encoding, JSON only)."""
+    try:
+        function, args, kwargs, _, _ = deserialize_job_raw(data, deserializer=deserialize)
+    except SerializationError as exc:
+        raise ValueError(f"its record is not valid JSON job data ({exc})") from None
+    if function != FUNCTION_NAME or len(args) != 1 or kwargs:
+        raise ValueError(f"its record names function {function!r}, not {FUNCTION_NAME!r}")
+    return args[0]

@@ -821,20 +821,24 @@ async def test_the_sweeper_sends_a_lost_deadline_job_again(
 async def test_a_node_that_keeps_losing_its_worker_fails_instead_of_looping(
     engine: WorkflowEngine, reg: NodeRegistry, rec: Recorder
 ) -> None:
-    from arq.constants import retry_key_prefix
-
     from spane_py.queue.jobs import NodeJob
 
     await engine.register_workflow(workflow("doomed", node("a", "echo"), node("b", "echo", "a")))
     await engine.stop_workers()
     eid = await engine.enqueue_workflow("doomed", 1)
     job_id = engine.queue.job_id(NodeJob(eid, "doomed", 1, "a"))
-    # Six deliveries in a row that never finished (what SIGKILLed workers leave behind).
-    await engine.queue.redis.set(retry_key_prefix + job_id, 6)
+    # Six workers lost while it ran alone (what a node that kills its process leaves behind):
+    # each time, a worker with nothing else running claims it and its lease runs out.
+    await engine.queue.claim("dead-0", 1, lease_ms=1)
+    for i in range(6):
+        await asyncio.sleep(0.005)
+        claim = await engine.queue.claim(f"dead-{i + 1}", 1, lease_ms=1, idle=True)
+        assert [(j.job_id, j.solo, j.lost) for j in claim.jobs] == [(job_id, True, i)]
+    await asyncio.sleep(0.005)
     await engine.start_workers(4)
     state = await engine.wait_for_execution(eid, timeout=10)
     assert state.status == "failed"
-    assert "started 6 times in a row without finishing" in (state.node_results["a"].error or "")
+    assert "lost its worker 6 times in a row" in (state.node_results["a"].error or "")
     assert rec.of("a", eid) == []  # not run a seventh time
     assert [i.node_id for i in await engine.get_dlq_items()] == ["a"]
 

@@ -132,22 +132,35 @@ async def test_running_job_holds_a_refreshed_lease(
         await engine.register_workflow(ONE_NODE)
         eid = await engine.enqueue_workflow("one")
         await engine.start_workers(1)
-        key = in_progress_key_prefix + engine.queue.job_id(NodeJob(eid, "one", 1, "only"))
+        [(worker, _)] = engine._workers
+        redis, keys = engine.queue.redis, engine.queue.keys
+        job_id = engine.queue.job_id(NodeJob(eid, "one", 1, "only"))
+        owner_key = in_progress_key_prefix + job_id
         for _ in range(100):
-            if await engine.queue.redis.exists(key):
+            if await redis.exists(owner_key):
                 break
             await asyncio.sleep(0.01)
-        # Well past the 1 s lease, the key is still there: the worker keeps refreshing it.
+        # The job left the queue for the running set; arq's in-progress key names its owner.
+        assert await redis.get(owner_key) == worker.worker_id.encode()
+        assert await redis.zscore(keys.queue, job_id) is None
+        first = await redis.zscore(keys.running, job_id)
+        assert first is not None
+        # Well past the 1 s lease, it is still running here: the worker renews its lease
+        # (the deadline moves on, on the Redis clock).
         await asyncio.sleep(1.6)
-        ttl = await engine.queue.redis.pttl(key)
-        assert 0 < ttl <= 1000
+        later = await redis.zscore(keys.running, job_id)
+        assert later is not None and later > first
+        seconds, micros = await redis.time()
+        assert 0 < later - (seconds * 1000 + micros // 1000) <= 1000
+        assert (await engine.get_queue_stats()).running == 1
         release.set()
         assert (await engine.wait_for_execution(eid, timeout=10)).status == "completed"
         for _ in range(100):  # the job's finish follows the execution's settling closely
-            if not await engine.queue.redis.exists(key):
+            if not await redis.exists(owner_key):
                 break
             await asyncio.sleep(0.01)
-        assert not await engine.queue.redis.exists(key)
+        assert not await redis.exists(owner_key, job_key_prefix + job_id)
+        assert await redis.zscore(keys.running, job_id) is None
         await engine.queue.purge()
 
 
@@ -163,15 +176,18 @@ async def test_job_of_a_dead_worker_runs_again_when_its_lease_expires(
     registry.register("record", record)
     await engine.register_workflow(ONE_NODE)
     eid = await engine.enqueue_workflow("one")
-    # A worker that took the job and died: its lease (in-progress key) is left to expire.
-    job_id = engine.queue.job_id(NodeJob(eid, "one", 1, "only"))
-    await engine.queue.redis.set(in_progress_key_prefix + job_id, b"1", px=700)
+    # A worker that took the job and died: its lease is left to run out.
+    claim = await engine.queue.claim("dead-worker", 1, lease_ms=700)
+    assert [j.job_id for j in claim.jobs] == [engine.queue.job_id(NodeJob(eid, "one", 1, "only"))]
     await engine.start_workers(2)
     await asyncio.sleep(0.3)
     assert calls == []  # still leased to the dead worker
     state = await engine.wait_for_execution(eid, timeout=10)
     assert state.status == "completed"
     assert calls == [1]
+    # The dead worker's late finish is refused: the job is no longer its own.
+    await engine.queue.finish(claim.jobs[0])
+    assert (await engine.get_queue_stats()).running == 0
 
 
 async def test_an_executors_own_timeout_error_is_not_a_node_timeout(
