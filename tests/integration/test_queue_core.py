@@ -109,7 +109,8 @@ async def test_renew_extends_the_leases_of_owned_jobs_and_names_the_rest(
     assert gone == [mine[0].job_id]
     for job in mine[1:]:
         score = await queue.redis.zscore(queue.keys.running, job.job_id)
-        assert score is not None and score > (before[job.job_id] or 0) + 50_000
+        assert score is not None
+        assert score > (before[job.job_id] or 0) + 50_000
     # w2's lease of the lost job was left alone by w1's renewal.
     assert await queue.redis.get(in_progress_key_prefix + mine[0].job_id) == b"w2|solo"
 
@@ -159,11 +160,14 @@ async def test_a_lost_job_becomes_a_suspect_that_runs_alone(queue: JobQueue) -> 
     await queue.enqueue(jobs(1, "busy"))
     await queue.claim("busy", 0, lease_ms=LEASE_MS)  # busy0 claimed below as its work
     busy = await queue.claim("busy", 5, lease_ms=LEASE_MS)
-    assert busy.reaped == 0 and busy.drain and busy.jobs == []
+    assert busy.reaped == 0
+    assert busy.drain
+    assert busy.jobs == []
     assert (await queue.stats()).queued == 3 + 2 + 1
     # Another busy worker is not asked to drain too: it carries on with pending work.
     other = await queue.claim("other", 1, lease_ms=LEASE_MS)
-    assert not other.drain and ids(other) == ["e3"]
+    assert not other.drain
+    assert ids(other) == ["e3"]
     # An idle worker takes one suspect, and only that one.
     solo = await queue.claim("idle", 5, lease_ms=LEASE_MS, idle=True)
     assert [(j.solo, j.lost, j.token) for j in solo.jobs] == [(True, 0, "idle|solo")]
@@ -184,10 +188,12 @@ async def test_only_losses_during_solo_runs_count(queue: JobQueue) -> None:
     await expire(queue, first.jobs)  # lost while alone: counted
     again = await queue.claim("w3", 1, lease_ms=LEASE_MS, idle=True)
     # The other suspect was first in line; the counted one comes next, lost once.
-    assert ids(again) == ["e1"] and again.jobs[0].lost == 0
+    assert ids(again) == ["e1"]
+    assert again.jobs[0].lost == 0
     await queue.finish(again.jobs[0])
     third = await queue.claim("w3", 1, lease_ms=LEASE_MS, idle=True)
-    assert ids(third) == ["e0"] and third.jobs[0].lost == 1
+    assert ids(third) == ["e0"]
+    assert third.jobs[0].lost == 1
     # A release (a shutdown cut it off) keeps it a suspect, its count kept.
     await queue.release(third.jobs[0])
     assert ids(await queue.claim("w4", 1, lease_ms=LEASE_MS)) == []  # busy: not for it
@@ -209,7 +215,8 @@ async def test_a_draining_worker_goes_back_to_work_once_the_suspects_are_taken(
     assert (await queue.claim("busy", 1, lease_ms=LEASE_MS)).drain
     assert ids(await queue.claim("idle", 1, lease_ms=LEASE_MS, idle=True)) == ["e0"]
     again = await queue.claim("busy", 1, lease_ms=LEASE_MS, draining=True)
-    assert not again.drain and ids(again) == ["e1"]
+    assert not again.drain
+    assert ids(again) == ["e1"]
     assert not await queue.redis.exists(queue.keys.drain)
 
 
@@ -232,7 +239,8 @@ async def test_arq_reads_a_jobs_record_and_sees_it_in_progress(queue: JobQueue) 
         _deserializer=queue.redis.job_deserializer,
     )
     info = await job.info()
-    assert info is not None and info.function == FUNCTION_NAME
+    assert info is not None
+    assert info.function == FUNCTION_NAME
     assert info.args == (node_job.payload(),) or list(info.args) == [node_job.payload()]
     [claimed] = (await queue.claim("w", 1, lease_ms=LEASE_MS)).jobs
     assert await job.status() == JobStatus.in_progress

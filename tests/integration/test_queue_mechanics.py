@@ -149,7 +149,8 @@ async def test_running_job_holds_a_refreshed_lease(
         # (the deadline moves on, on the Redis clock).
         await asyncio.sleep(1.6)
         later = await redis.zscore(keys.running, job_id)
-        assert later is not None and later > first
+        assert later is not None
+        assert later > first
         seconds, micros = await redis.time()
         assert 0 < later - (seconds * 1000 + micros // 1000) <= 1000
         assert (await engine.get_queue_stats()).running == 1
