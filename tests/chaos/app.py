@@ -17,12 +17,14 @@ Node type ``ch_step`` (its ``config``):
 ``holdInput``  true: the node's input is ``{"hold": <path>}``; it waits while that file
                exists (at most ``HOLD_LIMIT_S``), then ends. Lets a test keep a run going
                until it has killed its worker, and let the next run through at once.
+``exitProcess`` true: a poison node — after its ``start`` line (and its sleep), it ends its
+               worker's process at once (``os._exit(1)``), every run.
 
 Environment: as ``tests/multiprocess/app.py`` (``REDIS_URL``, ``DATABASE_URL``,
 ``SPANE_KEY_PREFIX``, ``SPANE_DB_SCHEMA``, ``MP_RECORD_FILE``, ``MP_READY_DIR``,
 ``MP_LEASE_SECONDS``, ``MP_SWEEP_SECONDS``, ``MP_STALE_SECONDS``, ``MP_POOL_SIZE``,
 ``MP_SHUTDOWN_GRACE``), plus ``CH_RETRY_FOR_SECONDS``, the store's ``retry_for_seconds``
-(30).
+(30), and ``CH_MAX_LOST``, the engine's ``max_lost_deliveries`` (5).
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ def build_registry(record: EventRecord) -> NodeRegistry:
         sleep = config.get("sleepMs")
         if sleep:
             await asyncio.sleep(random.uniform(sleep[0], sleep[1]) / 1000)
+        if config.get("exitProcess"):
+            os._exit(1)
         if config.get("holdInput"):
             gate = ctx.input_data["hold"]
             deadline = time.monotonic() + HOLD_LIMIT_S
@@ -163,6 +167,7 @@ def build_engine() -> WorkflowEngine:
         sweep_interval_seconds=float(env.get("MP_SWEEP_SECONDS", "15")),
         stale_after_seconds=float(env.get("MP_STALE_SECONDS", "30")),
         shutdown_grace=float(env.get("MP_SHUTDOWN_GRACE", "5")),
+        max_lost_deliveries=int(env.get("CH_MAX_LOST", "5")),
     )
 
 
