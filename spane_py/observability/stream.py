@@ -5,16 +5,20 @@ stream ``<prefix>:events``, so a subscriber anywhere sees all of them. A Redis s
 rather than pub/sub because a stream keeps what was added while nobody was reading:
 a subscription remembers the stream's last entry id when it is created and reads from
 there, so no event between ``subscribe()`` and the first read is lost, nor any while the
-subscriber is busy — as long as it keeps within the stream's length cap (``MAXLEN ~``,
-10,000 entries by default), past which the oldest entries are trimmed.
+subscriber is busy — as long as it keeps within the stream's length cap (about
+``maxlen`` events, 10,000 by default), past which the oldest are trimmed.
 
 Publishing costs a node hop next to nothing: the sink appends the event to a buffer,
-which goes out as one script call (one round trip; one ``XADD`` per event inside Redis):
-at once when the last call is ``flush_interval`` (10 ms) old or more, else when it is —
-a lone event is sent right away, a busy process sends at most 100 calls a second, one at
-a time. So the events of one process reach the stream in order; those of different
-processes in the order they reach Redis, which may differ from the order of their ``at``
-by up to that interval.
+which goes out as one stream entry holding all the events buffered (one ``XADD`` in one
+round trip, whatever their number): at once when the last send is ``flush_interval``
+(10 ms) old or more, else when it is — a lone event is sent right away, a busy process
+sends at most 100 entries a second, one at a time. So the events of one process reach the
+stream in order; those of different processes in the order they reach Redis, which may
+differ from the order of their ``at`` by up to that interval.
+
+An event's id is its place in the stream: ``<entry id>.<index in the entry>``; a
+subscription resumes after any such id (``after=``), or after a whole entry given by its
+entry id.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from spane_py.errors import ConfigurationError
 from spane_py.observability import events
 
 logger = logging.getLogger("spane_py.events")
@@ -52,18 +57,11 @@ MAX_RETRY_DELAY_S = 5.0
 
 _NOT_STREAMED = frozenset({events.NODE_SPAN, events.EXECUTION_SPAN})
 
-# ARGV: maxlen, the stream's time to live (ms), then the events as JSON objects
-# ({"event", "at", "fields"}), one per line (JSON text holds no raw newline): one argument
-# however many events, which keeps the client's cost per event to encoding it.
-_XADD_ALL = """
-local n = 0
-for event in string.gmatch(ARGV[3], '[^\\n]+') do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', event)
-  n = n + 1
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return n
-"""
+# The entry's one field: the events as JSON objects ({"event", "at", "fields"}), one per
+# line (JSON text holds no raw newline).
+FIELD = b"e"
+# The largest id below every id of a millisecond (what XREAD needs to read an entry again).
+_MAX_SEQ = 2**64 - 1
 
 # The status an event leaves its execution or node in (``EngineEvent.status``).
 STATUS = {
@@ -94,8 +92,8 @@ class EngineEvent(BaseModel):
 
     ``name`` is a stable event name (``node.completed``, ``execution.failed``, ...);
     ``status`` the status it leaves its node (``node.*``) or execution (``execution.*``)
-    in; ``fields`` the event's other fields (``attempt``, ``error``, ...); ``id`` the
-    stream entry id.
+    in; ``fields`` the event's other fields (``attempt``, ``error``, ...); ``id`` its
+    place in the stream, ``<entry id>.<index>`` (``subscribe(after=id)`` resumes after it).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -130,7 +128,6 @@ class StreamPublisher:
         self.key = key
         self.maxlen = maxlen
         self.flush_interval = flush_interval
-        self._script = redis.register_script(_XADD_ALL)
         self._buffer: list[tuple[str, float, Mapping[str, Any]]] = []
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
@@ -174,8 +171,13 @@ class StreamPublisher:
                 for name, at, fields in batch
             ]
         )
+        # The cap counts entries: about maxlen events at this entry's size.
+        entries = -(-self.maxlen // len(batch))
         try:
-            await self._script(keys=[self.key], args=[self.maxlen, STREAM_TTL_MS, lines])
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self.key, {FIELD: lines}, maxlen=entries, approximate=True)
+                pipe.pexpire(self.key, STREAM_TTL_MS)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             # Keep them for the next try, within bounds: the stream is best effort.
             kept = (batch + self._buffer)[-MAX_BUFFERED:]
@@ -235,6 +237,12 @@ class EventSubscription:
         self.key = key
         self.execution_id = execution_id
         self.workflow_id = workflow_id
+        # Resuming inside an entry: read that entry again, skipping what was delivered.
+        self._skip: tuple[str, int] | None = None
+        entry, _, index = after.partition(".")
+        if index:
+            self._skip = (entry, int(index))
+            after = _before(entry)
         self.last_id = after
         self._client: Redis | None = client
         self._ready: list[EngineEvent] = []
@@ -263,9 +271,12 @@ class EventSubscription:
             for _stream, entries in reply or ():
                 for entry_id, data in entries:
                     self.last_id = _text(entry_id)
-                    event = decode(self.last_id, data)
-                    if event is not None and self.matches(event):
-                        self._ready.append(event)
+                    events = decode(self.last_id, data)
+                    if self._skip is not None:
+                        if self._skip[0] == self.last_id:
+                            events = events[self._skip[1] + 1 :]
+                        self._skip = None
+                    self._ready += [e for e in events if self.matches(e)]
         return self._ready.pop(0)
 
     def matches(self, event: EngineEvent) -> bool:
@@ -301,7 +312,12 @@ async def subscribe(
     after: str | None = None,
 ) -> EventSubscription:
     """A subscription to the events of ``key`` added after this call returns (or after
-    entry ``after``; ``"0"``: everything the stream still holds)."""
+    ``after``: an event's id, or an entry's; ``"0"``: everything the stream still holds)."""
+    if after is not None and not _valid_position(after):
+        raise ConfigurationError(
+            f"after must be an event id ('<ms>-<seq>.<index>'), an entry id ('<ms>-<seq>') "
+            f"or '0', got {after!r}"
+        )
     client = make_client()
     try:
         if after is None:
@@ -313,10 +329,22 @@ async def subscribe(
     return EventSubscription(client, key, after, execution_id=execution_id, workflow_id=workflow_id)
 
 
-def decode(entry_id: str, data: Mapping[Any, Any]) -> EngineEvent | None:
-    """The event of one stream entry; None when it is not one of ours."""
+def decode(entry_id: str, data: Mapping[Any, Any]) -> list[EngineEvent]:
+    """The events of one stream entry (none when it is not one of ours)."""
+    lines = data.get(FIELD)
+    if not isinstance(lines, bytes):
+        return []
+    events = []
+    for index, line in enumerate(lines.split(b"\n")):
+        event = _decode_one(f"{entry_id}.{index}", line)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def _decode_one(event_id: str, line: bytes) -> EngineEvent | None:
     try:
-        entry = orjson.loads(data[b"e"])
+        entry = orjson.loads(line)
         name = str(entry["event"])
         at = datetime.fromtimestamp(float(entry["at"]), UTC)
         fields = entry["fields"]
@@ -326,7 +354,7 @@ def decode(entry_id: str, data: Mapping[Any, Any]) -> EngineEvent | None:
         return None
     fields = {k: v for k, v in fields.items() if v is not None}
     return EngineEvent(
-        id=entry_id,
+        id=event_id,
         name=name,
         at=at,
         execution_id=_opt(fields.pop("execution_id", None)),
@@ -335,6 +363,24 @@ def decode(entry_id: str, data: Mapping[Any, Any]) -> EngineEvent | None:
         status=STATUS.get(name),
         fields=fields,
     )
+
+
+def _valid_position(value: str) -> bool:
+    entry, dot, index = value.partition(".")
+    if dot and not index.isdigit():
+        return False
+    if entry == "0":
+        return not dot
+    ms, dash, seq = entry.partition("-")
+    return ms.isdigit() and (not dash or seq.isdigit())
+
+
+def _before(entry_id: str) -> str:
+    """The id just below ``entry_id``: reading after it reads that entry again."""
+    ms, _, seq = entry_id.partition("-")
+    if seq and int(seq) > 0:
+        return f"{ms}-{int(seq) - 1}"
+    return f"{int(ms) - 1}-{_MAX_SEQ}" if int(ms) > 0 else "0-0"
 
 
 def _text(value: bytes | str) -> str:

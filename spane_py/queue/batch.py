@@ -1,82 +1,135 @@
-"""Coalescing of Redis writes made by concurrent jobs in the same event-loop tick.
+"""One script call per event-loop tick for what the jobs of a process ask of Redis.
 
-With many jobs in flight, several finish (and enqueue their children) at nearly the same
-moment. Each write is queued here and the batch goes out as one pipeline on the next loop
-iteration: one round trip for the whole tick instead of one per job. Callers still await
-their own write, so nothing returns before its data is in Redis.
+With many jobs in flight, several finish at nearly the same moment: each enqueues its
+children and ends its delivery, and the worker claims more. Each request is queued here
+and the lot goes out on the next loop iteration as ONE call of the ``TICK`` script
+(enqueues, then ends of deliveries, then claims, then announcements): one round trip and
+one script call for the whole tick instead of one per job and kind. Callers still await
+their own request, so nothing returns before its data is in Redis; a claim gets its own
+answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from arq.connections import ArqRedis
+from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-ScriptCall = tuple[AsyncScript, list[str], list[Any]]
+# Sections of a tick, in the order the script applies them.
+ENQUEUE, SETTLE, CLAIM, PUBLISH = "E", "S", "C", "P"
+_ORDER = (ENQUEUE, SETTLE, CLAIM, PUBLISH)
 
 
-class WriteBatcher:
-    def __init__(self, redis: ArqRedis) -> None:
+class TickBatcher:
+    def __init__(
+        self,
+        redis: Redis,
+        script: AsyncScript,
+        keys: Sequence[str],
+        header: Callable[[], list[Any]],
+    ) -> None:
         self.redis = redis
-        self._pending: dict[str, tuple[list[Any], asyncio.Future[None]]] = {}
-        self._builders: dict[str, Callable[[list[Any]], ScriptCall]] = {}
+        self.script = script
+        self.keys = list(keys)
+        self.header = header  # the ARGV every script starts with (it holds the time)
+        self._values: dict[str, list[Any]] = {tag: [] for tag in _ORDER}
+        # Enqueues by (due, band) and ends of deliveries by (mode, owner token): a group's
+        # header is sent once, whatever the number of its jobs.
+        self._groups: dict[str, dict[tuple[Any, ...], list[Any]]] = {ENQUEUE: {}, SETTLE: {}}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._claims: list[asyncio.Future[Any]] = []
         self._scheduled = False
 
-    def register(self, kind: str, build: Callable[[list[Any]], ScriptCall]) -> None:
-        """``build(items)`` turns the queued items of ``kind`` into one script call."""
-        self._builders[kind] = build
+    async def add(self, tag: str, values: list[Any], group: tuple[Any, ...] = ()) -> None:
+        """Queue ``values`` for section ``tag`` (``ENQUEUE`` and ``SETTLE``: in ``group``,
+        see ``_section``; not ``CLAIM``); returns once sent."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if tag in self._groups:
+            self._groups[tag].setdefault(group, []).extend(values)
+        else:
+            self._values[tag].extend(values)
+        self._waiters.append(fut)
+        self._schedule()
+        await asyncio.shield(fut)
 
-    async def add(self, kind: str, items: list[Any]) -> None:
-        entry = self._pending.get(kind)
-        if entry is None:
-            entry = ([], asyncio.get_running_loop().create_future())
-            self._pending[kind] = entry
-        entry[0].extend(items)
+    async def claim(self, request: list[Any]) -> Any:
+        """Queue one claim (worker, want, lease ms, idle, draining); its answer."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._values[CLAIM].extend(request)
+        self._claims.append(fut)
+        self._schedule()
+        return await fut
+
+    def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start_flush)
-        await asyncio.shield(entry[1])
 
     def _start_flush(self) -> None:
         self._scheduled = False
-        pending, self._pending = self._pending, {}
-        if pending:
-            task = asyncio.get_running_loop().create_task(self._flush(pending))
+        values, self._values = self._values, {tag: [] for tag in _ORDER}
+        for tag, groups in self._groups.items():
+            for group, items in groups.items():
+                values[tag] += _section(tag, group, items)
+            groups.clear()
+        waiters, self._waiters = self._waiters, []
+        claims, self._claims = self._claims, []
+        if waiters or claims:
+            task = asyncio.get_running_loop().create_task(self._flush(values, waiters, claims))
             task.add_done_callback(_consume)
 
-    async def _flush(self, pending: dict[str, tuple[list[Any], asyncio.Future[None]]]) -> None:
-        calls = [self._builders[kind](items) for kind, (items, _) in pending.items()]
+    async def _flush(
+        self,
+        values: dict[str, list[Any]],
+        waiters: list[asyncio.Future[None]],
+        claims: list[asyncio.Future[Any]],
+    ) -> None:
+        argv = self.header()
+        for tag in _ORDER:
+            if values[tag]:
+                argv += [tag, len(values[tag]), *values[tag]]
         try:
             try:
-                await self._send(calls)
+                answers = await self._send(argv)
             except NoScriptError:
-                # Redis lost its script cache (restart, SCRIPT FLUSH): load and resend.
-                # Every batched script is idempotent, so running one twice is harmless.
-                for script, _, _ in calls:
-                    script.sha = await self.redis.script_load(script.script)
-                await self._send(calls)
+                # Redis lost its script cache (restart, SCRIPT FLUSH): the call did not run.
+                self.script.sha = await self.redis.script_load(self.script.script)
+                answers = await self._send(argv)
         except BaseException as exc:
-            for _, fut in pending.values():
+            for fut in [*waiters, *claims]:
                 if not fut.done():
                     fut.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for _, fut in pending.values():
+        for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
+        for fut, answer in zip(claims, answers, strict=True):
+            if not fut.done():
+                fut.set_result(answer)
 
-    async def _send(self, calls: list[ScriptCall]) -> None:
-        # EVALSHA straight on the pipeline: going through Script.__call__ would make the
-        # pipeline ask SCRIPT EXISTS first, a second round trip per batch.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for script, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            await pipe.execute()
+    async def _send(self, argv: list[Any]) -> Any:
+        # EVALSHA straight away: Script.__call__ would ask SCRIPT EXISTS first when the
+        # client is a pipeline, and loads the script itself otherwise.
+        keys = self.keys
+        return await self.redis.execute_command(  # type: ignore[no-untyped-call]
+            "EVALSHA", self.script.sha, len(keys), *keys, *argv
+        )
+
+
+def _section(tag: str, group: tuple[Any, ...], items: list[Any]) -> list[Any]:
+    """A group's values as the script reads them: enqueues as count, due, band, then id and
+    record per job; ends of deliveries as mode, token, count of values, then the values."""
+    if tag == ENQUEUE:
+        due, band = group
+        return [len(items) // 2, due, band, *items]
+    mode, token = group
+    return [mode, token, len(items), *items]
 
 
 def _consume(task: asyncio.Task[None]) -> None:

@@ -10,6 +10,8 @@ record and status; claiming without scans, leases, suspects and batching are spa
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,13 +25,10 @@ from redis.exceptions import RedisError
 
 from spane_py.errors import ConfigurationError, QueueError
 from spane_py.queue import scripts
-from spane_py.queue.batch import ScriptCall, WriteBatcher
+from spane_py.queue.batch import ENQUEUE, PUBLISH, SETTLE, TickBatcher
 from spane_py.queue.jobs import FUNCTION_NAME, NodeJob, priority_band, serialize
 from spane_py.queue.outcomes import Done, JobOutcome, Release, Reschedule
 
-# A job key outlives its due time by this much; a job not taken by then is dropped by Redis
-# (the store still knows the node is queued, and it can be sent again).
-JOB_TTL_EXTRA_MS = 7 * 24 * 3600 * 1000
 WAKE_CAP = 64
 # The token of a suspect's owner: the worker id with this appended (see scripts.py).
 SOLO = "|solo"
@@ -77,6 +76,21 @@ class QueueKeys:
         return f"{self.prefix}:wake"
 
     @property
+    def script_keys(self) -> list[str]:
+        """The KEYS of every queue script, in the order they name them."""
+        return [
+            self.queue,
+            self.scheduled,
+            self.bands,
+            self.running,
+            self.suspects,
+            self.lost,
+            self.drain,
+            self.wake,
+            self.settled,
+        ]
+
+    @property
     def control(self) -> str:
         """Pub/sub channel: ids of executions just cancelled (workers stop their nodes)."""
         return f"{self.prefix}:control"
@@ -90,7 +104,6 @@ class QueueKeys:
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     job_id: str
-    score: int  # its score in the queue: where a release puts it back
     data: bytes | None  # the job record; None: it expired
     token: str  # its owner's token (the lease is this worker's while it matches)
     lost: int = 0  # workers lost while it ran alone
@@ -171,16 +184,15 @@ class JobQueue:
         self.keys = QueueKeys(prefix)
         self.local_wake = asyncio.Event()
         self._enqueue = redis.register_script(scripts.ENQUEUE)
-        self._claim = redis.register_script(scripts.CLAIM)
         self._renew = redis.register_script(scripts.RENEW)
-        self._settle = redis.register_script(scripts.SETTLE)
         self._remove = redis.register_script(scripts.REMOVE)
-        self._publish = redis.register_script(scripts.PUBLISH)
-        self.batcher = WriteBatcher(redis)
+        self.batcher = TickBatcher(
+            redis, redis.register_script(scripts.TICK), self.keys.script_keys, self._header
+        )
         self.before_purge: list[Callable[[], Awaitable[None]]] = []
-        self.batcher.register("enqueue", self._enqueue_call)
-        self.batcher.register("settle", self._settle_call)
-        self.batcher.register("publish", lambda ids: (self._publish, [self.keys.settled], ids))
+
+    def _header(self) -> list[Any]:
+        return [in_progress_key_prefix, job_key_prefix, _now_ms(), WAKE_CAP]
 
     async def ping(self) -> None:
         try:
@@ -192,24 +204,15 @@ class JobQueue:
         return job.job_id(self.prefix)
 
     # Enqueue -----------------------------------------------------------------------------
-    def _job_args(
-        self, jobs: Sequence[NodeJob], priority: int | None, due_ms: int | None, now: int
-    ) -> list[str | int | bytes]:
-        due = due_ms if due_ms is not None and due_ms > now else 0
-        ttl = max(due - now, 0) + JOB_TTL_EXTRA_MS
-        band = priority_band(priority)
-        argv: list[str | int | bytes] = []
+    def _records(self, jobs: Sequence[NodeJob], now: int) -> list[str | bytes]:
+        """id, record, id, record, ... of ``jobs``."""
+        argv: list[str | bytes] = []
         for job in jobs:
             value = serialize_job(
                 FUNCTION_NAME, (job.payload(),), {}, None, now, serializer=serialize
             )
-            argv += [self.job_id(job), value, ttl, due, band]
+            argv += [self.job_id(job), value]
         return argv
-
-    def _enqueue_call(self, items: list[str | int | bytes]) -> ScriptCall:
-        k = self.keys
-        header: list[str | int | bytes] = [job_key_prefix, _now_ms(), WAKE_CAP]
-        return self._enqueue, [k.queue, k.scheduled, k.bands, k.wake], header + items
 
     async def enqueue(
         self,
@@ -222,20 +225,24 @@ class JobQueue:
         scheduled or running is left alone)."""
         if not jobs:
             return 0
-        script, keys, args = self._enqueue_call(self._job_args(jobs, priority, due_ms, _now_ms()))
+        now = _now_ms()
+        due = due_ms if due_ms is not None and due_ms > now else 0
+        group = [len(jobs), due, priority_band(priority)]
+        args = [*self._header(), *group, *self._records(jobs, now)]
         try:
-            added = await script(keys=keys, args=args)
+            added = await self._enqueue(keys=self.keys.script_keys, args=args)
         except RedisError as exc:
             raise QueueError(f"could not enqueue {len(jobs)} job(s): {exc}") from exc
         self.local_wake.set()
         return int(added)
 
     async def enqueue_batched(self, jobs: Sequence[NodeJob], *, priority: int | None) -> None:
-        """Like ``enqueue``, coalesced with the other writes of this event-loop tick."""
+        """Like ``enqueue``, in this event-loop tick's script call."""
         if not jobs:
             return
         try:
-            await self.batcher.add("enqueue", self._job_args(jobs, priority, None, _now_ms()))
+            group = (0, priority_band(priority))
+            await self.batcher.add(ENQUEUE, self._records(jobs, _now_ms()), group)
         except RedisError as exc:
             raise QueueError(f"could not enqueue {len(jobs)} job(s): {exc}") from exc
         self.local_wake.set()
@@ -251,71 +258,47 @@ class JobQueue:
         draining: bool = False,
     ) -> Claim:
         """Take up to ``want`` pending jobs with their records, leased to ``worker`` for
-        ``lease_ms``. ``idle``: the worker runs nothing, so it may take a suspect (then
-        that one job alone). ``draining``: its last claim answered ``drain``."""
-        k = self.keys
-        claimed, next_due, drain, reaped = await self._claim(
-            keys=[k.queue, k.scheduled, k.bands, k.running, k.suspects, k.lost, k.drain],
-            args=[
-                in_progress_key_prefix,
-                job_key_prefix,
-                _now_ms(),
-                max(want, 0),
-                lease_ms,
-                worker,
-                "1" if idle else "0",
-                "1" if draining else "0",
-            ],
-        )
-        jobs = [
-            ClaimedJob(
-                job_id=claimed[i].decode(),
-                score=int(float(claimed[i + 1])),
-                data=claimed[i + 2] or None,
-                token=worker + SOLO if int(claimed[i + 4]) else worker,
-                lost=int(claimed[i + 3]),
-                solo=bool(int(claimed[i + 4])),
-            )
-            for i in range(0, len(claimed), 5)
-        ]
-        return Claim(
-            jobs=jobs,
-            next_due=int(float(next_due)) if next_due else None,
-            drain=bool(drain),
-            reaped=int(reaped),
-        )
+        ``lease_ms`` (in this event-loop tick's script call). ``idle``: the worker runs
+        nothing, so it may take a suspect (then that one job alone). ``draining``: its
+        last claim answered ``drain``. Cancelled while the call is under way, the jobs it
+        took are put back at once."""
+        request = [worker, max(want, 0), lease_ms, "1" if idle else "0", "1" if draining else "0"]
+        sent = asyncio.ensure_future(self.batcher.claim(request))
+        try:
+            answer = await asyncio.shield(sent)
+        except asyncio.CancelledError:
+            sent.add_done_callback(functools.partial(self._unwanted, worker))
+            raise
+        return _claim_of(worker, answer)
+
+    def _unwanted(self, worker: str, sent: asyncio.Future[Any]) -> None:
+        if sent.cancelled() or sent.exception() is not None:
+            return
+        claim = _claim_of(worker, sent.result())
+        for job in claim.jobs:
+            task = asyncio.get_running_loop().create_task(self.release(job))
+            task.add_done_callback(_consume)
 
     async def renew(self, worker: str, jobs: Sequence[ClaimedJob], lease_ms: int) -> list[str]:
         """Extend the leases of ``worker``'s running jobs (and its drain turn), one call for
         all; returns the ids of those it no longer owns (its lease ran out meanwhile)."""
-        argv: list[str | int] = [in_progress_key_prefix, lease_ms, worker]
+        argv: list[Any] = [*self._header(), lease_ms, worker]
         for job in jobs:
             argv += [job.job_id, job.token]
-        gone = await self._renew(keys=[self.keys.running, self.keys.drain], args=argv)
+        gone = await self._renew(keys=self.keys.script_keys, args=argv)
         return [g.decode() if isinstance(g, bytes) else str(g) for g in gone]
 
     # End a delivery ----------------------------------------------------------------------
-    def _settle_call(self, items: list[str | int]) -> ScriptCall:
-        k = self.keys
-        return (
-            self._settle,
-            [k.queue, k.scheduled, k.bands, k.running, k.suspects, k.lost, k.wake],
-            [in_progress_key_prefix, job_key_prefix, WAKE_CAP, *items],
-        )
-
     async def settle(self, job: ClaimedJob, outcome: JobOutcome) -> None:
-        """End a delivery as ``outcome`` says (coalesced with the other writes of this
-        event-loop tick); nothing happens unless the job is still this claim's."""
-        item: list[str | int]
+        """End a delivery as ``outcome`` says (in this event-loop tick's script call);
+        nothing happens unless the job is still this claim's."""
         if isinstance(outcome, Done):
-            item = [job.job_id, job.token, "done", 0, 0, 0]
+            await self.batcher.add(SETTLE, [job.job_id], ("D" if job.solo else "d", job.token))
         elif isinstance(outcome, Release):
-            item = [job.job_id, job.token, "release", job.score, 0, 0]
+            await self.batcher.add(SETTLE, [job.job_id], ("R" if job.solo else "r", job.token))
         else:
-            ttl = max(outcome.due_ms - _now_ms(), 0) + JOB_TTL_EXTRA_MS
-            band = priority_band(outcome.priority)
-            item = [job.job_id, job.token, "later", outcome.due_ms, band, ttl]
-        await self.batcher.add("settle", item)
+            values = [job.job_id, outcome.due_ms, priority_band(outcome.priority)]
+            await self.batcher.add(SETTLE, values, ("L" if job.solo else "l", job.token))
         if not isinstance(outcome, Done):
             self.local_wake.set()
 
@@ -324,7 +307,8 @@ class JobQueue:
         await self.settle(job, Done())
 
     async def release(self, job: ClaimedJob) -> None:
-        """Put the job back where it was claimed from, to run again at once."""
+        """Put the job back, first in line, to run again at once (a suspect goes back among
+        the suspects)."""
         await self.settle(job, Release())
 
     async def reschedule(self, job: ClaimedJob, *, due_ms: int, priority: int | None) -> None:
@@ -334,15 +318,11 @@ class JobQueue:
     async def remove(self, job_ids: Sequence[str]) -> None:
         """Take jobs that have not started out of the queue (a settled execution's deadline
         job, say). One taken meanwhile by a worker runs, and finds nothing to do."""
-        if not job_ids:
-            return
-        k = self.keys
-        await self._remove(
-            keys=[k.queue, k.scheduled, k.bands, k.suspects], args=[job_key_prefix, *job_ids]
-        )
+        if job_ids:
+            await self._remove(keys=self.keys.script_keys, args=[*self._header(), *job_ids])
 
     async def publish_settled(self, execution_id: str) -> None:
-        await self.batcher.add("publish", [execution_id])
+        await self.batcher.add(PUBLISH, [execution_id])
 
     def blocking_client(self) -> Redis:
         """A client with its own single connection, for BLPOP on the wake list."""
@@ -361,7 +341,7 @@ class JobQueue:
             pipe.zcard(k.queue)
             pipe.zcard(k.suspects)
             pipe.zcard(k.scheduled)
-            pipe.zcard(k.running)
+            pipe.zcount(k.running, "-inf", "(inf")  # not the sentinel (scripts.py)
             queued, suspects, scheduled, running = await pipe.execute()
         return QueueStats(
             queued=int(queued) + int(suspects), scheduled=int(scheduled), running=int(running)
@@ -382,6 +362,34 @@ class JobQueue:
                     batch = []
             if batch:
                 await self.redis.delete(*batch)
+
+
+def _claim_of(worker: str, answer: Any) -> Claim:
+    claimed, next_due, drain, reaped, solo_lost = answer
+    solo = int(solo_lost) >= 0
+    jobs = [
+        ClaimedJob(
+            job_id=claimed[i].decode(),
+            data=claimed[i + 1] or None,
+            token=worker + SOLO if solo else worker,
+            lost=max(int(solo_lost), 0),
+            solo=solo,
+        )
+        for i in range(0, len(claimed), 2)
+    ]
+    return Claim(
+        jobs=jobs,
+        next_due=int(float(next_due)) if next_due else None,
+        drain=bool(drain),
+        reaped=int(reaped),
+    )
+
+
+def _consume(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("spane_py.worker").warning(
+            "putting back a job claimed by a cancelled claim failed: %s", task.exception()
+        )
 
 
 def _now_ms() -> int:

@@ -1,14 +1,19 @@
-"""Lua scripts that keep each queue operation to one Redis round trip.
+"""The Lua scripts of the queue: each operation is one Redis round trip, and what the jobs
+of one event-loop tick ask (enqueue children, end deliveries, claim more, announce settled
+executions) is one script call (``TICK``).
 
 Layout (``P`` is the engine's key prefix; job records in arq's layout, so arq's ``Job``
 can read a job's record and status):
 
-* ``arq:job:<id>`` — the job record (arq's encoding), deleted when the job is done;
+* ``arq:job:<id>`` — the job record (arq's encoding), deleted when the job is done (or
+  taken out of the queue): records have no time to live, nothing is dropped behind the
+  engine's back;
 * ``P:queue`` — pending jobs only, scored by priority band + arrival time (lowest first);
 * ``P:scheduled`` — deferred jobs (start delays, retry backoff) scored by due time;
   ``P:bands`` keeps each one's priority band until it is promoted to the queue;
-* ``P:running`` — claimed jobs, scored by the deadline of their lease; a claim moves a
-  job here from the queue in the same script, so claiming never looks at running jobs;
+* ``P:running`` — claimed jobs, scored by the deadline of their lease (on the Redis
+  clock); a claim moves a job here from the queue in the same script, so claiming never
+  looks at running jobs;
 * ``arq:in-progress:<id>`` — set while a job runs, to its owner's token (the worker's id,
   ``|solo`` appended for a suspect running alone): finishing, renewing and rescheduling
   only act for the owner, so a worker that lost its lease cannot touch the job again;
@@ -16,221 +21,393 @@ can read a job's record and status):
   order they were found; a suspect is claimed only by a worker with nothing else running,
   which then runs it alone; ``P:lost`` counts, per job, the workers lost during such solo
   runs; ``P:drain`` names the busy worker that stopped claiming to run the next suspect;
-* ``P:wake`` — a list idle workers block on; enqueues push tokens to it.
+* ``P:wake`` — a list idle workers block on; a script that leaves jobs pending pushes
+  tokens to it.
 
 Every command that takes many keys or members is sent once per script call for all of
 them (``MSET``, ``MGET``, ``ZADD``, ``DEL`` with many arguments), in chunks of at most
-``CHUNK`` (Lua's stack limit): the Redis work per job is a few hash-table operations.
+``CHUNK`` arguments (Lua's stack limit).
+
+Every script takes the same ``KEYS`` (``QueueKeys.script_keys``) and starts its ``ARGV``
+with the same four values: the in-progress key prefix, the job key prefix, the client's
+time (ms; scores of new jobs) and the cap on wake tokens.
 """
 
 from __future__ import annotations
 
 CHUNK = 6000
+# A member of the running set that is never claimed, renewed or reaped (its score is +inf):
+# longer than Redis's compact-encoding limit for sorted-set members (64 bytes), it keeps the
+# set in its skiplist encoding. Compact sets cost O(n) per insert and delete, several times
+# a skiplist's at the sizes of a running set (tens to hundreds of jobs).
+SENTINEL = "~spane:running-set:" + "~" * 56
 
-# Helpers shared by the scripts. Scores go to Redis as integer text: Lua would otherwise
-# format a number with 14 significant digits, and band + milliseconds needs 15.
-_COMMON = f"""
+_PRELUDE = """
+local IP, JP, NOW, CAP = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local Q, SCHED, BANDS, RUN, SUS, LOST, DRAIN, WAKE, SETTLED =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local CHUNK = @CHUNK@
+local SENTINEL = '@SENTINEL@'
+-- Jobs made claimable, and jobs deferred, by this call: idle workers are woken for them.
+local readied, deferred = 0, 0
+
+-- Scores go to Redis as integer text: Lua would format a number with 14 significant
+-- digits, and band + milliseconds needs 15.
 local function num(x) return string.format('%.0f', x) end
+
 -- Leases run on the Redis clock, so workers on hosts with skewed clocks agree on them.
 local function clock()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function each_chunk(args, f)
-  local n = #args
+
+-- One command for many arguments, in chunks Lua's stack can hold; ``n``: how many of
+-- ``args`` (nil: all). ``key`` false: the arguments are keys (DEL, MSET).
+local function bulk(cmd, key, args, n)
+  n = n or #args
   local i = 1
   while i <= n do
-    local j = math.min(i + {CHUNK - 1}, n)
-    f(i, j)
+    local j = math.min(i + CHUNK - 1, n)
+    if key then
+      redis.call(cmd, key, unpack(args, i, j))
+    else
+      redis.call(cmd, unpack(args, i, j))
+    end
     i = j + 1
   end
 end
-local function bulk(cmd, key, args)
-  each_chunk(args, function(i, j) redis.call(cmd, key, unpack(args, i, j)) end)
-end
-local function bulk_keys(cmd, args)
-  each_chunk(args, function(i, j) redis.call(cmd, unpack(args, i, j)) end)
-end
-local function mget(keys)
-  local out = {{}}
-  each_chunk(keys, function(i, j)
+local function mget(keys, n)
+  if n <= CHUNK then return redis.call('MGET', unpack(keys, 1, n)) end
+  local out = {}
+  local i = 1
+  while i <= n do
+    local j = math.min(i + CHUNK - 1, n)
     local got = redis.call('MGET', unpack(keys, i, j))
     for k = 1, j - i + 1 do out[i + k - 1] = got[k] end
-  end)
+    i = j + 1
+  end
   return out
 end
-local function wake(key, n, cap)
-  if n > 0 then
-    local tokens = {{}}
-    for k = 1, math.min(n, cap) do tokens[k] = '1' end
-    redis.call('LPUSH', key, unpack(tokens))
-    redis.call('LTRIM', key, 0, cap - 1)
+
+-- Enqueue. ARGV[from..to]: groups of count, due ms (0 = now), priority band, then id and
+-- record of each job. A job whose record exists (queued, scheduled, running) is left
+-- alone. Usually every job is new: one MSETNX writes all the records; else each is tried
+-- alone. Returns how many were added.
+local function enqueue(from, to)
+  local records, nr = {}, 0
+  local i = from
+  while i <= to do
+    local n = tonumber(ARGV[i])
+    for j = i + 3, i + 2 + 2 * n, 2 do
+      records[nr + 1] = JP .. ARGV[j]
+      records[nr + 2] = ARGV[j + 1]
+      nr = nr + 2
+    end
+    i = i + 3 + 2 * n
+  end
+  if nr == 0 then return 0 end
+  local all_new = nr <= CHUNK and redis.call('MSETNX', unpack(records, 1, nr)) == 1
+  local ready, later, bands = {}, {}, {}
+  local nq, nl = 0, 0
+  local added, r = 0, 0
+  i = from
+  while i <= to do
+    local n, due, band = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
+    local is_later = tonumber(due) > NOW
+    local score = num(tonumber(band) + NOW)
+    for j = i + 3, i + 2 + 2 * n, 2 do
+      r = r + 2
+      if all_new or redis.call('SET', records[r - 1], records[r], 'NX') then
+        local id = ARGV[j]
+        if is_later then
+          later[nl + 1] = due
+          later[nl + 2] = id
+          bands[nl + 1] = id
+          bands[nl + 2] = band
+          nl = nl + 2
+        else
+          ready[nq + 1] = score
+          ready[nq + 2] = id
+          nq = nq + 2
+        end
+        added = added + 1
+      end
+    end
+    i = i + 3 + 2 * n
+  end
+  if nq > 0 then bulk('ZADD', Q, ready, nq) end
+  if nl > 0 then
+    bulk('ZADD', SCHED, later, nl)
+    bulk('HSET', BANDS, bands, nl)
+  end
+  readied = readied + nq / 2
+  deferred = deferred + nl / 2
+  return added
+end
+
+-- End deliveries, each only by its owner. ARGV[from..to]: groups of a mode, the token of
+-- the jobs' owner, the count of values, then the values: per job its id and the mode's
+-- own values:
+--   'd'  done: the job is over, its record goes;
+--   'r'  release: back to the queue now, first in line (it was under way), or among the
+--        suspects for one that ran alone (the shutdown that cut it off proves nothing);
+--   'l'  later, due ms, band: to the scheduled set.
+-- In capitals for jobs that ran alone (suspects). A job that ended without its worker
+-- dying ('d', 'l') is no longer a suspect. Returns how many jobs were not owned by the
+-- token given (left alone).
+local STRIDE = {d = 1, D = 1, r = 1, R = 1, l = 3, L = 3}
+local function settle(from, to)
+  local keys, tokens, modes, at = {}, {}, {}, {}
+  local n = 0
+  local g = from
+  while g <= to do
+    local mode, token, count = ARGV[g], ARGV[g + 1], tonumber(ARGV[g + 2])
+    for j = g + 3, g + 2 + count, STRIDE[mode] do
+      n = n + 1
+      keys[n] = IP .. ARGV[j]
+      tokens[n] = token
+      modes[n] = mode
+      at[n] = j
+    end
+    g = g + 3 + count
+  end
+  if n == 0 then return 0 end
+  local owners = mget(keys, n)
+  local mine, drop, cleared, queued, suspects, later, bands = {}, {}, {}, {}, {}, {}, {}
+  local nm, nd, nc, nq, ns, nl = 0, 0, 0, 0, 0, 0
+  local foreign = 0
+  local rnow
+  for k = 1, n do
+    if owners[k] == tokens[k] then
+      local mode, j = modes[k], at[k]
+      local id = ARGV[j]
+      nm = nm + 1
+      mine[nm] = id
+      nd = nd + 1
+      drop[nd] = keys[k]
+      if mode == 'd' or mode == 'D' then
+        nd = nd + 1
+        drop[nd] = JP .. id
+        if mode == 'D' then
+          nc = nc + 1
+          cleared[nc] = id
+        end
+      elseif mode == 'r' then
+        queued[nq + 1] = 0
+        queued[nq + 2] = id
+        nq = nq + 2
+      elseif mode == 'R' then
+        rnow = rnow or num(clock())
+        suspects[ns + 1] = rnow
+        suspects[ns + 2] = id
+        ns = ns + 2
+      else
+        later[nl + 1] = ARGV[j + 1]
+        later[nl + 2] = id
+        bands[nl + 1] = id
+        bands[nl + 2] = ARGV[j + 2]
+        nl = nl + 2
+        if mode == 'L' then
+          nc = nc + 1
+          cleared[nc] = id
+        end
+      end
+    else
+      foreign = foreign + 1
+    end
+  end
+  if nm > 0 then
+    bulk('ZREM', RUN, mine, nm)
+    bulk('DEL', false, drop, nd)
+  end
+  if nc > 0 then bulk('HDEL', LOST, cleared, nc) end
+  if nq > 0 then bulk('ZADD', Q, queued, nq) end
+  if ns > 0 then bulk('ZADD', SUS, suspects, ns) end
+  if nl > 0 then
+    bulk('ZADD', SCHED, later, nl)
+    bulk('HSET', BANDS, bands, nl)
+  end
+  readied = readied + (nq + ns) / 2
+  deferred = deferred + nl / 2
+  return foreign
+end
+
+-- Claim for ``worker`` (``idle``: it runs nothing; ``draining``: its last claim told it to
+-- drain). 1. scheduled jobs now due move to the queue; 2. jobs whose lease ran out become
+-- suspects (a loss counted for those that ran alone); 3. an idle worker takes one suspect
+-- (alone); a busy one, while suspects wait, may be chosen to drain: it claims nothing
+-- more, so that it becomes idle and takes the next suspect; 4. otherwise up to ``want``
+-- jobs, lowest score first, move to the running set with their lease, and their records
+-- are read. Returns {{id, record or false, ...}, next due or '', drain, reaped, losses of
+-- the one suspect claimed or -1}.
+local function claim(worker, want, lease, idle, draining)
+  local rnow = clock()
+  local deadline = num(rnow + tonumber(lease))
+
+  local due = redis.call('ZRANGEBYSCORE', SCHED, '-inf', NOW, 'LIMIT', 0, 1000)
+  if #due > 0 then
+    local bands = redis.call('HMGET', BANDS, unpack(due))
+    local z = {}
+    for i, id in ipairs(due) do
+      z[#z + 1] = num((tonumber(bands[i]) or 0) + NOW)
+      z[#z + 1] = id
+    end
+    redis.call('ZADD', Q, unpack(z))
+    redis.call('ZREM', SCHED, unpack(due))
+    redis.call('HDEL', BANDS, unpack(due))
+  end
+
+  local expired = redis.call('ZRANGEBYSCORE', RUN, '-inf', rnow, 'LIMIT', 0, 1000)
+  if #expired > 0 then
+    local keys, z = {}, {}
+    for i, id in ipairs(expired) do
+      keys[i] = IP .. id
+      z[#z + 1] = rnow
+      z[#z + 1] = id
+    end
+    local owners = redis.call('MGET', unpack(keys))
+    for i, id in ipairs(expired) do
+      local owner = owners[i]
+      if owner and string.sub(owner, -5) == '|solo' then
+        redis.call('HINCRBY', LOST, id, 1)
+      end
+    end
+    redis.call('ZREM', RUN, unpack(expired))
+    redis.call('DEL', unpack(keys))
+    redis.call('ZADD', SUS, 'NX', unpack(z))
+  end
+
+  local claimed = {}
+  local drain, solo_lost = 0, -1
+  if redis.call('EXISTS', SUS) == 1 then
+    if idle and want > 0 then
+      local s = redis.call('ZPOPMIN', SUS)
+      local id = s[1]
+      redis.call('SET', IP .. id, worker .. '|solo')
+      redis.call('ZADD', RUN, deadline, id, '+inf', SENTINEL)
+      claimed = {id, redis.call('GET', JP .. id)}
+      solo_lost = tonumber(redis.call('HGET', LOST, id) or '0')
+      want = 0
+      if redis.call('GET', DRAIN) == worker then redis.call('DEL', DRAIN) end
+    elseif not idle then
+      local holder = redis.call('GET', DRAIN)
+      if holder == worker then
+        redis.call('PEXPIRE', DRAIN, lease)
+        drain = 1
+      elseif not holder then
+        redis.call('SET', DRAIN, worker, 'PX', lease)
+        drain = 1
+      end
+      if drain == 1 then want = 0 end
+    end
+  elseif draining and redis.call('GET', DRAIN) == worker then
+    redis.call('DEL', DRAIN)
+  end
+
+  if want > 0 then
+    local popped = redis.call('ZRANGE', Q, 0, want - 1)
+    local n = #popped
+    if n > 0 then
+      redis.call('ZREMRANGEBYRANK', Q, 0, n - 1)
+      local owned, running, records = {}, {}, {}
+      for k = 1, n do
+        local id = popped[k]
+        owned[2 * k - 1] = IP .. id
+        owned[2 * k] = worker
+        running[2 * k - 1] = deadline
+        running[2 * k] = id
+        records[k] = JP .. id
+      end
+      running[2 * n + 1] = '+inf'
+      running[2 * n + 2] = SENTINEL
+      bulk('MSET', false, owned, 2 * n)
+      bulk('ZADD', RUN, running, 2 * n + 2)
+      local data = mget(records, n)
+      for k = 1, n do
+        claimed[2 * k - 1] = popped[k]
+        claimed[2 * k] = data[k]
+      end
+      readied = readied - n
+    end
+  end
+
+  local nxt = redis.call('ZRANGE', SCHED, 0, 0, 'WITHSCORES')
+  return {claimed, nxt[2] or '', drain, #expired, solo_lost}
+end
+
+-- Wake idle workers: a token per job left pending by this call (and one per deferred
+-- job, so that a waiting worker learns of an earlier due time), at most CAP.
+local function wake_idle()
+  local tokens = deferred
+  if readied > 0 then
+    tokens = tokens + math.min(readied, redis.call('ZCARD', Q) + redis.call('ZCARD', SUS))
+  end
+  if tokens > 0 then
+    local t = {}
+    for k = 1, math.min(tokens, CAP) do t[k] = '1' end
+    redis.call('LPUSH', WAKE, unpack(t))
+    redis.call('LTRIM', WAKE, 0, CAP - 1)
   end
 end
 """
 
-# KEYS: queue, scheduled, bands, wake
-# ARGV: job_prefix, now_ms, wake_cap, then 5 per job: id, value, ttl_ms, due_ms (0 = now),
-# priority band. A job whose record exists (queued, running, scheduled) is left alone.
+_PRELUDE = _PRELUDE.replace("@CHUNK@", str(CHUNK)).replace("@SENTINEL@", SENTINEL)
+
+# ARGV[5..]: the enqueue groups (see ``enqueue``). Returns how many jobs were new.
 ENQUEUE = (
-    _COMMON
+    _PRELUDE
     + """
-local jp = ARGV[1]
-local now = tonumber(ARGV[2])
-local ready, later, bands = {}, {}, {}
-local added = 0
-for i = 4, #ARGV, 5 do
-  local id = ARGV[i]
-  if redis.call('SET', jp .. id, ARGV[i + 1], 'NX', 'PX', ARGV[i + 2]) then
-    if tonumber(ARGV[i + 3]) > now then
-      later[#later + 1] = ARGV[i + 3]
-      later[#later + 1] = id
-      bands[#bands + 1] = id
-      bands[#bands + 1] = ARGV[i + 4]
-    else
-      ready[#ready + 1] = num(tonumber(ARGV[i + 4]) + now)
-      ready[#ready + 1] = id
-    end
-    added = added + 1
-  end
-end
-bulk('ZADD', KEYS[1], ready)
-bulk('ZADD', KEYS[2], later)
-bulk('HSET', KEYS[3], bands)
-wake(KEYS[4], added, tonumber(ARGV[3]))
+local added = enqueue(5, #ARGV)
+wake_idle()
 return added
 """
 )
 
-# KEYS: queue, scheduled, bands, running, suspects, lost, drain
-# ARGV: in_progress_prefix, job_prefix, now_ms, want, lease_ms, worker, idle ('1': the
-# worker runs nothing), draining ('1': the worker's last claim told it to drain)
-#
-# 1. scheduled jobs now due move to the queue; 2. jobs whose lease ran out become suspects
-# (a loss counted for those that ran alone); 3. an idle worker takes one suspect (alone); a
-# busy one, while suspects wait, may be chosen to drain: it claims nothing more, so that it
-# becomes idle and takes the next suspect; 4. otherwise up to ``want`` jobs, lowest score
-# first, move to the running set with their lease, and their records are read.
-# Returns {jobs: {id, score, record or false, lost, solo, ...}, next due or '', drain,
-# reaped}.
-CLAIM = (
-    _COMMON
+# ARGV[5..]: sections, each a tag, the count of its values, then its values: 'E' enqueue
+# groups, 'S' ends of deliveries, 'C' claims (five values each: worker, want, lease ms,
+# idle '1'/'0', draining '1'/'0'), 'P' ids of executions to announce as settled. Returns
+# the claims' answers, in order.
+TICK = (
+    _PRELUDE
     + """
-local ip, jp = ARGV[1], ARGV[2]
-local now = tonumber(ARGV[3])
-local want = tonumber(ARGV[4])
-local lease = ARGV[5]
-local rnow = clock()
-local deadline = num(rnow + tonumber(lease))
-local worker = ARGV[6]
-
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, 1000)
-if #due > 0 then
-  local bands = redis.call('HMGET', KEYS[3], unpack(due))
-  local z = {}
-  for i, id in ipairs(due) do
-    z[#z + 1] = num((tonumber(bands[i]) or 0) + now)
-    z[#z + 1] = id
-  end
-  redis.call('ZADD', KEYS[1], unpack(z))
-  redis.call('ZREM', KEYS[2], unpack(due))
-  redis.call('HDEL', KEYS[3], unpack(due))
-end
-
-local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', rnow, 'LIMIT', 0, 1000)
-if #expired > 0 then
-  local keys, z = {}, {}
-  for i, id in ipairs(expired) do
-    keys[i] = ip .. id
-    z[#z + 1] = num(rnow)
-    z[#z + 1] = id
-  end
-  local owners = redis.call('MGET', unpack(keys))
-  for i, id in ipairs(expired) do
-    local owner = owners[i]
-    if owner and string.sub(owner, -5) == '|solo' then
-      redis.call('HINCRBY', KEYS[6], id, 1)
+local answers = {}
+local i = 5
+while i <= #ARGV do
+  local tag, n = ARGV[i], tonumber(ARGV[i + 1])
+  local from, to = i + 2, i + 1 + n
+  if tag == 'E' then
+    enqueue(from, to)
+  elseif tag == 'S' then
+    settle(from, to)
+  elseif tag == 'C' then
+    for j = from, to, 5 do
+      answers[#answers + 1] = claim(
+        ARGV[j], tonumber(ARGV[j + 1]), ARGV[j + 2], ARGV[j + 3] == '1', ARGV[j + 4] == '1')
     end
+  elseif tag == 'P' then
+    for j = from, to do redis.call('PUBLISH', SETTLED, ARGV[j]) end
   end
-  redis.call('ZREM', KEYS[4], unpack(expired))
-  redis.call('DEL', unpack(keys))
-  redis.call('ZADD', KEYS[5], 'NX', unpack(z))
+  i = to + 1
 end
-
-local claimed = {}
-local drain = 0
-local nxt
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  if ARGV[7] == '1' and want > 0 then
-    local s = redis.call('ZPOPMIN', KEYS[5])
-    local id = s[1]
-    redis.call('SET', ip .. id, worker .. '|solo')
-    redis.call('ZADD', KEYS[4], deadline, id)
-    claimed = {id, s[2], redis.call('GET', jp .. id), redis.call('HGET', KEYS[6], id) or 0, 1}
-    want = 0
-    if redis.call('GET', KEYS[7]) == worker then redis.call('DEL', KEYS[7]) end
-  elseif ARGV[7] ~= '1' then
-    local holder = redis.call('GET', KEYS[7])
-    if holder == worker then
-      redis.call('PEXPIRE', KEYS[7], lease)
-      drain = 1
-    elseif not holder then
-      redis.call('SET', KEYS[7], worker, 'PX', lease)
-      drain = 1
-    end
-    if drain == 1 then want = 0 end
-  end
-elseif ARGV[8] == '1' and redis.call('GET', KEYS[7]) == worker then
-  redis.call('DEL', KEYS[7])
-end
-
-if want > 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[1], want)
-  if #popped > 0 then
-    local owned, running, records = {}, {}, {}
-    for i = 1, #popped, 2 do
-      local id = popped[i]
-      owned[#owned + 1] = ip .. id
-      owned[#owned + 1] = worker
-      running[#running + 1] = deadline
-      running[#running + 1] = id
-      records[#records + 1] = jp .. id
-    end
-    redis.call('MSET', unpack(owned))
-    redis.call('ZADD', KEYS[4], unpack(running))
-    local data = redis.call('MGET', unpack(records))
-    for i = 1, #popped, 2 do
-      local k = (i + 1) / 2
-      claimed[#claimed + 1] = popped[i]
-      claimed[#claimed + 1] = popped[i + 1]
-      claimed[#claimed + 1] = data[k]
-      claimed[#claimed + 1] = 0
-      claimed[#claimed + 1] = 0
-    end
-  end
-end
-
-nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {claimed, nxt[2] or '', drain, #expired}
+wake_idle()
+return answers
 """
 )
 
 # Extend the leases of a worker's running jobs, one call for all of them; a job it no
 # longer owns (its lease ran out and it was put back) is left alone and returned.
-# KEYS: running, drain. ARGV: in_progress_prefix, lease_ms, worker, then 2 per job: id,
-# token.
+# ARGV[5..]: lease ms, worker, then per job its id and token.
 RENEW = (
-    _COMMON
+    _PRELUDE
     + """
-local ip = ARGV[1]
-local deadline = num(clock() + tonumber(ARGV[2]))
+local deadline = num(clock() + tonumber(ARGV[5]))
 local keys, ids, tokens = {}, {}, {}
-for i = 4, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   ids[#ids + 1] = ARGV[i]
   tokens[#tokens + 1] = ARGV[i + 1]
-  keys[#keys + 1] = ip .. ARGV[i]
+  keys[#keys + 1] = IP .. ARGV[i]
 end
-local owners = mget(keys)
+local owners = mget(keys, #keys)
 local z, gone = {}, {}
 for k, id in ipairs(ids) do
   if owners[k] == tokens[k] then
@@ -240,93 +417,32 @@ for k, id in ipairs(ids) do
     gone[#gone + 1] = id
   end
 end
-each_chunk(z, function(i, j) redis.call('ZADD', KEYS[1], 'XX', unpack(z, i, j)) end)
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+local i = 1
+while i <= #z do
+  local j = math.min(i + CHUNK - 1, #z)
+  redis.call('ZADD', RUN, 'XX', unpack(z, i, j))
+  i = j + 1
+end
+if redis.call('GET', DRAIN) == ARGV[6] then redis.call('PEXPIRE', DRAIN, ARGV[5]) end
 return gone
 """
 )
 
-# End many deliveries at once; each only by its owner (the token its claim set).
-# KEYS: queue, scheduled, bands, running, suspects, lost, wake
-# ARGV: in_progress_prefix, job_prefix, wake_cap, then 6 per job: id, token, mode,
-# a, b, c. Modes:
-#   'done'     the job is over: its record goes;
-#   'release'  back to the queue now (a: its score), or among the suspects for one that ran
-#              alone (the shutdown that cut it off proves nothing);
-#   'later'    to the scheduled set (a: due ms, b: band, c: the record's new ttl ms).
-# A job that ended without its worker dying ('done', 'later') is no longer a suspect.
-# Returns how many jobs were not owned by the token given (left alone).
-SETTLE = (
-    _COMMON
+# Take jobs that have not started out of the queue (a settled execution's deadline job).
+# ARGV[5..]: the ids.
+REMOVE = (
+    _PRELUDE
     + """
-local ip, jp = ARGV[1], ARGV[2]
-local rnow = num(clock())
-local keys = {}
-for i = 4, #ARGV, 6 do keys[#keys + 1] = ip .. ARGV[i] end
-local owners = mget(keys)
-local mine, drop, cleared, queued, suspects, later, bands = {}, {}, {}, {}, {}, {}, {}
-local woken, foreign = 0, 0
-local k = 0
-for i = 4, #ARGV, 6 do
-  k = k + 1
-  local id, token, mode = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if owners[k] == token then
-    mine[#mine + 1] = id
-    drop[#drop + 1] = keys[k]
-    local solo = string.sub(token, -5) == '|solo'
-    if mode == 'done' then
-      drop[#drop + 1] = jp .. id
-      if solo then cleared[#cleared + 1] = id end
-    elseif mode == 'release' then
-      if solo then
-        suspects[#suspects + 1] = rnow
-        suspects[#suspects + 1] = id
-      else
-        queued[#queued + 1] = ARGV[i + 3]
-        queued[#queued + 1] = id
-      end
-      woken = woken + 1
-    else
-      later[#later + 1] = ARGV[i + 3]
-      later[#later + 1] = id
-      bands[#bands + 1] = id
-      bands[#bands + 1] = ARGV[i + 4]
-      redis.call('PEXPIRE', jp .. id, ARGV[i + 5])
-      if solo then cleared[#cleared + 1] = id end
-      woken = woken + 1
-    end
-  else
-    foreign = foreign + 1
-  end
+local ids, records = {}, {}
+for i = 5, #ARGV do
+  ids[#ids + 1] = ARGV[i]
+  records[#records + 1] = JP .. ARGV[i]
 end
-bulk('ZREM', KEYS[4], mine)
-bulk_keys('DEL', drop)
-bulk('HDEL', KEYS[6], cleared)
-bulk('ZADD', KEYS[1], queued)
-bulk('ZADD', KEYS[5], suspects)
-bulk('ZADD', KEYS[2], later)
-bulk('HSET', KEYS[3], bands)
-wake(KEYS[7], woken, tonumber(ARGV[3]))
-return foreign
+bulk('ZREM', Q, ids)
+bulk('ZREM', SCHED, ids)
+bulk('HDEL', BANDS, ids)
+bulk('ZREM', SUS, ids)
+bulk('DEL', false, records)
+return #ids
 """
 )
-
-# Take jobs that have not started out of the queue (a settled execution's deadline job).
-# KEYS: queue, scheduled, bands, suspects. ARGV: job_prefix, then the ids.
-REMOVE = """
-for i = 2, #ARGV do
-  local id = ARGV[i]
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HDEL', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('DEL', ARGV[1] .. id)
-end
-return #ARGV - 1
-"""
-
-# Announce settled executions (batched). KEYS: channel; ARGV: execution ids.
-PUBLISH = """
-for i = 1, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
-return #ARGV
-"""

@@ -118,7 +118,7 @@ async def test_renew_extends_the_leases_of_owned_jobs_and_names_the_rest(
 async def test_ends_of_a_delivery_act_only_for_its_owner(queue: JobQueue) -> None:
     await queue.enqueue(jobs(1))
     [job] = (await queue.claim("w1", 1, lease_ms=LEASE_MS)).jobs
-    stranger = ClaimedJob(job.job_id, job.score, job.data, token="w2")
+    stranger = ClaimedJob(job.job_id, job.data, token="w2")
     await queue.finish(stranger)
     await queue.release(stranger)
     await queue.reschedule(stranger, due_ms=int(time.time() * 1000), priority=None)

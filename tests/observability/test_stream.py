@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from spane_py import ConfigurationError, InMemoryExecutionStore, NodeRegistry, WorkflowEngine
-from spane_py.observability.stream import StreamPublisher
+from spane_py.observability.stream import StreamPublisher, subscribe
 from tests.observability._support import (
     CHAIN,
     FAILING,
@@ -239,10 +239,43 @@ async def test_the_stream_is_capped(redis_url: str, key_prefix: str) -> None:
             if i % 100 == 0:
                 await asyncio.sleep(0.01)
         await publisher.close()
-        length = await redis.xlen(key)
-        assert 10 <= length < 400  # MAXLEN ~ trims whole stream nodes (100 entries each)
-        last = await redis.xrevrange(key, count=1)
-        assert b'"1999"' in last[0][1][b"e"]
+        # One entry per send, holding its events; the stream keeps about 10 events' worth
+        # of entries (MAXLEN ~ trims whole stream nodes of 100 entries).
+        entries = await redis.xrange(key)
+        kept = sum(len(data[b"e"].split(b"\n")) for _, data in entries)
+        assert 10 <= kept < 2000
+        assert len(entries) < 200
+        assert entries[-1][1][b"e"].split(b"\n")[-1].find(b'"1999"') > 0
+    finally:
+        await redis.delete(key)
+        await redis.aclose()
+
+
+async def test_one_entry_per_send_and_resuming_inside_it(redis_url: str, key_prefix: str) -> None:
+    """A send is one XADD however many events it holds; an event's id is its place in
+    that entry, and a subscription resumes after any event id or entry id."""
+    redis = Redis.from_url(redis_url)
+    key = f"{key_prefix}:events"
+    try:
+        publisher = StreamPublisher(redis, key)
+        for i in range(5):
+            publisher("node.started", {"execution_id": f"e{i}"})
+        await publisher.flush()
+        [(entry, _)] = await redis.xrange(key)
+        entry_id = entry.decode()
+        sub = await subscribe(lambda: Redis.from_url(redis_url), key, after="0")
+        async with sub:
+            seen = [await anext(sub) for _ in range(5)]
+        assert [e.id for e in seen] == [f"{entry_id}.{i}" for i in range(5)]
+        assert [e.execution_id for e in seen] == [f"e{i}" for i in range(5)]
+        publisher("node.started", {"execution_id": "e5"})
+        await publisher.close()
+        for after, first in ((seen[1].id, "e2"), (seen[4].id, "e5"), (entry_id, "e5")):
+            async with await subscribe(lambda: Redis.from_url(redis_url), key, after=after) as s:
+                assert (await anext(s)).execution_id == first
+        for bad in ("yesterday", "1-x", "1-0.x", "0.1", ""):
+            with pytest.raises(ConfigurationError, match="after must be an event id"):
+                await subscribe(lambda: Redis.from_url(redis_url), key, after=bad)
     finally:
         await redis.delete(key)
         await redis.aclose()
