@@ -10,6 +10,9 @@ in ``INFO commandstats`` (commands run inside Lua scripts included, each counted
 benchmark's own INFO calls left out) over the run, divided by the nodes run; ``--breakdown``
 prints the calls per node of each command.
 
+``--store postgres``: the PostgreSQL store (``$DATABASE_URL``, schema ``spane_bench``
+dropped and migrated afresh for each run, or the embedded server).
+
 Two cases: (a) nothing else running; (b) ``--held`` long-running nodes (sleeping) held by
 another worker of the same queue the whole time; the runs of (a) and (b) take turns. Goal
 (issue 11): (a) at most 25 us of Redis CPU per node, (b) within 20% of (a). The figure does
@@ -25,10 +28,17 @@ import statistics
 import time
 from typing import Any
 
-from _common import machine, noop, store_kind_text
+from _common import (
+    BENCH_SCHEMA,
+    add_store_option,
+    fresh_bench_schema,
+    machine,
+    noop,
+    store_kind_text,
+)
 from diamond import DIAMOND
 
-from spane_py import InMemoryExecutionStore, NodeRegistry, WorkflowEngine
+from spane_py import ExecutionStore, InMemoryExecutionStore, NodeRegistry, WorkflowEngine
 from spane_py.embedded import EmbeddedRedis
 
 HOLD = {"id": "hold", "nodes": [{"id": "h", "type": "hold"}]}
@@ -51,7 +61,7 @@ def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 
 async def measure(
-    url: str, executions: int, held: int, concurrency: int, breakdown: bool
+    url: str, executions: int, held: int, concurrency: int, breakdown: bool, store_kind: str
 ) -> dict[str, float]:
     released = asyncio.Event()
     holding = 0
@@ -68,7 +78,14 @@ async def measure(
     registry.register("noop", noop)
     registry.register("hold", hold)
     prefix = f"rcost{time.monotonic_ns() % 10**8}"
-    store = InMemoryExecutionStore(max_executions=executions + held + 100)
+    store: ExecutionStore
+    if store_kind == "postgres":
+        from spane_py.stores.postgres.store import PostgresExecutionStore
+
+        await fresh_bench_schema()
+        store = PostgresExecutionStore(schema=BENCH_SCHEMA, apply_migrations=True)
+    else:
+        store = InMemoryExecutionStore(max_executions=executions + held + 100)
     async with WorkflowEngine(registry, store, redis_url=url, key_prefix=prefix) as engine:
         await engine.register_workflow(DIAMOND)
         await engine.register_workflow(HOLD)
@@ -89,6 +106,8 @@ async def measure(
         assert all(s.status == "completed" for s in states), "an execution did not complete"
         released.set()
         await engine.queue.purge()
+    if store_kind == "postgres":
+        await store.close()
     nodes = executions * 5
     calls = _delta(calls0, calls1)
     calls.pop("info", None)  # this script's own reads
@@ -109,21 +128,25 @@ async def measure(
     }
 
 
-async def main(executions: int, held: int, runs: int, concurrency: int, breakdown: bool) -> None:
+async def main(
+    executions: int, held: int, runs: int, concurrency: int, breakdown: bool, store_kind: str
+) -> None:
     server = EmbeddedRedis()
     url = await server.astart()
     try:
         print(
             f"{executions} diamonds x 5 nodes per run, {runs} runs, worker concurrency "
             f"{concurrency}, {machine()}, private embedded redis-server, "
-            f"{store_kind_text('memory')}"
+            f"{store_kind_text(store_kind)}"
         )
         # (a) and (b) take turns, so that a drift of the machine's speed meets both alike.
         cases = (("(a) alone", 0), (f"(b) beside {held} held jobs", held))
         results: dict[str, list[dict[str, float]]] = {label: [] for label, _ in cases}
         for _ in range(runs):
             for label, h in cases:
-                results[label].append(await measure(url, executions, h, concurrency, breakdown))
+                results[label].append(
+                    await measure(url, executions, h, concurrency, breakdown, store_kind)
+                )
         for label, rs in results.items():
             cpu = [r["cpu_us"] for r in rs]
             print(
@@ -148,5 +171,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--breakdown", action="store_true", help="print the calls per node of each command"
     )
+    add_store_option(parser)
     args = parser.parse_args()
-    asyncio.run(main(args.executions, args.held, args.runs, args.concurrency, args.breakdown))
+    asyncio.run(
+        main(args.executions, args.held, args.runs, args.concurrency, args.breakdown, args.store)
+    )

@@ -51,11 +51,8 @@ class SettleNotifier:
     async def settled(self, execution_id: str) -> None:
         """Called by the runner that settled the execution."""
         self._wake(execution_id)
-        if self.across_processes:
-            try:
-                await self.queue.publish_settled(execution_id)
-            except (RedisError, OSError) as exc:  # waiters fall back to reading the store
-                logger.warning("could not announce execution %s: %s", execution_id, exc)
+        if self.across_processes:  # with this tick's Redis call (waiters also read the store)
+            self.queue.publish_settled(execution_id)
 
     async def _listen(self) -> None:
         while True:

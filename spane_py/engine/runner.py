@@ -486,7 +486,7 @@ class NodeRunner:
             cached=attempt.started.snapshot,
         )
         await self.after_completion(
-            attempt.started.execution, ctx.node_id, outcome.status, outcome.error, done
+            attempt.started.execution, ctx.node_id, outcome.status, outcome.error, done, wait=False
         )
 
     async def after_completion(
@@ -496,8 +496,12 @@ class NodeRunner:
         status: NodeStatus,
         error: str | None,
         done: Transition,
+        *,
+        wait: bool = True,
     ) -> None:
-        """What follows a completion's write: events, the children's jobs, the settling."""
+        """What follows a completion's write: events, the children's jobs, the settling.
+        ``wait=False``: the children's jobs go out with this event-loop tick's Redis call
+        without being awaited here (a worker ends the job's delivery in the same call)."""
         eid = execution.execution_id
 
         def job(child: str, generation: int) -> NodeJob:
@@ -527,10 +531,11 @@ class NodeRunner:
         )
         if done.enqueue:
             generations = {n.node_id: n.generation for n in done.nodes}
-            await self.queue.enqueue_batched(
-                [job(child, generations.get(child, 0)) for child in done.enqueue],
-                priority=execution.priority,
-            )
+            children = [job(child, generations.get(child, 0)) for child in done.enqueue]
+            if wait:
+                await self.queue.enqueue_batched(children, priority=execution.priority)
+            else:
+                self.queue.enqueue_soon(children, priority=execution.priority)
         if done.outcome == planner.SETTLED_COMPLETED:
             events.emit(
                 events.EXECUTION_COMPLETED, execution_id=eid, workflow_id=execution.workflow_id

@@ -19,6 +19,10 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+# A tick's call goes out this many event-loop iterations after its first request: enough
+# for a job's children, the end of its delivery and its worker's next claim to join it
+# (each takes a task switch or two), a few microseconds each on a busy loop.
+TICK_ITERATIONS = 3
 # Sections of a tick, in the order the script applies them.
 ENQUEUE, SETTLE, CLAIM, PUBLISH = "E", "S", "C", "P"
 _ORDER = (ENQUEUE, SETTLE, CLAIM, PUBLISH)
@@ -47,6 +51,12 @@ class TickBatcher:
     async def add(self, tag: str, values: list[Any], group: tuple[Any, ...] = ()) -> None:
         """Queue ``values`` for section ``tag`` (``ENQUEUE`` and ``SETTLE``: in ``group``,
         see ``_section``; not ``CLAIM``); returns once sent."""
+        await asyncio.shield(self.add_nowait(tag, values, group))
+
+    def add_nowait(
+        self, tag: str, values: list[Any], group: tuple[Any, ...] = ()
+    ) -> asyncio.Future[None]:
+        """``add`` without waiting: the future is done once the tick's call is."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if tag in self._groups:
             self._groups[tag].setdefault(group, []).extend(values)
@@ -54,22 +64,28 @@ class TickBatcher:
             self._values[tag].extend(values)
         self._waiters.append(fut)
         self._schedule()
-        await asyncio.shield(fut)
+        return fut
 
-    async def claim(self, request: list[Any]) -> Any:
-        """Queue one claim (worker, want, lease ms, idle, draining); its answer."""
+    def claim(self, request: list[Any]) -> asyncio.Future[Any]:
+        """Queue one claim (worker, want, lease ms, idle, draining); the future of its
+        answer."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._values[CLAIM].extend(request)
         self._claims.append(fut)
         self._schedule()
-        return await fut
+        return fut
 
     def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_flush)
+            asyncio.get_running_loop().call_soon(self._start_flush, TICK_ITERATIONS)
 
-    def _start_flush(self) -> None:
+    def _start_flush(self, wait: int = 0) -> None:
+        if wait:
+            # Not yet: what a finishing job does next (its completion runs in a task of its
+            # own; its delivery ends, its worker claims) takes a few loop iterations.
+            asyncio.get_running_loop().call_soon(self._start_flush, wait - 1)
+            return
         self._scheduled = False
         values, self._values = self._values, {tag: [] for tag in _ORDER}
         for tag, groups in self._groups.items():

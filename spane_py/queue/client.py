@@ -247,6 +247,17 @@ class JobQueue:
             raise QueueError(f"could not enqueue {len(jobs)} job(s): {exc}") from exc
         self.local_wake.set()
 
+    def enqueue_soon(self, jobs: Sequence[NodeJob], *, priority: int | None) -> None:
+        """Like ``enqueue_batched``, without waiting: the jobs go out with this event-loop
+        tick's script call, beside the end of the delivery that made them (a worker
+        awaits that one) and its worker's claim. A failure is logged; the sweeper sends
+        the jobs again. Jobs the claims of that call leave pending wake idle workers."""
+        if not jobs:
+            return
+        group = (0, priority_band(priority))
+        sent = self.batcher.add_nowait(ENQUEUE, self._records(jobs, _now_ms()), group)
+        sent.add_done_callback(functools.partial(_log_lost_enqueue, len(jobs)))
+
     # Claim and renew ---------------------------------------------------------------------
     async def claim(
         self,
@@ -262,19 +273,47 @@ class JobQueue:
         nothing, so it may take a suspect (then that one job alone). ``draining``: its
         last claim answered ``drain``. Cancelled while the call is under way, the jobs it
         took are put back at once."""
-        request = [worker, max(want, 0), lease_ms, "1" if idle else "0", "1" if draining else "0"]
-        sent = asyncio.ensure_future(self.batcher.claim(request))
+        sent = self.claim_soon(worker, want, lease_ms=lease_ms, idle=idle, draining=draining)
         try:
-            answer = await asyncio.shield(sent)
+            return await asyncio.shield(sent)
         except asyncio.CancelledError:
-            sent.add_done_callback(functools.partial(self._unwanted, worker))
+            sent.add_done_callback(self._unwanted)
             raise
-        return _claim_of(worker, answer)
 
-    def _unwanted(self, worker: str, sent: asyncio.Future[Any]) -> None:
+    def claim_soon(
+        self,
+        worker: str,
+        want: int,
+        *,
+        lease_ms: int,
+        idle: bool = False,
+        draining: bool = False,
+    ) -> asyncio.Future[Claim]:
+        """``claim``, queued now for this tick's script call; the future of its answer."""
+        request = [worker, max(want, 0), lease_ms, "1" if idle else "0", "1" if draining else "0"]
+        answer = self.batcher.claim(request)
+        claim: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
+
+        def done(answer: asyncio.Future[Any]) -> None:
+            if claim.cancelled():
+                if not answer.cancelled() and answer.exception() is None:
+                    self._unwanted(answer, worker)
+            elif answer.cancelled():
+                claim.cancel()
+            elif answer.exception() is not None:
+                claim.set_exception(answer.exception())  # type: ignore[arg-type]
+            else:
+                claim.set_result(_claim_of(worker, answer.result()))
+
+        answer.add_done_callback(done)
+        return claim
+
+    def _unwanted(self, sent: asyncio.Future[Any], worker: str | None = None) -> None:
+        """Put back the jobs of a claim nobody waits for any more."""
         if sent.cancelled() or sent.exception() is not None:
             return
-        claim = _claim_of(worker, sent.result())
+        result = sent.result()
+        claim = result if isinstance(result, Claim) else _claim_of(worker or "", result)
         for job in claim.jobs:
             task = asyncio.get_running_loop().create_task(self.release(job))
             task.add_done_callback(_consume)
@@ -321,8 +360,11 @@ class JobQueue:
         if job_ids:
             await self._remove(keys=self.keys.script_keys, args=[*self._header(), *job_ids])
 
-    async def publish_settled(self, execution_id: str) -> None:
-        await self.batcher.add(PUBLISH, [execution_id])
+    def publish_settled(self, execution_id: str) -> None:
+        """Announce a settled execution (waiters in other processes wake), with this
+        event-loop tick's script call; a failure is logged (waiters also read the store)."""
+        sent = self.batcher.add_nowait(PUBLISH, [execution_id])
+        sent.add_done_callback(functools.partial(_log_lost_announcement, execution_id))
 
     def blocking_client(self) -> Redis:
         """A client with its own single connection, for BLPOP on the wake list."""
@@ -383,6 +425,22 @@ def _claim_of(worker: str, answer: Any) -> Claim:
         drain=bool(drain),
         reaped=int(reaped),
     )
+
+
+def _log_lost_enqueue(count: int, sent: asyncio.Future[None]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        logging.getLogger("spane_py.worker").warning(
+            "could not enqueue %d job(s) (the sweeper sends them again): %s",
+            count,
+            sent.exception(),
+        )
+
+
+def _log_lost_announcement(execution_id: str, sent: asyncio.Future[None]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        logging.getLogger("spane_py.engine").warning(
+            "could not announce execution %s: %s", execution_id, sent.exception()
+        )
 
 
 def _consume(task: asyncio.Task[None]) -> None:

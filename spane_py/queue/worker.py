@@ -37,7 +37,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from spane_py.queue.client import ClaimedJob, JobQueue
+from spane_py.queue.client import Claim, ClaimedJob, JobQueue
 from spane_py.queue.jobs import decode_record
 from spane_py.queue.outcomes import DONE, JobOutcome, Release
 from spane_py.queue.presence import BEAT_INTERVAL_S, WorkerPresence, new_worker_id
@@ -90,6 +90,10 @@ class SpaneWorker:
         # Running deliveries: job id -> (the claim, its task).
         self.tasks: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = {}
         self.jobs_done = 0
+        self._held: set[str] = set()  # jobs whose handler runs (a slot each)
+        self._asked = 0  # slots asked for by claims under way
+        self._claim: asyncio.Future[Claim] | None = None  # the claim under way, if any
+        self._next_due: int | None = None  # from the last claim's answer
         self._solo = False  # running a suspect: claim nothing until it ends
         self._draining = False  # chosen to become idle for a suspect
         self._stopping = False
@@ -116,11 +120,14 @@ class SpaneWorker:
         ]
         try:
             # The loop ends by flag, not by cancellation: stop() sets the flag and wakes it.
+            next_due: int | None = None
+            look = True
             while not self._stopping:
-                next_due = await self._claim_and_start()
-                if self.burst and await self._burst_done(next_due):
-                    return
-                await self._wait(next_due)
+                if look:
+                    next_due = await self._claim_and_start()
+                    if self.burst and await self._burst_done(next_due):
+                        return
+                look = await self._wait(next_due if look else self._next_due)
             if self.tasks:  # stop() is letting running jobs finish: wait for them too
                 await asyncio.wait([t for _, t in self.tasks.values()])
         finally:
@@ -138,20 +145,46 @@ class SpaneWorker:
                 await self._blocker.aclose()
 
     async def _claim_and_start(self) -> int | None:
-        running = len(self.tasks)
-        want = 0 if self._stopping or self._solo else self.concurrency - running
+        """Claim for the free slots (or await the claim under way); the next due time."""
+        if self._claim is not None and self._claim.done():
+            # Answered, but its callback (``_claimed``) has not run yet: let it run first
+            # (awaiting a done future would not yield to it).
+            await asyncio.sleep(0)
+        claim = self._claim if self._claim is not None else self._send_claim()
         try:
-            claim = await self.job_queue.claim(
-                self.worker_id,
-                want,
-                lease_ms=self.lease_ms,
-                idle=running == 0 and not self._stopping,
-                draining=self._draining,
-            )
+            await asyncio.shield(claim)
         except (RedisError, OSError) as exc:
             logger.warning("claiming jobs failed, retrying: %s", exc)
             await asyncio.sleep(min(self.poll_delay_s, 1.0))
             return None
+        return self._next_due
+
+    def _send_claim(self) -> asyncio.Future[Claim]:
+        """A claim for every free slot, in this event-loop tick's Redis call; its answer
+        starts the jobs (``_claimed``)."""
+        busy = len(self._held) + self._asked
+        want = 0 if self._stopping or self._solo else max(self.concurrency - busy, 0)
+        self._asked += want
+        claim = self.job_queue.claim_soon(
+            self.worker_id,
+            want,
+            lease_ms=self.lease_ms,
+            idle=busy == 0 and not self._stopping,
+            draining=self._draining,
+        )
+        self._claim = claim
+        claim.add_done_callback(functools.partial(self._claimed, want))
+        return claim
+
+    def _claimed(self, want: int, answer: asyncio.Future[Claim]) -> None:
+        self._asked -= want
+        if self._claim is answer:
+            self._claim = None
+        if answer.cancelled() or answer.exception() is not None:
+            return  # logged by whoever awaits it; the jobs of a lost answer come back
+        claim = answer.result()
+        self._next_due = claim.next_due
+        self._slot_freed.set()  # the main loop may wait differently now
         if claim.reaped:
             logger.warning(
                 "%d job(s) found whose worker was lost (lease ran out): each runs again alone",
@@ -161,15 +194,19 @@ class SpaneWorker:
             logger.info("jobs lost with their worker wait: taking no more until idle")
         self._draining = claim.drain
         for job in claim.jobs:
+            if self._stopping:  # claimed as the stop began: hand it back at once
+                task = asyncio.get_running_loop().create_task(self.job_queue.release(job))
+                task.add_done_callback(_consume)
+                continue
             if job.solo:
                 self._solo = True
                 logger.warning(
                     "job %s was running when its worker was lost: running it alone", job.job_id
                 )
+            self._held.add(job.job_id)
             task = asyncio.create_task(self._deliver(job))
             self.tasks[job.job_id] = (job, task)
             task.add_done_callback(functools.partial(self._delivered, job))
-        return claim.next_due
 
     async def _deliver(self, job: ClaimedJob) -> None:
         """One delivery: run the handler, then end the delivery as it says."""
@@ -189,16 +226,27 @@ class SpaneWorker:
             outcome = Release()
         except Exception:
             logger.exception("job %s failed in the worker", job.job_id)
+        # Its slot is free now: the claim that fills it goes out with the end of this
+        # delivery (and the children it enqueued), in one Redis call.
+        self._free(job)
+        if self._claim is None and not self._stopping:
+            self._send_claim()
         try:
             await asyncio.shield(self.job_queue.settle(job, outcome))
         except (RedisError, OSError) as exc:  # its lease runs out; it comes back a suspect
             logger.warning("ending job %s failed: %s", job.job_id, exc)
 
+    def _free(self, job: ClaimedJob) -> None:
+        """The job's slot is free (its handler returned, or it never ran)."""
+        if job.job_id in self._held:
+            self._held.discard(job.job_id)
+            if job.solo:
+                self._solo = False
+
     def _delivered(self, job: ClaimedJob, task: asyncio.Task[None]) -> None:
+        self._free(job)
         if self.tasks.get(job.job_id, (None, None))[1] is task:
             del self.tasks[job.job_id]
-        if job.solo:
-            self._solo = False
         self.jobs_done += 1
         self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
@@ -210,9 +258,11 @@ class SpaneWorker:
         stats = await self.job_queue.stats()
         return stats.queued + stats.running == 0 and next_due is None
 
-    async def _wait(self, next_due: int | None) -> None:
-        """Sleep until there may be work: a wake token, a local enqueue, a freed slot (when
-        full), a due scheduled job, or ``poll_delay`` at the latest.
+    async def _wait(self, next_due: int | None) -> bool:
+        """Sleep until there may be work — a wake token, a local enqueue, a due scheduled
+        job, ``poll_delay`` at the latest: True — or until a slot frees or a claim is
+        answered: False (the way to wait may have changed; the finished job's own claim
+        already asked for more).
 
         ``asyncio.wait`` is used throughout: it never cancels what it waits on, so nothing
         here can swallow a cancellation (Python 3.11's ``wait_for`` can).
@@ -221,14 +271,15 @@ class SpaneWorker:
         if next_due is not None:
             timeout = min(timeout, max(next_due / 1000 - time.time(), 0.0))
         if timeout <= 0 or self._stopping:
-            return
+            return True
         local = self.job_queue.local_wake
-        full = len(self.tasks) >= self.concurrency or self._solo or self._draining
+        full = len(self._held) >= self.concurrency or self._solo or self._draining
         if not full and local.is_set():
             local.clear()
-            return
+            return True
         self._slot_freed.clear()
-        waiters = [asyncio.create_task(self._slot_freed.wait())]
+        changed = asyncio.create_task(self._slot_freed.wait())
+        waiters = [changed]
         if not full:
             waiters.append(asyncio.create_task(local.wait()))
             if self._blpop is None or self._blpop.done():
@@ -236,7 +287,7 @@ class SpaneWorker:
                     self._blpop.exception()  # consume: a failed BLPOP is only a missed hint
                 self._blpop = asyncio.create_task(self._block(max(timeout, 0.01)))
         try:
-            await asyncio.wait(
+            done, _ = await asyncio.wait(
                 [*waiters, self._blpop] if not full and self._blpop else waiters,
                 timeout=timeout,
                 return_when=asyncio.FIRST_COMPLETED,
@@ -246,6 +297,7 @@ class SpaneWorker:
                 waiter.cancel()
         if not full:
             local.clear()
+        return not done or done != {changed}
 
     async def _block(self, seconds: float) -> Any:
         # BLPOP with a fractional timeout (Redis >= 6); redis-py types it as int seconds.
@@ -343,6 +395,11 @@ async def _pause(seconds: float, wake: asyncio.Event | None) -> None:
     finally:
         waiter.cancel()
     wake.clear()
+
+
+def _consume(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("handing back a job failed: %s", task.exception())
 
 
 async def _cancel_quietly(task: asyncio.Task[Any]) -> None:
