@@ -45,7 +45,9 @@ class TickBatcher:
         # header is sent once, whatever the number of its jobs.
         self._groups: dict[str, dict[tuple[Any, ...], list[Any]]] = {ENQUEUE: {}, SETTLE: {}}
         self._waiters: list[asyncio.Future[None]] = []
-        self._claims: list[asyncio.Future[Any]] = []
+        # Claims: the request of each is made when the tick's call is built (so that it
+        # asks for the slots free then), and the future of its answer.
+        self._claims: list[tuple[Callable[[], list[Any]], asyncio.Future[Any]]] = []
         self._scheduled = False
 
     async def add(self, tag: str, values: list[Any], group: tuple[Any, ...] = ()) -> None:
@@ -66,12 +68,11 @@ class TickBatcher:
         self._schedule()
         return fut
 
-    def claim(self, request: list[Any]) -> asyncio.Future[Any]:
-        """Queue one claim (worker, want, lease ms, idle, draining); the future of its
-        answer."""
+    def claim(self, request: Callable[[], list[Any]]) -> asyncio.Future[Any]:
+        """Queue one claim; ``request()``, called when the tick's call is built, gives its
+        values (worker, want, lease ms, idle, draining). The future of its answer."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._values[CLAIM].extend(request)
-        self._claims.append(fut)
+        self._claims.append((request, fut))
         self._schedule()
         return fut
 
@@ -93,7 +94,12 @@ class TickBatcher:
                 values[tag] += _section(tag, group, items)
             groups.clear()
         waiters, self._waiters = self._waiters, []
-        claims, self._claims = self._claims, []
+        requests, self._claims = self._claims, []
+        claims = []
+        for request, fut in requests:
+            if not fut.done():
+                values[CLAIM] += request()
+                claims.append(fut)
         if waiters or claims:
             task = asyncio.get_running_loop().create_task(self._flush(values, waiters, claims))
             task.add_done_callback(_consume)

@@ -283,14 +283,33 @@ class JobQueue:
     def claim_soon(
         self,
         worker: str,
-        want: int,
+        want: int | Callable[[], tuple[int, bool, bool]],
         *,
         lease_ms: int,
         idle: bool = False,
         draining: bool = False,
     ) -> asyncio.Future[Claim]:
-        """``claim``, queued now for this tick's script call; the future of its answer."""
-        request = [worker, max(want, 0), lease_ms, "1" if idle else "0", "1" if draining else "0"]
+        """``claim``, queued now for this tick's script call; the future of its answer.
+        ``want`` may be a function giving (want, idle, draining), called when the call is
+        built (a worker asks then for the slots free at that moment)."""
+        if callable(want):
+            ask = want
+        else:
+            fixed = (want, idle, draining)
+
+            def ask() -> tuple[int, bool, bool]:
+                return fixed
+
+        def request() -> list[Any]:
+            n, is_idle, is_draining = ask()
+            return [
+                worker,
+                max(n, 0),
+                lease_ms,
+                "1" if is_idle else "0",
+                "1" if is_draining else "0",
+            ]
+
         answer = self.batcher.claim(request)
         claim: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
 

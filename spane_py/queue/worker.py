@@ -91,8 +91,8 @@ class SpaneWorker:
         self.tasks: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = {}
         self.jobs_done = 0
         self._held: set[str] = set()  # jobs whose handler runs (a slot each)
-        self._asked = 0  # slots asked for by claims under way
-        self._claim: asyncio.Future[Claim] | None = None  # the claim under way, if any
+        self._asked = 0  # slots asked for by claims sent and not yet answered
+        self._queued: asyncio.Future[Claim] | None = None  # the claim of the coming tick
         self._next_due: int | None = None  # from the last claim's answer
         self._solo = False  # running a suspect: claim nothing until it ends
         self._draining = False  # chosen to become idle for a suspect
@@ -145,12 +145,9 @@ class SpaneWorker:
                 await self._blocker.aclose()
 
     async def _claim_and_start(self) -> int | None:
-        """Claim for the free slots (or await the claim under way); the next due time."""
-        if self._claim is not None and self._claim.done():
-            # Answered, but its callback (``_claimed``) has not run yet: let it run first
-            # (awaiting a done future would not yield to it).
-            await asyncio.sleep(0)
-        claim = self._claim if self._claim is not None else self._send_claim()
+        """Claim (with the coming tick's Redis call) and start what comes; the next due
+        time of the scheduled jobs."""
+        claim = self._request_claim()
         try:
             await asyncio.shield(claim)
         except (RedisError, OSError) as exc:
@@ -159,27 +156,29 @@ class SpaneWorker:
             return None
         return self._next_due
 
-    def _send_claim(self) -> asyncio.Future[Claim]:
-        """A claim for every free slot, in this event-loop tick's Redis call; its answer
-        starts the jobs (``_claimed``)."""
-        busy = len(self._held) + self._asked
-        want = 0 if self._stopping or self._solo else max(self.concurrency - busy, 0)
-        self._asked += want
-        claim = self.job_queue.claim_soon(
-            self.worker_id,
-            want,
-            lease_ms=self.lease_ms,
-            idle=busy == 0 and not self._stopping,
-            draining=self._draining,
-        )
-        self._claim = claim
-        claim.add_done_callback(functools.partial(self._claimed, want))
+    def _request_claim(self) -> asyncio.Future[Claim]:
+        """This worker's claim in the coming tick's Redis call (one per tick, however many
+        ask): it asks for the slots free when the call is built. Its answer starts the
+        jobs (``_claimed``)."""
+        if self._queued is not None:
+            return self._queued
+        asked = [0]
+
+        def ask() -> tuple[int, bool, bool]:
+            self._queued = None
+            busy = len(self._held) + self._asked
+            want = 0 if self._stopping or self._solo else max(self.concurrency - busy, 0)
+            self._asked += want
+            asked[0] = want
+            return want, busy == 0 and not self._stopping, self._draining
+
+        claim = self.job_queue.claim_soon(self.worker_id, ask, lease_ms=self.lease_ms)
+        self._queued = claim
+        claim.add_done_callback(lambda answer: self._claimed(asked[0], answer))
         return claim
 
     def _claimed(self, want: int, answer: asyncio.Future[Claim]) -> None:
         self._asked -= want
-        if self._claim is answer:
-            self._claim = None
         if answer.cancelled() or answer.exception() is not None:
             return  # logged by whoever awaits it; the jobs of a lost answer come back
         claim = answer.result()
@@ -229,8 +228,8 @@ class SpaneWorker:
         # Its slot is free now: the claim that fills it goes out with the end of this
         # delivery (and the children it enqueued), in one Redis call.
         self._free(job)
-        if self._claim is None and not self._stopping:
-            self._send_claim()
+        if not self._stopping:
+            self._request_claim()
         try:
             await asyncio.shield(self.job_queue.settle(job, outcome))
         except (RedisError, OSError) as exc:  # its lease runs out; it comes back a suspect
