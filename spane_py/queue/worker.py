@@ -90,7 +90,8 @@ class SpaneWorker:
         # Running deliveries: job id -> (the claim, its task).
         self.tasks: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = {}
         self.jobs_done = 0
-        self._held: set[str] = set()  # jobs whose handler runs (a slot each)
+        # Jobs whose handler runs (a slot each), with the task of that delivery.
+        self._held: dict[str, asyncio.Task[None]] = {}
         self._asked = 0  # slots asked for by claims sent and not yet answered
         self._queued: asyncio.Future[Claim] | None = None  # the claim of the coming tick
         self._next_due: int | None = None  # from the last claim's answer
@@ -202,8 +203,8 @@ class SpaneWorker:
                 logger.warning(
                     "job %s was running when its worker was lost: running it alone", job.job_id
                 )
-            self._held.add(job.job_id)
             task = asyncio.create_task(self._deliver(job))
+            self._held[job.job_id] = task
             self.tasks[job.job_id] = (job, task)
             task.add_done_callback(functools.partial(self._delivered, job))
 
@@ -227,7 +228,7 @@ class SpaneWorker:
             logger.exception("job %s failed in the worker", job.job_id)
         # Its slot is free now: the claim that fills it goes out with the end of this
         # delivery (and the children it enqueued), in one Redis call.
-        self._free(job)
+        self._free(job, asyncio.current_task())
         if not self._stopping:
             self._request_claim()
         try:
@@ -235,15 +236,16 @@ class SpaneWorker:
         except (RedisError, OSError) as exc:  # its lease runs out; it comes back a suspect
             logger.warning("ending job %s failed: %s", job.job_id, exc)
 
-    def _free(self, job: ClaimedJob) -> None:
-        """The job's slot is free (its handler returned, or it never ran)."""
-        if job.job_id in self._held:
-            self._held.discard(job.job_id)
+    def _free(self, job: ClaimedJob, task: asyncio.Task[Any] | None) -> None:
+        """The slot of this delivery of the job is free (its handler returned, or it never
+        ran). The same job may already be held again, by a newer delivery."""
+        if task is not None and self._held.get(job.job_id) is task:
+            del self._held[job.job_id]
             if job.solo:
                 self._solo = False
 
     def _delivered(self, job: ClaimedJob, task: asyncio.Task[None]) -> None:
-        self._free(job)
+        self._free(job, task)
         if self.tasks.get(job.job_id, (None, None))[1] is task:
             del self.tasks[job.job_id]
         self.jobs_done += 1
@@ -252,7 +254,7 @@ class SpaneWorker:
             logger.error("job delivery crashed in the worker", exc_info=task.exception())
 
     async def _burst_done(self, next_due: int | None) -> bool:
-        if self.tasks:
+        if self.tasks or self._asked or self._queued is not None:
             return False
         stats = await self.job_queue.stats()
         return stats.queued + stats.running == 0 and next_due is None

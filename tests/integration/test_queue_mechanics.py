@@ -275,3 +275,41 @@ async def test_every_attempt_is_a_span_of_the_trace(
     assert second.error is None
     assert all(s.worker_id and s.ended_at and s.ended_at >= s.started_at for s in spans)
     assert second.attributes["type"] == "record"
+
+
+async def test_a_worker_never_runs_more_than_its_concurrency(
+    engine: WorkflowEngine, registry: NodeRegistry
+) -> None:
+    """Nodes that defer themselves once (due at once: the same worker may take the job
+    again in the call that ends its first delivery) and nodes that run: a worker of
+    concurrency 3 never has more than 3 executors running, and ends with none held."""
+    running = 0
+    most = 0
+    deferred: set[str] = set()
+
+    async def bursty(ctx: ExecutionContext) -> int:
+        nonlocal running, most
+        if ctx.execution_id not in deferred:
+            deferred.add(ctx.execution_id)
+            ctx.rate_limit(1)
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+        return 1
+
+    registry.register("record", bursty)
+    await engine.register_workflow(ONE_NODE)
+    await engine.start_workers(3)
+    ids = await engine.enqueue_bulk("one", [None] * 40)
+    for eid in ids:
+        assert (await engine.wait_for_execution(eid, timeout=20)).status == "completed"
+    assert 1 <= most <= 3
+    [(worker, _)] = engine._workers
+    for _ in range(100):
+        if not worker.tasks:
+            break
+        await asyncio.sleep(0.01)
+    assert worker.tasks == {}
+    assert worker._held == {}
+    assert worker._asked == 0
