@@ -93,6 +93,7 @@ class Lifecycle:
                 workflow_id=record.workflow_id,
                 version=record.workflow_version,
             )
+            await starting.send_deadlines(self.queue, pinned, [record])  # first: see starting
             await self.queue.enqueue(
                 [
                     NodeJob(record.execution_id, record.workflow_id, record.workflow_version, n)
@@ -100,7 +101,6 @@ class Lifecycle:
                 ],
                 priority=record.priority,
             )
-            await starting.send_deadlines(self.queue, pinned, [record])
         return len(admitted)
 
     async def admit_all(self) -> int:

@@ -97,6 +97,9 @@ class Start:
                 workflow_id=self.workflow_id,
                 version=self.version,
             )
+        # The deadlines first: an execution that ends before they are sent would keep its
+        # deadline job (its end takes the job out of the queue).
+        await send_deadlines(queue, self.graph, records, start_ms=due)
         await queue.enqueue(
             [
                 NodeJob(r.execution_id, self.workflow_id, self.version, n)
@@ -106,7 +109,6 @@ class Start:
             priority=self.priority,
             due_ms=due,
         )
-        await send_deadlines(queue, self.graph, records, start_ms=due)
 
 
 Admit = Callable[[str], Awaitable[int]]

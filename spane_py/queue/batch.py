@@ -23,6 +23,9 @@ from redis.exceptions import NoScriptError
 # for a job's children, the end of its delivery and its worker's next claim to join it
 # (each takes a task switch or two), a few microseconds each on a busy loop.
 TICK_ITERATIONS = 3
+# At most this many calls under way at once; what comes meanwhile joins the next call. An
+# idle process sends at once; a busy one's calls grow with the load (group commit).
+MAX_IN_FLIGHT = 1
 # Sections of a tick, in the order the script applies them.
 ENQUEUE, SETTLE, CLAIM, PUBLISH = "E", "S", "C", "P"
 _ORDER = (ENQUEUE, SETTLE, CLAIM, PUBLISH)
@@ -49,6 +52,8 @@ class TickBatcher:
         # asks for the slots free then), and the future of its answer.
         self._claims: list[tuple[Callable[[], list[Any]], asyncio.Future[Any]]] = []
         self._scheduled = False
+        self._in_flight = 0  # calls sent and not yet answered
+        self._held_back = False  # a tick waits for one of them
 
     async def add(self, tag: str, values: list[Any], group: tuple[Any, ...] = ()) -> None:
         """Queue ``values`` for section ``tag`` (``ENQUEUE`` and ``SETTLE``: in ``group``,
@@ -87,6 +92,9 @@ class TickBatcher:
             # own; its delivery ends, its worker claims) takes a few loop iterations.
             asyncio.get_running_loop().call_soon(self._start_flush, wait - 1)
             return
+        if self._in_flight >= MAX_IN_FLIGHT:
+            self._held_back = True  # goes out when a call under way returns
+            return
         self._scheduled = False
         values, self._values = self._values, {tag: [] for tag in _ORDER}
         for tag, groups in self._groups.items():
@@ -101,8 +109,16 @@ class TickBatcher:
                 values[CLAIM] += request()
                 claims.append(fut)
         if waiters or claims:
+            self._in_flight += 1
             task = asyncio.get_running_loop().create_task(self._flush(values, waiters, claims))
-            task.add_done_callback(_consume)
+            task.add_done_callback(self._returned)
+
+    def _returned(self, task: asyncio.Task[None]) -> None:
+        self._in_flight -= 1
+        _consume(task)
+        if self._held_back:
+            self._held_back = False
+            self._start_flush()
 
     async def _flush(
         self,

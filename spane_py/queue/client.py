@@ -76,6 +76,11 @@ class QueueKeys:
         return f"{self.prefix}:wake"
 
     @property
+    def seq(self) -> str:
+        """Counts the jobs made claimable: their order within a priority."""
+        return f"{self.prefix}:seq"
+
+    @property
     def script_keys(self) -> list[str]:
         """The KEYS of every queue script, in the order they name them."""
         return [
@@ -88,6 +93,7 @@ class QueueKeys:
             self.drain,
             self.wake,
             self.settled,
+            self.seq,
         ]
 
     @property

@@ -8,7 +8,8 @@ can read a job's record and status):
 * ``arq:job:<id>`` — the job record (arq's encoding), deleted when the job is done (or
   taken out of the queue): records have no time to live, nothing is dropped behind the
   engine's back;
-* ``P:queue`` — pending jobs only, scored by priority band + arrival time (lowest first);
+* ``P:queue`` — pending jobs only, scored by priority band + arrival number (``P:seq``
+  counts arrivals), lowest first;
 * ``P:scheduled`` — deferred jobs (start delays, retry backoff) scored by due time;
   ``P:bands`` keeps each one's priority band until it is promoted to the queue;
 * ``P:running`` — claimed jobs, scored by the deadline of their lease (on the Redis
@@ -44,16 +45,25 @@ SENTINEL = "~spane:running-set:" + "~" * 56
 
 _PRELUDE = """
 local IP, JP, NOW, CAP = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local Q, SCHED, BANDS, RUN, SUS, LOST, DRAIN, WAKE, SETTLED =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local Q, SCHED, BANDS, RUN, SUS, LOST, DRAIN, WAKE, SETTLED, SEQ =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local CHUNK = @CHUNK@
 local SENTINEL = '@SENTINEL@'
 -- Jobs made claimable, and jobs deferred, by this call: idle workers are woken for them.
 local readied, deferred = 0, 0
 
 -- Scores go to Redis as integer text: Lua would format a number with 14 significant
--- digits, and band + milliseconds needs 15.
+-- digits, and band + arrival number needs 15.
 local function num(x) return string.format('%.0f', x) end
+
+-- Queue scores: priority band + arrival number, so jobs of one priority are taken in the
+-- order they became claimable (even within a millisecond). ``z`` holds band, id pairs of
+-- ``n`` jobs; their bands become scores.
+local function number_arrivals(z, n)
+  if n == 0 then return end
+  local first = redis.call('INCRBY', SEQ, n) - n
+  for k = 1, n do z[2 * k - 1] = num(z[2 * k - 1] + first + k) end
+end
 
 -- Leases run on the Redis clock, so workers on hosts with skewed clocks agree on them.
 local function clock()
@@ -114,7 +124,7 @@ local function enqueue(from, to)
   while i <= to do
     local n, due, band = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
     local is_later = tonumber(due) > NOW
-    local score = num(tonumber(band) + NOW)
+    local bandn = tonumber(band)
     for j = i + 3, i + 2 + 2 * n, 2 do
       r = r + 2
       if all_new or redis.call('SET', records[r - 1], records[r], 'NX') then
@@ -126,7 +136,7 @@ local function enqueue(from, to)
           bands[nl + 2] = band
           nl = nl + 2
         else
-          ready[nq + 1] = score
+          ready[nq + 1] = bandn
           ready[nq + 2] = id
           nq = nq + 2
         end
@@ -135,7 +145,10 @@ local function enqueue(from, to)
     end
     i = i + 3 + 2 * n
   end
-  if nq > 0 then bulk('ZADD', Q, ready, nq) end
+  if nq > 0 then
+    number_arrivals(ready, nq / 2)
+    bulk('ZADD', Q, ready, nq)
+  end
   if nl > 0 then
     bulk('ZADD', SCHED, later, nl)
     bulk('HSET', BANDS, bands, nl)
@@ -249,9 +262,10 @@ local function claim(worker, want, lease, idle, draining)
     local bands = redis.call('HMGET', BANDS, unpack(due))
     local z = {}
     for i, id in ipairs(due) do
-      z[#z + 1] = num((tonumber(bands[i]) or 0) + NOW)
-      z[#z + 1] = id
+      z[2 * i - 1] = tonumber(bands[i]) or 0
+      z[2 * i] = id
     end
+    number_arrivals(z, #due)
     redis.call('ZADD', Q, unpack(z))
     redis.call('ZREM', SCHED, unpack(due))
     redis.call('HDEL', BANDS, unpack(due))

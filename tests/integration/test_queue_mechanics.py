@@ -312,4 +312,3 @@ async def test_a_worker_never_runs_more_than_its_concurrency(
         await asyncio.sleep(0.01)
     assert worker.tasks == {}
     assert worker._held == {}
-    assert worker._asked == 0
