@@ -2,14 +2,15 @@
 
 The loop:
 
-* **finding work**: one Lua call (``JobQueue.claim``) promotes due scheduled jobs, gives
-  back the jobs of lost workers, and takes a batch of pending jobs *with their records*,
-  leased to this worker; an idle worker blocks on the wake list (or on an in-process event
-  when the enqueuer shares its process), so a DAG hop costs about a Redis round trip, and
-  it looks again every ``poll_delay`` seconds as a fallback;
+* **finding work**: a claim (``JobQueue.claim_soon``, part of the process's next Redis
+  call) promotes due scheduled jobs, gives back the jobs of lost workers, and takes pending
+  jobs *with their records*, leased to this worker, as many as it has free slots when the
+  call is built; a job that ends asks for its slot to be filled in the same call that ends
+  its delivery and sends its children, so a DAG hop costs one Redis call. An idle worker
+  blocks on the wake list (or on an in-process event when the enqueuer shares its
+  process) and looks again every ``poll_delay`` seconds as a fallback;
 * **running a job**: a task per job calls the handler with the job's payload; the handler
-  returns what should happen to the job (``Done``, ``Release``, ``Reschedule``), and the
-  ends of deliveries that finish in the same loop tick go to Redis together;
+  returns what should happen to the job (``Done``, ``Release``, ``Reschedule``);
 * **leases**: one call every ``lease_seconds / 3`` renews the leases of all its running
   jobs; a worker that dies stops renewing, and its jobs go back (as suspects) once their
   leases run out;
