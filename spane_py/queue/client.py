@@ -40,7 +40,7 @@ class QueueKeys:
 
     @property
     def queue(self) -> str:
-        """Pending jobs, by priority band + arrival time."""
+        """Pending jobs, by priority band + arrival number."""
         return f"{self.prefix}:queue"
 
     @property
@@ -247,8 +247,7 @@ class JobQueue:
         if not jobs:
             return
         try:
-            group = (0, priority_band(priority))
-            await self.batcher.add(ENQUEUE, self._records(jobs, _now_ms()), group)
+            await asyncio.shield(self._send_soon(jobs, priority))
         except RedisError as exc:
             raise QueueError(f"could not enqueue {len(jobs)} job(s): {exc}") from exc
         self.local_wake.set()
@@ -258,11 +257,14 @@ class JobQueue:
         tick's script call, beside the end of the delivery that made them (a worker
         awaits that one) and its worker's claim. A failure is logged; the sweeper sends
         the jobs again. Jobs the claims of that call leave pending wake idle workers."""
-        if not jobs:
-            return
+        if jobs:
+            sent = self._send_soon(jobs, priority)
+            what = f"enqueueing {len(jobs)} job(s) (the sweeper sends them again)"
+            sent.add_done_callback(functools.partial(_warn_if_failed, what))
+
+    def _send_soon(self, jobs: Sequence[NodeJob], priority: int | None) -> asyncio.Future[None]:
         group = (0, priority_band(priority))
-        sent = self.batcher.add_nowait(ENQUEUE, self._records(jobs, _now_ms()), group)
-        sent.add_done_callback(functools.partial(_log_lost_enqueue, len(jobs)))
+        return self.batcher.add_nowait(ENQUEUE, self._records(jobs, _now_ms()), group)
 
     # Claim and renew ---------------------------------------------------------------------
     async def claim(
@@ -283,8 +285,12 @@ class JobQueue:
         try:
             return await asyncio.shield(sent)
         except asyncio.CancelledError:
-            sent.add_done_callback(self._unwanted)
+            sent.add_done_callback(self._hand_back_claimed)
             raise
+
+    def _hand_back_claimed(self, sent: asyncio.Future[Claim]) -> None:
+        if not sent.cancelled() and sent.exception() is None:
+            self.hand_back(sent.result().jobs)
 
     def claim_soon(
         self,
@@ -322,7 +328,7 @@ class JobQueue:
         def done(answer: asyncio.Future[Any]) -> None:
             if claim.cancelled():
                 if not answer.cancelled() and answer.exception() is None:
-                    self._unwanted(answer, worker)
+                    self.hand_back(_claim_of(worker, answer.result()).jobs)
             elif answer.cancelled():
                 claim.cancel()
             elif answer.exception() is not None:
@@ -333,15 +339,12 @@ class JobQueue:
         answer.add_done_callback(done)
         return claim
 
-    def _unwanted(self, sent: asyncio.Future[Any], worker: str | None = None) -> None:
-        """Put back the jobs of a claim nobody waits for any more."""
-        if sent.cancelled() or sent.exception() is not None:
-            return
-        result = sent.result()
-        claim = result if isinstance(result, Claim) else _claim_of(worker or "", result)
-        for job in claim.jobs:
+    def hand_back(self, jobs: Sequence[ClaimedJob]) -> None:
+        """Release claimed jobs that will not run here (a claim nobody waits for, a worker
+        stopping), without waiting; a failure is logged (their leases run out)."""
+        for job in jobs:
             task = asyncio.get_running_loop().create_task(self.release(job))
-            task.add_done_callback(_consume)
+            task.add_done_callback(functools.partial(_warn_if_failed, f"handing back {job.job_id}"))
 
     async def renew(self, worker: str, jobs: Sequence[ClaimedJob], lease_ms: int) -> list[str]:
         """Extend the leases of ``worker``'s running jobs (and its drain turn), one call for
@@ -389,7 +392,8 @@ class JobQueue:
         """Announce a settled execution (waiters in other processes wake), with this
         event-loop tick's script call; a failure is logged (waiters also read the store)."""
         sent = self.batcher.add_nowait(PUBLISH, [execution_id])
-        sent.add_done_callback(functools.partial(_log_lost_announcement, execution_id))
+        what = f"announcing execution {execution_id}"
+        sent.add_done_callback(functools.partial(_warn_if_failed, what))
 
     def blocking_client(self) -> Redis:
         """A client with its own single connection, for BLPOP on the wake list."""
@@ -452,27 +456,10 @@ def _claim_of(worker: str, answer: Any) -> Claim:
     )
 
 
-def _log_lost_enqueue(count: int, sent: asyncio.Future[None]) -> None:
-    if not sent.cancelled() and sent.exception() is not None:
-        logging.getLogger("spane_py.worker").warning(
-            "could not enqueue %d job(s) (the sweeper sends them again): %s",
-            count,
-            sent.exception(),
-        )
-
-
-def _log_lost_announcement(execution_id: str, sent: asyncio.Future[None]) -> None:
-    if not sent.cancelled() and sent.exception() is not None:
-        logging.getLogger("spane_py.engine").warning(
-            "could not announce execution %s: %s", execution_id, sent.exception()
-        )
-
-
-def _consume(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logging.getLogger("spane_py.worker").warning(
-            "putting back a job claimed by a cancelled claim failed: %s", task.exception()
-        )
+def _warn_if_failed(what: str, done: asyncio.Future[Any]) -> None:
+    """Log a failed fire-and-forget Redis write (and consume its exception)."""
+    if not done.cancelled() and done.exception() is not None:
+        logging.getLogger("spane_py.queue").warning("%s failed: %s", what, done.exception())
 
 
 def _now_ms() -> int:

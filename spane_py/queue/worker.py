@@ -90,7 +90,6 @@ class SpaneWorker:
         self.worker_id = new_worker_id()
         # Running deliveries: job id -> (the claim, its task).
         self.tasks: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = {}
-        self.jobs_done = 0
         # Jobs whose handler runs (a slot each), with the task of that delivery.
         self._held: dict[str, asyncio.Task[None]] = {}
         self._asked = 0  # slots asked for by claims sent and not yet answered
@@ -196,8 +195,7 @@ class SpaneWorker:
         self._draining = claim.drain
         for job in claim.jobs:
             if self._stopping:  # claimed as the stop began: hand it back at once
-                task = asyncio.get_running_loop().create_task(self.job_queue.release(job))
-                task.add_done_callback(_consume)
+                self.job_queue.hand_back([job])
                 continue
             if job.solo:
                 self._solo = True
@@ -249,7 +247,6 @@ class SpaneWorker:
         self._free(job, task)
         if self.tasks.get(job.job_id, (None, None))[1] is task:
             del self.tasks[job.job_id]
-        self.jobs_done += 1
         self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
             logger.error("job delivery crashed in the worker", exc_info=task.exception())
@@ -397,11 +394,6 @@ async def _pause(seconds: float, wake: asyncio.Event | None) -> None:
     finally:
         waiter.cancel()
     wake.clear()
-
-
-def _consume(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("handing back a job failed: %s", task.exception())
 
 
 async def _cancel_quietly(task: asyncio.Task[Any]) -> None:
