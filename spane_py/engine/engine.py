@@ -30,7 +30,7 @@ from spane_py.engine.notify import ControlChannel, SettleNotifier
 from spane_py.engine.observing import Observability, check_port, scoped
 from spane_py.engine.runner import NodeRunner
 from spane_py.engine.views import to_log, to_span, to_state
-from spane_py.engine.workers import build_worker, sweep_pending
+from spane_py.engine.workers import build_worker, sweep_pending, warn_if_not_durable
 from spane_py.errors import (
     ConfigurationError,
     ExecutionNotFoundError,
@@ -199,6 +199,7 @@ class WorkflowEngine:
         self._channel: ControlChannel | None = None
         self._started = False
         self._closed = False
+        self._durability_checked = False  # warned once, at the first worker's start
 
     # Lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -778,6 +779,7 @@ class WorkflowEngine:
     async def start_workers(self, concurrency: int = 10) -> None:
         """Run a worker inside this process (development and tests)."""
         await self.start()
+        await self._check_durability()
         worker = self._make_worker(concurrency, burst=False, handle_signals=False)
         self._listen_for_cancels()
         task = asyncio.create_task(self._run_scoped(worker), name="spane-worker")
@@ -796,10 +798,18 @@ class WorkflowEngine:
         """Run a worker in the foreground until SIGINT/SIGTERM (or, with ``burst``, until
         the queue is empty). This is what ``spane worker`` calls."""
         await self.start()
+        await self._check_durability()
         worker = self._make_worker(concurrency, burst=burst, handle_signals=not burst)
         self._listen_for_cancels()
         with contextlib.suppress(asyncio.CancelledError):
             await self._run_scoped(worker)
+
+    async def _check_durability(self) -> None:
+        """Warn (once per engine) when the store's database can lose acknowledged commits
+        (PostgreSQL's ``synchronous_commit = off``): see docs/deploying.md."""
+        if not self._durability_checked:
+            self._durability_checked = True
+            await warn_if_not_durable(self.store)
 
     async def _run_scoped(self, worker: SpaneWorker) -> None:
         """Run ``worker``; the events of its jobs belong to this engine."""

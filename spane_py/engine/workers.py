@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.runner import NodeRunner
@@ -17,6 +17,40 @@ from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.stores.base import ExecutionStore, PendingNode
 
 logger = logging.getLogger("spane_py.engine")
+worker_logger = logging.getLogger("spane_py.worker")
+
+# The ``event`` of the warning below, in the ``extra`` of its log record (the shape of
+# spane_py's event log records: ``event`` and ``spane_fields``).
+STORE_NOT_DURABLE = "store.not_durable"
+
+
+@runtime_checkable
+class ReportsDurability(Protocol):
+    """A store that can tell whether its database may lose acknowledged commits
+    (``PostgresExecutionStore``); the in-memory store loses everything anyway."""
+
+    async def durability_warnings(self) -> list[str]: ...
+
+
+async def warn_if_not_durable(store: ExecutionStore) -> list[str]:
+    """Log a warning for each setting of the store's database that can lose commits it
+    acknowledged (PostgreSQL's ``synchronous_commit = off``, ``fsync = off``); returns
+    them. Workers call it when they start. A check that fails is logged and skipped: it
+    never keeps a worker from starting."""
+    if not isinstance(store, ReportsDurability):
+        return []
+    try:
+        problems = await store.durability_warnings()
+    except Exception as exc:
+        worker_logger.info("could not read the store's durability settings: %s", exc)
+        return []
+    for problem in problems:
+        worker_logger.warning(
+            "worker start: %s",
+            problem,
+            extra={"event": STORE_NOT_DURABLE, "spane_fields": {"problem": problem}},
+        )
+    return problems
 
 
 def build_worker(

@@ -49,6 +49,7 @@ from spane_py.stores.postgres.connection import (
     logger,
     with_retry,
 )
+from spane_py.stores.postgres.durability import durability_problems
 from spane_py.stores.postgres.latest import LatestSnapshots
 from spane_py.stores.postgres.triggers import PostgresTriggers
 
@@ -154,6 +155,18 @@ class PostgresExecutionStore(PostgresTriggers):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def durability_warnings(self) -> list[str]:
+        """Settings of this store's sessions that let PostgreSQL lose commits it already
+        acknowledged when the server crashes (docs/deploying.md, "Durability"); empty when
+        none. Workers log them at start."""
+        row = await self._fetchrow(
+            "reading the durability settings",
+            "SELECT current_setting('synchronous_commit') AS synchronous_commit, "
+            "current_setting('fsync') AS fsync",
+        )
+        assert row is not None
+        return durability_problems(row["synchronous_commit"], row["fsync"])
 
     @property
     def dsn(self) -> str | None:
