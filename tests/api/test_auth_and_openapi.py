@@ -218,6 +218,6 @@ async def test_dashboard_assets_exist_and_load_nothing_from_outside(
 
 def test_static_files_ship_with_the_package() -> None:
     with open(REPO_ROOT / "pyproject.toml", "rb") as f:
-        patterns = tomllib.load(f)["tool"]["setuptools"]["package-data"]["spane_py.api"]
-    shipped = {p.name for pattern in patterns for p in (STATIC.parent).glob(pattern)}
+        patterns = tomllib.load(f)["tool"]["setuptools"]["package-data"]["spane_py.api.static"]
+    shipped = {p.name for pattern in patterns for p in STATIC.glob(pattern)}
     assert shipped == {p.name for p in STATIC.iterdir()}

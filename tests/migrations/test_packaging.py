@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,10 +28,12 @@ def _setuptools_config() -> dict[str, object]:
 
 
 def _source_packages() -> set[str]:
+    """Every folder of spane_py (a package, or data files such as the dashboard's static
+    folder, which setuptools warns about unless listed) and the migrations' packages."""
     found = {
-        ".".join(init.parent.relative_to(REPO_ROOT).parts)
-        for init in (REPO_ROOT / "spane_py").rglob("__init__.py")
-        if "__pycache__" not in init.parts
+        ".".join(folder.relative_to(REPO_ROOT).parts)
+        for folder in [REPO_ROOT / "spane_py", *(REPO_ROOT / "spane_py").rglob("*")]
+        if folder.is_dir() and "__pycache__" not in folder.parts
     }
     found |= {
         ".".join(("spane_py", *init.parent.relative_to(REPO_ROOT).parts))
@@ -96,7 +99,8 @@ def test_revisions_form_one_line_and_stay_frozen() -> None:
 def test_a_built_package_carries_the_migrations(tmp_path: Path) -> None:
     """setuptools' build_py (what a wheel is made of) from a clean copy of the sources:
     the migrations land in spane_py/migrations, every module of spane_py and the
-    dashboard's static files are there, and migrate finds its scripts in the built tree."""
+    dashboard's static files are there, and migrate finds its scripts in the built tree.
+    setuptools warns about nothing in the configuration."""
     source = tmp_path / "src"
     source.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -105,11 +109,13 @@ def test_a_built_package_carries_the_migrations(tmp_path: Path) -> None:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO_ROOT / name, source / name)
     built = tmp_path / "lib"
-    subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", "import setuptools; setuptools.setup()",
+    build = subprocess.run(
+        [sys.executable, "-c", "import setuptools; setuptools.setup()",
          "-q", "build_py", "--build-lib", str(built)],
-        cwd=source, check=True, capture_output=True, timeout=120,
+        cwd=source, check=True, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+    # No setuptools warning (a license table, a data folder missing from `packages`, ...).
+    assert not re.search(r"\w*Warning\b", build.stderr), build.stderr
     shipped = {p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()}
     expected = (
         {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "spane_py").rglob("*.py")}
