@@ -327,6 +327,13 @@ class ExecutionStore(Protocol):
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...
 
+    async def find_execution_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """The ids of the executions whose id starts with ``prefix`` (letters in either
+        case), in id order, at most ``limit``: how a shortened id is resolved. No character
+        of ``prefix`` is a wildcard; the empty prefix matches every execution; a negative
+        ``limit`` raises ``ValueError``."""
+        ...
+
     async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]: ...
 
     async def get_snapshot(self, execution_id: str) -> ExecutionSnapshot | None:

@@ -205,6 +205,12 @@ class InMemoryExecutionStore(MemoryTriggers):
         self._executions.move_to_end(execution_id)
         return _detach(record)
 
+    async def find_execution_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        _check_window(limit=limit)
+        self.cleanup()
+        wanted = prefix.lower()
+        return sorted(i for i in self._executions if i.lower().startswith(wanted))[:limit]
+
     async def get_snapshot(self, execution_id: str) -> ExecutionSnapshot | None:
         self.cleanup()
         record = self._executions.get(execution_id)

@@ -159,6 +159,59 @@ class TestCreateAndGet:
         assert again.metadata == {"tags": ["a"], "n": 1}
 
 
+class TestFindByPrefix:
+    """``find_execution_ids``: what ``spane executions show <prefix>`` resolves with."""
+
+    IDS = (
+        "01a24187-cd76-7000-8000-00000000000a",
+        "01a24187-cd76-7000-8000-00000000000b",
+        "01a24187-cd77-7000-8000-000000000000",
+        "01a24188-0000-7000-8000-000000000000",
+    )
+
+    @pytest.fixture
+    async def stored(self, contract_store: ExecutionStore) -> ExecutionStore:
+        for execution_id in reversed(self.IDS):
+            await contract_store.create_execution(execution(execution_id=execution_id), [])
+        return contract_store
+
+    @pytest.mark.parametrize(
+        ("prefix", "expected"),
+        [
+            ("01a24187-cd76", IDS[:2]),  # what a cut-off table cell showed: two rows
+            ("01a24187-cd76-7000-8000-00000000000", IDS[:2]),
+            ("01a24187", IDS[:3]),
+            ("01a24187-cd77", IDS[2:3]),
+            ("01A24187-CD77", IDS[2:3]),  # letters in either case
+            (IDS[1], IDS[1:2]),  # a whole id
+            ("01a2418", IDS),
+            ("", IDS),
+            ("01a24187-cd76-7000-8000-00000000000a0", ()),  # longer than an id
+            ("01a24187cd76", ()),  # a hyphen missing
+            ("01a24187-", IDS[:3]),
+            ("01a2418_", ()),  # no wildcard: not SQL's _, nor %
+            ("01a24187-cd7%", ()),
+            ("%", ()),
+            ("02", ()),
+            ("zz", ()),
+            ("01a24187-cd76\\", ()),  # nor an escape character
+        ],
+    )
+    async def test_ids_by_prefix(
+        self, stored: ExecutionStore, prefix: str, expected: tuple[str, ...]
+    ) -> None:
+        assert await stored.find_execution_ids(prefix) == list(expected)
+
+    async def test_limit(self, stored: ExecutionStore) -> None:
+        assert await stored.find_execution_ids("01a2", limit=2) == list(self.IDS[:2])
+        assert await stored.find_execution_ids("01a2", limit=0) == []
+        with pytest.raises(ValueError, match="negative"):
+            await stored.find_execution_ids("01a2", limit=-1)
+
+    async def test_nothing_stored(self, contract_store: ExecutionStore) -> None:
+        assert await contract_store.find_execution_ids("01a2") == []
+
+
 class TestIdempotencyKey:
     async def test_second_create_returns_the_first_execution(
         self, contract_store: ExecutionStore

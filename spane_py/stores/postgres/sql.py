@@ -156,6 +156,12 @@ SELECT count(*) FROM ins
 """
 
 GET_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id = $1"
+# The ids that start with a prefix: the uuids between the prefix padded with 0s and with fs
+# (a range of the primary key's index, where `execution_id::text LIKE` would read them all).
+FIND_EXECUTION_IDS = """
+SELECT execution_id::text FROM executions
+WHERE execution_id BETWEEN $1::uuid AND $2::uuid ORDER BY execution_id LIMIT $3
+"""
 # An idempotency key held past its time is released, so that a new execution can take it.
 RELEASE_KEY = """
 UPDATE executions SET idempotency_key = NULL, revision = revision + 1

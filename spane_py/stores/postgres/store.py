@@ -425,6 +425,14 @@ class PostgresExecutionStore(PostgresTriggers):
         row = await self._fetchrow("reading an execution", sql.GET_EXECUTION, execution_id)
         return _execution(row) if row is not None else None
 
+    async def find_execution_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        _check_window(limit)
+        bounds = _uuid_prefix_range(prefix)
+        if bounds is None or limit == 0:
+            return []
+        rows = await self._fetch("finding executions", sql.FIND_EXECUTION_IDS, *bounds, limit)
+        return [r[0] for r in rows]
+
     async def get_snapshot(self, execution_id: str) -> ExecutionSnapshot | None:
         if not _is_uuid(execution_id):
             return None
@@ -878,6 +886,22 @@ def _is_uuid(value: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+_UUID_TEMPLATE = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+
+
+def _uuid_prefix_range(prefix: str) -> tuple[str, str] | None:
+    """The lowest and highest uuids whose text starts with ``prefix`` (None: no uuid's
+    text can: a character that is not a hex digit, or a hyphen out of place)."""
+    text = prefix.lower()
+    if len(text) > len(_UUID_TEMPLATE):
+        return None
+    for char, slot in zip(text, _UUID_TEMPLATE, strict=False):
+        if (slot == "-") != (char == "-") or (char != "-" and char not in "0123456789abcdef"):
+            return None
+    digits = text.replace("-", "")
+    return digits.ljust(32, "0"), digits.ljust(32, "f")
 
 
 _MAX_BIGINT = 2**63 - 1
