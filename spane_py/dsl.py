@@ -87,7 +87,8 @@ class Workflow:
                 issues=[
                     ValidationIssue(
                         f"id: {id!r} is not a valid workflow id (lowercase letters, digits, "
-                        "'-' and '_', starting with a letter or digit)"
+                        "'-' and '_', starting with a letter or digit)",
+                        path=("id",),
                     )
                 ],
                 workflow_id=id if isinstance(id, str) else None,
@@ -227,7 +228,15 @@ class Workflow:
         return ids
 
     def definition(self) -> WorkflowDefinition:
-        """The ``WorkflowDefinition`` this workflow compiles to."""
+        """The ``WorkflowDefinition`` this workflow compiles to (its fields checked; the
+        graph is checked by ``compile_workflow`` and ``register_workflow``)."""
+        # Through parse_definition, so a bad value is a WorkflowValidationError naming the
+        # node, as for a definition loaded from JSON.
+        return parse_definition(self.raw_definition())
+
+    def raw_definition(self) -> dict[str, Any]:
+        """The definition as a plain dict, nothing checked yet: what ``register_workflow``
+        validates, reporting the problems of its fields, graph and nodes together."""
         entry = None
         if self._entry is not None:
             entry = self._resolve([self._entry])[0]
@@ -244,20 +253,16 @@ class Workflow:
             }
             for s in self._specs.values()
         ]
-        # Through parse_definition, so a bad value is a WorkflowValidationError naming the
-        # node, as for a definition loaded from JSON.
-        return parse_definition(
-            {
-                "id": self.id,
-                "name": self.name or self.id,
-                "description": self.description,
-                "entry_node_id": entry,
-                "nodes": nodes,
-                "triggers": self.triggers,
-                "max_concurrency": self.max_concurrency,
-                "metadata": self.metadata,
-            }
-        )
+        return {
+            "id": self.id,
+            "name": self.name or self.id,
+            "description": self.description,
+            "entry_node_id": entry,
+            "nodes": nodes,
+            "triggers": self.triggers,
+            "max_concurrency": self.max_concurrency,
+            "metadata": self.metadata,
+        }
 
     def register_nodes(self, registry: NodeRegistry) -> None:
         """Register this workflow's node functions (what a worker process needs)."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 
@@ -80,23 +81,61 @@ class ConfigurationError(SpaneError):
     code = "INVALID_CONFIG"
 
 
+class IssueKind(StrEnum):
+    """What is wrong, for each ``ValidationIssue`` of a ``WorkflowValidationError``."""
+
+    INVALID_JSON = "invalid_json"  # text that is not JSON, or JSON that is not an object
+    TOO_LARGE = "too_large"  # over a size, node-count or nesting limit (reported alone)
+    INVALID_FIELD = "invalid_field"  # a field of the wrong type or value, or an unknown one
+    NO_NODES = "no_nodes"
+    DUPLICATE_NODE_ID = "duplicate_node_id"
+    SELF_REFERENCE = "self_reference"  # a node listing itself in its inputs or outputs
+    UNKNOWN_REFERENCE = "unknown_reference"  # an edge to or from a node that does not exist
+    DUPLICATE_REFERENCE = "duplicate_reference"  # the same node listed twice
+    EDGE_MISMATCH = "edge_mismatch"  # both sides written, and they disagree
+    CYCLE = "cycle"
+    UNKNOWN_ENTRY_NODE = "unknown_entry_node"
+    NODE_NOT_REGISTERED = "node_not_registered"  # no executor for the type in this process
+    INVALID_CONFIG = "invalid_config"  # a node's config does not match its type's model
+
+
 @dataclass(frozen=True, slots=True)
 class ValidationIssue:
-    """One problem found in a workflow definition."""
+    """One problem found in a workflow definition: what (``kind``) and where.
+
+    ``node_id``: the node it is about; ``edge``: ``(parent, child)`` when it is about an
+    edge (for a cycle, the edge that closes it); ``path``: the field, inside the node when
+    ``node_id`` is set (``("config", "url")``), else inside the definition (``("id",)``).
+    """
 
     message: str
     node_id: str | None = None
     path: tuple[str, ...] = ()
+    kind: IssueKind = IssueKind.INVALID_FIELD
+    edge: tuple[str, str] | None = None
 
     def __str__(self) -> str:
         return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "message": self.message,
+            "node_id": self.node_id,
+            "edge": list(self.edge) if self.edge is not None else None,
+            "path": list(self.path),
+        }
 
 
 MAX_ISSUES_IN_MESSAGE = 10
 
 
 class WorkflowValidationError(SpaneError):
-    """The workflow definition is invalid."""
+    """The workflow definition is invalid.
+
+    ``issues`` lists every problem found, each a ``ValidationIssue`` (kind and location);
+    ``details`` carries them as ``"problems"`` (dicts) and ``"issues"`` (their messages).
+    """
 
     code = "WORKFLOW_VALIDATION_FAILED"
 
@@ -120,7 +159,10 @@ class WorkflowValidationError(SpaneError):
             message,
             workflow_id=workflow_id,
             node_id=node_id,
-            details={"issues": [i.message for i in self.issues]},
+            details={
+                "issues": [i.message for i in self.issues],
+                "problems": [i.to_dict() for i in self.issues],
+            },
         )
 
 
@@ -128,6 +170,16 @@ class NodeNotRegisteredError(WorkflowValidationError):
     """A node uses a type that has no registered executor."""
 
     code = "NODE_NOT_REGISTERED"
+
+
+def invalid_workflow(
+    issues: list[ValidationIssue], workflow_id: str | None = None
+) -> WorkflowValidationError:
+    """The error for a definition with these problems: ``NodeNotRegisteredError`` when
+    every one is an unregistered node type, else ``WorkflowValidationError``."""
+    if issues and all(i.kind == IssueKind.NODE_NOT_REGISTERED for i in issues):
+        return NodeNotRegisteredError(issues=issues, workflow_id=workflow_id)
+    return WorkflowValidationError(issues=issues, workflow_id=workflow_id)
 
 
 class WorkflowNotFoundError(SpaneError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -13,11 +13,13 @@ from pydantic import BaseModel, ValidationError
 from spane_py.context import ExecutionContext
 from spane_py.definitions.builtins import BUILTIN_TYPES, CONFIG_MODELS, MAP, MapConfig
 from spane_py.definitions.graph import WorkflowGraph
+from spane_py.definitions.models import NodeDefinition
 from spane_py.errors import (
     ConfigurationError,
+    IssueKind,
     NodeNotRegisteredError,
     ValidationIssue,
-    WorkflowValidationError,
+    invalid_workflow,
 )
 from spane_py.traffic.policies import CircuitBreakerPolicy, RateLimit
 
@@ -119,7 +121,8 @@ class NodeRegistry:
             return self._nodes[node_type]
         except KeyError:
             raise NodeNotRegisteredError(
-                f"no executor is registered for node type {node_type!r}"
+                f"no executor is registered for node type {node_type!r} in this process "
+                f"(registered: {', '.join(self.types()) or 'none'})"
             ) from None
 
     def find(self, node_type: str) -> RegisteredNode | None:
@@ -135,58 +138,84 @@ class NodeRegistry:
     def __contains__(self, node_type: object) -> bool:
         return node_type in self._nodes or node_type in BUILTIN_TYPES
 
-    def check_workflow(self, graph: WorkflowGraph) -> None:
-        """Every node's type is registered and its config matches the type's model."""
-        missing = [
-            ValidationIssue(
-                f"node {n.id!r} has type {n.type!r}, which has no registered executor "
-                f"(registered: {', '.join(self.types()) or 'none'})",
-                n.id,
-            )
-            for n in graph.definition.nodes
-            if n.type not in self._nodes and n.type not in BUILTIN_TYPES
-        ]
-        if missing:
-            raise NodeNotRegisteredError(issues=missing, workflow_id=graph.workflow_id)
+    def check_workflow(self, graph: WorkflowGraph, *, check_executors: bool = True) -> None:
+        """Every node's type is registered and its config matches the type's model; one
+        error lists every problem (see ``workflow_issues``)."""
+        issues = self.workflow_issues(graph.definition.nodes, check_executors=check_executors)
+        if issues:
+            raise invalid_workflow(issues, graph.workflow_id)
+
+    def workflow_issues(
+        self, nodes: Sequence[NodeDefinition], *, check_executors: bool = True
+    ) -> list[ValidationIssue]:
+        """The problems of ``nodes`` against this registry, node by node: a type with no
+        executor here, a config that does not match its type's model (built-in types and
+        registered ones). ``check_executors=False`` (a producer, whose workers hold the
+        executors) skips the first: a type unknown here is taken as it is, its config
+        unchecked."""
         issues: list[ValidationIssue] = []
-        for node in graph.definition.nodes:
+        for node in nodes:
+            builtin = CONFIG_MODELS.get(node.type)
+            registered = self._nodes.get(node.type)
+            if builtin is None and registered is None:
+                if check_executors:
+                    issues.append(
+                        ValidationIssue(
+                            f"node {node.id!r} has type {node.type!r}, which has no registered "
+                            f"executor (registered: {', '.join(self.types()) or 'none'})",
+                            node.id,
+                            ("type",),
+                            IssueKind.NODE_NOT_REGISTERED,
+                        )
+                    )
+                continue
             try:
-                builtin = CONFIG_MODELS.get(node.type)
-                if builtin is None:
-                    self._nodes[node.type].parse_config(node.config)
+                if registered is not None:
+                    registered.parse_config(node.config)
                     continue
+                assert builtin is not None
                 parsed = builtin.model_validate(node.config)
                 if node.type == MAP:
                     assert isinstance(parsed, MapConfig)
-                    issue = self._map_issue(node.id, parsed)
+                    issue = self._map_issue(node.id, parsed, check_executors)
                     if issue is not None:
                         issues.append(issue)
             except ValidationError as exc:
                 for err in exc.errors():
-                    where = ".".join(str(p) for p in err["loc"]) or "config"
+                    loc = tuple(str(p) for p in err["loc"])
+                    where = ".".join(("config", *loc))
                     issues.append(
                         ValidationIssue(
-                            f"node {node.id!r} ({node.type}): config.{where}: {err['msg']}",
+                            f"node {node.id!r} ({node.type}): {where}: {err['msg']}",
                             node.id,
+                            ("config", *loc),
+                            IssueKind.INVALID_CONFIG,
                         )
                     )
-        if issues:
-            raise WorkflowValidationError(issues=issues, workflow_id=graph.workflow_id)
+        return issues
 
-    def _map_issue(self, node_id: str, config: MapConfig) -> ValidationIssue | None:
+    def _map_issue(
+        self, node_id: str, config: MapConfig, check_executors: bool
+    ) -> ValidationIssue | None:
         if config.node_type in BUILTIN_TYPES:
             return ValidationIssue(
                 f"node {node_id!r} (map): config.nodeType {config.node_type!r} is a built-in "
                 "type; a map runs a registered executor",
                 node_id,
+                ("config", "nodeType"),
+                IssueKind.INVALID_CONFIG,
             )
-        if config.node_type not in self._nodes:
+        registered = self._nodes.get(config.node_type)
+        if registered is None:
+            if not check_executors:
+                return None
             return ValidationIssue(
                 f"node {node_id!r} (map): config.nodeType {config.node_type!r} has no "
                 "registered executor",
                 node_id,
+                ("config", "nodeType"),
+                IssueKind.NODE_NOT_REGISTERED,
             )
-        registered = self._nodes[config.node_type]
         try:
             registered.parse_config(config.config)
         except ValidationError as exc:
@@ -194,6 +223,8 @@ class NodeRegistry:
                 f"node {node_id!r} (map): config.config for {config.node_type!r}: "
                 f"{exc.errors()[0]['msg']}",
                 node_id,
+                ("config", "config"),
+                IssueKind.INVALID_CONFIG,
             )
         return None
 

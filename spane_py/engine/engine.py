@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any, Union
 from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry
 
-from spane_py.definitions.graph import compile_workflow
-from spane_py.definitions.loading import parse_definition
 from spane_py.definitions.models import WorkflowDefinition
+from spane_py.definitions.validation import validate_workflow
 from spane_py.embedded import EmbeddedRedis
 from spane_py.engine import starting
 from spane_py.engine.builtins import BuiltinNodes
@@ -358,16 +357,19 @@ class WorkflowEngine:
         Accepts a ``WorkflowDefinition``, a dict or JSON text in the SPANE shape (camelCase
         or snake_case), or a DSL ``Workflow`` (whose node functions are registered too).
         Registering an identical definition again is a no-op that returns the same version.
+        Every problem found is raised in one ``WorkflowValidationError`` (its ``issues``).
         """
         from spane_py.dsl import Workflow
 
         await self.store.start()  # registering needs no Redis: the store is enough
         if isinstance(definition, Workflow):
             definition.register_nodes(self.registry)
-            definition = definition.definition()
-        parsed = parse_definition(definition, self.limits)
-        graph = compile_workflow(parsed)
-        self.registry.check_workflow(graph)
+            definition = definition.raw_definition()
+        graph = validate_workflow(
+            definition,
+            self.limits,
+            self.registry.workflow_issues,
+        )
         triggers = await trigger_sync.prepare(self.store, graph.definition)  # writes nothing
         saved = await self.store.save_workflow(
             graph.definition, content_hash=graph.content_hash, change_notes=change_notes

@@ -93,6 +93,38 @@ async def test_invalid_definitions_are_422_with_the_problem(
     assert needle in error["message"]
 
 
+async def test_an_invalid_definition_is_one_422_listing_every_problem(
+    client: httpx.AsyncClient,
+) -> None:
+    definition = {
+        "id": "many",
+        "nodes": [
+            {"id": "a", "type": "echo", "outputs": ["b"]},
+            {"id": "b", "type": "echo", "outputs": ["a"]},
+            {"id": "c", "type": "echo", "inputs": ["ghost"]},
+            {"id": "d", "type": "no-such-type"},
+            {"id": "e", "type": "echo", "timeoutMs": -5},
+        ],
+    }
+    res = await client.post("/api/workflows", json=definition)
+    assert res.status_code == 422, res.text
+    error = error_of(res)
+    assert error["code"] == "WORKFLOW_VALIDATION_FAILED"
+    problems = error["details"]["problems"]
+    assert [(p["kind"], p["node_id"]) for p in problems] == [
+        ("invalid_field", "e"),
+        ("unknown_reference", "c"),
+        ("cycle", "a"),
+        ("node_not_registered", "d"),
+    ]
+    assert problems[0]["path"] == ["timeoutMs"]
+    assert problems[1]["edge"] == ["ghost", "c"]
+    assert problems[2]["edge"] == ["b", "a"]
+    assert error["details"]["issues"] == [p["message"] for p in problems]
+    for problem in problems:
+        assert problem["message"] in error["message"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
