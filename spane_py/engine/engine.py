@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -86,7 +87,9 @@ class WorkflowEngine:
     ``redis_url`` defaults to ``$REDIS_URL``; with neither, an embedded Redis is started for
     this engine and stopped by ``close()``. ``store`` defaults to a fresh in-memory store;
     ``start()`` starts it and ``close()`` closes it (``close_store=False`` to keep it open).
-    Use as ``async with WorkflowEngine(registry) as engine: ...``.
+    Use as ``async with WorkflowEngine(registry) as engine: ...``. ``producer_only=True``:
+    an engine that registers and enqueues workflows whose executors are only in the
+    workers (node types are not looked up in ``registry``) and runs no worker.
 
     Observability (docs/observability.md): every process publishes its events to the
     stream ``engine.subscribe`` reads (``event_stream=False``: not this one); metrics are
@@ -124,6 +127,7 @@ class WorkflowEngine:
         metrics_port: int | None = None,
         metrics_addr: str = "0.0.0.0",
         tracing: Any = False,
+        producer_only: bool = False,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -134,6 +138,9 @@ class WorkflowEngine:
         if lease_seconds < 1:
             raise ConfigurationError("lease_seconds must be at least 1")
         self.registry = registry
+        # Enqueues only: registers workflows whose node types have executors only in the
+        # workers (not checked here), and runs no worker.
+        self.producer_only = producer_only
         self._close_store = close_store
         self.store: ExecutionStore = store if store is not None else InMemoryExecutionStore()
         self.key_prefix = key_prefix
@@ -357,7 +364,8 @@ class WorkflowEngine:
         Accepts a ``WorkflowDefinition``, a dict or JSON text in the SPANE shape (camelCase
         or snake_case), or a DSL ``Workflow`` (whose node functions are registered too).
         Registering an identical definition again is a no-op that returns the same version.
-        Every problem found is raised in one ``WorkflowValidationError`` (its ``issues``).
+        Every problem found is raised in one ``WorkflowValidationError`` (its ``issues``);
+        node types need an executor in ``registry`` unless the engine is ``producer_only``.
         """
         from spane_py.dsl import Workflow
 
@@ -368,7 +376,9 @@ class WorkflowEngine:
         graph = validate_workflow(
             definition,
             self.limits,
-            self.registry.workflow_issues,
+            functools.partial(
+                self.registry.workflow_issues, check_executors=not self.producer_only
+            ),
         )
         triggers = await trigger_sync.prepare(self.store, graph.definition)  # writes nothing
         saved = await self.store.save_workflow(
@@ -747,6 +757,11 @@ class WorkflowEngine:
 
     # Workers ---------------------------------------------------------------------
     def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:
+        if self.producer_only:
+            raise ConfigurationError(
+                "this engine is producer_only: it enqueues, and runs no worker (its registry "
+                "need not hold the executors); build the workers' engine without it"
+            )
         assert self._runner is not None
         return build_worker(
             self._runner,

@@ -71,11 +71,12 @@ def test_postgres_store_example_keeps_the_execution(
     ]
 
 
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _start_worker(
+    env: dict[str, str], log: Path, app: str = "examples.postgres_app:create_engine"
+) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "spane_py.cli", "worker", "examples.postgres_app:create_engine",
-             "--concurrency", "4"],
+            [sys.executable, "-m", "spane_py.cli", "worker", app, "--concurrency", "4"],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -126,6 +127,37 @@ def test_postgres_workers_example(
         text = log.read_text(errors="replace")
         assert worker.returncode == 0, text
         assert "Traceback" not in text
+
+
+def test_restock_producer_enqueues_what_only_its_workers_can_run(
+    spane: Run, cli_env: dict[str, str], database_url: str, fresh_schema: str, tmp_path: Path
+) -> None:
+    """What docs/deploying.md says of producers of JSON workflows: the producer registers
+    examples/restock.json with an empty registry (producer_only=True) and enqueues; a
+    `spane worker` holding the executors runs the executions."""
+    env = pg_env(cli_env, database_url, fresh_schema)
+    upgrade = spane("db", "upgrade", env=env)
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    log = tmp_path / "worker.log"
+    worker = _start_worker(env, log, "examples.restock_worker:create_engine")
+    try:
+        _wait_ready([worker], [log])
+        proc = run_process([sys.executable, str(EXAMPLES / "restock_producer.py")], env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.splitlines() == [
+            "completed: bolt-m4: ordered 15 from ACME",
+            "completed: nut-m4: enough in stock",
+        ]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    text = log.read_text(errors="replace")
+    assert worker.returncode == 0, text
+    assert "Traceback" not in text
 
 
 def test_control_example_waits_retries_and_completes(cli_env: dict[str, str]) -> None:
@@ -203,7 +235,12 @@ def test_postgres_enqueue_example_needs_a_shared_database(cli_env: dict[str, str
 
 SHOWN = {
     "README.md": ["quickstart.py", "json_workflow.py", "postgres_app.py"],
-    "deploying.md": ["postgres_app.py", "postgres_enqueue.py"],
+    "deploying.md": [
+        "postgres_app.py",
+        "postgres_enqueue.py",
+        "restock_worker.py",
+        "restock_producer.py",
+    ],
     "stores.md": ["postgres_store.py"],
     "control.md": ["control.py"],
     "triggers.md": ["triggers.py"],
@@ -220,6 +257,12 @@ def test_docs_show_the_example_verbatim(doc: str, name: str) -> None:
     text = path.read_text(encoding="utf-8")
     code = (EXAMPLES / name).read_text(encoding="utf-8")
     assert f"```python\n{code}```\n" in text, f"{doc} does not show examples/{name} as is"
+
+
+def test_deploying_shows_the_restock_definition_verbatim() -> None:
+    text = (REPO_ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    definition = (EXAMPLES / "restock.json").read_text(encoding="utf-8")
+    assert f"```json\n{definition}```\n" in text
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
