@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from spane_py import _json
+from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import planner, starting
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel
+from spane_py.engine.resend import Resender
 from spane_py.engine.runner import NodeRunner
 from spane_py.errors import (
     DlqItemNotFoundError,
@@ -99,8 +101,11 @@ class Control:
         self.channel = channel
         self.limits = limits
 
-    async def _apply(self, execution_id: str, decide: Decide, action: str) -> Transition:
-        if await self.store.get_execution(execution_id) is None:
+    async def _apply(
+        self, execution_id: str, decide: Decide, action: str, *, exists: bool = False
+    ) -> Transition:
+        """``exists``: the caller read the execution already (it raised if it was missing)."""
+        if not exists and await self.store.get_execution(execution_id) is None:
             raise ExecutionNotFoundError(
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
@@ -139,7 +144,11 @@ class Control:
 
     async def cancel(self, execution_id: str, reason: str | None = None) -> bool:
         why = reason or "cancelled"
-        done = await self._apply(execution_id, planner.plan_cancel(_now(), why), "cancel")
+        record = await self._record(execution_id)
+        graph = await self._graph(record)  # names the spans of its running and waiting nodes
+        done = await self._apply(
+            execution_id, planner.plan_cancel(_now(), why, graph), "cancel", exists=True
+        )
         # Children even when this one was cancelled already: a cascade cut short by a
         # crash finishes on the next try. Each child settles on its own and wakes nobody
         # (the parent node is cancelled already).
@@ -170,7 +179,9 @@ class Control:
             workflow_id=record.workflow_id,
         )
         reason = f"{type(error).__name__}: {error.message}"
-        done = await self.store.transition(execution_id, planner.plan_timeout(_now(), reason))
+        done = await self.store.transition(
+            execution_id, planner.plan_timeout(_now(), reason, graph)
+        )
         if done.outcome != planner.CHANGED:
             return False
         assert done.execution is not None
@@ -194,6 +205,7 @@ class Control:
     async def _stopped(self, done: Transition) -> None:
         """After a cancel or a timeout: stop its running nodes everywhere, then settle."""
         assert done.execution is not None
+        _emit_spans(done, done.execution)
         if done.payload:
             self.runner.cancel_local(done.execution.execution_id)
             await self.channel.cancelled(done.execution.execution_id)
@@ -233,7 +245,9 @@ class Control:
             nodes=",".join(w.node_id for w in done.payload),
         )
 
-    async def replay(self, execution_id: str, admit: starting.Admit) -> str:
+    async def replay(
+        self, execution_id: str, admit: starting.Admit, resender: Resender | None = None
+    ) -> str:
         record = await self._record(execution_id)
         graph = await self.cache.get(record.workflow_id, record.workflow_version)
         start = starting.Start(
@@ -250,7 +264,13 @@ class Control:
             self.limits,
         )
         new_id = await starting.start_one(
-            self.store, self.queue, start, _json.loads(record.initial_data), None, admit
+            self.store,
+            self.queue,
+            start,
+            _json.loads(record.initial_data),
+            None,
+            admit,
+            resender=resender,
         )
         events.emit(
             events.EXECUTION_REPLAYED,
@@ -259,6 +279,17 @@ class Control:
             replayed_from=execution_id,
         )
         return new_id
+
+    async def _graph(self, record: ExecutionRecord) -> WorkflowGraph | None:
+        """The execution's graph; None when its definition cannot be read (a cancel goes on
+        without it)."""
+        try:
+            return await self.cache.get(record.workflow_id, record.workflow_version)
+        except SpaneError as exc:
+            logger.warning(
+                "cancelling %s without its definition: %s", record.execution_id, exc.message
+            )
+            return None
 
     async def _record(self, execution_id: str) -> ExecutionRecord:
         record = await self.store.get_execution(execution_id)
@@ -289,6 +320,7 @@ class Control:
                 node_id=record.node_id,
                 details={"reason": "not_waiting"},
             )
+        _emit_spans(done, execution)
         await self.store.set_token_used(token, _now())
         events.emit(
             events.NODE_RESUMED,
@@ -322,3 +354,10 @@ class Control:
             node_id=item.node_id,
         )
         return item
+
+
+def _emit_spans(done: Transition, execution: ExecutionRecord) -> None:
+    """The spans a control transition wrote (waits that ended, nodes it stopped), for the
+    metrics and the OpenTelemetry export, as the runner emits those of the attempts it ran."""
+    for span in done.spans:
+        events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=execution)

@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Union
 from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry
 
-from spane_py.definitions.models import WorkflowDefinition
+from spane_py._text import check_argument
+from spane_py.definitions.models import MAX_WEBHOOK_TOLERANCE_S, WorkflowDefinition
 from spane_py.definitions.validation import validate_workflow
 from spane_py.embedded import EmbeddedRedis
 from spane_py.engine import starting
@@ -28,6 +29,8 @@ from spane_py.engine.control import BulkResult, Control, check_token
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel, SettleNotifier
 from spane_py.engine.observing import Observability, check_port, scoped
+from spane_py.engine.options import check_durations
+from spane_py.engine.resend import Resender
 from spane_py.engine.runner import NodeRunner
 from spane_py.engine.views import to_log, to_span, to_state
 from spane_py.engine.workers import build_worker, sweep_pending, warn_if_not_durable
@@ -60,6 +63,7 @@ from spane_py.traffic.policies import RateLimit
 from spane_py.triggers import scheduler as schedules
 from spane_py.triggers import sync as trigger_sync
 from spane_py.triggers import webhooks
+from spane_py.triggers.replay import ReplayMemory
 from spane_py.triggers.scheduler import ScheduleInfo, Scheduler
 
 if TYPE_CHECKING:
@@ -128,11 +132,27 @@ class WorkflowEngine:
         metrics_addr: str = "0.0.0.0",
         tracing: Any = False,
         producer_only: bool = False,
+        webhook_tolerance_seconds: float = 300.0,
+        webhook_clock: Callable[[], float] = time.time,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
                 f"key_prefix {key_prefix!r} must be 1-64 letters, digits, '_', '-' or '.'"
             )
+        check_durations(
+            {
+                "cache_ttl_seconds": cache_ttl_seconds,
+                "poll_delay": poll_delay,
+                "lease_seconds": lease_seconds,
+                "shutdown_grace": shutdown_grace,
+                "sweep_interval_seconds": sweep_interval_seconds,
+                "stale_after_seconds": stale_after_seconds,
+                "cancel_grace_seconds": cancel_grace_seconds,
+                "idempotency_ttl_seconds": idempotency_ttl_seconds,
+                "schedule_grace_seconds": schedule_grace_seconds,
+                "schedule_refresh_seconds": schedule_refresh_seconds,
+            }
+        )
         if poll_delay <= 0:
             raise ConfigurationError("poll_delay must be positive")
         if lease_seconds < 1:
@@ -190,6 +210,15 @@ class WorkflowEngine:
             check_port(metrics_port)
         self.metrics_port = metrics_port
         self.metrics_addr = metrics_addr
+        # Signed webhooks: how far a signature's timestamp may be from this clock (unix
+        # seconds; tests give their own), unless the trigger says (spane_py/triggers).
+        if not 1 <= webhook_tolerance_seconds <= MAX_WEBHOOK_TOLERANCE_S:
+            raise ConfigurationError(
+                f"webhook_tolerance_seconds must be 1-{MAX_WEBHOOK_TOLERANCE_S}, got "
+                f"{webhook_tolerance_seconds!r}"
+            )
+        self.webhook_tolerance_seconds = webhook_tolerance_seconds
+        self.webhook_clock = webhook_clock
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -201,6 +230,7 @@ class WorkflowEngine:
         self._workers: list[tuple[SpaneWorker, asyncio.Task[None]]] = []
         self._notifier: SettleNotifier | None = None
         self._lifecycle: Lifecycle | None = None
+        self._resender: Resender | None = None
         self._control: Control | None = None
         self._channel: ControlChannel | None = None
         self._started = False
@@ -230,7 +260,10 @@ class WorkflowEngine:
         self._notifier = SettleNotifier(
             self._queue, across_processes=not isinstance(self.store, InMemoryExecutionStore)
         )
-        self._lifecycle = Lifecycle(self.store, self._queue, self.cache, self._notifier)
+        self._resender = Resender()
+        self._lifecycle = Lifecycle(
+            self.store, self._queue, self.cache, self._notifier, resender=self._resender
+        )
         self._traffic = TrafficControl(
             self._redis, prefix=self.key_prefix, global_limit=self.global_rate_limit
         )
@@ -282,6 +315,8 @@ class WorkflowEngine:
             return
         self._closed = True
         await self.stop_workers(grace_seconds=grace_seconds)
+        if self._resender is not None:  # entry jobs Redis refused: a last chance to send
+            await self._resender.close(timeout=min(grace_seconds, 5.0))
         await self._observability.close()
         if self._notifier is not None:
             await self._notifier.close()
@@ -369,6 +404,7 @@ class WorkflowEngine:
         """
         from spane_py.dsl import Workflow
 
+        check_argument("change_notes", change_notes)
         await self.store.start()  # registering needs no Redis: the store is enough
         if isinstance(definition, Workflow):
             definition.register_nodes(self.registry)
@@ -412,12 +448,14 @@ class WorkflowEngine:
         return await self.store.list_workflows(active_only=active_only, limit=limit, offset=offset)
 
     async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRecord]:
+        check_argument("workflow_id", workflow_id)
         await self.store.start()
         return await self.store.list_workflow_versions(workflow_id)
 
     async def get_workflow(
         self, workflow_id: str, version: int | None = None
     ) -> WorkflowDefinition:
+        check_argument("workflow_id", workflow_id)
         await self.store.start()
         record = await self.store.get_workflow(workflow_id, version)
         if record is None:
@@ -463,6 +501,7 @@ class WorkflowEngine:
             idempotency_key,
             self.lifecycle.admit,
             idempotency_ttl_s=self.idempotency_ttl_seconds,
+            resender=self._resender,
         )
 
     @scoped
@@ -487,7 +526,7 @@ class WorkflowEngine:
             limits=self.limits,
         )
         return await starting.start_many(
-            self.store, self.queue, start, inputs, self.lifecycle.admit
+            self.store, self.queue, start, inputs, self.lifecycle.admit, resender=self._resender
         )
 
     async def schedule_workflow(
@@ -605,6 +644,7 @@ class WorkflowEngine:
         """Cancel a queued, running or paused execution and its sub-workflows: nothing more
         starts, running nodes see ``ctx.is_cancelled`` and are cancelled after
         ``cancel_grace_seconds``, the execution is marked cancelled."""
+        check_argument("reason", reason, execution_id=execution_id)
         await self.start()
         return await self.control.cancel(execution_id, reason)
 
@@ -640,7 +680,7 @@ class WorkflowEngine:
         """A new execution of the same workflow version with the same input; its metadata
         has ``replayed_from``. Returns the new execution's id."""
         await self.start()
-        return await self.control.replay(execution_id, self.lifecycle.admit)
+        return await self.control.replay(execution_id, self.lifecycle.admit, self._resender)
 
     replay_workflow = replay_execution
 
@@ -649,17 +689,20 @@ class WorkflowEngine:
         """Complete the wait node waiting for ``token`` with ``data``; returns the
         execution id. A token works once; unknown, used, revoked or expired tokens raise
         ``ResumeTokenError`` (``details["reason"]`` says which)."""
+        check_argument("token", token)
         await self.start()
         return await self.control.resume_token(token, data)
 
     async def validate_resume_token(self, token: str) -> ResumeTokenRecord:
         """The token's record if it can resume its node now; ``ResumeTokenError`` if not."""
+        check_argument("token", token)
         await self.store.start()
         return await check_token(self.store, token)
 
     async def list_resume_tokens(
         self, execution_id: str | None = None, *, active_only: bool = True
     ) -> list[ResumeTokenRecord]:
+        check_argument("execution_id", execution_id)
         await self.store.start()
         return await self.store.list_tokens(
             execution_id=execution_id, active_only=active_only, now=datetime.now(UTC)
@@ -668,6 +711,7 @@ class WorkflowEngine:
     async def revoke_resume_token(self, token: str) -> bool:
         """The token can no longer be used (its node keeps waiting, until its timeout or a
         cancel). False when it was unknown, used or revoked already."""
+        check_argument("token", token)
         await self.store.start()
         return await self.store.revoke_token(token, datetime.now(UTC))
 
@@ -695,17 +739,20 @@ class WorkflowEngine:
     async def list_schedules(self, workflow_id: str | None = None) -> list[ScheduleInfo]:
         """Schedules of registered workflows (their schedule triggers), by id, each with
         its next tick. Every worker process fires them: see ``spane_py/triggers``."""
+        check_argument("workflow_id", workflow_id)
         await self.store.start()
         return await schedules.list_schedules(self.store, workflow_id)
 
     async def pause_schedule(self, schedule_id: str) -> bool:
         """Stop firing until ``resume_schedule`` (registering the workflow again keeps it
         paused). False when it was paused already; ``ScheduleNotFoundError`` if unknown."""
+        check_argument("schedule_id", schedule_id)
         await self.store.start()
         return await schedules.set_paused(self.store, schedule_id, True)
 
     async def resume_schedule(self, schedule_id: str) -> bool:
         """Fire again from the next tick; ticks that passed while paused are not caught up."""
+        check_argument("schedule_id", schedule_id)
         await self.store.start()
         changed = await schedules.set_paused(self.store, schedule_id, False)
         self._triggers_changed.set()
@@ -714,11 +761,13 @@ class WorkflowEngine:
     async def remove_schedule(self, schedule_id: str) -> None:
         """Delete a schedule. Its trigger stays in the definition, so registering the
         workflow again brings it back: pause it, or drop the trigger, to stop it for good."""
+        check_argument("schedule_id", schedule_id)
         await self.store.start()
         await schedules.remove(self.store, schedule_id)
 
     async def list_webhooks(self, workflow_id: str | None = None) -> list[WebhookRecord]:
         """Webhook bindings (path, method, workflow), by path and method."""
+        check_argument("workflow_id", workflow_id)
         await self.store.start()
         return await self.store.list_webhooks(workflow_id)
 
@@ -730,19 +779,23 @@ class WorkflowEngine:
         headers: Mapping[str, str] | None = None,
     ) -> list[str]:
         """Start the workflow bound to ``method /path`` with the JSON ``body`` (the bytes or
-        text received, or an already parsed value) as its initial data; the execution ids.
-        Checks and errors (404, 401, 400-like), signatures: ``spane_py/triggers/webhooks.py``.
+        text received, an async iterable of its chunks, or an already parsed value) as its
+        initial data; the execution ids. Checks and errors (404, 401, 413, 400), signatures
+        and replays: ``spane_py/triggers/webhooks.py``.
         """
         await self.start()
         return await webhooks.trigger(
             self.store,
             self._start_triggered,
-            self._is_active,
+            self._active_definition,
             path,
             method,
             body,
             headers,
             self.limits,
+            replay=ReplayMemory(self.queue.redis, self.key_prefix),
+            clock=self.webhook_clock,
+            tolerance_s=self.webhook_tolerance_seconds,
         )
 
     async def _start_triggered(
@@ -754,6 +807,12 @@ class WorkflowEngine:
 
     async def _is_active(self, workflow_id: str) -> bool:
         return await self.cache.latest_version(workflow_id) is not None
+
+    async def _active_definition(self, workflow_id: str) -> WorkflowDefinition | None:
+        version = await self.cache.latest_version(workflow_id)
+        if version is None:
+            return None
+        return (await self.cache.get(workflow_id, version)).definition
 
     # Workers ---------------------------------------------------------------------
     def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:

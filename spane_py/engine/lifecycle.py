@@ -8,6 +8,7 @@ asks it to look at its child again, admission is atomic in the store.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import planner, starting
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.notify import SettleNotifier
+from spane_py.engine.resend import Resender
 from spane_py.errors import SpaneError
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
@@ -35,11 +37,14 @@ class Lifecycle:
         queue: JobQueue,
         cache: WorkflowCache,
         notifier: SettleNotifier,
+        *,
+        resender: Resender | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
         self.cache = cache
         self.notifier = notifier
+        self.resender = resender
 
     async def settled(self, record: ExecutionRecord) -> None:
         """An execution completed, failed or was cancelled."""
@@ -93,15 +98,22 @@ class Lifecycle:
                 workflow_id=record.workflow_id,
                 version=record.workflow_version,
             )
-            await starting.send_deadlines(self.queue, pinned, [record])  # first: see starting
-            await self.queue.enqueue(
-                [
-                    NodeJob(record.execution_id, record.workflow_id, record.workflow_version, n)
-                    for n in pinned.entry_nodes
-                ],
-                priority=record.priority,
-            )
+            send = functools.partial(self._send_entry_jobs, record, pinned)
+            if self.resender is None:
+                await send()
+            else:  # admitted in the store: it runs, even if Redis refuses it now
+                await self.resender.deliver(send, f"starting admitted {record.execution_id}")
         return len(admitted)
+
+    async def _send_entry_jobs(self, record: ExecutionRecord, pinned: WorkflowGraph) -> None:
+        await starting.send_deadlines(self.queue, pinned, [record])  # first: see starting
+        await self.queue.enqueue(
+            [
+                NodeJob(record.execution_id, record.workflow_id, record.workflow_version, n)
+                for n in pinned.entry_nodes
+            ],
+            priority=record.priority,
+        )
 
     async def admit_all(self) -> int:
         """Admission for every workflow with queued executions (the sweeper's round)."""

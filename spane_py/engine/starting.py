@@ -1,11 +1,14 @@
 """Starting executions: checks first, then one write to the store, then the entry jobs.
 
 Everything a caller gives is checked before anything is written, so a refused enqueue
-leaves no execution behind.
+leaves no execution behind. Once the store has committed, the execution will run: entry
+jobs that Redis refuses are sent again in the background (``resend.Resender``), and the
+enqueue returns the id.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from spane_py.engine import planner
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.ids import new_execution_id
 from spane_py.engine.options import check_delay, check_idempotency_key, check_priority
+from spane_py.engine.resend import Resender
 from spane_py.errors import InvalidEnqueueOptionsError, WorkflowNotFoundError
 from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
@@ -82,11 +86,18 @@ class Start:
         return planner.initial_nodes(self.graph, now, due=self.due)
 
     async def send_entry_jobs(
-        self, queue: JobQueue, records: Sequence[ExecutionRecord], admit: Admit
+        self,
+        queue: JobQueue,
+        records: Sequence[ExecutionRecord],
+        admit: Admit,
+        resender: Resender | None = None,
     ) -> None:
-        """Entry jobs of new executions; a limited workflow's wait for admission instead."""
+        """Entry jobs of new executions; a limited workflow's wait for admission instead.
+        With a ``resender``, what Redis refuses is sent again in the background (without
+        one, the ``QueueError`` is raised)."""
+        what = f"starting {len(records)} execution(s) of {self.workflow_id!r}"
         if self.limited:
-            await admit(self.workflow_id)
+            await _deliver(resender, functools.partial(admit, self.workflow_id), what)
             return
         due = int((time.time() + self.delay_s) * 1000) if self.delay_s else None
         # Before the jobs go out: a worker may start a node while this call still waits.
@@ -97,18 +108,31 @@ class Start:
                 workflow_id=self.workflow_id,
                 version=self.version,
             )
-        # The deadlines first: an execution that ends before they are sent would keep its
-        # deadline job (its end takes the job out of the queue).
-        await send_deadlines(queue, self.graph, records, start_ms=due)
-        await queue.enqueue(
-            [
-                NodeJob(r.execution_id, self.workflow_id, self.version, n)
-                for r in records
-                for n in self.graph.entry_nodes
-            ],
-            priority=self.priority,
-            due_ms=due,
-        )
+
+        async def send() -> None:
+            # The deadlines first: an execution that ends before they are sent would keep
+            # its deadline job (its end takes the job out of the queue).
+            await send_deadlines(queue, self.graph, records, start_ms=due)
+            await queue.enqueue(
+                [
+                    NodeJob(r.execution_id, self.workflow_id, self.version, n)
+                    for r in records
+                    for n in self.graph.entry_nodes
+                ],
+                priority=self.priority,
+                due_ms=due,
+            )
+
+        await _deliver(resender, send, what)
+
+
+async def _deliver(
+    resender: Resender | None, send: Callable[[], Awaitable[object]], what: str
+) -> None:
+    if resender is None:
+        await send()
+    else:
+        await resender.deliver(send, what)
 
 
 Admit = Callable[[str], Awaitable[int]]
@@ -182,6 +206,7 @@ async def start_one(
     admit: Admit,
     *,
     idempotency_ttl_s: float | None = None,
+    resender: Resender | None = None,
 ) -> str:
     check_idempotency_key(idempotency_key, start.workflow_id)
     initial = encode_payload(
@@ -195,12 +220,18 @@ async def start_one(
     created = await store.create_execution(record, start.first_nodes(now), idempotency_after=after)
     if not created.created:
         return created.record.execution_id
-    await start.send_entry_jobs(queue, [record], admit)
+    await start.send_entry_jobs(queue, [record], admit, resender)
     return record.execution_id
 
 
 async def start_many(
-    store: ExecutionStore, queue: JobQueue, start: Start, inputs: Sequence[Any], admit: Admit
+    store: ExecutionStore,
+    queue: JobQueue,
+    start: Start,
+    inputs: Sequence[Any],
+    admit: Admit,
+    *,
+    resender: Resender | None = None,
 ) -> list[str]:
     if isinstance(inputs, str | bytes | Mapping) or not isinstance(inputs, Sequence):
         raise InvalidEnqueueOptionsError(
@@ -222,5 +253,5 @@ async def start_many(
     first_nodes = start.first_nodes(now)
     records = [start.record(text, now, None) for text in texts]
     await store.create_executions([(r, first_nodes) for r in records])
-    await start.send_entry_jobs(queue, records, admit)
+    await start.send_entry_jobs(queue, records, admit, resender)
     return [r.execution_id for r in records]
