@@ -122,4 +122,12 @@ async def test_a_worker_without_the_executor_fails_the_node_and_names_the_type(
     assert "registered: quote" in error, error
     # Not retried (another attempt in this worker cannot succeed): it waits in the DLQ.
     assert state.node_results["say"].attempts == 1
-    assert [(d.node_id, d.attempts) for d in await worker.get_dlq_items()] == [("say", 1)]
+    dead = await worker.get_dlq_items()
+    assert [(d.node_id, d.attempts) for d in dead] == [("say", 1)]
+    # Once the executor is deployed, retrying the dead letter completes the execution.
+    registry.register("say", say)
+    assert dead[0].dlq_id is not None
+    await worker.retry_dlq_item(dead[0].dlq_id)
+    state = await worker.wait_for_execution(execution_id, timeout=60)
+    assert state.status == "completed", state.error
+    assert state.node_results["say"].data == "80 EUR"
