@@ -23,7 +23,8 @@ REPORT = {
 ORDERS = {
     "id": "orders",
     "nodes": [{"id": "accept", "type": "accept_order"}],
-    # POST /hooks/orders, its JSON body signed with the secret (X-Spane-Signature header).
+    # POST /hooks/orders, its JSON body signed with the secret (X-Spane-Signature header:
+    # a timestamp and the HMAC of "<timestamp>.<body>"; 5 minutes of tolerance).
     "triggers": [{"type": "webhook",
                   "config": {"path": "/hooks/orders", "method": "POST", "secret": "s3cret"}}],
 }  # fmt: skip
@@ -59,10 +60,13 @@ async def main() -> None:
             )
 
         body = b'{"order": 42}'  # the bytes received: the signature covers them
-        signed = {"X-Spane-Signature": sign("s3cret", body)}
+        signed = {"X-Spane-Signature": sign("s3cret", body)}  # "t=<now>,v1=<hex>"
         [execution_id] = await engine.trigger_webhook("/hooks/orders", "POST", body, signed)
         state = await engine.wait_for_execution(execution_id)
         print(f"webhook: {state.status}, {state.node_results['accept'].data!r}")
+        # The same signed request again (a replay, or the sender's retry): nothing starts.
+        again = await engine.trigger_webhook("/hooks/orders", "POST", body, signed)
+        print(f"replayed: {'the first execution' if again == [execution_id] else again}")
         forged = {"X-Spane-Signature": sign("a guess", body)}
         try:
             await engine.trigger_webhook("/hooks/orders", "POST", body, forged)

@@ -24,6 +24,7 @@
     ├── WebhookNotFoundError        (HTTP 404)
     ├── WebhookSignatureError       (HTTP 401)
     ├── WebhookPayloadError         (HTTP 400)
+    │   └── WebhookPayloadTooLargeError (HTTP 413)
     ├── StatePersistenceError
     │   └── SchemaVersionError
     └── QueueError
@@ -333,6 +334,14 @@ class WebhookPayloadError(SpaneError):
 
     code = "WEBHOOK_PAYLOAD_INVALID"
     http_status: ClassVar[int] = 400
+
+
+class WebhookPayloadTooLargeError(WebhookPayloadError):
+    """The webhook's body is over the payload limit; it was not read on, nothing was
+    started."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    http_status: ClassVar[int] = 413
 
 
 class StatePersistenceError(SpaneError):

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spane_py import __version__
-from spane_py.api import dashboard, errors
+from spane_py.api import access_log, dashboard, errors
 from spane_py.api.deps import require_token, require_token_or_query
 from spane_py.api.routes import (
     control,
@@ -93,6 +93,7 @@ def create_app(
     ``close_engine=False`` leaves the engine open at shutdown (its owner closes it).
     """
     settings = settings if settings is not None else ApiSettings()
+    access_log.install()  # whichever server runs the app: no token of a URL in its log
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -34,8 +34,10 @@ def presented_token(request: Request, *, allow_query: bool = False) -> str | Non
             )
         return value.strip()
     if allow_query:
-        # Browsers' EventSource cannot send headers: the event stream also takes the token
-        # as ?access_token=.
+        # For clients that cannot send headers (a browser's EventSource), the event stream
+        # also takes the token as ?access_token=. The dashboard does not use it (it reads
+        # the stream with fetch and the header): a URL gets logged, and though the access
+        # log of ``spane api`` redacts it (spane_py/api/access_log.py), proxies may not.
         return request.query_params.get("access_token")
     return None
 

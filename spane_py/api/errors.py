@@ -30,6 +30,7 @@ _STATUS: tuple[tuple[type[e.SpaneError], int], ...] = (
     (e.WebhookNotFoundError, 404),
     (e.ScheduleNotFoundError, 404),
     (e.WebhookSignatureError, 401),
+    (e.WebhookPayloadTooLargeError, 413),
     (e.WebhookPayloadError, 400),
     (e.InvalidTriggerError, 422),
     (e.WorkflowValidationError, 422),  # NodeNotRegisteredError too

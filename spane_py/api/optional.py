@@ -11,7 +11,8 @@ with no change here:
   JSON fields), across processes; only the filters a request gives are passed;
 - ``engine.metrics_text()``: the Prometheus text exposition (sync or async);
 - ``engine.trigger_webhook(path, method, body, headers)``: the ids of the executions the
-  webhook started (sync or async); it checks the trigger's secret.
+  webhook started (sync or async); ``body`` is the request's body unread (an async iterable
+  of its chunks), which it reads within its limit once the signature header passed.
 """
 
 from __future__ import annotations

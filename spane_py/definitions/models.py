@@ -224,11 +224,23 @@ class ScheduleTrigger(SpaneModel):
         return _nest_trigger_config(self)
 
 
+# The longest tolerance a signed webhook may take (its replay memory lives twice as long).
+MAX_WEBHOOK_TOLERANCE_S = 86_400
+
+
 class WebhookTrigger(SpaneModel):
+    """Start the workflow when ``method /path`` is called (``spane_py/triggers/webhooks.py``).
+    With a ``secret``, requests must be signed: ``signature`` names the scheme
+    (``"spane"``: ``X-Spane-Signature: t=...,v1=...``; ``"github"``: GitHub's
+    ``X-Hub-Signature-256``), ``tolerance_seconds`` the window (default: the engine's
+    ``webhook_tolerance_seconds``, 300)."""
+
     type: Literal["webhook"] = "webhook"
     path: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     secret: str | None = None
+    signature: Literal["spane", "github"] = "spane"
+    tolerance_seconds: int | None = Field(None, ge=1, le=MAX_WEBHOOK_TOLERANCE_S)
 
     @model_validator(mode="before")
     @classmethod
@@ -253,6 +265,29 @@ class WebhookTrigger(SpaneModel):
         if value is not None and not value:
             raise ValueError("webhook secret must not be empty (leave it out for no signature)")
         return value
+
+    @model_validator(mode="after")
+    def _signing_needs_a_secret(self) -> WebhookTrigger:
+        if self.secret is None and (
+            "signature" in self.model_fields_set or self.tolerance_seconds is not None
+        ):
+            raise ValueError(
+                "webhook 'signature' and 'tolerance_seconds' apply to signed webhooks: give "
+                "it a 'secret' too"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_signing_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Definitions written before these fields existed keep their content hash and their
+        # SPANE shape: the defaults are left out of dumps.
+        data: dict[str, Any] = handler(self)
+        if self.signature == "spane":
+            data.pop("signature", None)
+        if self.tolerance_seconds is None:
+            for name in ("tolerance_seconds", "toleranceSeconds"):
+                data.pop(name, None)
+        return data
 
 
 def normalize_webhook_path(value: str) -> str:

@@ -52,6 +52,7 @@ SCHEDULE_RESUMED: Final = "schedule.resumed"
 SCHEDULE_REMOVED: Final = "schedule.removed"
 WEBHOOK_ACCEPTED: Final = "webhook.accepted"
 WEBHOOK_REJECTED: Final = "webhook.rejected"
+WEBHOOK_DUPLICATE: Final = "webhook.duplicate"  # a signed request seen before: nothing started
 # Records rather than news: a node attempt ended (``span``: its ``SpanRecord``,
 # ``execution``: its ``ExecutionRecord``), an execution settled (``execution``). They feed
 # traces and duration metrics; the event stream leaves them out.

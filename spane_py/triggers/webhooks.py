@@ -2,90 +2,127 @@
 
 The bindings live in the store, so any process sharing it — an API server that never
 registered a workflow — can trigger them. Checks, in order, each refusing with nothing
-started: a workflow is bound to the path and method and is active (``WebhookNotFoundError``,
-404); with a secret, the signature (``WebhookSignatureError``, 401); the body is JSON
-(``WebhookPayloadError``, 400).
+started:
 
-Signature: ``X-Spane-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body bytes keyed
-with the secret (``sign`` computes it). GitHub's ``X-Hub-Signature-256`` header (same
-format) is accepted too, so a GitHub webhook works unchanged; the ``sha256=`` prefix may be
-left out. Compared in constant time (``hmac.compare_digest``).
+1. a workflow is bound to the path and method and is active (``WebhookNotFoundError``, 404);
+2. with a secret, the signature header alone: present, well formed, its timestamp inside
+   the tolerance (``WebhookSignatureError``, 401) — before a byte of the body is read;
+3. the body's size: by ``Content-Length``, then while it is read, never holding more than
+   the limit and one chunk (``WebhookPayloadTooLargeError``, 413);
+4. with a secret, the signature against the body (``WebhookSignatureError``, 401);
+5. the body is JSON within the payload limits (``WebhookPayloadError``, 400).
+
+An unsigned or wrongly signed request to a signed hook so never learns how its body parses.
+Signature schemes: ``spane_py/triggers/signatures.py``. A signed request seen before (the
+same signature, inside the window) starts nothing and is answered with the first
+execution's id (``spane_py/triggers/replay.py``).
 
 The started execution's initial data is the parsed body; its metadata says
-``{"trigger": "webhook", "path": ..., "method": ...}``. An ``Idempotency-Key`` header makes
-a sender's retry of one delivery start nothing new (the key is kept with the execution for
-the engine's ``idempotency_ttl_seconds``).
+``{"trigger": "webhook", "path": ..., "method": ...}``. On an unsigned hook, an
+``Idempotency-Key`` header makes a sender's retry of one delivery start nothing new (the key
+is kept with the execution for the engine's ``idempotency_ttl_seconds``). A signed hook
+ignores that header, which its signature does not cover: there the signature itself is the
+delivery's key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import hmac
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import Any
 
 from spane_py import _json
-from spane_py.definitions.models import normalize_webhook_path
+from spane_py.definitions.models import WebhookTrigger, WorkflowDefinition, normalize_webhook_path
 from spane_py.errors import (
     SerializationError,
     SpaneError,
     WebhookNotFoundError,
     WebhookPayloadError,
-    WebhookSignatureError,
+    WebhookPayloadTooLargeError,
 )
 from spane_py.limits import DEFAULT_LIMITS, Limits, check_size, encode_payload
 from spane_py.observability import events
 from spane_py.stores.base import ExecutionStore, WebhookRecord
+from spane_py.triggers import signatures
+from spane_py.triggers.replay import ReplayMemory, fingerprint_key
+from spane_py.triggers.signatures import (
+    DEFAULT_TOLERANCE_S,
+    GITHUB_SIGNATURE_HEADER,
+    SIGNATURE_HEADER,
+    sign,
+    sign_github,
+)
 
-SIGNATURE_HEADER = "X-Spane-Signature"
-GITHUB_SIGNATURE_HEADER = "X-Hub-Signature-256"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_PREFIX = "sha256="
 
 # (workflow_id, initial_data, idempotency_key, metadata) -> execution id
 StartExecution = Callable[[str, Any, str | None, Mapping[str, Any]], Awaitable[str]]
-IsActive = Callable[[str], Awaitable[bool]]
-
-
-def sign(secret: str, body: bytes | str) -> str:
-    """The signature header value for ``body``: ``sha256=<hex>``."""
-    raw = body.encode() if isinstance(body, str) else bytes(body)
-    return _PREFIX + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+# workflow_id -> its latest active definition (None: not registered, or deactivated)
+ActiveDefinition = Callable[[str], Awaitable[WorkflowDefinition | None]]
+Clock = Callable[[], float]  # unix seconds
 
 
 async def trigger(
     store: ExecutionStore,
     start: StartExecution,
-    is_active: IsActive,
+    active_definition: ActiveDefinition,
     path: str,
     method: str,
     body: Any,
     headers: Mapping[str, str] | None,
     limits: Limits = DEFAULT_LIMITS,
+    *,
+    replay: ReplayMemory | None = None,
+    clock: Clock = time.time,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
 ) -> list[str]:
+    """``body``: the bytes or text received, an async iterable of its chunks (read here,
+    within the limit), or an already parsed value (unsigned hooks only)."""
     where = f"{method} /{path}"
     try:
-        binding = await _binding(store, is_active, path, method)
+        binding, hook = await _binding(store, active_definition, path, method)
         where = f"{binding.method} /{binding.path}"
         header = _headers(headers)
-        raw, data = _parse(body, signed=binding.secret is not None, where=where, limits=limits)
-        if binding.secret is not None:
-            _check_signature(binding.secret, raw, header, where)
-    except SpaneError as exc:
-        events.emit(  # the sender's mistake (or an attack), not ours: info
-            events.WEBHOOK_REJECTED,
-            path=path,
-            method=method,
-            reason=exc.details.get("reason", exc.code),
+        window = float(hook.tolerance_seconds or tolerance_s) if hook else float(tolerance_s)
+        scheme: signatures.Scheme = hook.signature if hook else "spane"
+        secret = binding.secret
+        given = (
+            signatures.presented(scheme, header, now=clock(), tolerance_s=window, where=where)
+            if secret is not None
+            else None
         )
+        raw = await _receive(body, header, where=where, limit=limits.max_payload_bytes)
+        fingerprint = None
+        if secret is not None and given is not None:
+            if raw is None:
+                raise WebhookPayloadError(
+                    f"webhook {where} is signed: pass the body as the bytes (or text) "
+                    "received, which the signature covers, not as a parsed value",
+                    details={"reason": "raw_body_required"},
+                )
+            fingerprint = signatures.verify(secret, given, raw, where=where)
+        data = _parse(raw, body, where=where, limits=limits)
+    except SpaneError as exc:
+        _rejected(path, method, exc)
         raise
-    delivery = header.get(IDEMPOTENCY_HEADER.lower())
-    # hashed: a key of any length, on a path of any length, stays a valid idempotency key
-    key = hashlib.sha256(f"{where}\n{delivery}".encode()).hexdigest() if delivery else None
     metadata = {"trigger": "webhook", "path": binding.path, "method": binding.method}
-    execution_id = await start(
-        binding.workflow_id, data, f"webhook:{key}" if key else None, metadata
-    )
+    if fingerprint is None:
+        delivery = header.get(IDEMPOTENCY_HEADER.lower())
+        # hashed: a key of any length, on a path of any length, stays a valid idempotency key
+        key = hashlib.sha256(f"{where}\n{delivery}".encode()).hexdigest() if delivery else None
+        execution_id = await start(
+            binding.workflow_id, data, f"webhook:{key}" if key else None, metadata
+        )
+    else:
+        # "spane": a timestamp is accepted within the window on either side of the clocks of
+        # the processes that check it, so it is remembered for both sides; "github": for the
+        # window.
+        memory_s = 2 * window if scheme == "spane" else window
+        execution_id = await _start_once(
+            replay, start, binding, data, metadata, fingerprint_key(where, fingerprint), memory_s
+        )
     events.emit(
         events.WEBHOOK_ACCEPTED,
         path=binding.path,
@@ -96,9 +133,53 @@ async def trigger(
     return [execution_id]
 
 
+async def _start_once(
+    replay: ReplayMemory | None,
+    start: StartExecution,
+    binding: WebhookRecord,
+    data: Any,
+    metadata: Mapping[str, Any],
+    digest: str,
+    memory_s: float,
+) -> str:
+    """Start the execution of a signed request unless it was seen inside ``memory_s``: then
+    the first execution's id, nothing started."""
+    key = f"webhook:sig:{digest}"
+    first = await replay.claim(digest, memory_s) if replay is not None else None
+    if first:
+        _duplicate(binding, first)
+        return first
+    execution_id = await start(binding.workflow_id, data, key, metadata)
+    if first == "":  # the first is still starting, or failed: the store's key decided
+        _duplicate(binding, execution_id)
+    elif replay is not None:
+        await replay.remember(digest, execution_id, memory_s)
+    return execution_id
+
+
+def _duplicate(binding: WebhookRecord, execution_id: str) -> None:
+    events.emit(
+        events.WEBHOOK_DUPLICATE,
+        path=binding.path,
+        method=binding.method,
+        workflow_id=binding.workflow_id,
+        execution_id=execution_id,
+    )
+
+
+def _rejected(path: str, method: str, exc: SpaneError) -> None:
+    events.emit(  # the sender's mistake (or an attack), not ours: info
+        events.WEBHOOK_REJECTED,
+        path=path,
+        method=method,
+        reason=exc.details.get("reason", exc.code),
+    )
+
+
 async def _binding(
-    store: ExecutionStore, is_active: IsActive, path: str, method: str
-) -> WebhookRecord:
+    store: ExecutionStore, active_definition: ActiveDefinition, path: str, method: str
+) -> tuple[WebhookRecord, WebhookTrigger | None]:
+    """The binding of ``method /path`` and its trigger in the latest active definition."""
     if not isinstance(path, str) or not isinstance(method, str):
         raise WebhookNotFoundError(
             f"a webhook is found by its path and method, as strings; got {path!r}, {method!r}",
@@ -117,14 +198,23 @@ async def _binding(
             f"no workflow is bound to the webhook {verb} /{clean}{hint}",
             details={"reason": "not_found", "path": clean, "method": verb},
         )
-    if not await is_active(binding.workflow_id):
+    definition = await active_definition(binding.workflow_id)
+    if definition is None:
         raise WebhookNotFoundError(
             f"the webhook {verb} /{clean} starts workflow {binding.workflow_id!r}, which is "
             "deactivated",
             workflow_id=binding.workflow_id,
             details={"reason": "inactive", "path": clean, "method": verb},
         )
-    return binding
+    hook = next(
+        (
+            t
+            for t in definition.triggers
+            if isinstance(t, WebhookTrigger) and t.path == clean and t.method == verb
+        ),
+        None,
+    )
+    return binding, hook
 
 
 def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
@@ -134,18 +224,51 @@ def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()}
 
 
-def _parse(body: Any, *, signed: bool, where: str, limits: Limits) -> tuple[bytes, Any]:
-    """The raw bytes (what a signature covers) and the JSON value of ``body``, within the
-    engine's payload limits (the size checked before parsing)."""
-    what = f"the body of webhook {where}"
+def _too_large(where: str, size: str, limit: int) -> WebhookPayloadTooLargeError:
+    return WebhookPayloadTooLargeError(
+        f"the body of webhook {where} has {size} bytes, over the limit of {limit} bytes",
+        details={"reason": "too_large", "limit": limit},
+    )
+
+
+async def _receive(
+    body: Any, headers: Mapping[str, str], *, where: str, limit: int
+) -> bytes | None:
+    """The body's bytes, read within ``limit`` (None: ``body`` is a parsed value)."""
     if isinstance(body, bytes | bytearray | memoryview | str):
         raw = body.encode() if isinstance(body, str) else bytes(body)
         try:
-            check_size(raw, what=what, limit=limits.max_payload_bytes)
-        except SerializationError as exc:
-            raise WebhookPayloadError(exc.message, details={"reason": "too_large"}) from None
+            check_size(raw, what=f"the body of webhook {where}", limit=limit)
+        except SerializationError:
+            raise _too_large(where, str(len(raw)), limit) from None
+        return raw
+    if not isinstance(body, AsyncIterable):
+        return None
+    declared = headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise _too_large(where, declared, limit)  # refused before a byte is read
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in body:
+            size += len(chunk)
+            if size > limit:  # held: at most the limit and this chunk
+                raise _too_large(where, f"more than {limit}", limit)
+            parts.append(bytes(chunk))
+    finally:
+        closer = getattr(body, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
+    return b"".join(parts)
+
+
+def _parse(raw: bytes | None, body: Any, *, where: str, limits: Limits) -> Any:
+    """The JSON value of the body (an empty body: None), within the payload limits."""
+    what = f"the body of webhook {where}"
+    if raw is not None:
         if not raw.strip():
-            return raw, None  # an empty body (a GET ping): no data
+            return None  # an empty body (a GET ping): no data
         try:
             data = _json.loads(raw)
         except Exception as exc:
@@ -153,40 +276,21 @@ def _parse(body: Any, *, signed: bool, where: str, limits: Limits) -> tuple[byte
                 f"webhook {where}: the body is not JSON ({exc})",
                 details={"reason": "not_json"},
             ) from None
-    elif signed:
-        raise WebhookPayloadError(
-            f"webhook {where} is signed: pass the body as the bytes (or text) received, "
-            "which the signature covers, not as a parsed value",
-            details={"reason": "raw_body_required"},
-        )
     else:
-        raw, data = b"", body
+        data = body
     try:
         encode_payload(data, what=what, limits=limits)  # not JSON, too deep, too large
     except SerializationError as exc:
         raise WebhookPayloadError(exc.message, details={"reason": "invalid"}) from None
-    return raw, data
+    return data
 
 
-def _check_signature(secret: str, raw: bytes, headers: Mapping[str, str], where: str) -> None:
-    given = headers.get(SIGNATURE_HEADER.lower()) or headers.get(GITHUB_SIGNATURE_HEADER.lower())
-    if not given:
-        raise WebhookSignatureError(
-            f"webhook {where} needs a signature: send {SIGNATURE_HEADER}: sha256=<hex "
-            "HMAC-SHA256 of the body keyed with the secret>",
-            details={"reason": "missing"},
-        )
-    digest = given.strip()
-    if digest.lower().startswith(_PREFIX):
-        digest = digest[len(_PREFIX) :]
-    if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
-        raise WebhookSignatureError(
-            f"webhook {where}: the signature is not sha256=<64 hex digits>",
-            details={"reason": "malformed"},
-        )
-    expected = sign(secret, raw)[len(_PREFIX) :]
-    if not hmac.compare_digest(expected.encode(), digest.lower().encode()):
-        raise WebhookSignatureError(
-            f"webhook {where}: the signature does not match the body",
-            details={"reason": "mismatch"},
-        )
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "GITHUB_SIGNATURE_HEADER",
+    "IDEMPOTENCY_HEADER",
+    "SIGNATURE_HEADER",
+    "sign",
+    "sign_github",
+    "trigger",
+]

@@ -210,15 +210,16 @@ async def test_signed_webhooks_start_their_workflow(
         }
     )
     body = b'{"n": 1}'
-    res = await client.post(
-        "/api/webhooks/orders/new/",
-        content=body,
-        headers={"content-type": "application/json", "X-Spane-Signature": sign("s3cret", body)},
-    )
+    signed = {"content-type": "application/json", "X-Spane-Signature": sign("s3cret", body)}
+    res = await client.post("/api/webhooks/orders/new/", content=body, headers=signed)
     assert res.status_code == 202, res.text
     (execution_id,) = res.json()["execution_ids"]
     done = await wait_status(client, execution_id, "completed")
     assert done["initial_data"] == {"n": 1}
+    # the same signed request again: the first execution, nothing started
+    again = await client.post("/api/webhooks/orders/new", content=body, headers=signed)
+    assert again.status_code == 202, again.text
+    assert again.json()["execution_ids"] == [execution_id]
 
     forged = await client.post(
         "/api/webhooks/orders/new", content=body, headers={"X-Spane-Signature": "sha256=00"}
@@ -227,6 +228,16 @@ async def test_signed_webhooks_start_their_workflow(
     assert error_of(forged)["code"] == "WEBHOOK_SIGNATURE_INVALID"
     unsigned = await client.post("/api/webhooks/orders/new", content=body)
     assert unsigned.status_code == 401
+    # the signature is checked before the body: an unsigned one that is not JSON gets 401
+    # (not 400), one over the limit 401 (not 413)
+    for content in (b"{nope", b"x" * ((1 << 20) + 1)):
+        res = await client.post(
+            "/api/webhooks/orders/new",
+            content=content,
+            headers={"content-type": "application/json"},
+        )
+        assert res.status_code == 401, res.text
+        assert error_of(res)["details"]["reason"] == "missing"
     wrong_method = await client.put("/api/webhooks/orders/new", content=body)
     assert wrong_method.status_code == 404
     missing = await client.post("/api/webhooks/missing", json={})
@@ -249,10 +260,25 @@ async def test_webhook_bodies_are_checked(
         "/api/webhooks/x", content=b"{nope", headers={"content-type": "application/json"}
     )
     assert bad.status_code == 400
+    assert error_of(bad)["code"] == "WEBHOOK_PAYLOAD_INVALID"  # as docs/api.md says
     assert "the body is not JSON" in error_of(bad)["message"]
     big = await client.post("/api/webhooks/x", content=b"x" * ((1 << 20) + 1))
     assert big.status_code == 413
+    assert error_of(big)["code"] == "PAYLOAD_TOO_LARGE"
     assert "over the limit of 1048576" in error_of(big)["message"]
+    # chunked (no Content-Length): the app stops pulling chunks once past the limit
+    pulled = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield b" " * 65536
+
+    chunked = await client.post("/api/webhooks/x", content=endless())
+    assert chunked.status_code == 413
+    assert error_of(chunked)["code"] == "PAYLOAD_TOO_LARGE"
+    assert pulled <= (1 << 20) // 65536 + 2  # the limit, the chunk past it (and one ahead)
     empty = await client.post("/api/webhooks/x")
     assert empty.status_code == 202, empty.text
     assert await running.store.get_execution_count(workflow_id="open-hook") == 1
@@ -309,3 +335,29 @@ async def test_a_worker_that_stopped_beating_ages_out(running: WorkflowEngine) -
     assert [w.worker_id for w in live] == [worker.worker_id]
     members = await running.queue.redis.zrange(presence.key, 0, -1)
     assert sorted(m.decode() for m in members) == sorted([worker.worker_id, "dead-lately"])
+
+
+def test_the_error_codes_in_docs_api_are_the_codes_answered() -> None:
+    import re
+    from pathlib import Path
+
+    from spane_py import errors
+
+    root = Path(__file__).resolve().parents[2]
+    table = [
+        line
+        for line in (root / "docs" / "api.md").read_text(encoding="utf-8").splitlines()
+        if re.match(r"\| [45]\d\d \|", line)
+    ]
+    documented = {code for line in table for code in re.findall(r"`([A-Z][A-Z_]+)`", line)}
+
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
+
+    known = {cls.code for cls in subclasses(errors.SpaneError)}
+    api = root / "spane_py" / "api"
+    for source in [*api.glob("*.py"), *api.glob("routes/*.py")]:
+        known |= set(re.findall(r'"([A-Z][A-Z_]+)"', source.read_text(encoding="utf-8")))
+    assert documented, "no error table in docs/api.md"
+    assert documented <= known, f"documented, never answered: {sorted(documented - known)}"
+    assert "WEBHOOK_PAYLOAD_INVALID" in documented

@@ -187,6 +187,7 @@ def test_triggers_example_fires_a_schedule_and_checks_signatures(cli_env: dict[s
     assert ticks[0].second % 2 == 0
     assert lines[3:] == [
         "webhook: completed, 'order 42 accepted'",
+        "replayed: the first execution",
         "forged: refused (401, mismatch), nothing started",
     ]
 

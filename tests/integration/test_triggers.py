@@ -1,11 +1,14 @@
 """Schedule and webhook triggers end to end, in-process, on both stores: a per-second
 schedule fires once per tick with two engines sharing a store; schedules listed, paused,
-resumed, removed, following new versions; webhooks accepted, rejected (404, 401, 400),
-bound once per path and method, triggered from an engine that never registered them."""
+resumed, removed, following new versions; webhooks accepted, rejected (404, 401, 413, 400,
+in that order, the body unread until the signature header passed), bound once per path and
+method, triggered from an engine that never registered them; signed requests replayed
+(again, at once, from another engine, after the window) start nothing new."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -19,12 +22,14 @@ from spane_py.errors import (
     ScheduleNotFoundError,
     WebhookNotFoundError,
     WebhookPayloadError,
+    WebhookPayloadTooLargeError,
     WebhookSignatureError,
     WorkflowNotFoundError,
 )
 from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
-from spane_py.triggers.webhooks import sign
+from spane_py.triggers.replay import ReplayMemory, fingerprint_key
+from spane_py.triggers.webhooks import sign, sign_github
 from tests.conftest import fresh_pg_schema
 from tests.integration._support import wait_until
 from tests.integration.conftest import EngineFactory
@@ -208,15 +213,38 @@ def reg_echo(registry: NodeRegistry) -> None:
 
 
 # Webhooks ----------------------------------------------------------------------------
+class FakeClock:
+    """Unix seconds that move only when a test says: a window passes without a sleep."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 async def hook_engines(
-    shared_store: SharedStore, make_engine: EngineFactory, reg: NodeRegistry, key_prefix: str
+    shared_store: SharedStore,
+    make_engine: EngineFactory,
+    reg: NodeRegistry,
+    key_prefix: str,
+    clock: FakeClock,
 ) -> tuple[WorkflowEngine, WorkflowEngine]:
     """A worker engine that registers the workflows, and an API-like engine on the same
-    store and Redis that never registered one (a cold cache)."""
+    store and Redis that never registered one (a cold cache), on a fake clock."""
     worker = await make_engine(reg, shared_store(), key_prefix=key_prefix, close_store=False)
     api = await make_engine(
-        NodeRegistry(), shared_store(), key_prefix=key_prefix, close_store=False
+        NodeRegistry(),
+        shared_store(),
+        key_prefix=key_prefix,
+        close_store=False,
+        webhook_clock=clock,
     )
     await worker.start_workers(5)
     await worker.register_workflow(hooked())
@@ -254,34 +282,229 @@ async def test_webhook_starts_the_bound_workflow_from_another_engine(
     ]
 
 
-async def test_webhook_signatures(hook_engines: tuple[WorkflowEngine, WorkflowEngine]) -> None:
+async def test_webhook_signatures(
+    hook_engines: tuple[WorkflowEngine, WorkflowEngine], clock: FakeClock
+) -> None:
     worker, api = hook_engines
     body = b'{"action": "opened"}'
-    good = sign("s3cret", body)
-    assert good.startswith("sha256=")
+    t = int(clock.now)
+    good = sign("s3cret", body, timestamp=t)
+    assert good.startswith(f"t={t},v1=")
+    v1 = good.partition("v1=")[2]
+    rotated = sign("s3cret", body, timestamp=t - 2).partition("v1=")[2]
     for headers in (
         {"X-Spane-Signature": good},
-        {"x-hub-signature-256": good},  # GitHub's header, any case
-        {"X-Spane-Signature": good.removeprefix("sha256=").upper()},  # bare hex
+        {"x-spane-signature": sign("s3cret", body, timestamp=t - 1)},  # any case
+        # several v1 entries (a rotated secret): one match is enough
+        {"X-Spane-Signature": f"t={t - 2},v1={'0' * 64},v1={rotated}"},
+        {"X-Spane-Signature": sign("s3cret", body, timestamp=t + 299)},  # a clock ahead
+        {"X-Spane-Signature": sign("s3cret", body, timestamp=t - 300)},  # the window's edge
     ):
         [eid] = await api.trigger_webhook("hooks/signed", "POST", body, headers)
         assert (await worker.wait_for_execution(eid, timeout=10)).status == "completed"
     started = await api.store.get_execution_count(workflow_id="signed")
+    assert started == 5
     for headers, reason in [
         ({}, "missing"),
-        ({"X-Spane-Signature": "sha256=abc"}, "malformed"),
-        ({"X-Spane-Signature": sign("wrong", body)}, "mismatch"),
-        ({"X-Spane-Signature": sign("s3cret", body + b" ")}, "mismatch"),
+        ({"X-Hub-Signature-256": "sha256=" + v1}, "missing"),  # not this hook's scheme
+        ({"X-Spane-Signature": "sha256=" + v1}, "malformed"),  # the unsigned-time scheme
+        ({"X-Spane-Signature": f"v1={v1}"}, "malformed"),
+        ({"X-Spane-Signature": f"t=soon,v1={v1}"}, "malformed"),
+        ({"X-Spane-Signature": f"t={t},v1=abc"}, "malformed"),
+        ({"X-Spane-Signature": sign("s3cret", body, timestamp=t - 301)}, "outside_window"),
+        ({"X-Spane-Signature": sign("s3cret", body, timestamp=t + 301)}, "outside_window"),
+        ({"X-Spane-Signature": sign("wrong", body, timestamp=t)}, "mismatch"),
+        ({"X-Spane-Signature": sign("s3cret", body + b" ", timestamp=t)}, "mismatch"),
+        ({"X-Spane-Signature": f"t={t + 1},v1={v1}"}, "mismatch"),  # another time, same v1
     ]:
         with pytest.raises(WebhookSignatureError) as exc:
             await api.trigger_webhook("hooks/signed", "POST", body, headers)
-        assert exc.value.details["reason"] == reason
+        assert exc.value.details["reason"] == reason, headers
         assert exc.value.http_status == 401
     with pytest.raises(WebhookPayloadError, match="pass the body as the bytes"):
         await api.trigger_webhook(
-            "hooks/signed", "POST", {"action": "opened"}, {"X-Spane-Signature": good}
+            "hooks/signed",
+            "POST",
+            {"action": "opened"},
+            {"X-Spane-Signature": sign("s3cret", body)},
         )
     assert await api.store.get_execution_count(workflow_id="signed") == started  # none started
+
+
+async def test_signed_webhook_replays_start_nothing(
+    hook_engines: tuple[WorkflowEngine, WorkflowEngine], clock: FakeClock
+) -> None:
+    worker, api = hook_engines
+    body = b'{"order": 7}'
+    signed = {"X-Spane-Signature": sign("s3cret", body, timestamp=int(clock.now))}
+    [first] = await api.trigger_webhook("hooks/signed", "POST", body, signed)
+    # the same request again, from this process, at once several times, and from another
+    # process (the worker's engine: same Redis and store): the first execution's id
+    [again] = await api.trigger_webhook("hooks/signed", "POST", body, signed)
+    burst = await asyncio.gather(
+        *(api.trigger_webhook("hooks/signed", "POST", body, signed) for _ in range(5))
+    )
+    [elsewhere] = await worker.trigger_webhook("hooks/signed", "POST", body, signed)
+    assert {again, elsewhere, *(ids[0] for ids in burst)} == {first}
+    # an Idempotency-Key is not covered by the signature: ignored on a signed hook
+    [keyed] = await api.trigger_webhook(
+        "hooks/signed", "POST", body, {**signed, "Idempotency-Key": "another"}
+    )
+    assert keyed == first
+    assert await api.store.get_execution_count(workflow_id="signed") == 1
+    # remembered in Redis under the engine's prefix, for twice the window (either side)
+    digest = fingerprint_key("POST /hooks/signed", signed["X-Spane-Signature"][-64:])
+    key = ReplayMemory(api.queue.redis, api.key_prefix).key(digest)
+    assert key.startswith(f"{api.key_prefix}:webhook:seen:")
+    assert await api.queue.redis.get(key) == first.encode()
+    assert 0 < await api.queue.redis.pttl(key) <= 600_000
+    # past the window the same request is refused, not run again
+    clock.now += 301
+    with pytest.raises(WebhookSignatureError) as exc:
+        await api.trigger_webhook("hooks/signed", "POST", body, signed)
+    assert exc.value.details["reason"] == "outside_window"
+    # a new signature of the same body is a new delivery
+    resigned = {"X-Spane-Signature": sign("s3cret", body, timestamp=int(clock.now))}
+    [second] = await api.trigger_webhook("hooks/signed", "POST", body, resigned)
+    assert second != first
+    assert await api.store.get_execution_count(workflow_id="signed") == 2
+    assert (await worker.wait_for_execution(second, timeout=10)).status == "completed"
+
+
+async def test_replays_are_remembered_in_redis_past_the_idempotency_ttl(
+    shared_store: SharedStore, make_engine: EngineFactory, reg: NodeRegistry
+) -> None:
+    # The store forgets an idempotency key almost at once here: only Redis remembers.
+    engine = await make_engine(reg, shared_store(), close_store=False, idempotency_ttl_seconds=1e-6)
+    await engine.register_workflow(hooked("signed", "hooks/signed", secret="s3cret"))
+    body = b"{}"
+    signed = {"X-Spane-Signature": sign("s3cret", body)}
+    [first] = await engine.trigger_webhook("hooks/signed", "POST", body, signed)
+    [again] = await engine.trigger_webhook("hooks/signed", "POST", body, signed)
+    assert again == first
+    assert await engine.store.get_execution_count(workflow_id="signed") == 1
+
+
+async def test_github_signed_webhooks(
+    hook_engines: tuple[WorkflowEngine, WorkflowEngine],
+) -> None:
+    worker, api = hook_engines
+    await worker.register_workflow(
+        hooked("gh", "hooks/github", secret="gh-secret", signature="github", tolerance_seconds=60)
+    )
+    body = b'{"action": "opened"}'
+    good = sign_github("gh-secret", body)
+    assert good.startswith("sha256=")
+    [first] = await api.trigger_webhook("hooks/github", "POST", body, {"X-Hub-Signature-256": good})
+    assert (await worker.wait_for_execution(first, timeout=10)).status == "completed"
+    # GitHub's redelivery of the same body within the window: the first execution's id
+    for headers in (
+        {"x-hub-signature-256": good},
+        {"X-Hub-Signature-256": good.removeprefix("sha256=").upper()},  # bare hex, any case
+    ):
+        assert await api.trigger_webhook("hooks/github", "POST", body, headers) == [first]
+    digest = fingerprint_key("POST /hooks/github", good.removeprefix("sha256="))
+    key = ReplayMemory(api.queue.redis, api.key_prefix).key(digest)
+    assert 0 < await api.queue.redis.pttl(key) <= 60_000  # the hook's window
+    for headers, reason in [
+        ({"X-Spane-Signature": sign("gh-secret", body)}, "missing"),  # not this hook's scheme
+        ({"X-Hub-Signature-256": "sha256=abc"}, "malformed"),
+        ({"X-Hub-Signature-256": sign_github("wrong", body)}, "mismatch"),
+    ]:
+        with pytest.raises(WebhookSignatureError) as exc:
+            await api.trigger_webhook("hooks/github", "POST", body, headers)
+        assert exc.value.details["reason"] == reason
+    assert await api.store.get_execution_count(workflow_id="gh") == 1
+
+
+class Body:
+    """A request body as the API hands it over: chunks, read only when iterated."""
+
+    def __init__(self, chunk: bytes, count: int | None = None) -> None:
+        self.chunk = chunk
+        self.count = count  # None: endless
+        self.read = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.count is None or self.read < self.count:
+            self.read += 1
+            yield self.chunk
+
+
+async def test_signed_webhook_checks_come_in_order(
+    hook_engines: tuple[WorkflowEngine, WorkflowEngine], clock: FakeClock
+) -> None:
+    _, api = hook_engines
+    not_json = b"{not json"
+    now = int(clock.now)
+    # no hook (404) before anything else, the body unread
+    body = Body(not_json, 1)
+    with pytest.raises(WebhookNotFoundError):
+        await api.trigger_webhook("hooks/none", "POST", body, {})
+    # the signature header (401) before the body is read: its size and JSON stay unknown
+    for headers in (
+        {},
+        {"X-Spane-Signature": "garbage"},
+        {"X-Spane-Signature": sign("s3cret", not_json, timestamp=now - 3600)},
+        {"X-Spane-Signature": f"t={now},v1=", "Content-Length": str(1 << 30)},  # not 413
+    ):
+        body = Body(b"x" * 65536)  # endless
+        with pytest.raises(WebhookSignatureError):
+            await api.trigger_webhook("hooks/signed", "POST", body, headers)
+        assert body.read == 0, headers
+    # a wrong signature over a body that is not JSON: 401, not 400
+    with pytest.raises(WebhookSignatureError) as exc:
+        await api.trigger_webhook(
+            "hooks/signed", "POST", Body(not_json, 1),
+            {"X-Spane-Signature": sign("guess", not_json, timestamp=now)},
+        )  # fmt: skip
+    assert exc.value.details["reason"] == "mismatch"
+    # a well-signed body that is not JSON: 400 (the sender holds the secret)
+    with pytest.raises(WebhookPayloadError) as bad:
+        await api.trigger_webhook(
+            "hooks/signed", "POST", Body(not_json, 1),
+            {"X-Spane-Signature": sign("s3cret", not_json, timestamp=now)},
+        )  # fmt: skip
+    assert (bad.value.details["reason"], bad.value.code) == ("not_json", "WEBHOOK_PAYLOAD_INVALID")
+    # an unsigned request to the open hook learns how its body parsed: nothing to hide there
+    with pytest.raises(WebhookPayloadError, match="not JSON"):
+        await api.trigger_webhook("hooks/orders", "POST", Body(not_json, 1), {})
+    assert await api.store.get_execution_count() == 0
+
+
+async def test_webhook_bodies_over_the_limit_are_not_read_on(
+    hook_engines: tuple[WorkflowEngine, WorkflowEngine],
+) -> None:
+    worker, api = hook_engines
+    limit = api.limits.max_payload_bytes
+    chunk = b" " * 65536
+    # by Content-Length: refused before a byte is read
+    body = Body(chunk)
+    with pytest.raises(WebhookPayloadTooLargeError) as exc:
+        await api.trigger_webhook("hooks/orders", "POST", body, {"Content-Length": str(30 << 20)})
+    assert body.read == 0
+    assert (exc.value.http_status, exc.value.code) == (413, "PAYLOAD_TOO_LARGE")
+    assert exc.value.details["reason"] == "too_large"
+    assert isinstance(exc.value, WebhookPayloadError)
+    # no Content-Length (chunked), or one that lies: read until past the limit, no further
+    for headers in ({}, {"Content-Length": "10"}):
+        body = Body(chunk)  # endless
+        with pytest.raises(WebhookPayloadTooLargeError, match=f"over the limit of {limit} bytes"):
+            await api.trigger_webhook("hooks/orders", "POST", body, headers)
+        assert body.read == limit // len(chunk) + 1, headers  # the limit and one chunk
+    # on a signed hook too, once the header passed
+    body = Body(chunk)
+    with pytest.raises(WebhookPayloadTooLargeError):
+        await api.trigger_webhook(
+            "hooks/signed", "POST", body, {"X-Spane-Signature": sign("s3cret", b"")}
+        )
+    assert body.read == limit // len(chunk) + 1
+    # at the limit exactly: read and started
+    [eid] = await api.trigger_webhook(
+        "hooks/orders", "POST", Body(b"[" + b" " * (limit - 2) + b"]", 1), {}
+    )
+    assert (await worker.wait_for_execution(eid, timeout=10)).node_results["a"].data == []
+    assert await api.store.get_execution_count() == 1
 
 
 async def test_webhook_rejections_start_nothing(
@@ -308,6 +531,7 @@ async def test_webhook_rejections_start_nothing(
     with pytest.raises(WebhookPayloadError, match="over the limit of 1048576 bytes") as big:
         await api.trigger_webhook("hooks/orders", body=b"[" + b"1," * (1 << 20) + b"1]")
     assert big.value.details["reason"] == "too_large"
+    assert big.value.http_status == 413
     with pytest.raises(WebhookPayloadError, match="nests deeper than 64 levels"):
         await api.trigger_webhook("hooks/orders", body=b"[" * 100 + b"]" * 100)
     assert await api.store.get_execution_count() == 0

@@ -39,7 +39,11 @@ async def stream_events(
     execution_id: Annotated[str | None, Query(max_length=100)] = None,
     workflow_id: Annotated[str | None, Query(max_length=128)] = None,
     access_token: Annotated[
-        str | None, Query(description="The API token, for clients that cannot send headers")
+        str | None,
+        Query(
+            description="The API token, for clients that cannot send headers (prefer the "
+            "Authorization header: URLs get logged)"
+        ),
     ] = None,
 ) -> StreamingResponse:
     """Each frame is ``event: <name>`` (``execution.completed``, ``node.started``, ...)

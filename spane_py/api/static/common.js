@@ -138,6 +138,65 @@ const Spane = (() => {
     } catch (_) { /* the pages show their own errors */ }
   }
 
+  // The event stream, read with fetch() so that the token goes in the Authorization
+  // header, never in the URL (which servers and proxies log): onEvent() per frame that
+  // carries an event, onOpen() once it is open, onDown() when it is refused or dropped.
+  // A dropped stream is opened again after the server's retry delay; one refused for good
+  // (401: no or a wrong token, 501: the engine has none) is not.
+  function eventStream(query, { onEvent, onOpen, onDown }) {
+    let stopped = false;
+    let controller = null;
+    let retryMs = 3000;
+    const frame = (text) => {
+      let named = false;
+      for (const line of text.split(/\r?\n/)) {
+        if (line.startsWith("retry:")) {
+          const ms = Number(line.slice(6).trim());
+          if (Number.isFinite(ms) && ms > 0) retryMs = ms;
+        } else if (line.startsWith("event:") || line.startsWith("data:")) {
+          named = true;
+        }
+      }
+      if (named) onEvent();
+    };
+    const connect = async () => {
+      if (stopped) return;
+      controller = new AbortController();
+      const headers = { Accept: "text/event-stream" };
+      const t = token();
+      if (t) headers.Authorization = `Bearer ${t}`;
+      let again = true;
+      try {
+        const res = await fetch(`/api/events${query ? `?${query}` : ""}`, {
+          headers, cache: "no-store", signal: controller.signal,
+        });
+        if (!res.ok || !res.body) {
+          if (res.status === 401) askForToken();
+          again = res.status !== 401 && res.status !== 501;
+        } else {
+          onOpen();
+          const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buffer = "";
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buffer += value;
+            let end;
+            while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+              frame(buffer.slice(0, end));
+              buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
+            }
+          }
+        }
+      } catch (_) { /* dropped, or stopped */ }
+      if (stopped) return;
+      onDown();
+      if (again) window.setTimeout(connect, retryMs);
+    };
+    connect();
+    return { stop: () => { stopped = true; if (controller) controller.abort(); } };
+  }
+
   // Live updates: refresh() runs on every server event (debounced) when the event stream
   // works, and every pollMs otherwise. The indicator says which.
   function live(refresh, { pollMs = 1000, query = "" } = {}) {
@@ -145,6 +204,7 @@ const Spane = (() => {
     let timer = null;
     let pending = false;
     let stopped = false;
+    let stream = null;
     const run = async () => {
       if (pending || stopped) return;
       pending = true;
@@ -164,37 +224,32 @@ const Spane = (() => {
       setMode("on", `live (polling every ${pollMs / 1000} s)`);
       poll(pollMs);
     };
-    if (window.EventSource) {
-      const t = token();
-      const params = new URLSearchParams(query);
-      if (t) params.set("access_token", t);
-      const source = new EventSource(`/api/events?${params}`);
+    if (window.fetch && window.ReadableStream && window.TextDecoderStream) {
       let debounce = null;
-      source.onopen = () => {
-        setMode("on", "live (events)");
-        poll(Math.max(pollMs * 10, 10000)); // a slow safety net
-      };
       const onEvent = () => {
         if (debounce) return;
         debounce = window.setTimeout(() => { debounce = null; run(); }, 150);
       };
-      // A refused stream (501: the engine has none) closes for good; a dropped one
-      // reconnects by itself. Either way, poll until it is open again.
-      source.addEventListener("error", fallback);
-      // Unnamed events, and the named ones (execution.completed, node.started, ...).
-      source.onmessage = onEvent;
-      for (const name of [
-        "execution.started", "execution.completed", "execution.failed", "execution.cancelled",
-        "execution.paused", "execution.resumed", "execution.retried", "execution.replayed",
-        "node.started", "node.completed", "node.failed", "node.retrying", "node.skipped",
-        "node.waiting", "node.resumed", "dlq.retried",
-      ]) source.addEventListener(name, onEvent);
-      fallback(); // until the stream opens
-    } else {
-      fallback();
+      stream = eventStream(query, {
+        onEvent,
+        onOpen: () => {
+          setMode("on", "live (events)");
+          poll(Math.max(pollMs * 10, 10000)); // a slow safety net
+        },
+        // Refused or dropped: poll until it is open again.
+        onDown: fallback,
+      });
     }
+    fallback(); // until the stream opens
     run();
-    return { stop: () => { stopped = true; if (timer) window.clearInterval(timer); }, refresh: run };
+    return {
+      stop: () => {
+        stopped = true;
+        if (timer) window.clearInterval(timer);
+        if (stream) stream.stop();
+      },
+      refresh: run,
+    };
   }
 
   return { api, ApiError, el, badge, shortId, fmtTime, fmtDuration, json, showError, showInfo, setupChrome, live, token };
