@@ -120,16 +120,13 @@ async def trigger(
         # the processes that check it, so it is remembered for both sides; "github": for the
         # window.
         memory_s = 2 * window if scheme == "spane" else window
-        execution_id = await _start_once(
+        execution_id, seen = await _start_once(
             replay, start, binding, data, metadata, fingerprint_key(where, fingerprint), memory_s
         )
-    events.emit(
-        events.WEBHOOK_ACCEPTED,
-        path=binding.path,
-        method=binding.method,
-        workflow_id=binding.workflow_id,
-        execution_id=execution_id,
-    )
+        if seen:
+            _emit(events.WEBHOOK_DUPLICATE, binding, execution_id)  # nothing started
+            return [execution_id]
+    _emit(events.WEBHOOK_ACCEPTED, binding, execution_id)
     return [execution_id]
 
 
@@ -141,25 +138,23 @@ async def _start_once(
     metadata: Mapping[str, Any],
     digest: str,
     memory_s: float,
-) -> str:
-    """Start the execution of a signed request unless it was seen inside ``memory_s``: then
-    the first execution's id, nothing started."""
-    key = f"webhook:sig:{digest}"
+) -> tuple[str, bool]:
+    """Start the execution of a signed request unless it was seen inside ``memory_s``; its
+    id, and whether it is the first execution's, found again (nothing started)."""
     first = await replay.claim(digest, memory_s) if replay is not None else None
     if first:
-        _duplicate(binding, first)
-        return first
-    execution_id = await start(binding.workflow_id, data, key, metadata)
-    if first == "":  # the first is still starting, or failed: the store's key decided
-        _duplicate(binding, execution_id)
-    elif replay is not None:
+        return first, True
+    # First seen, or seen by a request still starting (or one that failed to): the
+    # signature as idempotency key makes the store start one execution for all of them.
+    execution_id = await start(binding.workflow_id, data, f"webhook:sig:{digest}", metadata)
+    if replay is not None:
         await replay.remember(digest, execution_id, memory_s)
-    return execution_id
+    return execution_id, False
 
 
-def _duplicate(binding: WebhookRecord, execution_id: str) -> None:
+def _emit(event: str, binding: WebhookRecord, execution_id: str) -> None:
     events.emit(
-        events.WEBHOOK_DUPLICATE,
+        event,
         path=binding.path,
         method=binding.method,
         workflow_id=binding.workflow_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from spane_py.errors import (
     WebhookSignatureError,
     WorkflowNotFoundError,
 )
+from spane_py.observability import events
 from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
 from spane_py.triggers.replay import ReplayMemory, fingerprint_key
@@ -337,10 +338,21 @@ async def test_signed_webhook_replays_start_nothing(
     worker, api = hook_engines
     body = b'{"order": 7}'
     signed = {"X-Spane-Signature": sign("s3cret", body, timestamp=int(clock.now))}
-    [first] = await api.trigger_webhook("hooks/signed", "POST", body, signed)
-    # the same request again, from this process, at once several times, and from another
-    # process (the worker's engine: same Redis and store): the first execution's id
-    [again] = await api.trigger_webhook("hooks/signed", "POST", body, signed)
+    seen: list[tuple[str, str]] = []
+
+    def record(name: str, fields: Mapping[str, Any]) -> None:
+        if name.startswith("webhook."):
+            seen.append((name, fields.get("execution_id") or fields.get("reason")))
+
+    events.add_sink(record)
+    try:
+        [first] = await api.trigger_webhook("hooks/signed", "POST", body, signed)
+        [again] = await api.trigger_webhook("hooks/signed", "POST", body, signed)
+    finally:
+        events.remove_sink(record)
+    assert seen == [("webhook.accepted", first), ("webhook.duplicate", first)]
+    # the same request again (above), from this process at once several times, and from
+    # another process (the worker's engine: same Redis and store): the first execution's id
     burst = await asyncio.gather(
         *(api.trigger_webhook("hooks/signed", "POST", body, signed) for _ in range(5))
     )
