@@ -10,12 +10,13 @@ import logging
 import os
 import sys
 from enum import StrEnum
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from spane_py.engine.engine import WorkflowEngine
 from spane_py.errors import ConfigurationError
@@ -36,6 +37,29 @@ def stderr() -> Console:
 def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
     stderr().print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
+
+
+def _no_flag_metavar(params: list[Any]) -> list[Any]:
+    """Flags (``--json``, ``--help``) take no value: give them an empty metavar, so that
+    the help does not label them with a type (typer's rich help shows ``<bool>``)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class SpaneCommand(TyperCommand):
+    """A ``spane`` command: its help shows no type label on flags."""
+
+    def get_params(self, ctx: Any) -> list[Any]:  # typer's click (vendored from 0.29)
+        return _no_flag_metavar(super().get_params(ctx))
+
+
+class SpaneGroup(TyperGroup):
+    """A ``spane`` command group: its help shows no type label on flags."""
+
+    def get_params(self, ctx: Any) -> list[Any]:  # typer's click (vendored from 0.29)
+        return _no_flag_metavar(super().get_params(ctx))
 
 
 class Store(StrEnum):
@@ -171,6 +195,8 @@ __all__ = [
     "NOT_COMPLETED",
     "USAGE_ERROR",
     "AppError",
+    "SpaneCommand",
+    "SpaneGroup",
     "Store",
     "StoreOption",
     "check_store",

@@ -14,6 +14,7 @@
                                          from several processes at once)
     spane db current [--schema S] [--database-url URL]
                                          print the database's revision and the code's
+                                         (exit code 1 when they differ)
     spane executions list|show, spane trace ID, spane dlq list|retry
                                          what ran, from the store (see cli_inspect)
     spane --version
@@ -54,6 +55,8 @@ from spane_py import __version__, cli_inspect
 from spane_py._cli_support import (
     NOT_COMPLETED,
     AppError,
+    SpaneCommand,
+    SpaneGroup,
     StoreOption,
     fail,
     load_app,
@@ -82,6 +85,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=SpaneGroup,
 )
 
 logger = logging.getLogger("spane_py.cli")
@@ -151,7 +155,7 @@ def _root(
     """spane_py: DAG workflows on arq workers."""
 
 
-@app.command()
+@app.command(cls=SpaneCommand)
 def demo(
     executions: Annotated[
         int, typer.Option("--executions", "-n", min=1, max=100_000, help="How many to run.")
@@ -186,7 +190,7 @@ def demo(
     raise typer.Exit(0 if ok else NOT_COMPLETED)
 
 
-@app.command()
+@app.command(cls=SpaneCommand)
 def worker(
     app_path: Annotated[
         str, typer.Argument(metavar="APP", help="module:attribute naming the engine")
@@ -245,7 +249,7 @@ def worker(
         fail(str(exc), NOT_COMPLETED)
 
 
-@app.command()
+@app.command(cls=SpaneCommand)
 def run(
     app_path: Annotated[
         str, typer.Argument(metavar="APP", help="module:attribute naming the engine")
@@ -328,7 +332,7 @@ def run(
     raise typer.Exit(0 if ok else NOT_COMPLETED)
 
 
-@app.command()
+@app.command(cls=SpaneCommand)
 def api(
     app_path: Annotated[
         str | None,
@@ -430,6 +434,7 @@ db_app = typer.Typer(
     name="db",
     help="The PostgreSQL schema: apply migrations, show revisions.",
     no_args_is_help=True,
+    cls=SpaneGroup,
 )
 app.add_typer(db_app)
 
@@ -477,7 +482,7 @@ def _run_db(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         fail(str(exc), NOT_COMPLETED)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=SpaneCommand)
 def db_upgrade(
     schema: SchemaOption = None,
     database_url: DatabaseUrlOption = None,
@@ -515,9 +520,12 @@ def db_upgrade(
     _run_db(main)
 
 
-@db_app.command("current")
+@db_app.command("current", cls=SpaneCommand)
 def db_current(schema: SchemaOption = None, database_url: DatabaseUrlOption = None) -> None:
-    """Print the database's schema revision and the revision this spane_py needs."""
+    """Print the database's schema revision and the revision this spane_py needs.
+
+    Exits 1 when they differ (no schema yet, or another revision), naming the command
+    that brings the schema to this code's revision."""
     settings = load_settings()
     setup_logging("WARNING")
     target = schema or settings.db_schema
@@ -539,7 +547,10 @@ def db_current(schema: SchemaOption = None, database_url: DatabaseUrlOption = No
                 server.stop()
         typer.echo(f"database: {current or 'none'} (schema {target!r} at {migrate.redact(url)})")
         typer.echo(f"code:     {head} (head)")
-        typer.echo(migrate.mismatch(target, current) or "up to date")
+        problem = migrate.mismatch(target, current)
+        if problem is not None:
+            fail(problem, NOT_COMPLETED)
+        typer.echo("up to date")
 
     _run_db(main)
 

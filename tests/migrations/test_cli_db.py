@@ -75,13 +75,17 @@ def test_upgrade_then_current(spane: Run, database_url: str, fresh_schema: str) 
     ]
 
 
-def test_current_of_a_schema_not_migrated(spane: Run, database_url: str, fresh_schema: str) -> None:
+def test_current_of_a_schema_not_migrated_exits_1(
+    spane: Run, database_url: str, fresh_schema: str
+) -> None:
     result = spane("db", "current", "--schema", fresh_schema, "--database-url", database_url)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("database: none (schema ")
     assert lines[1] == f"code:     {HEAD} (head)"
-    assert lines[2].endswith(f"run `spane db upgrade --schema {fresh_schema}`")
+    assert len(lines) == 2
+    assert result.stderr.startswith("error: the database has no spane_py schema yet")
+    assert result.stderr.rstrip().endswith(f"run `spane db upgrade --schema {fresh_schema}`")
 
 
 def test_database_url_and_schema_from_the_environment(
