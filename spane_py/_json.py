@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from spane_py._text import find_bad_text
 from spane_py.errors import SerializationError
 
 _encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
@@ -27,12 +28,11 @@ def dumps(value: Any, *, what: str = "value") -> str:
     try:
         raw = orjson.dumps(value, option=_STRICT)
     except TypeError as exc:
+        if "surrogates not allowed" in str(exc):
+            raise SerializationError(_unstorable(value, what)) from exc
         raise SerializationError(f"{what} is not JSON-serializable: {_reason(exc)}") from exc
     if b"\\u0000" in raw and _has_nul(raw):
-        raise SerializationError(
-            f"{what} is not storable: a string contains the NUL character (\\u0000), "
-            "which PostgreSQL cannot store"
-        )
+        raise SerializationError(_unstorable(value, what))
     if b"null" in raw:  # perhaps a NaN or an Infinity that orjson wrote as null
         try:
             _encoder.encode(value)
@@ -51,6 +51,15 @@ def loads(text: str | bytes) -> Any:
 def dumps_bytes(value: Any) -> bytes:
     """Fast encoder for spane_py's own payloads (ids, numbers, plain strings)."""
     return orjson.dumps(value)
+
+
+def _unstorable(value: Any, what: str) -> str:
+    """The message for a value holding a NUL character or a lone surrogate, naming where."""
+    found = find_bad_text(value, "$")
+    if found is None:  # cannot happen: orjson and the walk see the same strings
+        return f"{what} is not storable: a string contains a NUL character or a lone surrogate"
+    where, problem = found
+    return f"{what} is not storable: {'it' if where == '$' else where} {problem}"
 
 
 def _has_nul(raw: bytes) -> bool:

@@ -9,10 +9,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+import orjson
 from pydantic import BaseModel
 
+from spane_py._text import storable, storable_value
 from spane_py.definitions.models import NodeDefinition
 from spane_py.errors import NonRetryableError, RateLimitError
+from spane_py.limits import MAX_DELAY_MS
 from spane_py.results import ExecutionResult
 from spane_py.state import NodeStatus
 from spane_py.stores.base import LogRecord, NodeRecord
@@ -37,6 +40,20 @@ def record_to_result(record: NodeRecord) -> ExecutionResult:
         next_nodes=list(record.next_nodes) if record.next_nodes is not None else None,
         skipped=record.skipped,
     )
+
+
+def _loggable(fields: dict[str, Any]) -> dict[str, Any]:
+    """A log line's fields as the stores can keep them: text PostgreSQL refuses becomes
+    U+FFFD, and a value JSON cannot carry (an object, a set) becomes its ``repr``, where it
+    used to make the line's write fail (and with it the node's result)."""
+    fields = storable_value(fields)
+    try:
+        orjson.dumps(fields)
+    except TypeError:
+        return dict(
+            orjson.loads(orjson.dumps(fields, default=repr, option=orjson.OPT_NON_STR_KEYS))
+        )
+    return fields
 
 
 class ExecutionContext:
@@ -133,11 +150,11 @@ class ExecutionContext:
             isinstance(ms, bool)
             or not isinstance(ms, int | float)
             or not math.isfinite(ms)
-            or ms <= 0
+            or not 0 < ms <= MAX_DELAY_MS
         ):
             raise NonRetryableError(
                 f"node {self.node_id!r}: ctx.rate_limit(ms) needs a positive, finite number of "
-                f"milliseconds, got {ms!r}",
+                f"milliseconds, at most {MAX_DELAY_MS} (10 years), got {ms!r}",
                 node_id=self.node_id,
                 execution_id=self.execution_id,
                 workflow_id=self.workflow_id,
@@ -180,9 +197,11 @@ class ExecutionContext:
             execution_id=self.execution_id,
             node_id=self.node_id,
             level=level,
-            message=message,
+            # Text PostgreSQL refuses (a NUL, a lone surrogate) must not lose the line, nor
+            # the node's result written with it: such characters become U+FFFD.
+            message=storable(str(message)),
             timestamp=datetime.now(UTC),
-            fields={"attempt": self.attempt, **fields},
+            fields={"attempt": self.attempt, **_loggable(fields)},
         )
         self._logs.append(record)
         node_logger.log(

@@ -8,6 +8,7 @@
     ├── ExecutionNotFoundError
     ├── SerializationError
     ├── InvalidEnqueueOptionsError
+    ├── InvalidInputError           (HTTP 422)
     ├── NodeExecutionError
     │   ├── NodeTimeoutError
     │   ├── NonRetryableError
@@ -205,6 +206,17 @@ class InvalidEnqueueOptionsError(SpaneError):
     """An enqueue option is out of range."""
 
     code = "INVALID_ENQUEUE_OPTIONS"
+
+
+class InvalidInputError(SpaneError):
+    """An argument cannot be used: text the stores cannot hold (a NUL character, a lone
+    surrogate).
+
+    ``details["field"]`` names the argument (``execution_id``, ``change_notes``, ...).
+    """
+
+    code = "INVALID_INPUT"
+    http_status: ClassVar[int] = 422
 
 
 class NodeExecutionError(SpaneError):

@@ -33,6 +33,12 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+# The longest delay, timeout, backoff or expiry any input may ask for: 10 years (3650
+# days). Longer ones are refused with an error naming the field; without a bound, 1e12
+# seconds overflows the datetime arithmetic of a due time.
+MAX_DELAY_SECONDS = 3650 * 24 * 3600
+MAX_DELAY_MS = MAX_DELAY_SECONDS * 1000
+
 
 def json_depth(value: Any, limit: int) -> int:
     """How deeply arrays and objects nest in ``value`` (a scalar: 0), counting no deeper than

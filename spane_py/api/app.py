@@ -34,6 +34,7 @@ from spane_py.api.routes import (
     workflows,
 )
 from spane_py.api.settings import ApiSettings
+from spane_py.api.storable import storable_params
 from spane_py.engine.engine import WorkflowEngine
 
 DEFAULT_MAX_BODY_BYTES = 32 << 20
@@ -115,6 +116,8 @@ def create_app(
         lifespan=lifespan,
         # Operation ids are the route functions' names (unique): clean generated clients.
         generate_unique_id_function=lambda route: route.name,
+        # A NUL character in a path or query parameter: a 422 naming it, on every route.
+        dependencies=[Depends(storable_params)],
     )
     app.state.engine = engine
     app.state.api_token = settings.token_value

@@ -35,6 +35,7 @@ _STATUS: tuple[tuple[type[e.SpaneError], int], ...] = (
     (e.InvalidTriggerError, 422),
     (e.WorkflowValidationError, 422),  # NodeNotRegisteredError too
     (e.InvalidEnqueueOptionsError, 422),
+    (e.InvalidInputError, 422),
     (e.SerializationError, 422),
     (e.MaxDepthExceededError, 422),
     (e.InvalidExecutionStateError, 409),
@@ -42,6 +43,13 @@ _STATUS: tuple[tuple[type[e.SpaneError], int], ...] = (
     (e.ConfigurationError, 503),  # for example: the engine is not started
     (e.StatePersistenceError, 503),
     (e.QueueError, 503),
+)
+
+# What a client is told when the store or the queue fails: their messages carry the
+# driver's text (a SQL error, a host and port), which is for the server's log only.
+_WITHHELD: tuple[tuple[type[e.SpaneError], str], ...] = (
+    (e.StatePersistenceError, "the state store (the database) failed"),
+    (e.QueueError, "the job queue (Redis) failed"),
 )
 
 # ResumeTokenError.details["reason"] -> status: an unknown token is not found; one that
@@ -153,13 +161,19 @@ def install(app: FastAPI) -> None:
     async def spane_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, e.SpaneError)
         status = status_for(exc)
+        message, details = exc.message, exc.details
         if status >= 500:
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
+            for cls, withheld in _WITHHELD:
+                if isinstance(exc, cls):
+                    message = f"{withheld}; the server's log has the details"
+                    details = {}
+                    break
         return error_response(
             status,
             exc.code,
-            exc.message,
-            details=exc.details,
+            message,
+            details=details,
             workflow_id=exc.workflow_id,
             execution_id=exc.execution_id,
             node_id=exc.node_id,

@@ -10,9 +10,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
+from spane_py._text import text_problem
+from spane_py.limits import MAX_DELAY_SECONDS
 from spane_py.state import ExecutionState, ExecutionStatus, LogView, SpanView
+
+
+def _storable(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("string_unstorable", "{msg}", {"msg": problem})
+    return value
+
+
+# Text a request stores or looks up: no NUL character, no lone surrogate (a 422 naming the
+# field; ``input``, ``metadata`` and ``data`` are checked by the engine).
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 class StrictModel(BaseModel):
@@ -50,13 +65,19 @@ class Registered(BaseModel):
 
 class EnqueueOptions(StrictModel):
     priority: int | None = Field(None, ge=1, le=10, description="1-10, higher runs first")
-    delay_seconds: float | None = Field(None, ge=0, description="start this much later")
+    delay_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_DELAY_SECONDS,
+        allow_inf_nan=False,
+        description=f"start this much later (at most {MAX_DELAY_SECONDS}: 10 years)",
+    )
     metadata: dict[str, Any] | None = None
 
 
 class EnqueueRequest(EnqueueOptions):
     input: Any = Field(None, description="The execution's initial data")
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    idempotency_key: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
 
 
 class BulkEnqueueRequest(EnqueueOptions):
@@ -127,7 +148,7 @@ class Trace(BaseModel):
 
 
 class CancelRequest(StrictModel):
-    reason: Annotated[str, Field(max_length=1000)] | None = None
+    reason: Annotated[Text, Field(max_length=1000)] | None = None
 
 
 class ControlResult(BaseModel):
@@ -143,10 +164,10 @@ class Replayed(BaseModel):
 
 
 class BulkControlRequest(StrictModel):
-    execution_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+    execution_ids: list[Annotated[Text, Field(min_length=1, max_length=100)]] = Field(
         min_length=1, max_length=1000
     )
-    reason: Annotated[str, Field(max_length=1000)] | None = None
+    reason: Annotated[Text, Field(max_length=1000)] | None = None
 
 
 class BulkControlResult(BaseModel):
@@ -158,7 +179,7 @@ class BulkControlResult(BaseModel):
 
 # Resume tokens -------------------------------------------------------------------------
 class TokenRequest(StrictModel):
-    token: Annotated[str, Field(min_length=1, max_length=500)]
+    token: Annotated[Text, Field(min_length=1, max_length=500)]
 
 
 class ResumeRequest(TokenRequest):
@@ -240,12 +261,32 @@ class Workers(BaseModel):
 
 
 class Health(BaseModel):
+    """``/healthz`` for a caller that presented the API token (or with auth off)."""
+
     status: Literal["ok", "degraded", "failing"] = Field(
         description="failing: Redis or the store is down (HTTP 503); degraded: no live worker"
     )
     redis: Check
     store: Check
     workers: Workers
+
+
+class CheckSummary(BaseModel):
+    ok: bool
+
+
+class WorkersSummary(BaseModel):
+    live: int
+
+
+class HealthSummary(BaseModel):
+    """``/healthz`` without the API token (when one is set): whether each dependency works
+    and how many workers are alive, without latencies, errors or worker ids."""
+
+    status: Literal["ok", "degraded", "failing"]
+    redis: CheckSummary
+    store: CheckSummary
+    workers: WorkersSummary
 
 
 class WebhookTriggered(BaseModel):
@@ -259,6 +300,7 @@ __all__ = [
     "BulkEnqueued",
     "CancelRequest",
     "Check",
+    "CheckSummary",
     "ControlResult",
     "DlqItem",
     "DlqPage",
@@ -269,6 +311,7 @@ __all__ = [
     "ExecutionSummary",
     "GraphNode",
     "Health",
+    "HealthSummary",
     "LiveWorker",
     "Purged",
     "QueueStats",
@@ -283,6 +326,7 @@ __all__ = [
     "Trace",
     "WebhookTriggered",
     "Workers",
+    "WorkersSummary",
     "WorkflowSummary",
     "WorkflowVersion",
 ]

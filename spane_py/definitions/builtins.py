@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from spane_py.definitions.models import WORKFLOW_ID_PATTERN, SpaneModel
+from spane_py.limits import MAX_DELAY_MS, MAX_DELAY_SECONDS
 
 DELAY = "delay"
 SUB_WORKFLOW = "sub-workflow"
@@ -26,7 +27,8 @@ DEFAULT_TOKEN_TTL_S = 7 * 24 * 3600.0
 
 class DelayConfig(SpaneModel):
     """SPANE's delay: ``duration`` (ms) wins over ``duration_seconds``, which wins over
-    ``duration_minutes``. One of them is required; negative values are refused; 0 is valid."""
+    ``duration_minutes``. One of them is required; negative values are refused; 0 is valid;
+    at most 10 years (``spane_py.limits.MAX_DELAY_SECONDS``)."""
 
     duration: float | None = None
     duration_seconds: float | None = None
@@ -34,10 +36,16 @@ class DelayConfig(SpaneModel):
 
     @model_validator(mode="after")
     def _one_duration(self) -> DelayConfig:
-        for name in ("duration", "duration_seconds", "duration_minutes"):
+        for name, most in (
+            ("duration", MAX_DELAY_MS),
+            ("duration_seconds", MAX_DELAY_SECONDS),
+            ("duration_minutes", MAX_DELAY_SECONDS // 60),
+        ):
             value = getattr(self, name)
-            if value is not None and (value < 0 or value != value or value == float("inf")):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            if value is not None and not 0 <= value <= most:  # NaN too
+                raise ValueError(
+                    f"{name} must be a number from 0 to {most} (10 years), got {value!r}"
+                )
         if (
             self.duration is None
             and self.duration_seconds is None
@@ -76,14 +84,14 @@ class WaitConfig(SpaneModel):
 
     ``timeout_seconds`` (or ``timeout``, ms): after it, ``on_timeout`` "fail" fails the node
     and "continue" completes it with ``default_output``. The token expires with the timeout,
-    or after ``token_ttl_seconds`` (7 days) when there is none.
+    or after ``token_ttl_seconds`` (7 days) when there is none. Each is at most 10 years.
     """
 
-    timeout: float | None = Field(None, gt=0, description="ms")
-    timeout_seconds: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0, le=MAX_DELAY_MS, description="ms")
+    timeout_seconds: float | None = Field(None, gt=0, le=MAX_DELAY_SECONDS)
     on_timeout: Literal["fail", "continue"] = "fail"
     default_output: Any = None
-    token_ttl_seconds: float = Field(DEFAULT_TOKEN_TTL_S, gt=0)
+    token_ttl_seconds: float = Field(DEFAULT_TOKEN_TTL_S, gt=0, le=MAX_DELAY_SECONDS)
 
     @property
     def timeout_s(self) -> float | None:

@@ -23,8 +23,11 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
+from spane_py._text import find_bad_text
 from spane_py.definitions.cron import check_timezone, normalize_cron
+from spane_py.limits import MAX_DELAY_MS
 
 WORKFLOW_ID_PATTERN = r"^[a-z0-9][a-z0-9\-_]*$"
 NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$"
@@ -75,6 +78,20 @@ class SpaneModel(BaseModel):
         frozen=True,
     )
 
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        """Every string (config keys too) can be stored: no NUL, no lone surrogate."""
+        found = find_bad_text(value)
+        if found is not None:
+            where, problem = found
+            raise PydanticCustomError(
+                "string_unstorable",
+                "{msg}",
+                {"msg": f"at {where}: {problem}" if where else problem},
+            )
+        return value
+
 
 # Backoff is capped so that exponential growth stays sane even with many attempts.
 DEFAULT_MAX_BACKOFF_MS = 3_600_000
@@ -84,8 +101,12 @@ class BackoffPolicy(SpaneModel):
     """How long to wait before the next attempt (milliseconds)."""
 
     type: Literal["exponential", "fixed"] = "exponential"
-    delay: int = Field(1000, ge=0, description="first (exponential) or every (fixed) delay, ms")
-    max_delay: int = Field(DEFAULT_MAX_BACKOFF_MS, ge=0, description="upper bound, ms")
+    delay: int = Field(
+        1000, ge=0, le=MAX_DELAY_MS, description="first (exponential) or every (fixed) delay, ms"
+    )
+    max_delay: int = Field(
+        DEFAULT_MAX_BACKOFF_MS, ge=0, le=MAX_DELAY_MS, description="upper bound, ms"
+    )
     jitter: float = Field(0.0, ge=0.0, le=1.0, description="+/- fraction of randomness")
 
     def delay_ms(self, failed_attempt: int, rng: random.Random | None = None) -> int:
@@ -138,7 +159,7 @@ class NodeDefinition(SpaneModel):
     inputs: list[NodeId] = Field(default_factory=list)
     outputs: list[NodeId] = Field(default_factory=list)
     retry_policy: RetryPolicy | None = None
-    timeout_ms: int | None = Field(None, gt=0)
+    timeout_ms: int | None = Field(None, gt=0, le=MAX_DELAY_MS)
 
     @field_validator("config")
     @classmethod
@@ -328,9 +349,9 @@ class WorkflowDefinition(SpaneModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     # SPANE-level enqueue defaults: used when enqueue_workflow is not given its own.
     priority: int | None = Field(None, ge=1, le=10)
-    delay: int | None = Field(None, ge=0, description="default start delay, ms")
+    delay: int | None = Field(None, ge=0, le=MAX_DELAY_MS, description="default start delay, ms")
     # An execution still unfinished this long after it started fails (ExecutionTimeoutError).
-    timeout: int | None = Field(None, gt=0, description="execution timeout, ms")
+    timeout: int | None = Field(None, gt=0, le=MAX_DELAY_MS, description="execution timeout, ms")
 
     @model_validator(mode="before")
     @classmethod

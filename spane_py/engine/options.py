@@ -1,11 +1,15 @@
-"""Checks of ``enqueue_workflow`` options: each bad value gets an error naming the workflow."""
+"""Checks of ``enqueue_workflow`` options (each bad value gets an error naming the workflow)
+and of the engine's time settings."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import timedelta
 
-from spane_py.errors import InvalidEnqueueOptionsError
+from spane_py._text import text_problem
+from spane_py.errors import ConfigurationError, InvalidEnqueueOptionsError
+from spane_py.limits import MAX_DELAY_SECONDS
 
 
 def check_priority(priority: int | None, workflow_id: str) -> int | None:
@@ -29,12 +33,13 @@ def check_delay(
         isinstance(seconds, bool)
         or not isinstance(seconds, int | float)
         or not math.isfinite(seconds)
-        or seconds < 0
+        or not 0 <= seconds <= MAX_DELAY_SECONDS
     ):
         raise InvalidEnqueueOptionsError(
-            f"workflow {workflow_id!r}: delay must be a non-negative number of seconds or a "
-            f"timedelta, got {delay!r}",
+            f"workflow {workflow_id!r}: delay must be a number of seconds from 0 to "
+            f"{MAX_DELAY_SECONDS} (10 years) or a timedelta, got {delay!r}",
             workflow_id=workflow_id,
+            details={"field": "delay"},
         )
     return float(seconds)
 
@@ -43,9 +48,37 @@ MAX_IDEMPOTENCY_KEY = 200
 
 
 def check_idempotency_key(key: str | None, workflow_id: str) -> None:
-    if key is not None and (not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY):
+    if key is None:
+        return
+    if not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidEnqueueOptionsError(
             f"workflow {workflow_id!r}: idempotency_key must be a non-empty string of at "
             f"most {MAX_IDEMPOTENCY_KEY} characters, got {key!r:.60}",
             workflow_id=workflow_id,
+            details={"field": "idempotency_key"},
         )
+    problem = text_problem(key)
+    if problem is not None:
+        raise InvalidEnqueueOptionsError(
+            f"workflow {workflow_id!r}: idempotency_key {problem}",
+            workflow_id=workflow_id,
+            details={"field": "idempotency_key"},
+        )
+
+
+def check_durations(seconds: Mapping[str, float | None]) -> None:
+    """The engine's time settings (``name: seconds``, None: unset) are numbers from 0 to
+    ``MAX_DELAY_SECONDS`` (10 years): a larger one would overflow the date arithmetic of a
+    sweep or an idempotency window long after the engine started."""
+    for name, value in seconds.items():
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value <= MAX_DELAY_SECONDS  # NaN too
+        ):
+            raise ConfigurationError(
+                f"{name} must be a number of seconds from 0 to {MAX_DELAY_SECONDS} (10 years), "
+                f"got {value!r}"
+            )

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from spane_py import _json
+from spane_py._text import storable
 from spane_py.context import ExecutionContext
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
@@ -80,12 +81,14 @@ def to_outcome(
 
 
 def format_traceback(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc))
+    # storable(): a message with a NUL or a lone surrogate must not keep the failure from
+    # being recorded (PostgreSQL refuses such text).
+    text = storable("".join(traceback.format_exception(exc)))
     return text if len(text) <= MAX_TRACEBACK_CHARS else "..." + text[-MAX_TRACEBACK_CHARS:]
 
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, SpaneError):
-        return exc.message
+        return storable(exc.message)
     text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return storable(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from spane_py.errors import QueueError
+from spane_py.limits import MAX_DELAY_MS
 from spane_py.traffic import scripts
 from spane_py.traffic.limits import TrafficKeys
 
@@ -57,6 +59,9 @@ class Blocks:
     async def block(self, node_type: str, ms: float) -> int:
         """Hold ``node_type`` back for ``ms`` here and everywhere; returns the ms it is held
         for (longer when an earlier hold lasts longer)."""
+        # A RateLimitError raised by hand is not checked as ctx.rate_limit(ms) is: at least
+        # 1 ms (NaN too), at most MAX_DELAY_MS (Redis' PX takes a 64-bit integer).
+        ms = 1.0 if math.isnan(ms) else min(max(ms, 1.0), float(MAX_DELAY_MS))
         try:
             held = int(
                 await self._block(

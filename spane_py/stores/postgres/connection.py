@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from spane_py.errors import ConfigurationError, StatePersistenceError
+from spane_py.errors import ConfigurationError, InvalidInputError, StatePersistenceError
 
 logger = logging.getLogger("spane_py.db")
 T = TypeVar("T")
@@ -137,9 +137,28 @@ async def with_retry(operation: Callable[[], Awaitable[T]], *, what: str, retry_
             logger.warning("%s: %s; retrying in %.2f s", what, type(exc).__name__, delay)
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
+        except asyncpg.DataError as exc:
+            unstorable = unstorable_text(exc)
+            if unstorable is None:
+                raise StatePersistenceError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+            # The engine and the API check text before it gets here; this is the net under
+            # code that calls the store directly. The driver's text is not passed on.
+            raise InvalidInputError(f"{what} failed: a text value {unstorable}") from exc
         except asyncpg.InsufficientPrivilegeError as exc:
             raise StatePersistenceError(
                 f"{what} failed: the database user lacks a permission: {exc}"
             ) from exc
         except asyncpg.PostgresError as exc:
             raise StatePersistenceError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def unstorable_text(exc: asyncpg.DataError) -> str | None:
+    """What is wrong when PostgreSQL (or asyncpg, encoding a parameter) refused text
+    (``None``: something else): a NUL character, or a lone surrogate."""
+    if isinstance(
+        exc, asyncpg.CharacterNotInRepertoireError | asyncpg.UntranslatableCharacterError
+    ):
+        return "contains the NUL character (\\u0000), which PostgreSQL cannot store"
+    if isinstance(exc.__cause__, UnicodeEncodeError):
+        return "contains a lone surrogate, which is not valid Unicode text"
+    return None
