@@ -212,7 +212,11 @@ class WorkflowEngine:
         self.metrics_addr = metrics_addr
         # Signed webhooks: how far a signature's timestamp may be from this clock (unix
         # seconds; tests give their own), unless the trigger says (spane_py/triggers).
-        if not 1 <= webhook_tolerance_seconds <= MAX_WEBHOOK_TOLERANCE_S:
+        if (
+            isinstance(webhook_tolerance_seconds, bool)
+            or not isinstance(webhook_tolerance_seconds, int | float)
+            or not 1 <= webhook_tolerance_seconds <= MAX_WEBHOOK_TOLERANCE_S
+        ):
             raise ConfigurationError(
                 f"webhook_tolerance_seconds must be 1-{MAX_WEBHOOK_TOLERANCE_S}, got "
                 f"{webhook_tolerance_seconds!r}"

@@ -86,3 +86,11 @@ def test_webhook_trigger_signing_fields() -> None:
     with pytest.raises(ValidationError):
         WebhookTrigger(path="x", secret="s", tolerance_seconds=0)
     assert signatures.SCHEMES == ("spane", "github")
+
+
+@pytest.mark.parametrize("bad", [0, 0.5, 86_401, float("nan"), True, "300", None])
+def test_the_engine_tolerance_is_checked(bad: object) -> None:
+    from spane_py import ConfigurationError, NodeRegistry, WorkflowEngine
+
+    with pytest.raises(ConfigurationError, match="webhook_tolerance_seconds must be 1-86400"):
+        WorkflowEngine(NodeRegistry(), webhook_tolerance_seconds=bad)  # type: ignore[arg-type]
