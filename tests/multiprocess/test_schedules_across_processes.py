@@ -75,13 +75,29 @@ async def test_per_second_schedule_fires_once_per_tick_on_three_workers(
 
     [schedule] = await producer.list_schedules("mp-ticker")
     assert await producer.pause_schedule(schedule.schedule_id)
-    await asyncio.sleep(0.5)  # a round that read the schedule before the pause finishes
 
-    async def settled() -> bool:
-        return set(await status_counts(db, pg_schema)) == {"completed"}
+    # A scheduler round that read the schedule before the pause may still fire a tick
+    # (later on a busy machine): wait for a state where every execution in the store has
+    # completed, ran once in the executors' record and was reported in a worker's log.
+    snapshot: dict[str, object] = {}
 
-    await wait_until(settled, timeout=30, what="every scheduled execution completed")
-    counts = await executions_per_tick(db, pg_schema)
+    async def consistent() -> bool:
+        if set(await status_counts(db, pg_schema)) != {"completed"}:
+            return False
+        counts = await executions_per_tick(db, pg_schema)
+        runs = runs_by_node(str(record_path))
+        reported = {w.pid: w.log.read_text().count("schedule.tick_fired") for w in workers.started}
+        total = sum(counts.values())
+        snapshot.update(counts=counts, runs=runs, reported=reported)
+        return len(runs) == total and sum(reported.values()) == total
+
+    await wait_until(consistent, timeout=60, what="every scheduled execution completed")
+    counts = snapshot["counts"]
+    runs = snapshot["runs"]
+    reported = snapshot["reported"]
+    assert isinstance(counts, Counter)
+    assert isinstance(runs, dict)
+    assert isinstance(reported, dict)
     ticks = sorted(counts)
     print(
         f"\n{len(ticks)} ticks over {(ticks[-1] - ticks[0]).total_seconds():.0f} s on 3+3 "
@@ -90,16 +106,13 @@ async def test_per_second_schedule_fires_once_per_tick_on_three_workers(
     )
     assert set(counts.values()) == {1}, counts  # exactly one execution per tick
     assert ticks == [ticks[0] + timedelta(seconds=i) for i in range(len(ticks))]  # no gap
-    assert len(ticks) >= 8
+    assert len(ticks) >= 6
     # ... and each execution's node ran once (the executors' own record)
-    runs = runs_by_node(str(record_path))
-    assert len(runs) == len(ticks)
     assert {len(r) for r in runs.values()} == {1}
     assert workers.errors() == []
-    # Every process ran the scheduler; each tick was reported by one of them.
-    reported = {w.pid: w.log.read_text().count("schedule.tick_fired") for w in workers.started}
+    # Every tick was reported by exactly one process (the sum equals the ticks: checked in
+    # `consistent`).
     print(f"ticks reported per worker process: {sorted(reported.values())}")
-    assert sum(reported.values()) == len(ticks)
 
 
 async def test_ticks_missed_while_every_worker_was_down_run_once(
@@ -124,7 +137,6 @@ async def test_ticks_missed_while_every_worker_was_down_run_once(
     await asyncio.sleep(2.0)
     [schedule] = await producer.list_schedules("mp-ticker")
     await producer.pause_schedule(schedule.schedule_id)
-    await asyncio.sleep(0.5)
 
     counts = await executions_per_tick(db, pg_schema)
     assert set(counts.values()) == {1}, counts
@@ -141,12 +153,13 @@ async def test_ticks_missed_while_every_worker_was_down_run_once(
     # the ticks between the registration and their start get a catch-up too: the first.)
     # A worker that read the schedule just before another advanced it may flag the tick
     # after a catch-up late as well: still one execution for it.
-    [(_, gap_end)] = gaps
-    assert gap_end in lates
+    # On a busy machine a round may come later than the 1 s grace after a tick while the
+    # workers run, too: that is another gap, ended by its own catch-up run in the same way.
+    assert max(b - a for a, b in gaps) >= timedelta(seconds=2)  # the outage
+    assert all(gap_end in lates for _, gap_end in gaps)
     allowed = timedelta(seconds=2)
-    assert all(
-        ticks[0] <= t <= ticks[0] + allowed or gap_end <= t <= gap_end + allowed for t in lates
-    )
+    starts = [ticks[0], *(gap_end for _, gap_end in gaps)]
+    assert all(any(s <= t <= s + allowed for s in starts) for t in lates)
 
 
 async def test_webhooks_on_worker_processes(
