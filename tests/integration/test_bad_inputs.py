@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from spane_py import (
+    ConfigurationError,
     ExecutionContext,
     ExecutionStatus,
     InvalidEnqueueOptionsError,
@@ -23,6 +24,7 @@ from spane_py import (
     WorkflowNotFoundError,
     WorkflowValidationError,
 )
+from spane_py.limits import MAX_DELAY_MS, MAX_DELAY_SECONDS
 from tests.integration._support import (
     Recorder,
     assert_nothing_created,
@@ -104,6 +106,52 @@ INVALID_DEFINITIONS = [
         workflow("typo", {"id": "a", "type": "tag", "retryPolicyy": {}}),
         ["typo", "'a'", "retryPolicyy"],
         id="unknown-field",
+    ),
+    # Durations are bounded (MAX_DELAY_SECONDS, 10 years): larger ones used to overflow the
+    # date arithmetic of a due time at enqueue or run time (OverflowError, a node that
+    # failed with it, or a retry that never came).
+    pytest.param(
+        workflow("far", node("a", "tag"), delay=10**15),
+        ["far", "delay", "315360000000"],
+        id="start-delay-over-10-years",
+    ),
+    pytest.param(
+        workflow("far", node("a", "tag"), timeout=10**20),
+        ["far", "timeout"],
+        id="execution-timeout-over-10-years",
+    ),
+    pytest.param(
+        workflow("far", node("a", "tag", timeout_ms=10**20)),
+        ["far", "'a'", "timeout"],
+        id="node-timeout-over-10-years",
+    ),
+    pytest.param(
+        workflow(
+            "far",
+            node("a", "tag", retry_policy={"backoff": {"delay": 10**20, "maxDelay": 10**20}}),
+        ),
+        ["far", "'a'", "delay"],
+        id="backoff-over-10-years",
+    ),
+    pytest.param(
+        workflow("far", node("a", "wait", config={"timeoutSeconds": 1e300})),
+        ["far", "'a'", "timeout"],
+        id="wait-timeout-over-10-years",
+    ),
+    pytest.param(
+        workflow("far", node("a", "wait", config={"tokenTtlSeconds": 1e12})),
+        ["far", "'a'", "token"],
+        id="token-ttl-over-10-years",
+    ),
+    pytest.param(
+        workflow("far", node("a", "delay", config={"durationSeconds": 1e300})),
+        ["far", "'a'", "duration_seconds", "10 years"],
+        id="delay-node-over-10-years",
+    ),
+    pytest.param(
+        workflow("far", node("a", "delay", config={"duration": 1e20})),
+        ["far", "'a'", "duration"],
+        id="delay-node-ms-over-10-years",
     ),
 ]
 
@@ -276,6 +324,9 @@ async def test_node_output_that_is_not_json_fails_that_node_and_the_worker_survi
         {"delay": float("nan")},
         {"delay": float("inf")},
         {"delay": "10"},
+        {"delay": 1e12},
+        {"delay": MAX_DELAY_SECONDS + 1},
+        {"delay": timedelta(days=3651)},
         {"idempotency_key": ""},
         {"idempotency_key": "k" * 201},
         {"idempotency_key": 123},
@@ -293,6 +344,9 @@ async def test_node_output_that_is_not_json_fails_that_node_and_the_worker_survi
         "delay-nan",
         "delay-inf",
         "delay-str",
+        "delay-1e12",
+        "delay-over-10-years",
+        "delay-timedelta-over-10-years",
         "idempotency-key-empty",
         "idempotency-key-too-long",
         "idempotency-key-int",
@@ -310,6 +364,58 @@ async def test_out_of_range_enqueue_options_are_refused(
     assert "'ok'" in str(error), f"the message should name the workflow: {error}"
     await assert_nothing_created(ready)
     assert rec.calls == []
+
+
+async def test_the_longest_delay_is_accepted(ready: WorkflowEngine) -> None:
+    execution_id = await ready.enqueue_workflow("ok", 1, delay=MAX_DELAY_SECONDS)
+    state = await ready.get_execution(execution_id)
+    assert state.status is ExecutionStatus.RUNNING  # started, its entry node due in 10 years
+    assert (await ready.get_queue_stats()).scheduled >= 1
+    await ready.cancel_execution(execution_id)
+
+
+async def test_a_schedule_further_than_10_years_is_refused(ready: WorkflowEngine) -> None:
+    with pytest.raises(InvalidEnqueueOptionsError) as caught:
+        await ready.schedule_workflow("ok", 1, at=datetime(9000, 1, 1, tzinfo=UTC))
+    assert "delay" in str(caught.value)
+    await assert_nothing_created(ready)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "lease_seconds",
+        "poll_delay",
+        "sweep_interval_seconds",
+        "stale_after_seconds",
+        "idempotency_ttl_seconds",
+        "schedule_grace_seconds",
+        "schedule_refresh_seconds",
+        "cache_ttl_seconds",
+        "cancel_grace_seconds",
+        "shutdown_grace",
+    ],
+)
+@pytest.mark.parametrize("value", [1e300, math.inf, math.nan], ids=["1e300", "inf", "nan"])
+def test_engine_time_settings_are_bounded(option: str, value: float) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        WorkflowEngine(NodeRegistry(), **{option: value})
+    assert option in str(caught.value)
+    assert "10 years" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("ms", "expected"),
+    [(1e300, MAX_DELAY_MS), (math.inf, MAX_DELAY_MS), (math.nan, 1), (-5.0, 1)],
+    ids=["1e300", "inf", "nan", "negative"],
+)
+async def test_a_hold_from_a_hand_raised_rate_limit_error_is_bounded(
+    engine: WorkflowEngine, ms: float, expected: int
+) -> None:
+    """``raise RateLimitError(retry_after_ms=...)`` skips ``ctx.rate_limit``'s checks: the
+    hold is clamped to 1 ms .. 10 years instead of failing in Redis (a QueueError that
+    left the node queued for good)."""
+    assert await engine.traffic.block("api", ms) == expected
 
 
 async def test_every_bad_input_error_is_a_spane_error_with_a_code(ready: WorkflowEngine) -> None:

@@ -122,7 +122,7 @@ def test_ctx_rate_limit_raises_rate_limit_error() -> None:
     assert err.value.message == "node 'call' is rate limited: retry in 250 ms"
 
 
-@pytest.mark.parametrize("ms", [0, -5, math.inf, math.nan, "100", None, True])
+@pytest.mark.parametrize("ms", [0, -5, math.inf, math.nan, "100", None, True, 1e300])
 def test_ctx_rate_limit_needs_positive_milliseconds(ms: Any) -> None:
     with pytest.raises(NonRetryableError, match=r"ctx\.rate_limit\(ms\) needs a positive"):
         _ctx().rate_limit(ms)
