@@ -1,5 +1,8 @@
 """``/healthz``: can this server reach Redis and the store, and are workers alive?
 
+With an API token set, only a caller that presents it gets the details (latencies, error
+texts, worker ids); the others get ``summary``: the status and each dependency's ok.
+
 Each check has its own short time limit, so a hung dependency makes the probe answer
 "failing" quickly instead of hanging the prober.
 """
@@ -49,6 +52,17 @@ async def _workers(engine: WorkflowEngine) -> models.Workers:
     )
 
 
+def summary(report: models.Health) -> models.HealthSummary:
+    """What an unauthenticated caller sees: no error texts (they may hold hosts and driver
+    messages), no latencies, no worker ids (host names and process ids)."""
+    return models.HealthSummary(
+        status=report.status,
+        redis=models.CheckSummary(ok=report.redis.ok),
+        store=models.CheckSummary(ok=report.store.ok),
+        workers=models.WorkersSummary(live=report.workers.live),
+    )
+
+
 async def health(engine: WorkflowEngine) -> models.Health:
     async def redis() -> None:
         await engine.queue.ping()
@@ -68,4 +82,4 @@ async def health(engine: WorkflowEngine) -> models.Health:
     return models.Health(status=status, redis=redis_check, store=store_check, workers=workers)
 
 
-__all__ = ["CHECK_TIMEOUT_S", "health"]
+__all__ = ["CHECK_TIMEOUT_S", "health", "summary"]

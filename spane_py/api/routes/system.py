@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from spane_py.api import models, optional
-from spane_py.api.deps import Engine, require_token
+from spane_py.api.deps import Engine, check_token, presented_token, require_token
 from spane_py.api.errors import ErrorBody
-from spane_py.api.health import health
+from spane_py.api.health import health, summary
 from spane_py.state import ExecutionStatus
 
-# /healthz is open (probes carry no token); /metrics takes the token when one is set.
+# /healthz is open (probes carry no token), its details are not; /metrics takes the token
+# when one is set.
 probes = APIRouter(tags=["system"])
 router = APIRouter(tags=["system"])
 
@@ -25,16 +26,28 @@ NOT_IMPLEMENTED: dict[int | str, dict[str, Any]] = {
 
 @probes.get(
     "/healthz",
-    response_model=models.Health,
+    response_model=models.Health | models.HealthSummary,
     summary="Health",
-    responses={503: {"model": models.Health, "description": "Redis or the store is down"}},
+    responses={
+        401: {"model": ErrorBody, "description": "A token was presented, and it is wrong"},
+        503: {
+            "model": models.Health | models.HealthSummary,
+            "description": "Redis or the store is down",
+        },
+    },
 )
-async def healthz(engine: Engine) -> JSONResponse:
+async def healthz(engine: Engine, request: Request) -> JSONResponse:
     """Redis and the store answer (else 503), and how many workers beat recently (none:
-    "degraded", still 200: this server itself works)."""
+    "degraded", still 200: this server itself works). With an API token set, a request
+    without it gets only the status and each dependency's ``ok`` (and the live workers'
+    count); with it, the latencies, errors and worker ids too. A wrong token is a 401."""
+    detailed = request.app.state.api_token is None or presented_token(request) is not None
+    if detailed:
+        check_token(request)  # a token that is presented must be the right one
     report = await health(engine)
     status = 503 if report.status == "failing" else 200
-    return JSONResponse(report.model_dump(mode="json"), status_code=status)
+    body = report if detailed else summary(report)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
 @probes.get(
