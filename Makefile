@@ -4,7 +4,8 @@
 #   make demo-postgres
 #                 the same on the PostgreSQL store (DATABASE_URL, else an embedded server
 #                 in .spane/pg)
-#   make test     run the whole test suite
+#   make test     run the whole test suite (without the soak)
+#   make soak     the long soak: 10,000 executions while workers are killed (CI runs it too)
 #   make lint     ruff check + mypy --strict
 #   make bench    run the benchmarks (benchmarks/run_all.sh)
 #
@@ -19,7 +20,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo demo-postgres test lint format bench clean distclean
+.PHONY: help demo demo-postgres test soak lint format bench clean distclean
 
 comma := ,
 
@@ -27,6 +28,7 @@ help:
 	@echo "make demo    run the bundled demo workflow (no setup needed)"
 	@echo "make demo-postgres   the same on PostgreSQL (DATABASE_URL, else embedded)"
 	@echo "make test    run the test suite (REDIS_URL / DATABASE_URL used when set)"
+	@echo "make soak    the long soak (workers killed under load; bounded: 20 minutes)"
 	@echo "make lint    ruff check + mypy spane_py"
 	@echo "make format  ruff format + ruff check --fix"
 	@echo "make bench   run benchmarks/run_all.sh"
@@ -70,6 +72,10 @@ demo-postgres: $(VENV)/.installed-postgres
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# tests/chaos/test_soak.py, left out of `make test` (tests marked soak need --soak).
+soak: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest --soak -m soak -s $(PYTEST_ARGS) tests/chaos/test_soak.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

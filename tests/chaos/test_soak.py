@@ -14,6 +14,9 @@ cuts a run off, or lands between a run's end and its result's write — but only
 counts.
 
 ``CHAOS_SOAK_EXECUTIONS`` (10,000) and ``CHAOS_SOAK_KILL_EVERY`` (2.5 s) change the size.
+Not part of ``make test``: ``make soak`` runs it (and CI, after the suite). It is bounded by
+progress, not by the clock, so a busy machine only makes it slower: it fails when no
+execution completes for ``STALL_S`` seconds, and pytest's timeout stops it after 20 minutes.
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ from tests.chaos.app import chain
 from tests.chaos.conftest import CHAOS_APP, Audit, MakeProducer, rss_kb
 from tests.multiprocess.conftest import Workers
 
-pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.soak]
 
 EXECUTIONS = int(os.environ.get("CHAOS_SOAK_EXECUTIONS", "10000"))
 KILL_EVERY_S = float(os.environ.get("CHAOS_SOAK_KILL_EVERY", "2.5"))
 LENGTH = 2
 SLEEP_MS = [5, 30]  # a node's work: keeps the run long enough for many kills
 IN_FLIGHT = 1000
+STALL_S = 120.0  # no execution completed for this long: the run is stuck
 BATCH = 250
 CONCURRENCY = 5
 # The lease gives a killed worker's nodes back after 3 s (a shorter one risks a worker
@@ -64,7 +68,7 @@ ENV = {
 RSS_GROWTH_LIMIT_KB = 16 * 1024
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)
 async def test_soak_10000_executions_three_workers_one_killed_every_few_seconds(
     workers: Workers,
     make_producer: MakeProducer,
@@ -102,9 +106,12 @@ async def test_soak_10000_executions_three_workers_one_killed_every_few_seconds(
     rss_warm: int | None = None
     samples: list[tuple[float, int, int]] = []  # (s, executions completed, RSS kB)
     completed = 0
+    progress_at = time.monotonic()
     try:
         while completed < EXECUTIONS:
             counts = await status_counts(db, pg_schema)
+            if counts.get("completed", 0) > completed:
+                progress_at = time.monotonic()
             completed = counts.get("completed", 0)
             if rss_warm is None and completed >= EXECUTIONS // 10:
                 rss_warm = rss_kb(steady.pid)
@@ -114,8 +121,11 @@ async def test_soak_10000_executions_three_workers_one_killed_every_few_seconds(
                 n = min(BATCH, EXECUTIONS - len(ids))
                 ids += await producer.enqueue_bulk("ch-soak", list(range(len(ids), len(ids) + n)))
                 continue
-            if time.monotonic() - t0 > 400:
-                raise AssertionError(f"soak: {completed} of {EXECUTIONS} completed after 400 s")
+            if time.monotonic() - progress_at > STALL_S:
+                raise AssertionError(
+                    f"soak: stuck at {completed} of {EXECUTIONS} completed: none for "
+                    f"{STALL_S:g} s ({time.monotonic() - t0:.0f} s into the run)"
+                )
             assert steady.proc.poll() is None, workers.tail(steady)
             await asyncio.sleep(0.2)
     finally:
@@ -157,5 +167,7 @@ async def test_soak_10000_executions_three_workers_one_killed_every_few_seconds(
     assert not problems, problems[:5]
     overlaps = overlapping_runs(runs, killed_at)
     assert not overlaps, overlaps[:3]
-    assert len(killed_at) >= elapsed / KILL_EVERY_S - 2
+    # The kills went on through the run (at half their pace at least: a busy machine
+    # delays the killer's turns as much as anything else).
+    assert len(killed_at) >= elapsed / KILL_EVERY_S / 2 - 1
     assert rss_end - rss_warm <= RSS_GROWTH_LIMIT_KB, report
