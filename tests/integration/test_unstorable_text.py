@@ -232,3 +232,33 @@ async def test_node_text_that_cannot_be_stored_does_not_keep_the_execution_from_
     assert first.fields["body"] == "a\ufffdb"
     assert first.fields["a\ufffdb"] == 1
     assert str(second.fields["thing"]).startswith("<object object at")
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [(NUL, "NUL character"), (SURROGATE, "lone surrogate")],
+    ids=["nul", "surrogate"],
+)
+async def test_the_postgres_store_called_directly_says_what_is_wrong_not_the_driver(
+    database_url: str, pg_schema: str, bad: str, problem: str
+) -> None:
+    """Code that calls the store itself, past the engine's checks, still gets a specific
+    error (``InvalidInputError``, a 422 over HTTP), never asyncpg's text in a
+    ``StatePersistenceError`` (a 503)."""
+    from spane_py.stores.postgres.store import PostgresExecutionStore
+
+    store = PostgresExecutionStore(
+        database_url, schema=pg_schema, apply_migrations=False, min_pool_size=1, max_pool_size=2
+    )
+    async with store:
+        for call in (
+            lambda: store.get_workflow(bad),
+            lambda: store.list_executions(workflow_id=bad),
+            lambda: store.get_token(bad),
+        ):
+            with pytest.raises(InvalidInputError) as caught:
+                await call()
+            message = str(caught.value)
+            assert problem in message, message
+            for driver_text in ("UTF8", "CharacterNotInRepertoire", "codec", "0x00"):
+                assert driver_text not in message
