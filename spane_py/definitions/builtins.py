@@ -44,7 +44,7 @@ class DelayConfig(SpaneModel):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= most:  # NaN too
                 raise ValueError(
-                    f"{name} must be a number from 0 to {most} (10 years), got {value!r}"
+                    f"{name} must be a finite number >= 0, at most {most} (10 years), got {value!r}"
                 )
         if (
             self.duration is None
