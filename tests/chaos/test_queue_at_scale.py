@@ -31,10 +31,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 HELD = 2500
 ROOM = 50  # the first worker's free slots beside the held nodes
 PROBES = 5
-START_WITHIN_S = 1.0
-# The worst probe may meet a CPU stall of the shared 2-core machine (the held worker keeps
-# 2,500 tasks and their leases): the median keeps the 1 s bound, the maximum gets this one.
-OUTLIER_S = 3.0
+# Generous bounds, so that a busy machine cannot fail them: the stall this guards against
+# kept new executions waiting until held nodes ended (120 s here); on a quiet machine they
+# start in tens of milliseconds (benchmarks/ measures it). The worst probe may meet a CPU
+# stall of the shared machine (the held worker keeps 2,500 tasks and their leases).
+START_WITHIN_S = 5.0
+OUTLIER_S = 15.0
 
 
 async def probe_starts(
@@ -55,7 +57,7 @@ async def probe_starts(
 
 
 @pytest.mark.timeout(300)
-async def test_new_executions_start_within_a_second_beside_2500_running_nodes(
+async def test_new_executions_start_at_once_beside_2500_running_nodes(
     workers: Workers,
     make_producer: MakeProducer,
     db: asyncpg.Connection,
@@ -93,8 +95,12 @@ async def test_new_executions_start_within_a_second_beside_2500_running_nodes(
     await workers.wait_ready([idle])
     on_idle = await probe_starts(producer, record_path, "ch-quick", PROBES)
     assert {pid for _, pid in on_idle} == {idle.pid}
-    stats = await producer.get_queue_stats()
-    assert (stats.queued, stats.running) == (0, HELD + ROOM)
+
+    async def probes_done() -> bool:  # the last probe may still be running
+        stats = await producer.get_queue_stats()
+        return (stats.queued, stats.running) == (0, HELD + ROOM)
+
+    await wait_until(probes_done, timeout=60, what="the probes ended, the held nodes still held")
 
     report = (
         f"{HELD}-{HELD + ROOM} nodes running on one worker: new executions started "
