@@ -370,5 +370,7 @@ class BuiltinNodes:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(one(i, item)) for i, item in enumerate(items)]
         except BaseExceptionGroup as group_error:  # the first failed item fails the node
-            raise group_error.exceptions[0] from None
+            first = group_error.exceptions[0]
+            # Its cause is the item's own error: the traceback keeps the user's frames.
+            raise first from first.__cause__
         return [t.result() for t in tasks]
