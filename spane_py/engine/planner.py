@@ -26,6 +26,7 @@ from typing import Any
 
 from spane_py import _json
 from spane_py.definitions.graph import WorkflowGraph
+from spane_py.engine import spans
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import (
     Decide,
@@ -343,8 +344,8 @@ def plan_event(
     now: datetime,
 ) -> Decide:
     """Complete a waiting node with the data given with its resume token — only while the
-    node still waits for that token (REFUSED with "not_waiting" otherwise)."""
-    complete = plan_completion(graph, node_id, generation, outcome, now)
+    node still waits for that token (REFUSED with "not_waiting" otherwise). Its span, the
+    wait from its start to now, is written with it."""
 
     def decide(snap: ExecutionSnapshot) -> Transition:
         rec = snap.nodes.get(node_id)
@@ -360,7 +361,20 @@ def plan_event(
             return _refuse("not_waiting")
         if snap.execution.status.is_terminal:
             return _refuse("not_waiting")
-        return complete(snap)
+        waited = spans.node_span(
+            snap.execution.execution_id,
+            node_id,
+            node=graph.nodes.get(node_id),
+            generation=generation,
+            attempt=max(rec.attempts, 1),
+            status=outcome.status.value,
+            started_at=rec.started_at or now,
+            ended_at=now,
+            workflow_version=snap.execution.workflow_version,
+            error=outcome.error,
+            extra=spans.wait_attributes(spans.wait_kind(rec), resumed=True),
+        )
+        return plan_completion(graph, node_id, generation, outcome, now, spans=(waited,))(snap)
 
     return decide
 
@@ -481,19 +495,22 @@ def plan_resume(now: datetime) -> Decide:
     return decide
 
 
-def plan_cancel(now: datetime, reason: str) -> Decide:
+def plan_cancel(now: datetime, reason: str, graph: WorkflowGraph | None = None) -> Decide:
     """Cancel a queued, running or paused execution: it and every node not finished are
-    marked cancelled. Payload: the ids of nodes that were in flight (their workers are told)."""
-    return _plan_stop(now, reason, ExecutionStatus.CANCELLED)
+    marked cancelled. Payload: the ids of nodes that were in flight (their workers are told).
+    A node that was running or waiting gets its span, ending now (``graph`` names it)."""
+    return _plan_stop(now, reason, ExecutionStatus.CANCELLED, graph)
 
 
-def plan_timeout(now: datetime, reason: str) -> Decide:
+def plan_timeout(now: datetime, reason: str, graph: WorkflowGraph | None = None) -> Decide:
     """An execution ran past its timeout: it fails (``reason`` says so) and every node not
     finished is cancelled. A finished execution is left alone (DUPLICATE)."""
-    return _plan_stop(now, reason, ExecutionStatus.FAILED)
+    return _plan_stop(now, reason, ExecutionStatus.FAILED, graph)
 
 
-def _plan_stop(now: datetime, reason: str, final: ExecutionStatus) -> Decide:
+def _plan_stop(
+    now: datetime, reason: str, final: ExecutionStatus, graph: WorkflowGraph | None
+) -> Decide:
     def decide(snap: ExecutionSnapshot) -> Transition:
         status = snap.execution.status
         if status is final or (final is ExecutionStatus.FAILED and status.is_terminal):
@@ -507,7 +524,25 @@ def _plan_stop(now: datetime, reason: str, final: ExecutionStatus) -> Decide:
         )
         ended = evolve_execution(snap.execution, status=final, completed_at=now, error=reason)
         running = tuple(r.node_id for r in snap.nodes.values() if r.status in _IN_FLIGHT)
-        return Transition(nodes=stopped, execution=ended, outcome=CHANGED, payload=running)
+        traced = tuple(
+            span
+            for r in snap.nodes.values()
+            if (
+                span := spans.stopped_span(
+                    snap.execution.execution_id,
+                    r,
+                    node=graph.nodes.get(r.node_id) if graph is not None else None,
+                    workflow_version=snap.execution.workflow_version,
+                    status=NodeStatus.CANCELLED.value,
+                    error=reason,
+                    now=now,
+                )
+            )
+            is not None
+        )
+        return Transition(
+            nodes=stopped, execution=ended, outcome=CHANGED, payload=running, spans=traced
+        )
 
     return decide
 

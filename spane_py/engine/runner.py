@@ -17,7 +17,7 @@ from spane_py.context import ExecutionContext
 from spane_py.definitions.builtins import MAP
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
-from spane_py.engine import planner
+from spane_py.engine import planner, spans
 from spane_py.engine.builtins import SUSPENDING, BuiltinNodes, Step, WakeAt
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.outcomes import call_executor, describe, format_traceback, to_outcome
@@ -71,21 +71,27 @@ class Attempt:
     def span(
         self, status: str, *, error: str | None = None, traceback: str | None = None
     ) -> SpanRecord:
-        """This attempt as a span of the execution's trace, ending now."""
+        """This attempt as a span of the execution's trace, ending now. A node whose wait
+        ends here (due, timed out, its child ended) spans its wait, marked so."""
         ctx = self.ctx
-        span = SpanRecord(
-            span_id=f"{ctx.execution_id}:{ctx.node_id}:{self.job.generation}:{ctx.attempt}",
-            execution_id=ctx.execution_id,
-            node_id=ctx.node_id,
-            name=self.node.name or self.node.id,
+        # Ended here, an event wait timed out: a resume ends it in Control.resume_token.
+        waited = spans.wait_attributes(
+            spans.wait_kind(self.started.nodes.get(ctx.node_id)), resumed=False
+        )
+        span = spans.node_span(
+            ctx.execution_id,
+            ctx.node_id,
+            node=self.node,
+            generation=self.job.generation,
             attempt=ctx.attempt,
             status=status,
             started_at=self.started_at,
             ended_at=_now(),
+            workflow_version=self.job.workflow_version,
             worker_id=WORKER_ID,
             error=error,
             traceback=traceback,
-            attributes={"type": self.node.type, "workflow_version": self.job.workflow_version},
+            extra=waited,
         )
         events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=self.started.execution)
         return span

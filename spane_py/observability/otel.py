@@ -4,7 +4,10 @@
 that provider (its processors and exporters do the rest):
 
 * ``node.span`` — one attempt of one node ended (a retried node gives one span per
-  attempt), exported right when the attempt ends, by the worker that ran it;
+  attempt), exported right when the attempt ends, by the worker that ran it; a delay,
+  wait or sub-workflow node's span covers its wait (``spane.waited``, ``spane.wait``),
+  exported by whoever ended the wait (the worker, or the process that used its resume
+  token or stopped its execution);
 * ``execution.span`` — an execution completed, failed or was cancelled: the span that
   stands for the whole execution, the parent of its node spans.
 
@@ -118,6 +121,11 @@ class SpanExporter:
         }
         if span.worker_id:
             attributes["spane.worker_id"] = span.worker_id
+        if span.attributes.get("waited"):  # a delay, wait or sub-workflow node's wait
+            attributes["spane.waited"] = True
+            attributes["spane.wait"] = str(span.attributes.get("wait", ""))
+            if "resumed" in span.attributes:
+                attributes["spane.resumed"] = bool(span.attributes["resumed"])
         self._export(
             span.name,
             trace_id=trace_id,

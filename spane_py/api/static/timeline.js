@@ -1,6 +1,8 @@
 // Draws an execution's timeline (a Gantt chart) as SVG: one row per node attempt (span),
 // a bar from its start to its end on a shared time axis starting at the execution's
-// start. A node running now has no span yet: it gets an open bar up to now.
+// start. A node running or waiting now has no span yet: it gets an open bar up to now.
+// The span of a delay, wait or sub-workflow node covers its wait (attributes.waited):
+// its bar is drawn lighter with a dashed outline, and its row says "waited".
 "use strict";
 
 const SpaneTimeline = (() => {
@@ -16,6 +18,7 @@ const SpaneTimeline = (() => {
       end: s.ended_at ? Date.parse(s.ended_at) : null,
       error: s.error,
       worker: s.worker_id,
+      waited: waitOf(s.attributes || {}),
     }));
     const spanned = new Set(trace.spans.map((s) => `${s.node_id}#${s.attempt}`));
     for (const [id, r] of Object.entries(trace.execution.node_results)) {
@@ -24,10 +27,19 @@ const SpaneTimeline = (() => {
         out.push({
           node: id, label: r.attempts > 1 ? `${id} #${r.attempts}` : id, status: r.status,
           start: Date.parse(r.started_at), end: null, error: null, worker: null,
+          waited: r.status === "waiting" ? "waiting" : null,
         });
       }
     }
     return out.sort((a, b) => a.start - b.start);
+  }
+
+  // How a span's wait ended, in words (null: the span is not a wait).
+  function waitOf(attributes) {
+    if (!attributes.waited) return null;
+    if (attributes.wait === "event") return attributes.resumed ? "resumed" : "not resumed";
+    if (attributes.wait === "child") return "sub-workflow";
+    return attributes.wait === "timer" ? "delay" : "wait";
   }
 
   function ticks(span) {
@@ -70,18 +82,21 @@ const SpaneTimeline = (() => {
       const end = r.end || now;
       const x1 = x(r.start);
       const w = Math.max(x(end) - x1, 2); // a sub-millisecond node stays visible
-      const title = `${r.label}: ${r.status}, ${fmtDuration(end - r.start)}${r.end ? "" : " so far"}` +
+      const waited = r.waited && r.end ? ` (waited: ${r.waited})` : "";
+      const title = `${r.label}: ${r.status}${waited}, ${fmtDuration(end - r.start)}${r.end ? "" : " so far"}` +
         (r.worker ? ` on ${r.worker}` : "") + (r.error ? `\n${r.error}` : "");
+      const dataset = { nodeId: r.node, status: r.status };
+      if (r.waited) dataset.waited = r.waited;
       svg.append(el("g", {
         class: `span${r.node === selected ? " selected" : ""}`,
-        dataset: { nodeId: r.node, status: r.status },
+        dataset,
         onclick: () => onSelect(r.node),
       },
       el("rect", { class: "row-bg", x: 0, y, width, height: ROW }),
       el("text", { class: "label", x: 6, y: y + ROW / 2 + 4 }, r.label.length > 24 ? `${r.label.slice(0, 23)}…` : r.label),
-      el("rect", { class: `bar status-${r.status}`, x: x1, y: y + (ROW - BAR) / 2, width: w, height: BAR, rx: 3 },
+      el("rect", { class: `bar status-${r.status}${r.waited ? " waited" : ""}`, x: x1, y: y + (ROW - BAR) / 2, width: w, height: BAR, rx: 3 },
         el("title", {}, title)),
-      el("text", { class: "duration", x: x1 + w + 4, y: y + ROW / 2 + 3 }, fmtDuration(end - r.start))));
+      el("text", { class: "duration", x: x1 + w + 4, y: y + ROW / 2 + 3 }, `${fmtDuration(end - r.start)}${r.waited && r.end ? " waited" : ""}`)));
     });
     container.replaceChildren(svg);
   }
