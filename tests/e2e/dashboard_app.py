@@ -1,6 +1,7 @@
 """The application the dashboard tests serve: a small diamond whose nodes take a moment
-(so a browser can see an execution run, then complete), and a workflow whose second node
-fails until ``FLAKY["up"]`` is set (for the dead-letter page).
+(so a browser can see an execution run, then complete), a workflow whose second node
+fails until ``FLAKY["up"]`` is set (for the dead-letter page), and one whose ``approve``
+node waits for its resume token (served only where asked for: ``build_engine(workflows=)``).
 
 ``create_engine()`` is for ``spane api --app tests.e2e.dashboard_app:create_engine``: it
 reads Redis, the key prefix and the store from the environment (``SpaneSettings``).
@@ -61,8 +62,27 @@ async def push(data: str) -> str:
     return f"pushed {data}"
 
 
-def build_engine(**options: Any) -> WorkflowEngine:
-    return WorkflowEngine(NodeRegistry(), workflows=[report, flaky], **options)
+approval = Workflow("approval")
+
+
+@approval.node()
+async def ask(data: Any) -> Any:
+    return data
+
+
+approval.add("approve", "wait", after=ask)
+
+
+@approval.node(after="approve")
+async def act(data: Any) -> str:
+    return f"approved: {data}"
+
+
+WORKFLOWS = [report, flaky]
+
+
+def build_engine(workflows: list[Workflow] = WORKFLOWS, **options: Any) -> WorkflowEngine:
+    return WorkflowEngine(NodeRegistry(), workflows=list(workflows), **options)
 
 
 def create_engine() -> WorkflowEngine:

@@ -4,19 +4,22 @@ an engine on the test Redis, the in-memory store and a worker in the server's pr
 
 A person's path: open the dashboard, start an execution with the form, watch it complete
 without reloading, open its page, find the graph and the timeline, press a control button;
-then retry a dead letter. Screenshots go to the test's temporary directory and are checked
-to be real pictures of the window.
+then retry a dead letter; then watch a wait node wait and, once resumed, keep its bar.
+Screenshots go to the test's temporary directory and are checked to be real pictures of
+the window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
 import struct
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,7 +72,10 @@ class DashboardServer:
 
     async def _serve(self) -> None:
         engine = dashboard_app.build_engine(
-            redis_url=self.redis_url, key_prefix=self.key_prefix, poll_delay=0.2
+            [*dashboard_app.WORKFLOWS, dashboard_app.approval],
+            redis_url=self.redis_url,
+            key_prefix=self.key_prefix,
+            poll_delay=0.2,
         )
         app = create_app(engine, ApiSettings(token=None), worker_concurrency=4)
         config = uvicorn.Config(app, log_level="warning", lifespan="on")
@@ -347,4 +353,85 @@ def test_retry_a_dead_letter(dashboard: DashboardServer, browser: Any, tmp_path:
     )
     push = driver.find_element(By.CSS_SELECTOR, '#dag-svg g.node[data-node-id="push"]')
     assert push.get_attribute("data-status") == "succeeded"
+    no_script_errors(driver)
+
+
+def call_api(base: str, path: str, body: Any = None) -> Any:
+    """A JSON call to the dashboard's API (no token: the server runs without one)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base + path, data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def test_a_wait_node_keeps_its_bar_after_its_resume(
+    dashboard: DashboardServer, browser: Any, tmp_path: Path
+) -> None:
+    """A wait node is drawn while it waits and, once resumed, as the span of its wait:
+    from its start to its resume, before the node after it (issue 12, item 11)."""
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    base = dashboard.url
+    execution_id = call_api(base, "/api/workflows/approval/executions", {"input": {"order": 7}})[
+        "execution_id"
+    ]
+    tokens = wait_for(
+        lambda: call_api(base, f"/api/resume-tokens?execution_id={execution_id}"),
+        what="the approval's resume token",
+    )
+    driver.get(f"{base}/executions/{execution_id}")
+
+    def group(node_id: str) -> Any:
+        return driver.find_element(
+            By.CSS_SELECTOR, f'#timeline-svg g.span[data-node-id="{node_id}"]'
+        )
+
+    waiting = wait_for(lambda: group("approve"), what="the waiting node's open bar")
+    assert waiting.get_attribute("data-status") == "waiting"
+    assert waiting.get_attribute("data-waited") == "waiting"
+
+    assert call_api(base, "/api/resume", {"token": tokens[0]["token"], "data": "yes"}) == {
+        "execution_id": execution_id
+    }
+    # The page follows on its own (no reload) until the execution completes.
+    wait_for(
+        lambda: (
+            driver.find_element(By.CSS_SELECTOR, "#execution-status .badge").get_attribute(
+                "data-status"
+            )
+            == "completed"
+        ),
+        timeout=20,
+        what="the approval to complete",
+    )
+    approve = wait_for(
+        lambda: (g := group("approve")).get_attribute("data-status") == "succeeded" and g,
+        what="the wait's span",
+    )
+    assert approve.get_attribute("data-waited") == "resumed"
+    bar = approve.find_element(By.CSS_SELECTOR, "rect.bar")
+    assert "waited" in (bar.get_attribute("class") or "").split()
+    assert "waited: resumed" in bar.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+    assert approve.find_element(By.CSS_SELECTOR, "text.duration").text.endswith("waited")
+    # One bar per node, in order: the wait's bar runs from after "ask" started to no later
+    # than the start of "act", which its resume started.
+    rows = driver.find_elements(By.CSS_SELECTOR, "#timeline-svg g.span")
+    assert [r.get_attribute("data-node-id") for r in rows] == ["ask", "approve", "act"]
+    x = {
+        r.get_attribute("data-node-id"): (
+            float(r.find_element(By.CSS_SELECTOR, "rect.bar").get_attribute("x")),
+            float(r.find_element(By.CSS_SELECTOR, "rect.bar").get_attribute("width")),
+        )
+        for r in rows
+    }
+    assert x["ask"][0] <= x["approve"][0] <= x["act"][0]
+    assert x["approve"][0] + x["approve"][1] <= x["act"][0] + 2.5  # 2 px: the least width
+    trace = call_api(base, f"/api/executions/{execution_id}/trace")
+    (span,) = [s for s in trace["spans"] if s["node_id"] == "approve"]
+    assert span["attributes"]["waited"] is True
+    assert span["attributes"]["resumed"] is True
+    screenshot(driver, tmp_path / "waited.png")
     no_script_errors(driver)

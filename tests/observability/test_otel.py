@@ -3,6 +3,7 @@ execution's span as their parent, sub-workflows inside their parent's trace."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -165,6 +166,43 @@ async def test_a_sub_workflow_is_traced_under_its_node(
     assert child_root.attributes is not None
     assert child_root.attributes["spane.parent_execution_id"] == eid
     assert child_root.attributes["spane.depth"] == 1
+
+
+async def test_a_resumed_wait_is_exported_as_the_span_of_its_wait(
+    engine: WorkflowEngine, exporter: InMemorySpanExporter
+) -> None:
+    await engine.register_workflow(
+        workflow("gate", node("approve", "wait"), node("after", "echo", "approve"))
+    )
+    eid = await engine.enqueue_workflow("gate")
+
+    async def token() -> str | None:
+        tokens = await engine.list_resume_tokens(eid)
+        return tokens[0].token if tokens else None
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while (found := await token()) is None:
+        assert asyncio.get_running_loop().time() < deadline, "the wait never began"
+        await asyncio.sleep(0.02)
+    await engine.resume(found, "ok")
+    assert (await engine.wait_for_execution(eid, timeout=15)).status == "completed"
+
+    spans = {s.name: s for s in of(exporter, eid, "node")}
+    assert set(spans) == {"approve", "after"}
+    wait = spans["approve"]
+    assert wait.attributes is not None
+    assert wait.attributes["spane.waited"] is True
+    assert wait.attributes["spane.wait"] == "event"
+    assert wait.attributes["spane.resumed"] is True
+    assert wait.attributes["spane.status"] == "succeeded"
+    assert "spane.waited" not in (spans["after"].attributes or {})
+    assert wait.parent is not None
+    assert wait.parent.span_id == trace_ids.execution_span_id(eid)
+    stored = {s.node_id: s for s in (await engine.get_trace(eid)).spans}
+    assert wait.context.span_id == trace_ids.record_span_id(stored["approve"].span_id)
+    assert wait.start_time is not None
+    assert wait.end_time is not None
+    assert wait.start_time <= wait.end_time <= (spans["after"].start_time or 0)
 
 
 async def test_a_traceparent_in_the_metadata_joins_the_callers_trace(
