@@ -10,13 +10,15 @@
 #   make bench    run the benchmarks (benchmarks/run_all.sh)
 #
 # The virtualenv .venv is created on first use and reinstalled when pyproject.toml changes.
-# Variables: PYTHON (the interpreter that creates .venv), PYTEST_ARGS, DEMO_ARGS, PIP_FLAGS.
+# Variables: PYTHON (the interpreter that creates .venv), PYTEST_ARGS, TEST_WORKERS (pytest-xdist
+# processes for make test, 3; 0: none), DEMO_ARGS, PIP_FLAGS.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 3
 DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -70,8 +72,11 @@ demo: $(VENV)/.installed-embedded
 demo-postgres: $(VENV)/.installed-postgres
 	$(BIN)/spane demo --store postgres $(DEMO_ARGS)
 
+# The tests wait on servers and subprocesses far more than they compute: three pytest-xdist
+# workers fit two cores (TEST_WORKERS=0: one process). The tests that kill worker processes
+# share one of them (tests/conftest.py).
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # tests/chaos/test_soak.py, left out of `make test` (tests marked soak need --soak).
 soak: $(VENV)/.installed-dev

@@ -33,7 +33,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Tests that start worker processes and kill them (or servers): under pytest-xdist
+# (`make test` runs `-n 3 --dist loadgroup`) they all go to one worker, one at a time, so
+# two of them never compete for the machine; the other tests spread over the rest.
+_HEAVY = ("chaos", "multiprocess")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent.name in _HEAVY:
+            item.add_marker(pytest.mark.xdist_group("heavy"))
     if config.getoption("--soak"):
         return
     kept = [item for item in items if item.get_closest_marker("soak") is None]

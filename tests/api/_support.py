@@ -40,6 +40,7 @@ class Gate:
     def __init__(self) -> None:
         self.event = asyncio.Event()
         self.fail = True  # ``fail`` nodes raise while this is set
+        self.entered: set[str] = set()  # executions whose gate node is being held
 
     def open(self) -> None:
         self.event.set()

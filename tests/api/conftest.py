@@ -40,6 +40,7 @@ def registry(gate: Gate) -> NodeRegistry:
         return "fixed"
 
     async def hold(ctx: ExecutionContext) -> Any:
+        gate.entered.add(ctx.execution_id)
         await gate.event.wait()
         return ctx.input_data
 

@@ -10,15 +10,21 @@ from tests.api._support import Gate, error_of, eventually, start, wait_status
 MISSING = "01a20000-0000-7000-8000-000000000000"
 
 
-async def _held(client: httpx.AsyncClient) -> str:
-    """An execution of ``gated``, running, its first node held by the gate."""
+async def _held(client: httpx.AsyncClient, gate: Gate) -> str:
+    """An execution of ``gated``, running, its first node held by the gate (under way on a
+    worker: not merely queued, which a busy machine may leave it for a while)."""
     execution_id = await start(client, "gated", 1)
     await wait_status(client, execution_id, "running")
+
+    async def entered() -> bool:
+        return execution_id in gate.entered
+
+    await eventually(entered)
     return execution_id
 
 
 async def test_pause_then_resume(client: httpx.AsyncClient, gate: Gate) -> None:
-    execution_id = await _held(client)
+    execution_id = await _held(client, gate)
     res = await client.post(f"/api/executions/{execution_id}/pause")
     assert res.status_code == 200, res.text
     assert res.json() == {
@@ -45,7 +51,7 @@ async def test_pause_then_resume(client: httpx.AsyncClient, gate: Gate) -> None:
 
 
 async def test_cancel_with_a_reason(client: httpx.AsyncClient, gate: Gate) -> None:
-    execution_id = await _held(client)
+    execution_id = await _held(client, gate)
     res = await client.post(
         f"/api/executions/{execution_id}/cancel", json={"reason": "changed my mind"}
     )
@@ -57,7 +63,7 @@ async def test_cancel_with_a_reason(client: httpx.AsyncClient, gate: Gate) -> No
 
 
 async def test_cancel_without_a_body(client: httpx.AsyncClient, gate: Gate) -> None:
-    execution_id = await _held(client)
+    execution_id = await _held(client, gate)
     res = await client.post(f"/api/executions/{execution_id}/cancel")
     assert res.status_code == 200, res.text
     assert res.json()["changed"] is True
@@ -118,7 +124,7 @@ async def test_replay(client: httpx.AsyncClient) -> None:
 
 
 async def test_bulk_pause_resume_cancel(client: httpx.AsyncClient, gate: Gate) -> None:
-    held = [await _held(client) for _ in range(2)]
+    held = [await _held(client, gate) for _ in range(2)]
     done = await start(client, "greet", "x")
     await wait_status(client, done, "completed")
     res = await client.post(

@@ -321,25 +321,32 @@ def test_retry_a_dead_letter(dashboard: DashboardServer, browser: Any, tmp_path:
     driver.find_element(By.ID, "enqueue-button").click()
     execution_id = wait_for(lambda: driver.find_element(By.ID, "started-link")).text
     row = f'tr[data-execution-id="{execution_id}"]'
-    wait_for(
-        lambda: driver.find_element(By.CSS_SELECTOR, row).get_attribute("data-status") == "failed",
-        what="the execution to fail",
-    )
-    assert "the partner API is down" in driver.find_element(By.CSS_SELECTOR, row).text
+
+    def failed_with_its_error() -> bool:
+        # One read of a fresh element: the live list may redraw the row between two reads.
+        element = driver.find_element(By.CSS_SELECTOR, row)
+        return bool(
+            element.get_attribute("data-status") == "failed"
+            and "the partner API is down" in element.text
+        )
+
+    wait_for(failed_with_its_error, what="the execution to fail with its error")
 
     driver.get(dashboard.url + "/dlq")
-    item = wait_for(
-        lambda: [
-            r
-            for r in driver.find_elements(By.CSS_SELECTOR, "#dlq tbody tr")
-            if execution_id in r.text
-        ],
-        what="the dead letter",
-    )[0]
-    assert "push" in item.text
+
+    def dead_letter() -> Any:
+        rows = driver.find_elements(By.CSS_SELECTOR, "#dlq tbody tr")
+        return [r for r in rows if execution_id in r.text and "push" in r.text]
+
+    wait_for(dead_letter, what="the dead letter of node push")
     screenshot(driver, tmp_path / "dlq.png")
     dashboard_app.FLAKY["up"] = True
-    item.find_element(By.CSS_SELECTOR, "button.retry").click()
+
+    def click_retry() -> bool:  # on a fresh row: the page may have redrawn it
+        dead_letter()[0].find_element(By.CSS_SELECTOR, "button.retry").click()
+        return True
+
+    wait_for(click_retry, what="the retry button")
     wait_for(lambda: "runs again" in driver.find_element(By.ID, "banner").text)
     driver.get(f"{dashboard.url}/executions/{execution_id}")
     wait_for(
