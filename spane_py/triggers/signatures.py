@@ -125,8 +125,16 @@ def _presented_spane(given: str, *, now: float, tolerance_s: float, where: str) 
         or len(timestamp) > _MAX_TIMESTAMP_DIGITS
         or not digests
     ):
+        hint = ""
+        if given.strip().lower().startswith(_GITHUB_PREFIX):
+            hint = (
+                " (sha256=<hex> without a timestamp is the scheme of earlier versions: sign "
+                "t=<unix seconds>,v1=<hmac of '<t>.<body>'>, or give the hook "
+                f'"signature": "github" and send {GITHUB_SIGNATURE_HEADER})'
+            )
         raise WebhookSignatureError(
-            f"webhook {where}: {SIGNATURE_HEADER} is not t=<unix seconds>,v1=<64 hex digits>",
+            f"webhook {where}: {SIGNATURE_HEADER} is not t=<unix seconds>,v1=<64 hex digits>"
+            + hint,
             details={"reason": "malformed", "header": SIGNATURE_HEADER},
         )
     age = now - int(timestamp)

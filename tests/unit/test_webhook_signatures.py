@@ -62,6 +62,14 @@ def test_huge_timestamps_are_malformed_not_parsed() -> None:
     assert exc.value.details["reason"] == "malformed"
 
 
+def test_the_old_scheme_is_refused_with_the_way_forward() -> None:
+    headers = {"x-spane-signature": sign_github("s", BODY)}  # sha256=<hex>, no timestamp
+    with pytest.raises(WebhookSignatureError, match='"signature": "github"') as exc:
+        presented("spane", headers, now=0, tolerance_s=300, where="w")
+    assert exc.value.details["reason"] == "malformed"
+    assert "t=<unix seconds>,v1=" in str(exc.value)
+
+
 def test_webhook_trigger_signing_fields() -> None:
     hook = WebhookTrigger.model_validate(
         {"type": "webhook", "config": {"path": "/gh", "secret": "s", "signature": "github",
