@@ -78,6 +78,7 @@ class Resend:
 
     jobs: tuple[tuple[str, int], ...]  # (node id, generation)
     settled: bool
+    priority: int | None = None  # the execution's
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +114,31 @@ def initial_nodes(
     return records
 
 
-def plan_start(node_id: str, generation: int, now: datetime) -> Decide:
+def _resend(graph: WorkflowGraph, node_id: str, snap: ExecutionSnapshot) -> Resend:
+    """A finished node's claimed children (their jobs may never have gone out) and whether
+    its execution has settled."""
+    queued = tuple(
+        (c, kid.generation)
+        for c in graph.children[node_id]
+        if (kid := snap.nodes.get(c)) is not None and kid.status is NodeStatus.QUEUED
+    )
+    running = snap.execution.status is ExecutionStatus.RUNNING
+    return Resend(
+        queued if running else (), snap.execution.status.is_terminal, snap.execution.priority
+    )
+
+
+def plan_start(
+    node_id: str, generation: int, now: datetime, *, graph: WorkflowGraph | None = None
+) -> Decide:
     """Whether a delivered job runs. Running it writes nothing: the attempt is recorded with
     its result (``plan_completion`` / ``plan_retry``), and by ``plan_mark_running`` once the
-    node has run for a moment — so a short node costs one write, not two."""
+    node has run for a moment — so a short node costs one write, not two.
+
+    A job of a node that has finished is a DUPLICATE; with ``graph``, its payload is the
+    ``Resend`` of that node: a worker that recorded the result and died before sending its
+    children's jobs left them claimed without a job, and this delivery (its job put back
+    when the lease ran out) is what sends them."""
 
     def decide(snap: ExecutionSnapshot) -> Transition:
         rec = snap.nodes.get(node_id)
@@ -125,7 +147,8 @@ def plan_start(node_id: str, generation: int, now: datetime) -> Decide:
         if rec.generation != generation:
             return Transition(outcome=STALE)
         if rec.status.is_terminal:
-            return Transition(outcome=DUPLICATE)
+            again = _resend(graph, node_id, snap) if graph is not None else None
+            return Transition(outcome=DUPLICATE, payload=again)
         status = snap.execution.status
         if status in (ExecutionStatus.PAUSED, ExecutionStatus.QUEUED):
             return Transition(outcome=PARKED)
@@ -280,14 +303,7 @@ def plan_completion(
             # Already recorded — by another delivery, or by our own write whose answer was
             # lost. Whoever recorded it may not have sent the jobs of the children it
             # claimed: name them again (sending an existing job again is a no-op).
-            queued = tuple(
-                (c, kid.generation)
-                for c in graph.children[node_id]
-                if (kid := snap.nodes.get(c)) is not None and kid.status is NodeStatus.QUEUED
-            )
-            running = snap.execution.status is ExecutionStatus.RUNNING
-            again = Resend(queued if running else (), snap.execution.status.is_terminal)
-            return Transition(outcome=DUPLICATE, payload=again)
+            return Transition(outcome=DUPLICATE, payload=_resend(graph, node_id, snap))
 
         done = rec.evolve(
             status=outcome.status,

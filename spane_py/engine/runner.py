@@ -166,9 +166,12 @@ class NodeRunner:
         eid = job.execution_id
         started_at = _now()
         start = await self.store.transition(
-            eid, planner.plan_start(node.id, job.generation, started_at)
+            eid, planner.plan_start(node.id, job.generation, started_at, graph=graph)
         )
         waking = start.outcome == planner.WAKE
+        if start.outcome == planner.DUPLICATE and isinstance(start.payload, planner.Resend):
+            await self._resend(job, start.payload)
+            return DONE
         if start.outcome != planner.RUN and not waking:
             if start.outcome == planner.DROPPED:
                 events.emit(
@@ -268,6 +271,22 @@ class NodeRunner:
         marker.cancel()
         await asyncio.shield(self._complete(attempt, outcome))
         return DONE
+
+    async def _resend(self, job: NodeJob, again: planner.Resend) -> None:
+        """Send again what a finished node started (a no-op where it exists): its claimed
+        children's jobs, and its execution's settling."""
+        if again.jobs:
+            await self.queue.enqueue(
+                [
+                    NodeJob(job.execution_id, job.workflow_id, job.workflow_version, c, g)
+                    for c, g in again.jobs
+                ],
+                priority=again.priority,
+            )
+        if again.settled:
+            settled = await self.store.get_execution(job.execution_id)
+            if settled is not None:
+                await self.on_settled(settled)
 
     async def _admit(self, attempt: Attempt, registered: RegisteredNode) -> Admission | JobOutcome:
         """Rate limits and the circuit breaker, before the executor is called.
@@ -517,16 +536,8 @@ class NodeRunner:
 
         if done.outcome == planner.DUPLICATE:
             # Recorded before (see plan_completion): make sure nothing it started is lost.
-            again = done.payload
-            if isinstance(again, planner.Resend):
-                if again.jobs:
-                    await self.queue.enqueue(
-                        [job(c, g) for c, g in again.jobs], priority=execution.priority
-                    )
-                if again.settled:
-                    settled = await self.store.get_execution(eid)
-                    if settled is not None:
-                        await self.on_settled(settled)
+            if isinstance(done.payload, planner.Resend):
+                await self._resend(job(node_id, 0), done.payload)
             return
         events.emit(
             _NODE_EVENTS[status],

@@ -11,6 +11,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 
 from spane_py import ExecutionContext, NodeRegistry, WorkflowEngine
 from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
+from tests.integration._support import wait_until
 
 ONE_NODE = {"id": "one", "nodes": [{"id": "only", "type": "record"}]}
 
@@ -312,3 +313,55 @@ async def test_a_worker_never_runs_more_than_its_concurrency(
         await asyncio.sleep(0.01)
     assert worker.tasks == {}
     assert worker._held == {}
+
+
+async def test_a_finished_nodes_redelivery_sends_the_children_its_worker_never_sent(
+    make_engine: Any,
+) -> None:
+    """A worker recorded a node's result (claiming its child) and died before the child's
+    job went out; the lease put the node's job back. That duplicate delivery runs nothing
+    and sends the child's job, long before the sweeper (an hour here) would."""
+    registry = NodeRegistry()
+    runs: list[str] = []
+
+    async def step(ctx: ExecutionContext) -> str:
+        runs.append(ctx.node_id)
+        return ctx.node_id
+
+    registry.register("step", step)
+    engine: WorkflowEngine = await make_engine(
+        registry, sweep_interval_seconds=3600, stale_after_seconds=3600
+    )
+    await engine.register_workflow(
+        {
+            "id": "pair",
+            "nodes": [
+                {"id": "a", "type": "step", "outputs": ["b"]},
+                {"id": "b", "type": "step", "inputs": ["a"]},
+            ],
+        }
+    )
+    queue = engine.queue
+    sends = (queue.enqueue_soon, queue.enqueue_batched)
+
+    def lose_b_soon(jobs: Any, *, priority: int | None) -> None:  # the worker's path
+        sends[0]([j for j in jobs if j.node_id != "b"], priority=priority)
+
+    async def lose_b_batched(jobs: Any, *, priority: int | None) -> None:
+        await sends[1]([j for j in jobs if j.node_id != "b"], priority=priority)
+
+    queue.enqueue_soon = lose_b_soon  # type: ignore[method-assign]
+    queue.enqueue_batched = lose_b_batched  # type: ignore[method-assign]
+    await engine.start_workers()
+    execution_id = await engine.enqueue_workflow("pair")
+
+    async def a_done_b_claimed() -> bool:
+        nodes = await engine.store.get_node_results(execution_id)
+        return nodes["a"].status == "succeeded" and nodes["b"].status == "queued"
+
+    await wait_until(a_done_b_claimed, timeout=10, what="a recorded, b claimed")
+    queue.enqueue_soon, queue.enqueue_batched = sends  # type: ignore[method-assign]
+    await engine.resend_node(execution_id, "a")  # what the lease does with a lost worker's job
+    state = await engine.wait_for_execution(execution_id, timeout=20)
+    assert state.status == "completed"
+    assert runs == ["a", "b"]  # a did not run again
