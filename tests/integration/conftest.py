@@ -9,9 +9,26 @@ from typing import Any
 import pytest
 
 from spane_py import ExecutionStore, InMemoryExecutionStore, NodeRegistry, WorkflowEngine
+from tests.conftest import fresh_pg_schema
 from tests.integration._support import Recorder
 
 EngineFactory = Callable[..., Awaitable[WorkflowEngine]]
+StoreFactory = Callable[[], ExecutionStore]
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
+    """Makes stores of one kind, per parameter: in memory, or PostgreSQL in a fresh schema of
+    this test's (migrated, dropped afterwards); the test runs once with each."""
+    if request.param == "memory":
+        yield InMemoryExecutionStore
+        return
+    from spane_py.stores.postgres.store import PostgresExecutionStore
+
+    url = request.getfixturevalue("database_url")
+    schema_sql = request.getfixturevalue("_pg_schema_sql")
+    async with fresh_pg_schema(url, schema_sql) as schema:
+        yield lambda: PostgresExecutionStore(url, schema=schema, min_pool_size=1, max_pool_size=8)
 
 
 @pytest.fixture

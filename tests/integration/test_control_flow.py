@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,26 +20,8 @@ from spane_py.errors import (
     ResumeTokenError,
     WorkflowValidationError,
 )
-from spane_py.stores.base import ExecutionStore
-from spane_py.stores.memory import InMemoryExecutionStore
-from tests.conftest import fresh_pg_schema
 from tests.integration._support import Recorder, node, wait_until, workflow
-from tests.integration.conftest import EngineFactory
-
-StoreFactory = Callable[[], ExecutionStore]
-
-
-@pytest.fixture(params=["memory", "postgres"])
-async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
-    if request.param == "memory":
-        yield InMemoryExecutionStore
-        return
-    from spane_py.stores.postgres.store import PostgresExecutionStore
-
-    url = request.getfixturevalue("database_url")
-    schema_sql = request.getfixturevalue("_pg_schema_sql")
-    async with fresh_pg_schema(url, schema_sql) as schema:  # migrated, dropped afterwards
-        yield lambda: PostgresExecutionStore(url, schema=schema, min_pool_size=1, max_pool_size=8)
+from tests.integration.conftest import EngineFactory, StoreFactory
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ U+FFFD in its place: the execution settles instead of being stuck on a failing w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,8 +19,6 @@ import pytest
 from spane_py import (
     ExecutionContext,
     ExecutionStatus,
-    ExecutionStore,
-    InMemoryExecutionStore,
     InvalidEnqueueOptionsError,
     InvalidInputError,
     NodeRegistry,
@@ -29,26 +27,11 @@ from spane_py import (
     WorkflowEngine,
     WorkflowValidationError,
 )
-from tests.conftest import fresh_pg_schema
 from tests.integration._support import assert_nothing_created, node, workflow
-from tests.integration.conftest import EngineFactory
+from tests.integration.conftest import EngineFactory, StoreFactory
 
-StoreFactory = Callable[[], ExecutionStore]
 NUL = "a\x00b"
 SURROGATE = "a\ud800b"
-
-
-@pytest.fixture(params=["memory", "postgres"])
-async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
-    if request.param == "memory":
-        yield InMemoryExecutionStore
-        return
-    from spane_py.stores.postgres.store import PostgresExecutionStore
-
-    url = request.getfixturevalue("database_url")
-    schema_sql = request.getfixturevalue("_pg_schema_sql")
-    async with fresh_pg_schema(url, schema_sql) as schema:  # migrated, dropped afterwards
-        yield lambda: PostgresExecutionStore(url, schema=schema, min_pool_size=1, max_pool_size=8)
 
 
 async def _echo(ctx: ExecutionContext) -> Any:

@@ -6,33 +6,14 @@ user's function."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from spane_py import ExecutionContext, NodeRegistry, WorkflowEngine
 from spane_py.state import SpanView
-from spane_py.stores.base import ExecutionStore
-from spane_py.stores.memory import InMemoryExecutionStore
-from tests.conftest import fresh_pg_schema
 from tests.integration._support import node, wait_until, workflow
-from tests.integration.conftest import EngineFactory
-
-StoreFactory = Callable[[], ExecutionStore]
-
-
-@pytest.fixture(params=["memory", "postgres"])
-async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
-    if request.param == "memory":
-        yield InMemoryExecutionStore
-        return
-    from spane_py.stores.postgres.store import PostgresExecutionStore
-
-    url = request.getfixturevalue("database_url")
-    schema_sql = request.getfixturevalue("_pg_schema_sql")
-    async with fresh_pg_schema(url, schema_sql) as schema:  # migrated, dropped afterwards
-        yield lambda: PostgresExecutionStore(url, schema=schema, min_pool_size=1, max_pool_size=8)
+from tests.integration.conftest import EngineFactory, StoreFactory
 
 
 def missing_item(ctx: ExecutionContext) -> Any:
