@@ -11,6 +11,7 @@ at the current head)::
     .venv/bin/alembic revision --autogenerate --rev-id 0002 -m "what changed"
 
 then review the file (plain ``op.*`` calls; never import ``tables.py`` from a revision, the
-tables move on while a revision stays frozen), and bump ``SCHEMA_REVISION`` in ``tables.py``
-to the new id. ``-x schema=NAME`` picks a schema other than ``spane``.
+tables move on while a revision stays frozen), and add the new id to ``REVISIONS`` in
+``spane_py/stores/postgres/revisions.py`` (what the store checks a database against; a test
+fails until it matches). ``-x schema=NAME`` picks a schema other than ``spane``.
 """

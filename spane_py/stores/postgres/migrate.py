@@ -9,6 +9,9 @@ installed as the ``spane_py.migrations`` package (``env.py`` there says how a ru
 one transaction under an advisory lock keyed on the schema, so concurrent upgrades from
 several processes are safe — one migrates, the others wait and find the schema at head).
 
+Only migrating imports Alembic and SQLAlchemy: the check reads ``alembic_version`` with
+asyncpg and compares it with ``revisions.REVISIONS``, so a worker never loads them.
+
 Every object lives in one PostgreSQL schema (``spane`` unless told otherwise), reached
 through ``search_path``; ``alembic_version`` lives there too.
 
@@ -20,24 +23,16 @@ honoured; asyncpg itself passes unknown query parameters to the server as settin
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import io
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from spane_py.errors import (
     ConfigurationError,
@@ -45,6 +40,13 @@ from spane_py.errors import (
     SpaneError,
     StatePersistenceError,
 )
+from spane_py.stores.postgres import revisions
+
+if TYPE_CHECKING:  # imported where used: checking a schema needs neither
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger("spane_py.db.migrate")  # SPANE_DB_LOG shows it
 
@@ -157,6 +159,9 @@ async def connect(dsn: str, *, timeout: float | None = None) -> asyncpg.Connecti
 def sqlalchemy_engine(dsn: str) -> AsyncEngine:
     """A SQLAlchemy engine (``postgresql+asyncpg``, no pool) whose connections come from
     ``connect(dsn)``: same URL rules, same errors."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
     parse_dsn(dsn)  # fail now on a bad URL, not at the first connection
     return create_async_engine(
         "postgresql+asyncpg://", async_creator=lambda: connect(dsn), poolclass=NullPool
@@ -200,6 +205,8 @@ def migrations_path() -> Path:
 
 
 def _config(schema: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_path()).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
@@ -207,24 +214,22 @@ def _config(schema: str) -> Config:
     return config
 
 
-@functools.cache
-def _script() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config(DEFAULT_SCHEMA))
+def script_revisions() -> tuple[str, ...]:
+    """The revisions of ``migrations_path()`` as Alembic reads them, oldest first (one
+    chain); ``revisions.REVISIONS`` must be the same (a test checks it)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_config(DEFAULT_SCHEMA))
+    return tuple(reversed([r.revision for r in script.walk_revisions()]))
 
 
 def head_revision() -> str:
     """The revision this spane_py's code needs (the head of its migrations)."""
-    head = _script().get_current_head()
-    if head is None:  # pragma: no cover - the package ships at least one revision
-        raise ConfigurationError("spane_py's migrations have no revision")
-    return head
+    return revisions.REVISIONS[-1]
 
 
 def _known(revision: str) -> bool:
-    try:
-        return _script().get_revision(revision) is not None
-    except CommandError:
-        return False
+    return revision in revisions.REVISIONS
 
 
 # Running the migrations ----------------------------------------------------------------
@@ -247,6 +252,9 @@ async def apply_migrations(
     dsn: str, *, schema: str = DEFAULT_SCHEMA, revision: str = "head", downgrade: bool = False
 ) -> MigrationResult:
     """Upgrade (or downgrade) ``schema`` to ``revision`` and say from where to where."""
+    from alembic import util  # first, the package itself: a missing extra says "alembic"
+    from sqlalchemy.exc import DBAPIError
+
     schema = validate_schema_name(schema)
     engine = sqlalchemy_engine(dsn)
     config = _config(schema)
@@ -255,7 +263,7 @@ async def apply_migrations(
             await connection.run_sync(_run_alembic, config, revision, downgrade)
     except SpaneError:
         raise
-    except CommandError as exc:
+    except util.CommandError as exc:
         before = config.attributes.get("revision_before")
         if before is not None and not _known(before):
             raise SchemaVersionError(_newer_message(schema, before)) from exc
@@ -282,6 +290,8 @@ async def apply_migrations(
 
 
 def _run_alembic(connection: Connection, config: Config, revision: str, downgrade: bool) -> None:
+    from alembic import command
+
     config.attributes["connection"] = connection
     if downgrade:
         command.downgrade(config, revision)
@@ -313,6 +323,9 @@ def upgrade_sql(
     """The SQL script of an upgrade of ``schema`` from ``from_revision`` (None: an empty
     schema) to ``revision``, without a database (Alembic's offline mode): for a DBA to
     review or run with ``psql``. It takes the same lock and creates the schema as ``upgrade``."""
+    from alembic import command
+    from alembic.util import CommandError
+
     schema = validate_schema_name(schema)
     config = _config(schema)
     buffer = io.StringIO()
@@ -400,6 +413,7 @@ __all__ = [
     "mismatch",
     "parse_dsn",
     "redact",
+    "script_revisions",
     "sqlalchemy_engine",
     "upgrade",
     "upgrade_sql",

@@ -30,9 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from spane_py.state import ExecutionStatus, NodeStatus
+from spane_py.stores.postgres.revisions import REVISIONS
 
-# Bump together with a new Alembic revision; the store refuses any other database revision.
-SCHEMA_REVISION = "0003"
+# The revision these tables are at (a new Alembic revision adds its id to revisions.py).
+SCHEMA_REVISION = REVISIONS[-1]
 
 metadata = MetaData(
     naming_convention={
