@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from spane_py.errors import StatePersistenceError
 from spane_py.state import NodeStatus
 from spane_py.stores.base import ExecutionSnapshot, Transition
+from spane_py.stores.postgres import sql
 from spane_py.stores.postgres.store import PostgresExecutionStore
 from tests.contract.records import execution, node
 
@@ -74,3 +76,59 @@ async def test_a_stale_cached_snapshot_is_detected(
             await ours.transition(record.execution_id, bump, cached=seen.payload)
         nodes = await ours.get_node_results(record.execution_id)
         assert nodes["a"].attempts == 3 * rounds  # no update lost, none applied twice
+
+
+def _spy_statements(store: PostgresExecutionStore) -> list[str]:
+    """The statements the store's batcher sends, in order."""
+    sent: list[str] = []
+    run = store._batch._run
+
+    class Spy:
+        def __init__(self, conn: Any) -> None:
+            self.conn = conn
+
+        async def fetch(self, query: str, *args: Any) -> Any:
+            sent.append(query)
+            return await self.conn.fetch(query, *args)
+
+    async def spied(fn: Any) -> Any:
+        return await run(lambda conn: fn(Spy(conn)))
+
+    store._batch._run = spied
+    return sent
+
+
+async def test_reads_and_writes_of_one_tick_share_a_statement(
+    database_url: str, pg_schema: str
+) -> None:
+    async with PostgresExecutionStore(database_url, schema=pg_schema) as store:
+        written, read, bad = execution(), execution(), execution()
+        for record in (written, read, bad):
+            await store.create_execution(record, [node("a")])
+        cached = await store.get_snapshot(written.execution_id)
+        cached_bad = await store.get_snapshot(bad.execution_id)
+        assert cached is not None
+        assert cached_bad is not None
+        sent = _spy_statements(store)
+        done, snap = await asyncio.gather(
+            store.transition(written.execution_id, _set_output('{"ok": 1}'), cached=cached),
+            store.get_snapshot(read.execution_id),
+        )
+        assert sent == [sql.WRITE_AND_READ]  # one statement for both
+        assert isinstance(done, Transition)
+        assert snap is not None
+        assert snap.execution.execution_id == read.execution_id
+        assert set(snap.nodes) == {"a"}
+        assert (await store.get_node_results(written.execution_id))["a"].data == {"ok": 1}
+
+        # A bad write in such a statement fails alone; the read is answered.
+        sent.clear()
+        results = await asyncio.gather(
+            store.transition(bad.execution_id, _set_output("{not json"), cached=cached_bad),
+            store.get_snapshot(read.execution_id),
+            return_exceptions=True,
+        )
+        assert sent[0] == sql.WRITE_AND_READ
+        assert isinstance(results[0], StatePersistenceError)
+        assert isinstance(results[1], ExecutionSnapshot)
+        assert (await store.get_node_results(bad.execution_id))["a"].status is NodeStatus.QUEUED

@@ -111,6 +111,20 @@ WITH input AS (
 SELECT execution_id::text FROM guard
 """
 
+# Writes and reads that come in the same tick, in one statement: ``WRITE_MANY``'s guarded
+# writes ($1), then the snapshots of the executions in $2, as ``SNAPSHOTS`` has them, each row
+# ending with the ids of the executions whose guard held (``written``, the same on every row;
+# one row of NULLs and ``written`` when nothing is read). The snapshots are those from before
+# the writes (one statement, one snapshot of the database): the store never reads and writes
+# one execution in the same batch (its per-execution lock), so none of them is written here.
+WRITE_AND_READ = (
+    WRITE_MANY.removesuffix("SELECT execution_id::text FROM guard\n")
+    + ", written AS (SELECT array_agg(execution_id::text) AS ids FROM guard)\n"
+    + "SELECT s.*, w.ids AS written FROM written w LEFT JOIN ("
+    + SNAPSHOT.replace("WHERE execution_id = $1", "WHERE execution_id = ANY($2::uuid[])")
+    + ") s ON true\n"
+)
+
 # A new execution and its first nodes. With an idempotency key already used for the
 # workflow, nothing is written and no row comes back.
 CREATE_EXECUTION = f"""
