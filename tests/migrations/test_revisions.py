@@ -9,7 +9,7 @@ from spane_py.stores.postgres.tables import SCHEMA_REVISION
 
 
 def test_revisions_are_the_chain_alembic_reads() -> None:
-    assert revisions.REVISIONS == migrate.script_revisions()
+    assert migrate.script_revisions() == revisions.REVISIONS
 
 
 def test_head_is_the_last_revision() -> None:
