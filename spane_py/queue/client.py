@@ -359,15 +359,25 @@ class JobQueue:
     async def settle(self, job: ClaimedJob, outcome: JobOutcome) -> None:
         """End a delivery as ``outcome`` says (in this event-loop tick's script call);
         nothing happens unless the job is still this claim's."""
+        await asyncio.shield(self.settle_soon(job, outcome))
+
+    def settle_soon(self, job: ClaimedJob, outcome: JobOutcome) -> asyncio.Future[None]:
+        """``settle`` as a future (done once the call is answered): the worker's path, one
+        per node, with no task of its own."""
         if isinstance(outcome, Done):
-            await self.batcher.add(SETTLE, [job.job_id], ("D" if job.solo else "d", job.token))
+            sent = self.batcher.add_nowait(
+                SETTLE, [job.job_id], ("D" if job.solo else "d", job.token)
+            )
         elif isinstance(outcome, Release):
-            await self.batcher.add(SETTLE, [job.job_id], ("R" if job.solo else "r", job.token))
+            sent = self.batcher.add_nowait(
+                SETTLE, [job.job_id], ("R" if job.solo else "r", job.token)
+            )
         else:
             values = [job.job_id, outcome.due_ms, priority_band(outcome.priority)]
-            await self.batcher.add(SETTLE, values, ("L" if job.solo else "l", job.token))
+            sent = self.batcher.add_nowait(SETTLE, values, ("L" if job.solo else "l", job.token))
         if not isinstance(outcome, Done):
             self.local_wake.set()
+        return sent
 
     async def finish(self, job: ClaimedJob) -> None:
         """The job is over."""

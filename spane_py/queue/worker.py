@@ -231,7 +231,7 @@ class SpaneWorker:
         if not self._stopping:
             self._request_claim()
         try:
-            await asyncio.shield(self.job_queue.settle(job, outcome))
+            await asyncio.shield(self.job_queue.settle_soon(job, outcome))
         except (RedisError, OSError) as exc:  # its lease runs out; it comes back a suspect
             logger.warning("ending job %s failed: %s", job.job_id, exc)
 
