@@ -147,7 +147,10 @@ def plan_start(
         if rec.generation != generation:
             return Transition(outcome=STALE)
         if rec.status.is_terminal:
-            again = _resend(graph, node_id, snap) if graph is not None else None
+            # A node cancelled with its execution has nothing to send again: the cancel
+            # (or the timeout) settled the execution itself.
+            resend = graph is not None and rec.status is not NodeStatus.CANCELLED
+            again = _resend(graph, node_id, snap) if resend and graph is not None else None
             return Transition(outcome=DUPLICATE, payload=again)
         status = snap.execution.status
         if status in (ExecutionStatus.PAUSED, ExecutionStatus.QUEUED):

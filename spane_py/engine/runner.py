@@ -72,7 +72,8 @@ class Attempt:
         self, status: str, *, error: str | None = None, traceback: str | None = None
     ) -> SpanRecord:
         """This attempt as a span of the execution's trace, ending now. A node whose wait
-        ends here (due, timed out, its child ended) spans its wait, marked so."""
+        ends here (due, timed out, its child ended) spans its wait, marked so. Announced
+        (``emit_span``) only once the store has recorded it."""
         ctx = self.ctx
         # Ended here, an event wait timed out: a resume ends it in Control.resume_token.
         waited = spans.wait_attributes(
@@ -93,8 +94,10 @@ class Attempt:
             traceback=traceback,
             extra=waited,
         )
-        events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=self.started.execution)
         return span
+
+    def emit_span(self, span: SpanRecord) -> None:
+        events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=self.started.execution)
 
 
 def _now() -> datetime:
@@ -451,6 +454,7 @@ class NodeRunner:
             logger.info("node %s of %s raised %s", node.id, ctx.execution_id, error, exc_info=exc)
         decision = policy.decide(exc, ctx.attempt) if retryable else None
         if decision is not None and decision.retry:
+            span = attempt.span("retrying", error=error, traceback=trace)
             retry = await self.store.transition(
                 ctx.execution_id,
                 planner.plan_retry(
@@ -460,11 +464,12 @@ class NodeRunner:
                     _now(),
                     attempt=ctx.attempt,
                     started_at=attempt.started_at,
-                    spans=(attempt.span("retrying", error=error, traceback=trace),),
+                    spans=(span,),
                 ),
                 cached=attempt.started.snapshot,
             )
             if retry.outcome == planner.RUN:
+                attempt.emit_span(span)
                 events.emit(
                     events.NODE_RETRYING,
                     execution_id=ctx.execution_id,
@@ -510,6 +515,8 @@ class NodeRunner:
             ),
             cached=attempt.started.snapshot,
         )
+        if done.outcome != planner.DUPLICATE:  # recorded before (a cancel's span, say)
+            attempt.emit_span(span)
         await self.after_completion(
             attempt.started.execution, ctx.node_id, outcome.status, outcome.error, done, wait=False
         )

@@ -11,7 +11,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 
 from spane_py import ExecutionContext, NodeRegistry, WorkflowEngine
 from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
-from tests.integration._support import wait_until
+from tests.integration._support import queue_is_empty, wait_until
 
 ONE_NODE = {"id": "one", "nodes": [{"id": "only", "type": "record"}]}
 
@@ -365,3 +365,84 @@ async def test_a_finished_nodes_redelivery_sends_the_children_its_worker_never_s
     state = await engine.wait_for_execution(execution_id, timeout=20)
     assert state.status == "completed"
     assert runs == ["a", "b"]  # a did not run again
+
+
+async def test_leftover_jobs_of_a_cancelled_execution_settle_it_no_more(
+    make_engine: Any,
+) -> None:
+    """The jobs of nodes a cancel marked cancelled still reach a worker: they end there,
+    without announcing the execution's end again (once per leftover job, it used to be)."""
+    from spane_py.observability import events
+
+    registry = NodeRegistry()
+
+    async def step(ctx: ExecutionContext) -> None:
+        return None
+
+    registry.register("step", step)
+    engine: WorkflowEngine = await make_engine(registry)
+    await engine.register_workflow(
+        {"id": "three", "nodes": [{"id": n, "type": "step"} for n in ("a", "b", "c")]}
+    )
+    seen: list[tuple[str, Any]] = []
+
+    def sink(event: str, fields: Any) -> None:
+        if event in (events.EXECUTION_SPAN, events.NODE_SPAN):
+            seen.append((event, fields))
+
+    events.add_sink(sink)
+    try:
+        execution_id = await engine.enqueue_workflow("three")
+        await engine.cancel_execution(execution_id)
+        settled_by_cancel = [e for e, _ in seen if e == events.EXECUTION_SPAN]
+        await engine.start_workers()
+        await wait_until(lambda: queue_is_empty(engine), timeout=10, what="the jobs ended")
+    finally:
+        events.remove_sink(sink)
+    assert len(settled_by_cancel) == 1
+    assert [e for e, _ in seen if e == events.EXECUTION_SPAN] == [events.EXECUTION_SPAN]
+    state = await engine.get_execution(execution_id)
+    assert state.status == "cancelled"
+
+
+async def test_a_node_that_ends_after_its_cancel_has_one_span(make_engine: Any) -> None:
+    """A cancel records the running node's span (cancelled); the node ending within the
+    cancel grace adds no second span for the same attempt."""
+    from spane_py.observability import events
+
+    registry = NodeRegistry()
+    entered, proceed = asyncio.Event(), asyncio.Event()
+
+    async def slow(ctx: ExecutionContext) -> str:
+        entered.set()
+        await proceed.wait()  # ignores the cancel: ends within the grace
+        return "late"
+
+    registry.register("slow", slow)
+    engine: WorkflowEngine = await make_engine(registry, cancel_grace_seconds=30)
+    await engine.register_workflow({"id": "one-slow", "nodes": [{"id": "s", "type": "slow"}]})
+    spans: list[Any] = []
+
+    def sink(event: str, fields: Any) -> None:
+        if event == events.NODE_SPAN:
+            spans.append(fields["span"])
+
+    events.add_sink(sink)
+    try:
+        await engine.start_workers()
+        execution_id = await engine.enqueue_workflow("one-slow")
+        await asyncio.wait_for(entered.wait(), 10)
+
+        async def marked_running() -> bool:  # recorded as running (after a moment)
+            nodes = await engine.store.get_node_results(execution_id)
+            return nodes["s"].status == "running"
+
+        await wait_until(marked_running, timeout=10, what="s recorded as running")
+        await engine.cancel_execution(execution_id)
+        proceed.set()
+        await wait_until(lambda: queue_is_empty(engine), timeout=10, what="the job ended")
+    finally:
+        events.remove_sink(sink)
+    assert [(s.node_id, s.status) for s in spans] == [("s", "cancelled")]
+    trace = await engine.get_trace(execution_id)
+    assert [s.status for s in trace.spans] == ["cancelled"]
