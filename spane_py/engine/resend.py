@@ -8,7 +8,9 @@ background (every ``max_delay_s`` at the most) until Redis takes it, so the jobs
 within about a second of Redis coming back. Sending a job that exists is a no-op (job ids
 are derived from the node), so a send that reached Redis before its answer was lost does no
 harm when repeated. A process that closes with sends still pending leaves them to the
-workers' sweeper, which sends the jobs of nodes pending for ``stale_after_seconds``.
+workers' sweeper, which sends the jobs of nodes pending for ``stale_after_seconds``; so does
+one whose pending sends reach ``max_pending`` (a long outage must not grow memory without
+bound: each send holds its executions' records).
 """
 
 from __future__ import annotations
@@ -36,14 +38,17 @@ class _Pending:
 class Resender:
     """Runs a send now; when Redis refuses it, again in the background until it goes out."""
 
-    def __init__(self, *, first_delay_s: float = 0.05, max_delay_s: float = 1.0) -> None:
+    def __init__(
+        self, *, first_delay_s: float = 0.05, max_delay_s: float = 1.0, max_pending: int = 10_000
+    ) -> None:
         self.first_delay_s = first_delay_s
         self.max_delay_s = max_delay_s
+        self.max_pending = max_pending
         self._pending: deque[_Pending] = deque()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        self.resent = 0  # sends that failed first and went out later
+        self.dropped = 0  # sends left to the sweeper because too many were pending
 
     @property
     def pending(self) -> int:
@@ -61,6 +66,17 @@ class Resender:
                 logger.warning(
                     "%s: Redis refused it (%s); sending again until it answers", what, exc
                 )
+        if len(self._pending) >= self.max_pending:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.warning(
+                    "%d sends wait for Redis already: %s is left to the workers' sweeper "
+                    "(%d so far)",
+                    len(self._pending),
+                    what,
+                    self.dropped,
+                )
+            return False
         self._pending.append(_Pending(send, what))
         self._idle.clear()
         if self._task is None or self._task.done():
@@ -80,7 +96,6 @@ class Resender:
             except Exception:  # not Redis: the sweeper is left to send it
                 logger.exception("%s: giving up (the sweeper sends the jobs later)", head.what)
             else:
-                self.resent += 1
                 logger.info("%s: sent after Redis came back", head.what)
             self._pending.popleft()
             delay = self.first_delay_s
