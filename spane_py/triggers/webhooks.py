@@ -103,6 +103,9 @@ async def trigger(
                     details={"reason": "raw_body_required"},
                 )
             fingerprint = signatures.verify(secret, given, raw, where=where)
+            # Still inside the window now that the body is in: a body trickled in slowly must
+            # not carry a request past the window (and past the replay memory's).
+            signatures.presented(scheme, header, now=clock(), tolerance_s=window, where=where)
         data = _parse(raw, body, where=where, limits=limits)
     except SpaneError as exc:
         _rejected(path, method, exc)

@@ -584,3 +584,24 @@ async def test_a_path_and_method_belong_to_one_workflow(
         h for h in await api.list_webhooks() if h.method == "POST" and h.path == "hooks/orders"
     ]
     assert binding.workflow_id == "copycat"
+
+
+async def test_a_signed_body_that_arrives_after_the_window_is_refused(
+    hook_engines: tuple[WorkflowEngine, WorkflowEngine], clock: FakeClock
+) -> None:
+    """The timestamp is checked when the header comes, and again once the body is in: a
+    captured request whose body is trickled in past the window starts nothing."""
+    _, api = hook_engines
+    body = b'{"n": 1}'
+    header = {"X-Spane-Signature": sign("s3cret", body, timestamp=int(clock.now))}
+
+    class Slow:
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield body[:3]
+            clock.now += 301  # the default window is 300 s
+            yield body[3:]
+
+    with pytest.raises(WebhookSignatureError) as exc:
+        await api.trigger_webhook("hooks/signed", "POST", Slow(), header)
+    assert exc.value.details["reason"] == "outside_window"
+    assert await api.store.get_execution_count() == 0
