@@ -50,9 +50,12 @@ def _loggable(fields: dict[str, Any]) -> dict[str, Any]:
     try:
         orjson.dumps(fields)
     except TypeError:
-        return dict(
-            orjson.loads(orjson.dumps(fields, default=repr, option=orjson.OPT_NON_STR_KEYS))
-        )
+        try:
+            return dict(
+                orjson.loads(orjson.dumps(fields, default=repr, option=orjson.OPT_NON_STR_KEYS))
+            )
+        except TypeError:  # what ``default`` does not reach: an int past 64 bits, say
+            return {str(k): storable(repr(v)) for k, v in fields.items()}
     return fields
 
 

@@ -187,6 +187,7 @@ async def test_node_text_that_cannot_be_stored_does_not_keep_the_execution_from_
     async def logs(ctx: ExecutionContext) -> Any:
         ctx.log("info", f"got {NUL}", body=SURROGATE, **{NUL: 1})
         ctx.log("info", "an object", thing=object())
+        ctx.log("info", "a big number", n=2**70)  # past JSON's 64-bit integers
         return "done"
 
     registry = NodeRegistry()
@@ -210,7 +211,8 @@ async def test_node_text_that_cannot_be_stored_does_not_keep_the_execution_from_
     assert done.status is ExecutionStatus.COMPLETED
     assert done.node_results["a"].status is NodeStatus.SUCCEEDED
     trace = await engine.get_trace(done.execution_id)
-    first, second = trace.logs
+    first, second, third = trace.logs
+    assert third.fields["n"] == str(2**70)
     assert first.message == "got a\ufffdb"
     assert first.fields["body"] == "a\ufffdb"
     assert first.fields["a\ufffdb"] == 1
