@@ -34,14 +34,15 @@ def chain(n: int) -> dict[str, object]:
     return {"id": "chain", "name": "chain", "nodes": nodes}
 
 
-async def main(n: int, runs: int, store: str) -> None:
+async def per_hop_ms(n: int, runs: int, store: str, concurrency: int = 10) -> list[float]:
+    """One execution of an ``n``-node chain at a time, ``runs`` times: ms per hop of each."""
     if store == "postgres":
         await fresh_bench_schema()
     registry = NodeRegistry()
     registry.register("noop", noop)
     async with make_engine(registry, store_kind=store) as engine:
         await engine.register_workflow(chain(n))
-        await engine.start_workers(10)
+        await engine.start_workers(concurrency)
         await engine.run_workflow("chain", 0, timeout=60)  # warm-up
         per_hop = []
         for _ in range(runs):
@@ -51,6 +52,12 @@ async def main(n: int, runs: int, store: str) -> None:
             assert state.status == "completed", state.status
             per_hop.append(elapsed * 1000 / n)
         await engine.queue.purge()
+    await engine.store.close()
+    return per_hop
+
+
+async def main(n: int, runs: int, store: str) -> None:
+    per_hop = await per_hop_ms(n, runs, store)
     print(f"chain of {n} nodes, {runs} runs, {machine()}, {redis_kind()}, {store_kind_text(store)}")
     print(f"  per hop: median {statistics.median(per_hop):.2f} ms, best {min(per_hop):.2f} ms")
 

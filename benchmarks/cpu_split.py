@@ -55,7 +55,7 @@ from urllib.parse import urlsplit
 import _common
 import psutil
 from _common import fresh_bench_schema, machine, make_engine, noop
-from chain import chain
+from chain import per_hop_ms
 from diamond import DIAMOND
 
 import spane_py
@@ -277,24 +277,7 @@ def print_run(i: int, r: Run) -> None:
 
 async def chain_per_hop(store: str, runs: int) -> list[float]:
     """chain.py's measurement: one execution of a 100-node chain at a time."""
-    if store == "postgres":
-        await fresh_bench_schema()
-    registry = NodeRegistry()
-    registry.register("noop", noop)
-    async with make_engine(registry, store_kind=store) as engine:
-        await engine.register_workflow(chain(CHAIN_NODES))
-        await engine.start_workers(CHAIN_CONCURRENCY)
-        await engine.run_workflow("chain", 0, timeout=60)  # warm-up
-        per_hop = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            state = await engine.run_workflow("chain", 0, timeout=120)
-            elapsed = time.perf_counter() - start
-            assert state.status == "completed", state.status
-            per_hop.append(elapsed * 1000 / CHAIN_NODES)
-        await engine.queue.purge()
-    await engine.store.close()
-    return per_hop
+    return await per_hop_ms(CHAIN_NODES, runs, store, CHAIN_CONCURRENCY)
 
 
 def fresh_worker_rss(store: str) -> float | None:
