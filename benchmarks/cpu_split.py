@@ -4,7 +4,8 @@
 
 For each store, ``--runs`` runs of the diamond workload (diamond.py: ``--executions``
 executions of a -> b, c, d -> e, started with one ``enqueue_workflow`` call at a time, then
-awaited; one in-process worker at concurrency 50). Over each run's window only (from the
+awaited one after another — ``--wait all``: all at once; one in-process worker at concurrency
+50). Over each run's window only (from the
 first enqueue to the last completion) it measures:
 
 - this process's CPU (``time.process_time``: the engine, its worker and the producer);
@@ -212,12 +213,16 @@ class Run:
     transactions: float | None = None
 
 
+WAITS = {"each": "one by one", "all": "together"}
+
+
 async def measure_run(
     engine: WorkflowEngine,
     executions: int,
     redis: psutil.Process,
     pg: psutil.Process | None,
     counter: StatementCounter,
+    wait: str = "each",
 ) -> Run:
     await asyncio.sleep(0.3)  # what the previous run left in flight settles
     pg0 = tree_cpu(pg)
@@ -229,7 +234,10 @@ async def measure_run(
     t0 = time.perf_counter()
 
     ids = [await engine.enqueue_workflow("diamond", {"x": i}) for i in range(executions)]
-    states = [await engine.wait_for_execution(i, timeout=600) for i in ids]
+    if wait == "each":
+        states = [await engine.wait_for_execution(i, timeout=600) for i in ids]
+    else:  # all at once: their store reads go out together
+        states = await asyncio.gather(*(engine.wait_for_execution(i, timeout=600) for i in ids))
 
     elapsed = time.perf_counter() - t0
     cpu1 = time.process_time()
@@ -347,7 +355,7 @@ async def measure_store(
         await engine.run_workflow("diamond", {"x": 1}, timeout=60)  # warm-up
         counter.by_query.clear()
         for i in range(args.runs):
-            runs.append(await measure_run(engine, args.executions, redis, pg, counter))
+            runs.append(await measure_run(engine, args.executions, redis, pg, counter, args.wait))
             print_run(i + 1, runs[-1])
         rss = vm_rss_mib()
         await engine.queue.purge()
@@ -355,8 +363,9 @@ async def measure_store(
     if pg is not None and args.breakdown:
         nodes = args.executions * 5 * args.runs
         print("  statements per node, by statement:")
+        width = int(os.environ.get("BREAKDOWN_WIDTH", "90"))  # characters of each statement
         for query, n in counter.by_query.most_common(12):
-            print(f"    {n / nodes:6.3f}  {' '.join(query.split())[:90]}")
+            print(f"    {n / nodes:6.3f}  {' '.join(query.split())[:width]}")
     hops = await chain_per_hop(store, args.chain_runs)
     print(
         f"  chain of {CHAIN_NODES}: per hop median {statistics.median(hops):.2f} ms "
@@ -461,7 +470,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"spane_py: {spane_py.__file__} ({code_version()})")
         print(
             f"{args.executions} diamonds x 5 nodes per run, {args.runs} runs per store, one "
-            f"enqueue_workflow at a time, one in-process worker at concurrency {CONCURRENCY}; "
+            f"enqueue_workflow at a time, awaited {WAITS[args.wait]}, one in-process worker at "
+            f"concurrency {CONCURRENCY}; "
             f"{machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         print(
@@ -504,6 +514,13 @@ if __name__ == "__main__":
         help="a private redis-server (default), or $REDIS_URL's on this machine",
     )
     parser.add_argument("--breakdown", action="store_true", help="statements by text")
+    parser.add_argument(
+        "--wait",
+        choices=["each", "all"],
+        default="each",
+        help="await the executions one after another (each: a store read apiece) or all at "
+        "once (all: the reads go out together, so the statements are mostly the engine's)",
+    )
     parser.add_argument("--fresh-worker", choices=["memory", "postgres"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fresh_worker:

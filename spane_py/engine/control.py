@@ -29,6 +29,7 @@ from spane_py.errors import (
     ExecutionNotFoundError,
     ExecutionTimeoutError,
     InvalidExecutionStateError,
+    QueueError,
     ResumeTokenError,
     SpaneError,
 )
@@ -117,11 +118,21 @@ class Control:
             )
         return done
 
+    async def _count_control(self, execution_id: str, action: str) -> None:
+        """After a pause, cancel or timeout committed: workers that claim a node from now
+        on read its execution instead of trusting what they knew (``JobQueue``'s control
+        epoch). Redis refusing is logged: its workers claim nothing meanwhile either."""
+        try:
+            await self.queue.bump_control_epoch()
+        except QueueError as exc:
+            logger.warning("%s of %s not announced to workers: %s", action, execution_id, exc)
+
     # Pause, resume, cancel -----------------------------------------------------------
     async def pause(self, execution_id: str) -> bool:
         done = await self._apply(execution_id, planner.plan_pause(), "pause")
         if done.outcome == planner.CHANGED:
             assert done.execution is not None
+            await self._count_control(execution_id, "the pause")
             events.emit(
                 events.EXECUTION_PAUSED,
                 execution_id=execution_id,
@@ -156,6 +167,7 @@ class Control:
         if done.outcome != planner.CHANGED:
             return False
         assert done.execution is not None
+        await self._count_control(execution_id, "the cancel")
         events.emit(
             events.EXECUTION_CANCELLED,
             execution_id=execution_id,
@@ -185,6 +197,7 @@ class Control:
         if done.outcome != planner.CHANGED:
             return False
         assert done.execution is not None
+        await self._count_control(execution_id, "the timeout")
         await self._cancel_children(execution_id, f"parent {execution_id} timed out")
         events.emit(
             events.EXECUTION_FAILED,

@@ -20,6 +20,7 @@ given a snapshot of the execution it returns the ``Transition`` to write. Rules 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -171,6 +172,23 @@ def plan_start(
         )
 
     return decide
+
+
+def stands_on_recent(node_id: str) -> Callable[[Transition], bool]:
+    """Which ``plan_start`` decisions may stand on what this process learned of the
+    execution since its last claim (``stores.base.Recent``) without a read: running a node
+    still queued there, in the job's generation. Its claim was written after every parent
+    ended, so its input is final; a pause or cancel since counts in the claim's control
+    epoch. Anything else (parked, dropped, a duplicate, a wake-up, a redelivery of a node
+    marked running) is decided again on a read."""
+
+    def stands(decision: Transition) -> bool:
+        if decision.outcome != RUN or not isinstance(decision.payload, StartPayload):
+            return False
+        rec = decision.payload.nodes.get(node_id)
+        return rec is not None and rec.status is NodeStatus.QUEUED
+
+    return stands
 
 
 def plan_mark_running(node_id: str, generation: int, attempt: int, started_at: datetime) -> Decide:

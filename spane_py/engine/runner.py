@@ -37,7 +37,14 @@ from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
 from spane_py.queue.outcomes import DONE, JobOutcome, Reschedule
 from spane_py.registry import NodeRegistry, RegisteredNode
 from spane_py.state import NodeStatus
-from spane_py.stores.base import DlqRecord, ExecutionRecord, ExecutionStore, SpanRecord, Transition
+from spane_py.stores.base import (
+    DlqRecord,
+    ExecutionRecord,
+    ExecutionStore,
+    Recent,
+    SpanRecord,
+    Transition,
+)
 from spane_py.traffic.control import TrafficControl
 from spane_py.traffic.limits import Admission
 
@@ -140,16 +147,17 @@ class NodeRunner:
         # Attempts running in this process, by execution: cancel_local reaches them.
         self._running: dict[str, dict[str, tuple[ExecutionContext, asyncio.Task[Any]]]] = {}
 
-    async def handle(self, payload: object, lost: int) -> JobOutcome:
-        """The worker's handler: one delivery of one node job."""
+    async def handle(self, payload: object, lost: int, again: bool = True) -> JobOutcome:
+        """The worker's handler: one delivery of one node job (``again``: the job was
+        delivered before)."""
         try:
             job = NodeJob.from_payload(payload)
         except ValueError as exc:
             logger.error("dropping malformed node job: %s", exc)
             return DONE
-        return await self.run(job, lost=lost)
+        return await self.run(job, lost=lost, again=again)
 
-    async def run(self, job: NodeJob, *, lost: int = 0) -> JobOutcome:
+    async def run(self, job: NodeJob, *, lost: int = 0, again: bool = True) -> JobOutcome:
         """Run one delivery of a node job; returns what should happen to the job. ``lost``:
         how many workers were lost while it ran alone (see the queue's suspects) — past
         ``max_lost_deliveries`` the node fails instead of taking down yet another worker."""
@@ -168,8 +176,15 @@ class NodeRunner:
             return DONE
         eid = job.execution_id
         started_at = _now()
+        # The first delivery of a job its claiming write sent may start on what this
+        # process knows of the execution since its last control epoch (no read).
+        recent = None
+        if job.first and not again:
+            recent = Recent(self.queue.control_seen_at, planner.stands_on_recent(node.id))
         start = await self.store.transition(
-            eid, planner.plan_start(node.id, job.generation, started_at, graph=graph)
+            eid,
+            planner.plan_start(node.id, job.generation, started_at, graph=graph),
+            recent=recent,
         )
         waking = start.outcome == planner.WAKE
         if start.outcome == planner.DUPLICATE and isinstance(start.payload, planner.Resend):
@@ -541,6 +556,9 @@ class NodeRunner:
                 eid, execution.workflow_id, execution.workflow_version, child, generation
             )
 
+        def first_job(child: str, generation: int) -> NodeJob:
+            return replace(job(child, generation), first=True)
+
         if done.outcome == planner.DUPLICATE:
             # Recorded before (see plan_completion): make sure nothing it started is lost.
             if isinstance(done.payload, planner.Resend):
@@ -555,7 +573,7 @@ class NodeRunner:
         )
         if done.enqueue:
             generations = {n.node_id: n.generation for n in done.nodes}
-            children = [job(child, generations.get(child, 0)) for child in done.enqueue]
+            children = [first_job(child, generations.get(child, 0)) for child in done.enqueue]
             if wait:
                 await self.queue.enqueue_batched(children, priority=execution.priority)
             else:
@@ -565,6 +583,11 @@ class NodeRunner:
                 events.EXECUTION_COMPLETED, execution_id=eid, workflow_id=execution.workflow_id
             )
         elif done.outcome == planner.SETTLED_FAILED:
+            # Nothing new starts now, in any worker: they read before starting a node.
+            try:
+                await self.queue.bump_control_epoch()
+            except QueueError as exc:
+                logger.warning("the failure of %s not announced to workers: %s", eid, exc)
             events.emit(
                 events.EXECUTION_FAILED,
                 logging.WARNING,

@@ -109,13 +109,18 @@ class Start:
                 version=self.version,
             )
 
+        sends = 0
+
         async def send() -> None:
             # The deadlines first: an execution that ends before they are sent would keep
             # its deadline job (its end takes the job out of the queue).
+            nonlocal sends
+            sends += 1
             await send_deadlines(queue, self.graph, records, start_ms=due)
             await queue.enqueue(
                 [
-                    NodeJob(r.execution_id, self.workflow_id, self.version, n)
+                    # Sent again after a refusal, a job may be a copy of one that ran.
+                    NodeJob(r.execution_id, self.workflow_id, self.version, n, first=sends == 1)
                     for r in records
                     for n in self.graph.entry_nodes
                 ],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,16 @@ class QueueKeys:
         return f"{self.prefix}:seq"
 
     @property
+    def epoch(self) -> str:
+        """Counts control actions (see ``JobQueue.bump_control_epoch``)."""
+        return f"{self.prefix}:epoch"
+
+    @property
+    def again(self) -> str:
+        """Jobs delivered before and not done yet (see scripts.py)."""
+        return f"{self.prefix}:again"
+
+    @property
     def script_keys(self) -> list[str]:
         """The KEYS of every queue script, in the order they name them."""
         return [
@@ -94,6 +105,8 @@ class QueueKeys:
             self.wake,
             self.settled,
             self.seq,
+            self.epoch,
+            self.again,
         ]
 
     @property
@@ -114,6 +127,7 @@ class ClaimedJob:
     token: str  # its owner's token (the lease is this worker's while it matches)
     lost: int = 0  # workers lost while it ran alone
     solo: bool = False  # a suspect: its worker runs nothing else meanwhile
+    again: bool = False  # delivered before (rescheduled, released or lost with its worker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +136,7 @@ class Claim:
     next_due: int | None  # ms: when the earliest scheduled job is due
     drain: bool  # suspects wait and this worker was chosen to become idle for them
     reaped: int  # jobs found with an expired lease (now suspects)
+    epoch: int = 0  # the control epoch when the jobs were claimed
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +211,11 @@ class JobQueue:
             redis, redis.register_script(scripts.TICK), self.keys.script_keys, self._header
         )
         self.before_purge: list[Callable[[], Awaitable[None]]] = []
+        # The control epoch the last claim answered, and when (time.monotonic()) a claim
+        # first answered it: what this process learned of executions before that moment
+        # may predate a pause or a cancel.
+        self.control_epoch: int | None = None
+        self.control_seen_at = math.inf
 
     def _header(self) -> list[Any]:
         return [in_progress_key_prefix, job_key_prefix, _now_ms(), WAKE_CAP]
@@ -334,7 +354,11 @@ class JobQueue:
             elif answer.exception() is not None:
                 claim.set_exception(answer.exception())  # type: ignore[arg-type]
             else:
-                claim.set_result(_claim_of(worker, answer.result()))
+                claimed = _claim_of(worker, answer.result())
+                if claimed.epoch != self.control_epoch:
+                    self.control_epoch = claimed.epoch
+                    self.control_seen_at = time.monotonic()
+                claim.set_result(claimed)
 
         answer.add_done_callback(done)
         return claim
@@ -398,6 +422,16 @@ class JobQueue:
         if job_ids:
             await self._remove(keys=self.keys.script_keys, args=[*self._header(), *job_ids])
 
+    async def bump_control_epoch(self) -> None:
+        """Count a control action (pause, cancel, timeout) once the store committed it:
+        from the next claim on, every worker stops trusting what it learned of executions
+        before (a node claimed afterwards reads its execution's state). Raises
+        ``QueueError`` when Redis refuses."""
+        try:
+            await self.redis.incr(self.keys.epoch)
+        except (RedisError, OSError) as exc:
+            raise QueueError(f"could not count a control action: {exc}") from exc
+
     def publish_settled(self, execution_id: str) -> None:
         """Announce a settled execution (waiters in other processes wake), with this
         event-loop tick's script call; a failure is logged (waiters also read the store)."""
@@ -446,7 +480,7 @@ class JobQueue:
 
 
 def _claim_of(worker: str, answer: Any) -> Claim:
-    claimed, next_due, drain, reaped, solo_lost = answer
+    claimed, next_due, drain, reaped, solo_lost, epoch = answer
     solo = int(solo_lost) >= 0
     jobs = [
         ClaimedJob(
@@ -455,14 +489,16 @@ def _claim_of(worker: str, answer: Any) -> Claim:
             token=worker + SOLO if solo else worker,
             lost=max(int(solo_lost), 0),
             solo=solo,
+            again=bool(claimed[i + 2]),
         )
-        for i in range(0, len(claimed), 2)
+        for i in range(0, len(claimed), 3)
     ]
     return Claim(
         jobs=jobs,
         next_due=int(float(next_due)) if next_due else None,
         drain=bool(drain),
         reaped=int(reaped),
+        epoch=int(epoch),
     )
 
 

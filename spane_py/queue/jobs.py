@@ -34,6 +34,10 @@ class NodeJob:
     # A wake-up of a waiting node (its child execution ended): a job id of its own, so it is
     # not swallowed by the node's first job while that one is still finishing.
     wake: bool = False
+    # Sent by the write that claimed the node (or created its execution), not sent again by
+    # a sweep, a resend or a resume: with a first delivery, the node cannot have run
+    # elsewhere since that write (see ``planner.stands_on_recent``). Not part of the job id.
+    first: bool = False
 
     def job_id(self, prefix: str) -> str:
         base = f"{prefix}:{self.execution_id}:{self.node_id}:{self.generation}"
@@ -49,6 +53,8 @@ class NodeJob:
         }
         if self.wake:
             data["k"] = 1
+        if self.first:
+            data["f"] = 1
         return data
 
     @classmethod
@@ -67,7 +73,7 @@ class NodeJob:
             and type(g) is int
         ):
             raise ValueError("node job payload has fields of the wrong type")
-        return cls(e, w, v, n, g, payload.get("k") == 1)
+        return cls(e, w, v, n, g, payload.get("k") == 1, payload.get("f") == 1)
 
 
 def serialize(value: dict[str, Any]) -> bytes:

@@ -23,7 +23,11 @@ can read a job's record and status):
   which then runs it alone; ``P:lost`` counts, per job, the workers lost during such solo
   runs; ``P:drain`` names the busy worker that stopped claiming to run the next suspect;
 * ``P:wake`` — a list idle workers block on; a script that leaves jobs pending pushes
-  tokens to it.
+  tokens to it;
+* ``P:again`` — jobs delivered before (rescheduled, released, or lost with their worker)
+  and not done yet: a claim says of each job whether it is a member;
+* ``P:epoch`` — counts control actions (pause, cancel, timeout); each claim answers it, so
+  a worker knows whether what it learned of executions before the claim may be out of date.
 
 Every command that takes many keys or members is sent once per script call for all of
 them (``MSET``, ``MGET``, ``ZADD``, ``DEL`` with many arguments), in chunks of at most
@@ -45,8 +49,9 @@ SENTINEL = "~spane:running-set:" + "~" * 56
 
 _PRELUDE = """
 local IP, JP, NOW, CAP = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local Q, SCHED, BANDS, RUN, SUS, LOST, DRAIN, WAKE, SETTLED, SEQ =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local Q, SCHED, BANDS, RUN, SUS, LOST, DRAIN, WAKE, SETTLED, SEQ, EPOCH, AGAIN =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
+  KEYS[11], KEYS[12]
 local CHUNK = @CHUNK@
 local SENTINEL = '@SENTINEL@'
 -- Jobs made claimable, and jobs deferred, by this call: idle workers are woken for them.
@@ -188,6 +193,7 @@ local function settle(from, to)
   local owners = mget(keys, n)
   local mine, drop, cleared, queued, suspects, later, bands = {}, {}, {}, {}, {}, {}, {}
   local nm, nd, nc, nq, ns, nl = 0, 0, 0, 0, 0, 0
+  local over, again, no, na = {}, {}, 0, 0
   local foreign = 0
   local rnow
   for k = 1, n do
@@ -201,20 +207,28 @@ local function settle(from, to)
       if mode == 'd' or mode == 'D' then
         nd = nd + 1
         drop[nd] = JP .. id
+        no = no + 1
+        over[no] = id
         if mode == 'D' then
           nc = nc + 1
           cleared[nc] = id
         end
       elseif mode == 'r' then
+        na = na + 1
+        again[na] = id
         queued[nq + 1] = 0
         queued[nq + 2] = id
         nq = nq + 2
       elseif mode == 'R' then
+        na = na + 1
+        again[na] = id
         rnow = rnow or num(clock())
         suspects[ns + 1] = rnow
         suspects[ns + 2] = id
         ns = ns + 2
       else
+        na = na + 1
+        again[na] = id
         later[nl + 1] = ARGV[j + 1]
         later[nl + 2] = id
         bands[nl + 1] = id
@@ -234,6 +248,8 @@ local function settle(from, to)
     bulk('DEL', false, drop, nd)
   end
   if nc > 0 then bulk('HDEL', LOST, cleared, nc) end
+  if no > 0 then bulk('SREM', AGAIN, over, no) end
+  if na > 0 then bulk('SADD', AGAIN, again, na) end
   if nq > 0 then bulk('ZADD', Q, queued, nq) end
   if ns > 0 then bulk('ZADD', SUS, suspects, ns) end
   if nl > 0 then
@@ -251,8 +267,8 @@ end
 -- (alone); a busy one, while suspects wait, may be chosen to drain: it claims nothing
 -- more, so that it becomes idle and takes the next suspect; 4. otherwise up to ``want``
 -- jobs, lowest score first, move to the running set with their lease, and their records
--- are read. Returns {{id, record or false, ...}, next due or '', drain, reaped, losses of
--- the one suspect claimed or -1}.
+-- are read. Returns {{id, record or false, delivered before (1/0), ...}, next due or '',
+-- drain, reaped, losses of the one suspect claimed or -1, the control epoch}.
 local function claim(worker, want, lease, idle, draining)
   local rnow = clock()
   local deadline = num(rnow + tonumber(lease))
@@ -289,6 +305,7 @@ local function claim(worker, want, lease, idle, draining)
     redis.call('ZREM', RUN, unpack(expired))
     redis.call('DEL', unpack(keys))
     redis.call('ZADD', SUS, 'NX', unpack(z))
+    redis.call('SADD', AGAIN, unpack(expired))
   end
 
   local claimed = {}
@@ -299,7 +316,7 @@ local function claim(worker, want, lease, idle, draining)
       local id = s[1]
       redis.call('SET', IP .. id, worker .. '|solo')
       redis.call('ZADD', RUN, deadline, id, '+inf', SENTINEL)
-      claimed = {id, redis.call('GET', JP .. id)}
+      claimed = {id, redis.call('GET', JP .. id), 1}
       solo_lost = tonumber(redis.call('HGET', LOST, id) or '0')
       want = 0
       if redis.call('GET', DRAIN) == worker then redis.call('DEL', DRAIN) end
@@ -337,16 +354,18 @@ local function claim(worker, want, lease, idle, draining)
       bulk('MSET', false, owned, 2 * n)
       bulk('ZADD', RUN, running, 2 * n + 2)
       local data = mget(records, n)
+      local seen = redis.call('SMISMEMBER', AGAIN, unpack(popped))
       for k = 1, n do
-        claimed[2 * k - 1] = popped[k]
-        claimed[2 * k] = data[k]
+        claimed[3 * k - 2] = popped[k]
+        claimed[3 * k - 1] = data[k]
+        claimed[3 * k] = seen[k]
       end
       readied = readied - n
     end
   end
 
   local nxt = redis.call('ZRANGE', SCHED, 0, 0, 'WITHSCORES')
-  return {claimed, nxt[2] or '', drain, #expired, solo_lost}
+  return {claimed, nxt[2] or '', drain, #expired, solo_lost, redis.call('GET', EPOCH) or '0'}
 end
 
 -- Wake idle workers: a token per job left pending by this call (and one per deferred

@@ -45,8 +45,9 @@ from spane_py.queue.presence import BEAT_INTERVAL_S, WorkerPresence, new_worker_
 
 logger = logging.getLogger("spane_py.worker")
 
-# The handler of one delivery: (job payload, losses while it ran alone) -> its outcome.
-Handler = Callable[[object, int], Awaitable[JobOutcome]]
+# The handler of one delivery: (job payload, losses while it ran alone, whether the job was
+# delivered before) -> its outcome.
+Handler = Callable[[object, int, bool], Awaitable[JobOutcome]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +220,7 @@ class SpaneWorker:
                 except ValueError as exc:
                     logger.error("job %s dropped: %s", job.job_id, exc)
                 else:
-                    outcome = await self.handler(payload, job.lost)
+                    outcome = await self.handler(payload, job.lost, job.again)
         except asyncio.CancelledError:
             # Cut off by a shutdown: it runs again at once, here or elsewhere.
             outcome = Release()

@@ -211,6 +211,16 @@ Decide = Callable[[ExecutionSnapshot], Transition]
 
 
 @dataclass(frozen=True, slots=True)
+class Recent:
+    """What a caller of ``transition`` accepts instead of a read: a decision that writes
+    nothing, made on the snapshot this process learned (wrote, read or created) after
+    ``since`` (``time.monotonic()``), stands when ``stands(decision)`` holds."""
+
+    since: float
+    stands: Callable[[Transition], bool]
+
+
+@dataclass(frozen=True, slots=True)
 class WorkflowVersionRecord:
     workflow_id: str
     version: int
@@ -341,11 +351,19 @@ class ExecutionStore(Protocol):
         ...
 
     async def transition(
-        self, execution_id: str, decide: Decide, *, cached: ExecutionSnapshot | None = None
+        self,
+        execution_id: str,
+        decide: Decide,
+        *,
+        cached: ExecutionSnapshot | None = None,
+        recent: Recent | None = None,
     ) -> Transition:
         """Apply ``decide`` to the current snapshot, atomically. With ``cached`` (a snapshot
         an earlier transition of this caller saw), a store may first decide on it and write
         only if nothing changed since — saving a read; otherwise it reads and decides anew.
+        With ``recent``, a store that keeps what this process learned of the execution may
+        answer a decision that writes nothing from it, as ``Recent`` says (a store whose
+        reads cost nothing ignores it).
         """
         ...
 

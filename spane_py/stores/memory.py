@@ -36,6 +36,7 @@ from spane_py.stores.base import (
     LogRecord,
     NodeRecord,
     PendingNode,
+    Recent,
     ResumeTokenRecord,
     SavedWorkflow,
     SpanRecord,
@@ -223,9 +224,14 @@ class InMemoryExecutionStore(MemoryTriggers):
         return dict(self._nodes.get(execution_id, {}))
 
     async def transition(
-        self, execution_id: str, decide: Decide, *, cached: ExecutionSnapshot | None = None
+        self,
+        execution_id: str,
+        decide: Decide,
+        *,
+        cached: ExecutionSnapshot | None = None,
+        recent: Recent | None = None,
     ) -> Transition:
-        # ``cached`` is ignored: reading here costs nothing.
+        # ``cached`` and ``recent`` are ignored: reading here costs nothing.
         self.cleanup()
         record = self._executions.get(execution_id)
         if record is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from spane_py.errors import StatePersistenceError
 from spane_py.state import NodeStatus
-from spane_py.stores.base import ExecutionSnapshot, Transition
+from spane_py.stores.base import ExecutionSnapshot, Recent, Transition
 from spane_py.stores.postgres import sql
 from spane_py.stores.postgres.store import PostgresExecutionStore
 from tests.contract.records import execution, node
@@ -132,3 +133,46 @@ async def test_reads_and_writes_of_one_tick_share_a_statement(
         assert isinstance(results[0], StatePersistenceError)
         assert isinstance(results[1], ExecutionSnapshot)
         assert (await store.get_node_results(bad.execution_id))["a"].status is NodeStatus.QUEUED
+
+
+async def test_a_recent_snapshot_answers_only_what_the_caller_accepts(
+    database_url: str, pg_schema: str
+) -> None:
+    """``recent``: a no-op decision on what this store learned after ``since`` stands
+    without a read when the caller accepts it; anything else reads."""
+    async with PostgresExecutionStore(database_url, schema=pg_schema) as store:
+        reads: list[str] = []
+        read = store._batch.read
+
+        async def counted(execution_id: str) -> Any:
+            reads.append(execution_id)
+            return await read(execution_id)
+
+        store._batch.read = counted  # type: ignore[method-assign]
+        before = time.monotonic()
+        record = execution()
+        eid = record.execution_id
+        await store.create_execution(record, [node("a")])
+
+        def look(snap: ExecutionSnapshot) -> Transition:
+            return Transition(outcome="run", payload=snap)
+
+        def run_only(t: Transition) -> bool:
+            return t.outcome == "run"
+
+        done = await store.transition(eid, look, recent=Recent(before, run_only))
+        assert reads == []
+        assert done.payload.revision == 0
+        assert done.payload.nodes["a"].status is NodeStatus.QUEUED
+
+        await store.transition(eid, look, recent=Recent(time.monotonic(), run_only))
+        assert reads == [eid]  # learned before `since`: read
+        await store.transition(eid, look, recent=Recent(before, lambda t: False))
+        assert reads == [eid, eid]  # a decision the caller does not take on it: read
+
+        # Another store writes: ours still knows the old revision, and a decision that
+        # writes is never answered from it (it reads, or its guard catches the change).
+        async with PostgresExecutionStore(database_url, schema=pg_schema) as theirs:
+            await theirs.transition(eid, _set_output("1"))
+        done = await store.transition(eid, _set_output("2"), recent=Recent(before, run_only))
+        assert (await store.get_node_results(eid))["a"].data == 2

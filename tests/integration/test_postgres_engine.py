@@ -211,3 +211,58 @@ def test_a_dsn_and_embedded_together_are_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="not both"):
         PostgresExecutionStore("postgresql://postgres@127.0.0.1/postgres", embedded=True)
+
+
+async def _until(check: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("action", ["pause", "cancel"])
+async def test_a_node_claimed_after_another_engine_paused_or_cancelled_does_not_run(
+    database_url: str, pg_schema: str, redis_url: str, key_prefix: str, action: str
+) -> None:
+    """The worker knows the new execution as created (its entry node queued) and would
+    start it without reading; a pause or cancel made by another engine meanwhile counts in
+    the claim's control epoch, so the start reads and the node does not run."""
+    calls: list[str] = []
+    reg = NodeRegistry()
+
+    async def note(ctx: ExecutionContext) -> str:
+        calls.append(ctx.execution_id)
+        return "ran"
+
+    reg.register("note", note)
+    flow = {"id": "one", "nodes": [{"id": "a", "type": "note"}]}
+    worker = make_engine(database_url, pg_schema, redis_url, key_prefix, reg)
+    other = make_engine(database_url, pg_schema, redis_url, key_prefix, reg)
+    async with worker, other:
+        await worker.register_workflow(flow)
+        await worker.start_workers(2)
+        warm = await worker.run_workflow("one", timeout=20)  # a claim answered the epoch
+        assert warm.status == "completed"
+        calls.clear()
+        eid = await worker.enqueue_workflow("one", delay=0.3)
+        if action == "pause":
+            assert await other.pause_execution(eid)
+        else:
+            assert await other.cancel_execution(eid)
+
+        async def consumed() -> bool:
+            stats = await worker.queue.stats()
+            return stats.queued == stats.scheduled == stats.running == 0
+
+        await _until(consumed, "the entry job to be claimed and handled")
+        assert calls == []
+        if action == "pause":
+            assert (await worker.get_execution(eid)).status == "paused"
+            assert await other.resume_execution(eid)
+            state = await worker.wait_for_execution(eid, timeout=20)
+            assert state.status == "completed"
+            assert calls == [eid]
+        else:
+            state = await worker.get_execution(eid)
+            assert state.status == "cancelled"
+            assert state.node_results["a"].status == "cancelled"

@@ -29,7 +29,7 @@ from spane_py import (
 )
 from spane_py.observability import events
 from spane_py.traffic.control import TrafficControl
-from tests.integration._support import Recorder, node, wait_until, workflow
+from tests.integration._support import Recorder, node, queue_is_empty, wait_until, workflow
 from tests.integration.conftest import EngineFactory
 
 JITTER = 0.02
@@ -158,15 +158,19 @@ async def test_a_node_cancelled_while_deferred_never_runs(
 ) -> None:
     registry = NodeRegistry()
     rec.register(registry, "api", ok)
-    registry.register("api", registry.get("api").executor, rate_limit=(1, 0.5), replace=True)
+    registry.register("api", registry.get("api").executor, rate_limit=(1, 2.0), replace=True)
     engine = await make_engine(registry)
     await engine.register_workflow(one_node("limited", "api"))
     await engine.start_workers()
-    first, second = await engine.enqueue_bulk("limited", [1, 2])
-    await completed(engine, [first])
+    ids = await engine.enqueue_bulk("limited", [1, 2])
+    # Both nodes ask for the one call of the window at once: either may get it.
+    await wait_until(lambda: _has_calls(rec, 1), timeout=20, what="the first call")
+    ran = rec.calls[0].execution_id
+    (second,) = [i for i in ids if i != ran]
+    await completed(engine, [ran])
     assert await engine.cancel_execution(second)  # its node waits in the scheduled set
-    await asyncio.sleep(0.7)  # it came back, and was dropped
-    assert [c.input_data for c in rec.calls] == [1]
+    await wait_until(lambda: queue_is_empty(engine), timeout=20, what="the deferred job's end")
+    assert [c.execution_id for c in rec.calls] == [ran]  # it came back, and was dropped
     state = await engine.get_execution(second)
     assert state.status is ExecutionStatus.CANCELLED
     assert state.node_results["n"].status.value == "cancelled"

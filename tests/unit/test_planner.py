@@ -541,6 +541,23 @@ def test_plan_start_counts_attempts() -> None:
     assert t.payload.attempt == 2
 
 
+def test_only_running_a_queued_node_stands_on_a_recent_snapshot() -> None:
+    run = Run(build({"a": ["b"], "b": []}))
+    stands = planner.stands_on_recent("a")
+    assert stands(run.start("a"))  # queued: claimed by a write this process saw
+    run.apply(planner.plan_mark_running("a", 0, 1, later()))
+    redelivered = run.start("a")
+    assert redelivered.outcome == planner.RUN
+    assert not stands(redelivered)
+    run.execution = replace(run.execution, status=ExecutionStatus.PAUSED)
+    assert run.start("a").outcome == planner.PARKED
+    assert not stands(run.start("a"))
+    run.execution = replace(run.execution, status=ExecutionStatus.RUNNING)
+    run.complete("a", ok())
+    assert not stands(run.start("a"))  # a duplicate is read again
+    assert not stands(run.start("b", generation=1))  # stale
+
+
 def test_plan_start_on_a_terminal_node_is_a_duplicate() -> None:
     run = Run(build({"a": ["b"], "b": []}))
     run.run("a", ok())

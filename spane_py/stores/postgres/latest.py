@@ -6,11 +6,15 @@ new state and revision. The next transition of the same execution can then decid
 state and write guarded by its revision, without reading first; a write made meanwhile by
 another process fails the guard, and the store reads and decides again. So a diamond's
 sibling completions in one worker cost one write each, not a storm of retries.
+
+Each snapshot is kept with the moment (``time.monotonic()``) this process learned it, so a
+caller can accept what was learned after an event of its own (``recent``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +25,8 @@ from spane_py.stores.base import ExecutionSnapshot, Transition
 class LatestSnapshots:
     def __init__(self, max_size: int = 10_000) -> None:
         self.max_size = max_size
-        self._snapshots: OrderedDict[str, ExecutionSnapshot] = OrderedDict()
+        # execution id -> (snapshot, when this process learned it)
+        self._snapshots: OrderedDict[str, tuple[ExecutionSnapshot, float]] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @asynccontextmanager
@@ -41,13 +46,19 @@ class LatestSnapshots:
                 self._locks[execution_id] = (lock, users - 1)
 
     def get(self, execution_id: str) -> ExecutionSnapshot | None:
-        return self._snapshots.get(execution_id)
+        known = self._snapshots.get(execution_id)
+        return known[0] if known is not None else None
+
+    def learned_after(self, execution_id: str, since: float) -> ExecutionSnapshot | None:
+        """The snapshot of ``execution_id`` if this process learned it after ``since``."""
+        known = self._snapshots.get(execution_id)
+        return known[0] if known is not None and known[1] > since else None
 
     def freshest(
         self, execution_id: str, offered: ExecutionSnapshot | None
     ) -> ExecutionSnapshot | None:
         """The newer of what this process last saw and what the caller offers."""
-        known = self._snapshots.get(execution_id)
+        known = self.get(execution_id)
         if offered is None or offered.revision is None:
             return known
         if offered.execution.execution_id != execution_id:
@@ -61,7 +72,7 @@ class LatestSnapshots:
         if snapshot.execution.status.is_terminal:
             self._snapshots.pop(eid, None)  # settled: no transition is expected any more
             return
-        self._snapshots[eid] = snapshot
+        self._snapshots[eid] = (snapshot, time.monotonic())
         self._snapshots.move_to_end(eid)
         while len(self._snapshots) > self.max_size:
             self._snapshots.popitem(last=False)

@@ -34,6 +34,7 @@ from spane_py.stores.base import (
     LogRecord,
     NodeRecord,
     PendingNode,
+    Recent,
     ResumeTokenRecord,
     SavedWorkflow,
     SpanRecord,
@@ -55,6 +56,9 @@ from spane_py.stores.postgres.triggers import PostgresTriggers
 
 DEFAULT_SCHEMA = "spane"
 OPTIMISTIC_ATTEMPTS = 3
+# A new execution whose input is at most this long (characters of JSON) is remembered as
+# created (see ``LatestSnapshots``); a larger one is read back by its first nodes' starts.
+_REMEMBER_CREATED = 64 * 1024
 
 
 class PostgresExecutionStore(PostgresTriggers):
@@ -352,6 +356,10 @@ class PostgresExecutionStore(PostgresTriggers):
                 lost_connection = True
                 raise
             if created:
+                if len(record.initial_data) <= _REMEMBER_CREATED:
+                    # Known as written (a new row's revision is 0): the first nodes' starts
+                    # in this process need not read it back.
+                    self._latest.saw(ExecutionSnapshot(record, {n.node_id: n for n in nodes}, 0))
                 return CreatedExecution(record, created=True)
             row = await self.pool.fetchrow(
                 sql.GET_EXECUTION_BY_KEY, record.workflow_id, record.idempotency_key
@@ -452,7 +460,12 @@ class PostgresExecutionStore(PostgresTriggers):
         return {r[0]: _node(r) for r in rows}
 
     async def transition(
-        self, execution_id: str, decide: Decide, *, cached: ExecutionSnapshot | None = None
+        self,
+        execution_id: str,
+        decide: Decide,
+        *,
+        cached: ExecutionSnapshot | None = None,
+        recent: Recent | None = None,
     ) -> Transition:
         if not _is_uuid(execution_id):
             raise ExecutionNotFoundError(
@@ -460,6 +473,12 @@ class PostgresExecutionStore(PostgresTriggers):
             )
 
         async def run() -> Transition:
+            if recent is not None:
+                known = self._latest.learned_after(execution_id, recent.since)
+                if known is not None:
+                    answer = decide(known)
+                    if answer.is_noop and recent.stands(answer):
+                        return answer
             # With ``cached``, the caller accepts a decision on a possibly stale snapshot
             # (the write is guarded): use the freshest one known, read only on a conflict.
             usable = self._latest.freshest(execution_id, cached) if cached is not None else None
