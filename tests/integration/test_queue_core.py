@@ -246,3 +246,40 @@ async def test_arq_reads_a_jobs_record_and_sees_it_in_progress(queue: JobQueue) 
     assert await job.status() == JobStatus.in_progress
     await queue.finish(claimed)
     assert await job.status() == JobStatus.not_found
+
+
+async def test_a_claim_says_which_jobs_were_delivered_before(queue: JobQueue) -> None:
+    await queue.enqueue(jobs(4))
+    claimed = (await queue.claim("w", 4, lease_ms=LEASE_MS)).jobs
+    assert [j.again for j in claimed] == [False] * 4
+    done, released, later, lost = claimed
+    await queue.finish(done)
+    await queue.settle(released, Release())
+    await queue.settle(later, Reschedule(0, priority=None))
+    await expire(queue, [lost])
+    solo = (await queue.claim("idle", 1, lease_ms=LEASE_MS, idle=True)).jobs
+    assert ids(solo) == ["e3"]
+    assert [j.again for j in solo] == [True]
+    again = (await queue.claim("w", 4, lease_ms=LEASE_MS)).jobs
+    assert sorted(ids(again)) == ["e1", "e2"]
+    assert [j.again for j in again] == [True, True]
+    # Done, a job is forgotten: sent again later, its next delivery is a first one.
+    for job in [*again, *solo]:
+        await queue.finish(job)
+    await queue.enqueue(jobs(4))
+    fresh = (await queue.claim("w", 4, lease_ms=LEASE_MS)).jobs
+    assert sorted(ids(fresh)) == ["e0", "e1", "e2", "e3"]
+    assert [j.again for j in fresh] == [False] * 4
+
+
+async def test_a_claim_answers_the_control_epoch(queue: JobQueue) -> None:
+    await queue.enqueue(jobs(2))
+    first = await queue.claim("w", 1, lease_ms=LEASE_MS)
+    seen = queue.control_seen_at
+    assert queue.control_epoch == first.epoch
+    assert (await queue.claim("w", 0, lease_ms=LEASE_MS)).epoch == first.epoch
+    assert queue.control_seen_at == seen  # unchanged: what was learned since still counts
+    await queue.bump_control_epoch()
+    bumped = await queue.claim("w", 0, lease_ms=LEASE_MS)
+    assert bumped.epoch == first.epoch + 1
+    assert queue.control_seen_at > seen
