@@ -16,9 +16,9 @@ from spane_py._text import storable, storable_value
 from spane_py.definitions.models import NodeDefinition
 from spane_py.errors import NonRetryableError, RateLimitError
 from spane_py.limits import MAX_DELAY_MS
+from spane_py.records import LogRecord, NodeRecord
 from spane_py.results import ExecutionResult
 from spane_py.state import NodeStatus
-from spane_py.stores.base import LogRecord, NodeRecord
 
 node_logger = logging.getLogger("spane_py.node")
 

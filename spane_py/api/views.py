@@ -7,14 +7,14 @@ from datetime import datetime
 from spane_py.api import models
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import planner
-from spane_py.state import NodeStatus
-from spane_py.stores.base import (
+from spane_py.records import (
     DlqRecord,
     ExecutionRecord,
     ExecutionSnapshot,
     ResumeTokenRecord,
     WorkflowVersionRecord,
 )
+from spane_py.state import NodeStatus
 
 
 def workflow_summary(record: WorkflowVersionRecord) -> models.WorkflowSummary:

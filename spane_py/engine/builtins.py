@@ -46,10 +46,11 @@ from spane_py.errors import (
 from spane_py.observability import events
 from spane_py.observability.trace_ids import TRACEPARENT, child_traceparent
 from spane_py.queue.client import JobQueue
+from spane_py.records import ResumeTokenRecord
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
 from spane_py.state import ExecutionStatus, NodeStatus
-from spane_py.stores.base import ExecutionStore, ResumeTokenRecord
+from spane_py.stores.base import ExecutionStore
 from spane_py.traffic.control import TrafficControl
 
 if TYPE_CHECKING:

@@ -37,15 +37,9 @@ from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
 from spane_py.observability.trace_ids import TRACEPARENT
 from spane_py.queue.client import JobQueue
+from spane_py.records import Decide, DlqRecord, ExecutionRecord, ResumeTokenRecord, Transition
 from spane_py.state import NodeStatus
-from spane_py.stores.base import (
-    Decide,
-    DlqRecord,
-    ExecutionRecord,
-    ExecutionStore,
-    ResumeTokenRecord,
-    Transition,
-)
+from spane_py.stores.base import ExecutionStore
 
 logger = logging.getLogger("spane_py.engine")
 

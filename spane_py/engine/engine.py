@@ -47,15 +47,10 @@ from spane_py.observability.stream import DEFAULT_MAXLEN, EventSubscription
 from spane_py.queue.client import JobQueue, QueueStats, connect
 from spane_py.queue.jobs import NodeJob
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
+from spane_py.records import DlqRecord, ResumeTokenRecord, WebhookRecord, WorkflowVersionRecord
 from spane_py.registry import NodeRegistry
 from spane_py.state import ExecutionState, ExecutionTrace
-from spane_py.stores.base import (
-    DlqRecord,
-    ExecutionStore,
-    ResumeTokenRecord,
-    WebhookRecord,
-    WorkflowVersionRecord,
-)
+from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
 from spane_py.traffic.breakers import BreakerState
 from spane_py.traffic.control import TrafficControl

@@ -22,7 +22,8 @@ from spane_py.errors import SpaneError
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
-from spane_py.stores.base import ExecutionRecord, ExecutionStore
+from spane_py.records import ExecutionRecord
+from spane_py.stores.base import ExecutionStore
 
 logger = logging.getLogger("spane_py.engine")
 

@@ -28,8 +28,7 @@ from typing import Any
 from spane_py import _json
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import spans
-from spane_py.state import ExecutionStatus, NodeStatus
-from spane_py.stores.base import (
+from spane_py.records import (
     Decide,
     DlqRecord,
     ExecutionRecord,
@@ -39,6 +38,7 @@ from spane_py.stores.base import (
     Transition,
     evolve_execution,
 )
+from spane_py.state import ExecutionStatus, NodeStatus
 
 # Outcomes of plan_start, read by the node runner.
 RUN = "run"

@@ -35,16 +35,10 @@ from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
 from spane_py.queue.outcomes import DONE, JobOutcome, Reschedule
+from spane_py.records import DlqRecord, ExecutionRecord, Recent, SpanRecord, Transition
 from spane_py.registry import NodeRegistry, RegisteredNode
 from spane_py.state import NodeStatus
-from spane_py.stores.base import (
-    DlqRecord,
-    ExecutionRecord,
-    ExecutionStore,
-    Recent,
-    SpanRecord,
-    Transition,
-)
+from spane_py.stores.base import ExecutionStore
 from spane_py.traffic.control import TrafficControl
 from spane_py.traffic.limits import Admission
 

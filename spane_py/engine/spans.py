@@ -19,8 +19,8 @@ from typing import Any
 from spane_py import _json
 from spane_py.definitions.models import NodeDefinition
 from spane_py.errors import SerializationError
+from spane_py.records import NodeRecord, SpanRecord
 from spane_py.state import NodeStatus
-from spane_py.stores.base import NodeRecord, SpanRecord
 
 
 def span_id(execution_id: str, node_id: str, generation: int, attempt: int) -> str:

@@ -27,8 +27,9 @@ from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+from spane_py.records import ExecutionRecord, NodeRecord
 from spane_py.state import ExecutionStatus
-from spane_py.stores.base import ExecutionRecord, ExecutionStore, NodeRecord
+from spane_py.stores.base import ExecutionStore
 
 
 @dataclass(frozen=True, slots=True)

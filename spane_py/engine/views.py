@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from spane_py import _json
 from spane_py.context import record_to_result
+from spane_py.records import ExecutionRecord, LogRecord, NodeRecord, SpanRecord
 from spane_py.state import ExecutionState, LogView, NodeResult, SpanView
-from spane_py.stores.base import ExecutionRecord, LogRecord, NodeRecord, SpanRecord
 
 
 def to_state(record: ExecutionRecord, nodes: Mapping[str, NodeRecord]) -> ExecutionState:

@@ -14,7 +14,8 @@ from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
 from spane_py.queue.presence import WorkerPresence
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
-from spane_py.stores.base import ExecutionStore, PendingNode
+from spane_py.records import PendingNode
+from spane_py.stores.base import ExecutionStore
 
 logger = logging.getLogger("spane_py.engine")
 worker_logger = logging.getLogger("spane_py.worker")

@@ -46,7 +46,7 @@ from opentelemetry.trace import (
 from spane_py.observability import events, trace_ids
 
 if TYPE_CHECKING:  # records only read here: observability depends on no other layer
-    from spane_py.stores.base import ExecutionRecord, SpanRecord
+    from spane_py.records import ExecutionRecord, SpanRecord
 
 logger = logging.getLogger("spane_py.otel")
 

@@ -25,8 +25,7 @@ from typing import Any
 from spane_py import _json
 from spane_py.definitions.models import WorkflowDefinition
 from spane_py.errors import ExecutionNotFoundError, StatePersistenceError
-from spane_py.state import ExecutionStatus, NodeStatus
-from spane_py.stores.base import (
+from spane_py.records import (
     CreatedExecution,
     Decide,
     DlqRecord,
@@ -44,6 +43,7 @@ from spane_py.stores.base import (
     WorkflowVersionRecord,
     evolve_execution,
 )
+from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.memory_triggers import MemoryTriggers
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from spane_py.errors import StatePersistenceError
-from spane_py.stores.base import ScheduleRecord, WebhookRecord, WorkflowVersionRecord
+from spane_py.records import ScheduleRecord, WebhookRecord, WorkflowVersionRecord
 
 
 class MemoryTriggers:

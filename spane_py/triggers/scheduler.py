@@ -22,7 +22,8 @@ from typing import Any
 from spane_py.definitions.cron import CronSchedule
 from spane_py.errors import ScheduleNotFoundError
 from spane_py.observability import events
-from spane_py.stores.base import ExecutionStore, ScheduleRecord
+from spane_py.records import ScheduleRecord
+from spane_py.stores.base import ExecutionStore
 from spane_py.triggers.ticks import TickPlan, plan_ticks
 
 logger = logging.getLogger("spane_py.scheduler")

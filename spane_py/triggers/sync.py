@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 
 from spane_py.definitions.models import ScheduleTrigger, WebhookTrigger, WorkflowDefinition
 from spane_py.errors import InvalidTriggerError
-from spane_py.stores.base import ExecutionStore, ScheduleRecord, WebhookRecord
+from spane_py.records import ScheduleRecord, WebhookRecord
+from spane_py.stores.base import ExecutionStore
 
 
 def schedule_id(workflow_id: str, trigger: ScheduleTrigger) -> str:

@@ -44,7 +44,8 @@ from spane_py.errors import (
 )
 from spane_py.limits import DEFAULT_LIMITS, Limits, check_size, encode_payload
 from spane_py.observability import events
-from spane_py.stores.base import ExecutionStore, WebhookRecord
+from spane_py.records import WebhookRecord
+from spane_py.stores.base import ExecutionStore
 from spane_py.triggers import signatures
 from spane_py.triggers.replay import ReplayMemory, fingerprint_key
 from spane_py.triggers.signatures import (

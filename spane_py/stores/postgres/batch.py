@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from spane_py.stores.base import Transition
+from spane_py.records import Transition
 from spane_py.stores.postgres import sql
 from spane_py.stores.postgres.connection import RETRYABLE
 

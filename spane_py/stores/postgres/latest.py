@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from spane_py.stores.base import ExecutionSnapshot, Transition
+from spane_py.records import ExecutionSnapshot, Transition
 
 
 class LatestSnapshots:

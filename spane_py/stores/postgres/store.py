@@ -23,8 +23,7 @@ import orjson
 from spane_py import _json
 from spane_py.definitions.models import STORED, WorkflowDefinition
 from spane_py.errors import ConfigurationError, ExecutionNotFoundError, StatePersistenceError
-from spane_py.state import ExecutionStatus, NodeStatus
-from spane_py.stores.base import (
+from spane_py.records import (
     CreatedExecution,
     Decide,
     DlqRecord,
@@ -41,6 +40,7 @@ from spane_py.stores.base import (
     Transition,
     WorkflowVersionRecord,
 )
+from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.postgres import sql
 from spane_py.stores.postgres.batch import StatementBatcher, node_item, write_item
 from spane_py.stores.postgres.connection import (

@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 
 from spane_py.errors import StatePersistenceError
-from spane_py.stores.base import ScheduleRecord, WebhookRecord
+from spane_py.records import ScheduleRecord, WebhookRecord
 from spane_py.stores.postgres import sql
 from spane_py.stores.postgres.connection import PoolOptions, with_retry
 
