@@ -1,19 +1,13 @@
-"""spane_py: an async-first distributed workflow engine on arq workers."""
+"""spane_py: an async-first distributed workflow engine on arq workers.
+
+The public names below are imported on first use (PEP 562), so that importing one module of
+the package (``spane_py.engine.planner``, say) loads only what that module needs; errors are
+imported at once (they are small and every layer raises them).
+"""
 
 import importlib
+import typing
 
-from spane_py.context import ExecutionContext
-from spane_py.definitions.models import (
-    BackoffPolicy,
-    NodeDefinition,
-    RetryPolicy,
-    ScheduleTrigger,
-    WebhookTrigger,
-    WorkflowDefinition,
-)
-from spane_py.dsl import Workflow
-from spane_py.engine.control import BulkResult
-from spane_py.engine.engine import RegisteredWorkflow, WorkflowEngine
 from spane_py.errors import (
     CircuitBreakerOpenError,
     ConfigurationError,
@@ -45,27 +39,77 @@ from spane_py.errors import (
     WorkflowNotFoundError,
     WorkflowValidationError,
 )
-from spane_py.limits import Limits
-from spane_py.observability.stream import EngineEvent, EventSubscription
-from spane_py.registry import NodeExecutor, NodeRegistry
-from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
-from spane_py.state import (
-    ExecutionState,
-    ExecutionStatus,
-    ExecutionTrace,
-    LogView,
-    NodeResult,
-    NodeStatus,
-    SpanView,
-)
-from spane_py.stores.base import ExecutionStore
-from spane_py.stores.memory import InMemoryExecutionStore
-from spane_py.traffic.policies import CircuitBreakerPolicy, RateLimit
+
+if typing.TYPE_CHECKING:
+    from spane_py.context import ExecutionContext
+    from spane_py.definitions.models import (
+        BackoffPolicy,
+        NodeDefinition,
+        RetryPolicy,
+        ScheduleTrigger,
+        WebhookTrigger,
+        WorkflowDefinition,
+    )
+    from spane_py.dsl import Workflow
+    from spane_py.engine.control import BulkResult
+    from spane_py.engine.engine import RegisteredWorkflow, WorkflowEngine
+    from spane_py.limits import Limits
+    from spane_py.observability.stream import EngineEvent, EventSubscription
+    from spane_py.registry import NodeExecutor, NodeRegistry
+    from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
+    from spane_py.state import (
+        ExecutionState,
+        ExecutionStatus,
+        ExecutionTrace,
+        LogView,
+        NodeResult,
+        NodeStatus,
+        SpanView,
+    )
+    from spane_py.stores.base import ExecutionStore
+    from spane_py.stores.memory import InMemoryExecutionStore
+    from spane_py.stores.postgres.store import PostgresExecutionStore
+    from spane_py.traffic.policies import CircuitBreakerPolicy, RateLimit
 
 __version__ = "0.1.0"
 
-# Needs the ``postgres`` extra (asyncpg, SQLAlchemy, Alembic): imported on first use.
-_LAZY = {"PostgresExecutionStore": "spane_py.stores.postgres.store"}
+# Public name -> the module that defines it, imported on first use.
+_LAZY = {
+    "BackoffPolicy": "spane_py.definitions.models",
+    "BulkResult": "spane_py.engine.control",
+    "CircuitBreakerPolicy": "spane_py.traffic.policies",
+    "EngineEvent": "spane_py.observability.stream",
+    "EventSubscription": "spane_py.observability.stream",
+    "ExecutionContext": "spane_py.context",
+    "ExecutionResult": "spane_py.results",
+    "ExecutionState": "spane_py.state",
+    "ExecutionStatus": "spane_py.state",
+    "ExecutionStore": "spane_py.stores.base",
+    "ExecutionTrace": "spane_py.state",
+    "InMemoryExecutionStore": "spane_py.stores.memory",
+    "Limits": "spane_py.limits",
+    "LogView": "spane_py.state",
+    "NodeDefinition": "spane_py.definitions.models",
+    "NodeExecutor": "spane_py.registry",
+    "NodeRegistry": "spane_py.registry",
+    "NodeResult": "spane_py.state",
+    "NodeStatus": "spane_py.state",
+    "PostgresExecutionStore": "spane_py.stores.postgres.store",
+    "RateLimit": "spane_py.traffic.policies",
+    "RegisteredWorkflow": "spane_py.engine.engine",
+    "RetryPolicy": "spane_py.definitions.models",
+    "ScheduleTrigger": "spane_py.definitions.models",
+    "SpanView": "spane_py.state",
+    "WebhookTrigger": "spane_py.definitions.models",
+    "Workflow": "spane_py.dsl",
+    "WorkflowDefinition": "spane_py.definitions.models",
+    "WorkflowEngine": "spane_py.engine.engine",
+    "error_result": "spane_py.results",
+    "skipped_result": "spane_py.results",
+    "success_result": "spane_py.results",
+}
+# Names whose module needs an extra (the postgres extra: asyncpg).
+_EXTRAS = {"PostgresExecutionStore": "postgres"}
 
 
 def __getattr__(name: str) -> object:
@@ -75,11 +119,18 @@ def __getattr__(name: str) -> object:
     try:
         value = getattr(importlib.import_module(module), name)
     except ImportError as exc:
+        extra = _EXTRAS.get(name)
+        if extra is None:
+            raise
         raise ImportError(
-            f"{name} needs the postgres extra: pip install 'spane-py[postgres]' ({exc})"
+            f"{name} needs the {extra} extra: pip install 'spane-py[{extra}]' ({exc})"
         ) from exc
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __all__ = [

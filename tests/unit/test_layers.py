@@ -1,0 +1,37 @@
+"""Layering checked by what an import loads: the planner is pure, records are neutral."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import sys
+import {module}
+print("\\n".join(sorted(m for m in sys.modules if m.startswith("spane_py."))))
+"""
+
+
+def loaded_by(module: str) -> set[str]:
+    """The spane_py modules a fresh interpreter has loaded after importing ``module``."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(module=module)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return set(out.split())
+
+
+@pytest.mark.parametrize("module", ["spane_py.engine.planner", "spane_py.records"])
+def test_the_planner_and_the_records_load_no_store_and_no_queue(module: str) -> None:
+    loaded = loaded_by(module)
+    assert module in loaded
+    below = sorted(m for m in loaded if m.startswith(("spane_py.stores", "spane_py.queue")))
+    assert below == []
+
+
+def test_importing_the_package_loads_only_what_its_errors_need() -> None:
+    assert loaded_by("spane_py") == {"spane_py.errors"}
