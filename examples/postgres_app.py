@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spane_py import NodeRegistry, Workflow, WorkflowEngine
-from spane_py.settings import SpaneSettings
+from spane_py import NodeRegistry, SpaneSettings, Workflow, WorkflowEngine
 
 invoice = Workflow("invoice")
 

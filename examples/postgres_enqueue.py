@@ -14,8 +14,7 @@ import sys
 
 from postgres_app import invoice  # examples/ is on sys.path when run as a script
 
-from spane_py import NodeRegistry, WorkflowEngine
-from spane_py.settings import SpaneSettings
+from spane_py import NodeRegistry, SpaneSettings, WorkflowEngine
 
 ORDERS = [
     {"id": "A-1", "lines": [{"price": 12.5, "qty": 4}]},

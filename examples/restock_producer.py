@@ -10,8 +10,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from spane_py import NodeRegistry, WorkflowEngine
-from spane_py.settings import SpaneSettings
+from spane_py import NodeRegistry, SpaneSettings, WorkflowEngine
 
 DEFINITION = (Path(__file__).parent / "restock.json").read_text()
 ITEMS = [{"sku": "bolt-m4", "in_stock": 5}, {"sku": "nut-m4", "in_stock": 40}]

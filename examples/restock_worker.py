@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spane_py import ExecutionContext, NodeRegistry, WorkflowEngine
-from spane_py.settings import SpaneSettings
+from spane_py import ExecutionContext, NodeRegistry, SpaneSettings, WorkflowEngine
 
 
 async def stock_level(ctx: ExecutionContext) -> dict[str, Any]:

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
-from spane_py import ExecutionContext, NodeRegistry, WebhookSignatureError, WorkflowEngine
-from spane_py.triggers.webhooks import sign
+from spane_py import (
+    ExecutionContext,
+    NodeRegistry,
+    WebhookSignatureError,
+    WorkflowEngine,
+    sign_webhook,
+)
 
 REPORT = {
     "id": "report",
@@ -60,14 +65,14 @@ async def main() -> None:
             )
 
         body = b'{"order": 42}'  # the bytes received: the signature covers them
-        signed = {"X-Spane-Signature": sign("s3cret", body)}  # "t=<now>,v1=<hex>"
+        signed = {"X-Spane-Signature": sign_webhook("s3cret", body)}  # "t=<now>,v1=<hex>"
         [execution_id] = await engine.trigger_webhook("/hooks/orders", "POST", body, signed)
         state = await engine.wait_for_execution(execution_id)
         print(f"webhook: {state.status}, {state.node_results['accept'].data!r}")
         # The same signed request again (a replay, or the sender's retry): nothing starts.
         again = await engine.trigger_webhook("/hooks/orders", "POST", body, signed)
         print(f"replayed: {'the first execution' if again == [execution_id] else again}")
-        forged = {"X-Spane-Signature": sign("a guess", body)}
+        forged = {"X-Spane-Signature": sign_webhook("a guess", body)}
         try:
             await engine.trigger_webhook("/hooks/orders", "POST", body, forged)
         except WebhookSignatureError as exc:

@@ -41,6 +41,7 @@ from spane_py.errors import (
 )
 
 if typing.TYPE_CHECKING:
+    from spane_py.api.app import create_app
     from spane_py.context import ExecutionContext
     from spane_py.definitions.models import (
         BackoffPolicy,
@@ -51,12 +52,16 @@ if typing.TYPE_CHECKING:
         WorkflowDefinition,
     )
     from spane_py.dsl import Workflow
+    from spane_py.engine.cache import CacheStats
     from spane_py.engine.control import BulkResult
     from spane_py.engine.engine import RegisteredWorkflow, WorkflowEngine
     from spane_py.limits import Limits
     from spane_py.observability.stream import EngineEvent, EventSubscription
+    from spane_py.queue.client import QueueStats
+    from spane_py.records import DlqRecord, ResumeTokenRecord, WebhookRecord, WorkflowVersionRecord
     from spane_py.registry import NodeExecutor, NodeRegistry
     from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
+    from spane_py.settings import SpaneSettings
     from spane_py.state import (
         ExecutionState,
         ExecutionStatus,
@@ -69,16 +74,25 @@ if typing.TYPE_CHECKING:
     from spane_py.stores.base import ExecutionStore
     from spane_py.stores.memory import InMemoryExecutionStore
     from spane_py.stores.postgres.store import PostgresExecutionStore
+    from spane_py.traffic.breakers import BreakerState
     from spane_py.traffic.policies import CircuitBreakerPolicy, RateLimit
+    from spane_py.triggers.scheduler import ScheduleInfo
+    from spane_py.triggers.signatures import sign as sign_webhook
 
 __version__ = "0.1.0"
 
-# Public name -> the module that defines it, imported on first use.
+# Public name -> the module that defines it ("module:attribute" where the name differs),
+# imported on first use.
 _LAZY = {
     "BackoffPolicy": "spane_py.definitions.models",
+    "BreakerState": "spane_py.traffic.breakers",
     "BulkResult": "spane_py.engine.control",
+    "CacheStats": "spane_py.engine.cache",
     "CircuitBreakerPolicy": "spane_py.traffic.policies",
+    "create_app": "spane_py.api.app",
+    "DlqRecord": "spane_py.records",
     "EngineEvent": "spane_py.observability.stream",
+    "error_result": "spane_py.results",
     "EventSubscription": "spane_py.observability.stream",
     "ExecutionContext": "spane_py.context",
     "ExecutionResult": "spane_py.results",
@@ -95,29 +109,36 @@ _LAZY = {
     "NodeResult": "spane_py.state",
     "NodeStatus": "spane_py.state",
     "PostgresExecutionStore": "spane_py.stores.postgres.store",
+    "QueueStats": "spane_py.queue.client",
     "RateLimit": "spane_py.traffic.policies",
     "RegisteredWorkflow": "spane_py.engine.engine",
+    "ResumeTokenRecord": "spane_py.records",
     "RetryPolicy": "spane_py.definitions.models",
+    "ScheduleInfo": "spane_py.triggers.scheduler",
     "ScheduleTrigger": "spane_py.definitions.models",
+    "sign_webhook": "spane_py.triggers.signatures:sign",
+    "skipped_result": "spane_py.results",
+    "SpaneSettings": "spane_py.settings",
     "SpanView": "spane_py.state",
+    "success_result": "spane_py.results",
+    "WebhookRecord": "spane_py.records",
     "WebhookTrigger": "spane_py.definitions.models",
     "Workflow": "spane_py.dsl",
     "WorkflowDefinition": "spane_py.definitions.models",
     "WorkflowEngine": "spane_py.engine.engine",
-    "error_result": "spane_py.results",
-    "skipped_result": "spane_py.results",
-    "success_result": "spane_py.results",
+    "WorkflowVersionRecord": "spane_py.records",
 }
-# Names whose module needs an extra (the postgres extra: asyncpg).
-_EXTRAS = {"PostgresExecutionStore": "postgres"}
+# Names whose module needs an extra (postgres: asyncpg; api: FastAPI).
+_EXTRAS = {"PostgresExecutionStore": "postgres", "create_app": "api"}
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
+    where = _LAZY.get(name)
+    if where is None:
         raise AttributeError(f"module 'spane_py' has no attribute {name!r}")
+    module, _, attribute = where.partition(":")
     try:
-        value = getattr(importlib.import_module(module), name)
+        value = getattr(importlib.import_module(module), attribute or name)
     except ImportError as exc:
         extra = _EXTRAS.get(name)
         if extra is None:
@@ -135,11 +156,14 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BackoffPolicy",
+    "BreakerState",
     "BulkResult",
+    "CacheStats",
     "CircuitBreakerOpenError",
     "CircuitBreakerPolicy",
     "ConfigurationError",
     "DlqItemNotFoundError",
+    "DlqRecord",
     "EngineEvent",
     "EventSubscription",
     "ExecutionContext",
@@ -170,21 +194,26 @@ __all__ = [
     "NonRetryableError",
     "PostgresExecutionStore",
     "QueueError",
+    "QueueStats",
     "RateLimit",
     "RateLimitError",
     "RegisteredWorkflow",
     "ResumeTokenError",
+    "ResumeTokenRecord",
     "RetryPolicy",
+    "ScheduleInfo",
     "ScheduleNotFoundError",
     "ScheduleTrigger",
     "SchemaVersionError",
     "SerializationError",
     "SpanView",
     "SpaneError",
+    "SpaneSettings",
     "StatePersistenceError",
     "WebhookNotFoundError",
     "WebhookPayloadError",
     "WebhookPayloadTooLargeError",
+    "WebhookRecord",
     "WebhookSignatureError",
     "WebhookTrigger",
     "Workflow",
@@ -192,8 +221,11 @@ __all__ = [
     "WorkflowEngine",
     "WorkflowNotFoundError",
     "WorkflowValidationError",
+    "WorkflowVersionRecord",
     "__version__",
+    "create_app",
     "error_result",
+    "sign_webhook",
     "skipped_result",
     "success_result",
 ]

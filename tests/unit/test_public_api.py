@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
+import typing
+
 import spane_py
 
 
@@ -26,3 +30,32 @@ def test_errors_share_one_root() -> None:
     assert errors
     for error in errors:
         assert issubclass(error, spane_py.SpaneError), error
+
+
+def _classes_in(hint: object) -> set[type]:
+    """The classes a type hint names (``list[X]``, ``X | None`` and the like unwrapped)."""
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return {hint}
+    found: set[type] = set()
+    for arg in typing.get_args(hint):
+        found |= _classes_in(arg)
+    origin = typing.get_origin(hint)
+    if isinstance(origin, type) and origin.__module__ != "builtins":
+        found.add(origin)
+    return found
+
+
+def test_every_type_a_public_engine_method_returns_is_exported() -> None:
+    import spane_py.dsl  # the annotations name Workflow
+
+    missing = set()
+    for name, method in inspect.getmembers(spane_py.WorkflowEngine, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        hints = typing.get_type_hints(
+            method, vars(sys.modules[method.__module__]) | vars(spane_py.dsl)
+        )
+        for cls in _classes_in(hints.get("return")):
+            if cls.__module__.startswith("spane_py") and cls.__name__ not in spane_py.__all__:
+                missing.add(f"{name} -> {cls.__module__}.{cls.__name__}")
+    assert not missing, sorted(missing)
