@@ -1,14 +1,21 @@
-"""Helpers for the integration tests: definition builders, a call recorder, waiting."""
+"""Helpers for the integration tests: definition builders, a call recorder, waiting.
+
+A test that asserts something did NOT happen waits first for the event after which it could
+no longer happen (``wait_until_idle``, an event in an ``EventLog``, a marker behind it), never
+for a while: a sleep proves nothing on a slow machine and fails nothing on a fast one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spane_py import ExecutionContext, NodeRegistry, WorkflowEngine
+from spane_py import ExecutionContext, ExecutionStatus, NodeRegistry, WorkflowEngine
+from spane_py.observability import events
 
 
 def node(node_id: str, node_type: str, *inputs: str, **extra: Any) -> dict[str, Any]:
@@ -82,6 +89,61 @@ async def queue_is_empty(engine: WorkflowEngine) -> bool:
 
 async def wait_queue_empty(engine: WorkflowEngine, timeout: float = 5.0) -> None:
     await wait_until(lambda: queue_is_empty(engine), timeout=timeout, what="an empty queue")
+
+
+async def is_idle(engine: WorkflowEngine) -> bool:
+    """Nothing left to happen unless something starts it: no job of the engine's queue is
+    pending, scheduled or running, and no execution of its store is running.
+
+    Sound as one observation: a node's children are enqueued in the same Redis call that
+    ends its delivery, or before it, and every move between pending, scheduled and running
+    is one script. A paused, finished or cancelled execution counts as idle; a running one
+    never does (not even one waiting for a resume token: wait for that another way)."""
+    if not await queue_is_empty(engine):
+        return False
+    return await engine.store.get_execution_count(status=ExecutionStatus.RUNNING) == 0
+
+
+async def wait_until_idle(engine: WorkflowEngine, *, timeout: float = 15.0) -> None:
+    """Wait until ``is_idle``: what the engine had to do is done, a job that would (wrongly)
+    start something has been consumed, and whatever it started has run."""
+    await wait_until(lambda: is_idle(engine), timeout=timeout, what="the engine to be idle")
+
+
+class EventLog:
+    """The spane_py events (``spane_py.observability.events``) emitted in this process
+    while installed as a sink (``capture_events``), in order, with their fields."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, name: str, fields: Mapping[str, Any]) -> None:
+        self.seen.append((name, dict(fields)))
+
+    def of(self, name: str, **match: Any) -> list[dict[str, Any]]:
+        """The fields of each ``name`` event whose fields include ``match``."""
+        return [
+            f for n, f in self.seen if n == name and all(f.get(k) == v for k, v in match.items())
+        ]
+
+    async def wait_for(self, name: str, *, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
+        """The first ``name`` event matching ``match``, once it has been emitted."""
+
+        async def emitted() -> bool:
+            return bool(self.of(name, **match))
+
+        await wait_until(emitted, timeout=timeout, what=f"event {name} {match}")
+        return self.of(name, **match)[0]
+
+
+@contextlib.contextmanager
+def capture_events() -> Iterator[EventLog]:
+    log = EventLog()
+    events.add_sink(log)
+    try:
+        yield log
+    finally:
+        events.remove_sink(log)
 
 
 async def assert_nothing_created(engine: WorkflowEngine) -> None:

@@ -20,7 +20,7 @@ from spane_py.errors import (
     ResumeTokenError,
     WorkflowValidationError,
 )
-from tests.integration._support import Recorder, node, wait_until, workflow
+from tests.integration._support import Recorder, node, wait_until, wait_until_idle, workflow
 from tests.integration.conftest import EngineFactory, StoreFactory
 
 
@@ -432,7 +432,9 @@ async def test_pause_and_resume_a_20_node_chain_runs_every_node_once(
     assert await engine.pause_execution(eid) is False  # paused already
     gate.set()
     await until(lambda: _node_status(engine, eid, "n5", "succeeded"))
-    await asyncio.sleep(0.5)
+    # n5's job has ended: a job it (wrongly) sent for n6 would be in the queue, or would
+    # have run and sent n7's, and so on; none is left, and no execution is running.
+    await wait_until_idle(engine)
     state = await engine.get_execution(eid)
     assert state.status == "paused"
     assert state.node_results["n6"].status == "queued"  # claimed, not started
@@ -486,7 +488,8 @@ async def test_cancel_stops_running_nodes_through_the_context(
     state = await engine.wait_for_execution(eid, timeout=5)
     assert state.status == "cancelled"
     assert state.error == "operator said so"
-    await asyncio.sleep(0.5)
+    # a's job has ended (its result came after the cancel) and what it sent has run.
+    await wait_until_idle(engine)
     state = await engine.get_execution(eid)
     assert state.status == "cancelled"  # never completed afterwards
     assert state.node_results["a"].status == "cancelled"
@@ -539,7 +542,8 @@ async def test_bulk_pause_resume_and_cancel(engine: WorkflowEngine, reg: NodeReg
     paused = await engine.pause_executions(ids)
     assert sorted(paused.changed) == sorted(ids)
     gate.set()
-    await asyncio.sleep(0.3)
+    # Every job of a has ended (run, or found its execution paused), b's sent by none.
+    await wait_until_idle(engine)
     assert await engine.store.get_execution_count(workflow_id="bulk", status="paused") == 30
     cancelled = await engine.cancel_executions(ids[:5])
     assert len(cancelled.changed) == 5
@@ -665,20 +669,28 @@ async def test_max_concurrency_queues_executions_and_starts_them_in_order(
     running = 0
     peak = 0
     started: list[Any] = []
+    gate = asyncio.Event()
 
     async def work(ctx: ExecutionContext) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
         started.append(ctx.input_data)
-        await asyncio.sleep(0.1)
+        await gate.wait()  # the first two hold their slots until the count below
         running -= 1
 
     reg.register("work", work)
     await engine.register_workflow(workflow("limited", node("a", "work"), max_concurrency=2))
     ids = [await engine.enqueue_workflow("limited", i) for i in range(6)]
+
+    async def two_started() -> bool:
+        return len(started) == 2
+
+    await until(two_started)
     queued = await engine.store.get_execution_count(workflow_id="limited", status="queued")
-    assert queued >= 3
+    assert queued == 4  # both slots are held: the others wait for one
+    assert sorted(started) == [0, 1]
+    gate.set()
     states = [await engine.wait_for_execution(eid, timeout=20) for eid in ids]
     assert all(s.status == "completed" for s in states)
     assert peak == 2
@@ -710,7 +722,9 @@ async def test_many_paused_executions_resume(engine: WorkflowEngine, reg: NodeRe
     ids = await engine.enqueue_bulk("parked", list(range(200)))
     result = await engine.pause_executions(ids)
     assert len(result.changed) + len(result.unchanged) == 200
-    await asyncio.sleep(0.6)
+    # Every delay's job has come due (300 ms) and found its execution paused, or was
+    # claimed after the pause: nothing is queued, scheduled or running.
+    await wait_until_idle(engine, timeout=30)
     assert await engine.store.get_execution_count(workflow_id="parked", status="paused") == 200
     resumed = await engine.resume_executions(ids)
     assert len(resumed.changed) == 200
