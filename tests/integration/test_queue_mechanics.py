@@ -46,11 +46,11 @@ async def test_pickled_job_is_refused_not_executed(
     evil = pickle.dumps(payload) + b"cos\nsystem\n(S'touch /tmp/spane-pwned'\ntR."
     await engine.queue.redis.set(job_key_prefix + job_id, evil)
     await engine.start_workers(2)
-    for _ in range(100):
-        if not await engine.queue.redis.exists(job_key_prefix + job_id):
-            break
-        await asyncio.sleep(0.02)
-    assert not await engine.queue.redis.exists(job_key_prefix + job_id)  # dropped
+
+    async def dropped() -> bool:
+        return not await engine.queue.redis.exists(job_key_prefix + job_id)
+
+    await wait_until(dropped, timeout=10, what="the pickled job to be dropped")
     assert calls == []
     # The worker survived and still runs well-formed jobs.
     state = await engine.run_workflow("one", "after", timeout=10)
@@ -137,10 +137,14 @@ async def test_running_job_holds_a_refreshed_lease(
         redis, keys = engine.queue.redis, engine.queue.keys
         job_id = engine.queue.job_id(NodeJob(eid, "one", 1, "only"))
         owner_key = in_progress_key_prefix + job_id
-        for _ in range(100):
-            if await redis.exists(owner_key):
-                break
-            await asyncio.sleep(0.01)
+
+        async def owned() -> bool:
+            return bool(await redis.exists(owner_key))
+
+        async def not_owned() -> bool:
+            return not await owned()
+
+        await wait_until(owned, timeout=10, what="the job to be claimed")
         # The job left the queue for the running set; arq's in-progress key names its owner.
         assert await redis.get(owner_key) == worker.worker_id.encode()
         assert await redis.zscore(keys.queue, job_id) is None
@@ -157,10 +161,8 @@ async def test_running_job_holds_a_refreshed_lease(
         assert (await engine.get_queue_stats()).running == 1
         release.set()
         assert (await engine.wait_for_execution(eid, timeout=10)).status == "completed"
-        for _ in range(100):  # the job's finish follows the execution's settling closely
-            if not await redis.exists(owner_key):
-                break
-            await asyncio.sleep(0.01)
+        # The job's finish follows the execution's settling closely.
+        await wait_until(not_owned, timeout=10, what="the job to be finished")
         assert not await redis.exists(owner_key, job_key_prefix + job_id)
         assert await redis.zscore(keys.running, job_id) is None
         await engine.queue.purge()
@@ -170,8 +172,11 @@ async def test_job_of_a_dead_worker_runs_again_when_its_lease_expires(
     engine: WorkflowEngine, registry: NodeRegistry
 ) -> None:
     calls: list[Any] = []
+    redis_ms: list[int] = []  # the Redis clock when the executor was entered
 
     async def record(ctx: ExecutionContext) -> Any:
+        seconds, micros = await engine.queue.redis.time()
+        redis_ms.append(seconds * 1000 + micros // 1000)
         calls.append(ctx.attempt)
         return "done"
 
@@ -180,13 +185,17 @@ async def test_job_of_a_dead_worker_runs_again_when_its_lease_expires(
     eid = await engine.enqueue_workflow("one")
     # A worker that took the job and died: its lease is left to run out.
     claim = await engine.queue.claim("dead-worker", 1, lease_ms=700)
-    assert [j.job_id for j in claim.jobs] == [engine.queue.job_id(NodeJob(eid, "one", 1, "only"))]
+    job_id = engine.queue.job_id(NodeJob(eid, "one", 1, "only"))
+    assert [j.job_id for j in claim.jobs] == [job_id]
+    lease_ends = await engine.queue.redis.zscore(engine.queue.keys.running, job_id)
+    assert lease_ends is not None
     await engine.start_workers(2)
-    await asyncio.sleep(0.3)
-    assert calls == []  # still leased to the dead worker
     state = await engine.wait_for_execution(eid, timeout=10)
     assert state.status == "completed"
     assert calls == [1]
+    # Not taken while it was still leased to the dead worker: it ran once the lease had
+    # run out, on the clock the lease is kept on (however slow or fast this machine is).
+    assert redis_ms[0] >= lease_ends
     # The dead worker's late finish is refused: the job is no longer its own.
     await engine.queue.finish(claim.jobs[0])
     assert (await engine.get_queue_stats()).running == 0
@@ -223,14 +232,12 @@ async def test_a_long_node_is_recorded_as_running_a_short_one_written_once(
     await engine.register_workflow(ONE_NODE)
     await engine.start_workers(1)
     eid = await engine.enqueue_workflow("one")
-    status = None
-    for _ in range(100):
-        node = (await engine.store.get_node_results(eid))["only"]
-        status = node.status
-        if status == "running":
-            break
-        await asyncio.sleep(0.02)
-    assert status == "running"
+
+    async def marked_running() -> bool:
+        return (await engine.store.get_node_results(eid))["only"].status == "running"
+
+    await wait_until(marked_running, timeout=10, what="the node recorded as running")
+    node = (await engine.store.get_node_results(eid))["only"]
     assert node.attempts == 1
     assert node.started_at is not None
     release.set()
@@ -307,10 +314,11 @@ async def test_a_worker_never_runs_more_than_its_concurrency(
         assert (await engine.wait_for_execution(eid, timeout=20)).status == "completed"
     assert 1 <= most <= 3
     [(worker, _)] = engine._workers
-    for _ in range(100):
-        if not worker.tasks:
-            break
-        await asyncio.sleep(0.01)
+
+    async def no_task_left() -> bool:
+        return not worker.tasks
+
+    await wait_until(no_task_left, timeout=10, what="the worker's tasks to end")
     assert worker.tasks == {}
     assert worker._held == {}
 
