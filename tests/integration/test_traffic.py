@@ -270,7 +270,12 @@ async def test_ctx_rate_limit_defers_without_an_attempt_and_holds_the_type_in_ev
     await one.register_workflow(one_node("call", "api"))
     await one.start_workers()
     await two.start_workers()
-    await asyncio.sleep(0.1)  # both listeners subscribed
+
+    async def both_listening() -> bool:  # from now on, a hold announced reaches both
+        [(_, listeners)] = await one.queue.redis.pubsub_numsub(one.traffic.keys.channel)
+        return int(listeners) == 2
+
+    await wait_until(both_listening, what="both engines' traffic listeners subscribed")
     first = await one.enqueue_workflow("call", "first")
     await wait_until(lambda: _has_calls(rec, 1), what="the rate-limited call")
     others = await one.enqueue_bulk("call", ["second", "third", "fourth"])
@@ -289,10 +294,18 @@ async def test_ctx_rate_limit_defers_without_an_attempt_and_holds_the_type_in_ev
 async def test_ctx_rate_limit_after_the_node_was_marked_running_counts_no_attempt(
     make_engine: EngineFactory, rec: Recorder
 ) -> None:
+    limited_at: list[float] = []
+
     async def slow_then_limited(ctx: ExecutionContext) -> Any:
         if len(rec.calls) == 1:
-            await asyncio.sleep(0.4)  # past running_mark_delay: recorded as running
+            # Past running_mark_delay: limited once the node is recorded as running.
+            await wait_until(
+                lambda: _node_status(engine, ctx.execution_id, "running"),
+                timeout=10,
+                what="the node recorded as running",
+            )
             ctx.log("info", "service said 429")
+            limited_at.append(time.monotonic())
             ctx.rate_limit(200)
         return "done"
 
@@ -302,15 +315,12 @@ async def test_ctx_rate_limit_after_the_node_was_marked_running_counts_no_attemp
     await engine.register_workflow(one_node("call", "api"))
     await engine.start_workers()
     eid = await engine.enqueue_workflow("call")
-    await wait_until(
-        lambda: _node_status(engine, eid, "running"), what="the node recorded as running"
-    )
-    state = await engine.wait_for_execution(eid, timeout=5)
+    state = await engine.wait_for_execution(eid, timeout=10)
     assert state.status is ExecutionStatus.COMPLETED
     assert state.node_results["n"].attempts == 1
     assert len(rec.calls) == 2
     assert rec.calls[1].attempt == 1
-    assert rec.calls[1].at - rec.calls[0].at >= 0.6 - JITTER
+    assert rec.calls[1].at - limited_at[0] >= 0.2 - JITTER  # after the hold
     assert [log.message for log in await engine.store.get_logs(eid)] == ["service said 429"]
 
 
