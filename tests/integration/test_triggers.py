@@ -11,7 +11,8 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from spane_py.observability import events
 from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
 from spane_py.triggers.replay import ReplayMemory, fingerprint_key
+from spane_py.triggers.scheduler import Scheduler
 from spane_py.triggers.webhooks import sign, sign_github
 from tests.conftest import fresh_pg_schema
 from tests.integration._support import wait_until
@@ -96,22 +98,79 @@ async def executions_by_tick(store: ExecutionStore, workflow_id: str) -> Counter
     return Counter(r.metadata["tick"] for r in page.items)
 
 
+async def ticks_fired(store: ExecutionStore, workflow_id: str = "ticker") -> list[datetime]:
+    return sorted(datetime.fromisoformat(t) for t in await executions_by_tick(store, workflow_id))
+
+
+@dataclass
+class Rounds:
+    """The scheduler rounds run in this process (``Scheduler.run_once``, wrapped)."""
+
+    # (scheduler, began on the wall clock the scheduler reads, ended): in order of ending
+    ended: list[tuple[int, datetime, datetime]] = field(default_factory=list)
+    schedulers: set[int] = field(default_factory=set)
+
+    async def wait_for_one_begun_after(self, moment: datetime, *, timeout: float = 15) -> None:
+        """Until every scheduler here has ended a round that began after ``moment``. A
+        scheduler's rounds follow one another: every round it began before has ended too,
+        so nothing that read the schedules before ``moment`` can still fire a tick."""
+
+        async def done() -> bool:
+            after = {sid for sid, began, _ in self.ended if began > moment}
+            return bool(self.schedulers) and self.schedulers <= after
+
+        await wait_until(done, timeout=timeout, what=f"a scheduler round begun after {moment}")
+
+
+@pytest.fixture
+def rounds(monkeypatch: pytest.MonkeyPatch) -> Rounds:
+    """Records every scheduler round; request it before the engines start their workers."""
+    log = Rounds()
+    real = Scheduler.run_once
+
+    async def run_once(self: Scheduler) -> float:
+        log.schedulers.add(id(self))
+        began = datetime.now(UTC)  # at most the round's own reading of its clock
+        try:
+            return await real(self)
+        finally:
+            log.ended.append((id(self), began, datetime.now(UTC)))
+
+    monkeypatch.setattr(Scheduler, "run_once", run_once)
+    return log
+
+
 # Schedules ---------------------------------------------------------------------------
 async def test_per_second_schedule_fires_once_per_tick_on_two_engines(
-    shared_store: SharedStore, make_engine: EngineFactory, reg: NodeRegistry, key_prefix: str
+    shared_store: SharedStore,
+    make_engine: EngineFactory,
+    reg: NodeRegistry,
+    key_prefix: str,
+    rounds: Rounds,
 ) -> None:
     engines = [
-        await make_engine(reg, shared_store(), key_prefix=key_prefix, close_store=False)
+        await make_engine(
+            reg,
+            shared_store(),
+            key_prefix=key_prefix,
+            close_store=False,
+            schedule_refresh_seconds=1.0,  # the second engine sees the schedule soon
+        )
         for _ in range(2)
     ]
     for engine in engines:
         await engine.start_workers(5)
     await engines[0].register_workflow(ticking())
-    await asyncio.sleep(3.6)
+    store = engines[0].store
+
+    async def three_ticks() -> bool:
+        return len(await ticks_fired(store)) >= 3
+
+    await wait_until(three_ticks, timeout=20, what="three ticks fired")
     [info] = await engines[1].list_schedules()
     await engines[1].pause_schedule(info.schedule_id)
-    await asyncio.sleep(0.3)  # a round that read the schedule before the pause ends
-    store = engines[0].store
+    # A round that read the schedule before the pause may still fire a tick.
+    await rounds.wait_for_one_begun_after(datetime.now(UTC))
     counts = await executions_by_tick(store, "ticker")
     ticks = sorted(datetime.fromisoformat(t) for t in counts)
     assert len(ticks) >= 3, counts
@@ -135,30 +194,44 @@ async def test_per_second_schedule_fires_once_per_tick_on_two_engines(
 
 
 async def test_pause_resume_remove(
-    make_engine: EngineFactory, reg: NodeRegistry, key_prefix: str
+    make_engine: EngineFactory, reg: NodeRegistry, key_prefix: str, rounds: Rounds
 ) -> None:
-    engine = await make_engine(reg, InMemoryExecutionStore(), key_prefix=key_prefix)
+    # Rounds every 0.5 s while no schedule is due: a paused schedule is seen being passed by.
+    engine = await make_engine(
+        reg, InMemoryExecutionStore(), key_prefix=key_prefix, schedule_refresh_seconds=0.5
+    )
     await engine.start_workers(5)
     await engine.register_workflow(ticking())
     [info] = await engine.list_schedules("ticker")
     sid = info.schedule_id
     assert info.next_tick is not None
-    await wait_until(lambda: _count(engine), timeout=5, what="a first tick")
+    await wait_until(lambda: _count(engine), timeout=10, what="a first tick")
     assert await engine.pause_schedule(sid) is True
+    paused_since = datetime.now(UTC)
     assert await engine.pause_schedule(sid) is False  # already paused
+    await rounds.wait_for_one_begun_after(paused_since)  # one that read it before has ended
     paused_at = await engine.store.get_execution_count(workflow_id="ticker")
     [info] = await engine.list_schedules()
     assert info.paused
     assert info.next_tick is None
-    # registering the workflow again keeps it paused
+    # registering the workflow again keeps it paused: a round after the next tick was due
+    # (had it been active, that round would have fired it) fires nothing
     await engine.register_workflow(ticking())
-    await asyncio.sleep(1.5)
+    registered = datetime.now(UTC)
+    next_tick = registered.replace(microsecond=0) + timedelta(seconds=1)
+    await rounds.wait_for_one_begun_after(next_tick)
     assert await engine.store.get_execution_count(workflow_id="ticker") == paused_at
     # resumed: it goes on from the next tick, without catching up the paused ones
+    resumed_at = datetime.now(UTC)
     assert await engine.resume_schedule(sid) is True
-    await asyncio.sleep(1.5)
-    after = await engine.store.get_execution_count(workflow_id="ticker")
-    assert paused_at < after <= paused_at + 2
+
+    async def fired_again() -> bool:
+        return await engine.store.get_execution_count(workflow_id="ticker") > paused_at
+
+    await wait_until(fired_again, timeout=10, what="a tick after the resume")
+    ticks = await ticks_fired(engine.store)
+    assert [t for t in ticks if paused_since < t < resumed_at] == []  # none caught up
+    assert ticks[paused_at - 1] <= paused_since < resumed_at < ticks[paused_at]
     await engine.remove_schedule(sid)
     assert await engine.list_schedules() == []
     for call in (engine.pause_schedule, engine.resume_schedule, engine.remove_schedule):
