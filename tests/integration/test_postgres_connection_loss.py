@@ -155,6 +155,11 @@ async def test_sessions_terminated_by_the_server_while_executions_run(
 # A proxy that loses the answer to a write ---------------------------------------------------
 
 
+# The message that ends every answer of the server (protocol 3): "Z", length 5, then the
+# transaction status.
+READY_FOR_QUERY = b"Z\x00\x00\x00\x05"
+
+
 class AnswerDroppingProxy:
     """A TCP proxy in front of PostgreSQL. While ``armed``, the first client message whose
     bytes contain every one of ``triggers`` is passed to the server, and then the connection
@@ -209,6 +214,7 @@ class AnswerDroppingProxy:
         self._tasks.add(asyncio.current_task())  # type: ignore[arg-type]
         s_reader, s_writer = await self._upstream()
         cut = asyncio.Event()
+        answered = asyncio.Event()  # the server's answer to the cut write came (and was lost)
         try:
 
             async def to_server() -> None:
@@ -221,13 +227,19 @@ class AnswerDroppingProxy:
                         self.armed -= 1
                         self.dropped += 1
                         cut.set()
-                        await asyncio.sleep(0.3)  # the server runs and commits it meanwhile
+                        # The server runs and commits it meanwhile: its answer proves it.
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(answered.wait(), 30)
                         return
 
             async def to_client() -> None:
+                lost = b""
                 while data := await s_reader.read(65536):
-                    if cut.is_set():
-                        continue  # the answer is lost
+                    if cut.is_set():  # the answer is lost
+                        lost = (lost + data)[-200_000:]
+                        if READY_FOR_QUERY in lost:  # the server is done with the write
+                            answered.set()
+                        continue
                     c_writer.write(data)
                     await c_writer.drain()
 
