@@ -14,6 +14,10 @@ The loop:
 * **leases**: one call every ``lease_seconds / 3`` renews the leases of all its running
   jobs; a worker that dies stops renewing, and its jobs go back (as suspects) once their
   leases run out;
+* **side tasks**: lease renewal, the heartbeat and the periodic tasks (the sweeper, the
+  scheduler) run under a ``Supervisor`` (``supervisor.py``): one that fails unexpectedly is
+  logged and restarted; lease renewal that keeps failing stops the worker (its running jobs
+  released, ``run()`` raising ``SideTaskFailed``) rather than let their leases lapse;
 * **suspects**: a job lost with its worker runs next time alone: the claim gives it only
   to a worker with nothing running, which then claims nothing until it ends (a busy worker
   may be asked to drain for it). A node that kills its process is found that way, and the
@@ -42,6 +46,13 @@ from spane_py.queue.client import Claim, ClaimedJob, JobQueue
 from spane_py.queue.jobs import decode_record
 from spane_py.queue.outcomes import DONE, JobOutcome, Release
 from spane_py.queue.presence import BEAT_INTERVAL_S, WorkerPresence, new_worker_id
+from spane_py.queue.supervisor import (
+    BACKOFF_MAX_S,
+    SideTask,
+    SideTaskFailed,
+    Supervised,
+    Supervisor,
+)
 
 logger = logging.getLogger("spane_py.worker")
 
@@ -102,24 +113,25 @@ class SpaneWorker:
         self._slot_freed = asyncio.Event()
         self._blocker: Redis | None = None
         self._blpop: asyncio.Task[Any] | None = None
-        self._side_tasks: list[asyncio.Task[None]] = []
+        self._supervisor: Supervisor | None = None
+        self._failure: SideTaskFailed | None = None  # a side task gave up: run() raises it
         self._main: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        """Run until ``stop()`` (or a signal; with ``burst``, until no work is left)."""
+        """Run until ``stop()`` (or a signal; with ``burst``, until no work is left).
+
+        Raises ``SideTaskFailed`` when lease renewal kept failing and the worker stopped
+        on its own (its running jobs were released).
+        """
         self._main = asyncio.current_task()
         loop = asyncio.get_running_loop()
         if self.handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         self._blocker = self.job_queue.blocking_client()
-        self._side_tasks = [asyncio.create_task(self._renew_leases(), name="spane-leases")]
-        if self.presence is not None:
-            self._side_tasks.append(asyncio.create_task(self._beat(), name="spane-heartbeat"))
-        self._side_tasks += [
-            asyncio.create_task(self._every(p), name=f"spane-{p.name}") for p in self.periodic
-        ]
+        self._supervisor = Supervisor(self._side_task_list(), on_fatal=self._side_task_gave_up)
+        self._supervisor.start()
         try:
             # The loop ends by flag, not by cancellation: stop() sets the flag and wakes it.
             next_due: int | None = None
@@ -139,12 +151,46 @@ class SpaneWorker:
             if self.presence is not None:
                 with contextlib.suppress(Exception):
                     await self.presence.leave(self.worker_id)
-            for task in self._side_tasks:
-                await _cancel_quietly(task)
+            await self._supervisor.close()
             if self._blpop is not None:
                 await _cancel_quietly(self._blpop)
             with contextlib.suppress(Exception):
                 await self._blocker.aclose()
+        if self._failure is not None:
+            raise self._failure
+
+    def _side_task_list(self) -> list[SideTask]:
+        """This worker's side tasks: lease renewal (critical: its failures stop the worker),
+        the heartbeat, the periodic tasks."""
+        tasks = [
+            SideTask(
+                "leases", self._renew_leases, critical=True, window=max(self.lease_ms / 1000, 1.0)
+            )
+        ]
+        if self.presence is not None:
+            tasks.append(SideTask("heartbeat", self._beat, backoff_max=BEAT_INTERVAL_S))
+        for periodic in self.periodic:
+            tasks.append(
+                SideTask(
+                    periodic.name,
+                    functools.partial(self._every, periodic),
+                    backoff_max=min(max(periodic.interval, 0.05), BACKOFF_MAX_S),
+                )
+            )
+        return tasks
+
+    def _side_task_gave_up(self, failure: SideTaskFailed) -> None:
+        """A critical side task kept failing (logged by the supervisor): stop at once, with
+        no grace — claim nothing more, cancel the running deliveries (each is released as
+        it ends) — and make ``run()`` raise ``failure`` once they have ended. The main loop
+        ends by its flag, as with ``stop()``; nothing cancels it."""
+        if self._failure is None:
+            self._failure = failure
+        self._stopping = True
+        self._slot_freed.set()
+        self.job_queue.local_wake.set()
+        for _, task in self.tasks.values():
+            task.cancel()
 
     async def _claim_and_start(self) -> int | None:
         """Claim (with the coming tick's Redis call) and start what comes; the next due
@@ -306,11 +352,16 @@ class SpaneWorker:
             "BLPOP", self.job_queue.keys.wake, round(seconds, 3)
         )
 
-    async def _renew_leases(self) -> None:
-        """One call per interval renews every running job's lease (and a drain turn)."""
+    async def _renew_leases(self, supervised: Supervised) -> None:
+        """One call per interval renews every running job's lease (and a drain turn).
+        Redis and network errors are logged and retried next round; anything else goes to
+        the supervisor, which starts it again at once (it renews at once then)."""
         interval = max(self.lease_ms / 3000, 0.05)
+        wait = not supervised.restarted
         while True:
-            await asyncio.sleep(interval)
+            if wait:
+                await asyncio.sleep(interval)
+            wait = True
             jobs = [job for job, task in self.tasks.values() if not task.done()]
             if not jobs and not self._draining:
                 continue
@@ -319,6 +370,7 @@ class SpaneWorker:
             except (RedisError, OSError) as exc:
                 logger.warning("renewing job leases failed: %s", exc)
                 continue
+            supervised.succeeded()
             for job_id in gone:
                 logger.warning(
                     "job %s: its lease ran out while it ran here (the worker was stalled); "
@@ -326,7 +378,7 @@ class SpaneWorker:
                     job_id,
                 )
 
-    async def _beat(self) -> None:
+    async def _beat(self, supervised: Supervised) -> None:
         """This worker's beat in the presence set (``/healthz``, live workers)."""
         assert self.presence is not None
         while True:
@@ -334,25 +386,25 @@ class SpaneWorker:
                 await self.presence.beat(self.worker_id)
             except (RedisError, OSError) as exc:
                 logger.warning("recording the worker's heartbeat failed: %s", exc)
+            supervised.succeeded()
             await asyncio.sleep(BEAT_INTERVAL_S)
 
-    async def _every(self, periodic: PeriodicTask) -> None:
+    async def _every(self, periodic: PeriodicTask, supervised: Supervised) -> None:
         """Run a side task (the sweeper, the scheduler) every ``interval`` seconds, or when
-        it asks. A failing round is logged and the next one runs: a database outage must
-        not stop the worker."""
-        delay = periodic.interval if periodic.first_delay is None else periodic.first_delay
+        it asks. A failing round ends this loop: the supervisor logs it and starts the loop
+        again after a backoff of at most ``interval`` (a database outage must not stop the
+        task, nor the worker), and the round runs at once then."""
+        if supervised.restarted:
+            delay = 0.0
+        elif periodic.first_delay is None:
+            delay = periodic.interval
+        else:
+            delay = periodic.first_delay
         while True:
             await _pause(delay, periodic.wake)
-            delay = periodic.interval
-            try:
-                wanted = await periodic.run()
-            except Exception:
-                logger.exception(
-                    "%s failed; it runs again in %.0f s", periodic.name, periodic.interval
-                )
-            else:
-                if wanted is not None:
-                    delay = wanted
+            wanted = await periodic.run()
+            supervised.succeeded()
+            delay = periodic.interval if wanted is None else wanted
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking jobs, let running ones finish within the grace period, cancel the rest.
