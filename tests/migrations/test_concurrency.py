@@ -99,16 +99,21 @@ async def test_an_upgrade_waits_for_the_lock(database_url: str, fresh_schema: st
         )
         upgrade = asyncio.create_task(migrate.upgrade(database_url, schema=fresh_schema))
         waiting = 0
-        for _ in range(100):  # until the upgrade is queued on the lock
-            waiting = await holder.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            )
-            if waiting:
-                break
+        deadline = asyncio.get_running_loop().time() + 30
+        while not waiting:  # until the upgrade is queued on this schema's lock
+            assert asyncio.get_running_loop().time() < deadline, "the upgrade never waited"
+            assert not upgrade.done(), "the upgrade did not wait for the lock"
             await asyncio.sleep(0.05)
-        assert waiting >= 1
-        await asyncio.sleep(0.2)
-        assert not upgrade.done()
+            # Its two keys (the other tests' upgrades may wait on locks of their own).
+            waiting = await holder.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND classid = hashtext($1)::oid AND objid = hashtext($2)::oid "
+                "AND objsubid = 2",
+                migrate.LOCK_NAMESPACE,
+                fresh_schema,
+            )
+        assert waiting == 1
+        assert not upgrade.done()  # it waits on the lock: nothing more can happen meanwhile
         exists = await holder.fetchval(
             "SELECT count(*) FROM pg_namespace WHERE nspname = $1", fresh_schema
         )
