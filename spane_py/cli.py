@@ -66,7 +66,7 @@ from spane_py._cli_support import (
     setup_logging,
     stderr,
 )
-from spane_py.demo import describe_store, render_execution, run_demo, unicode_ok
+from spane_py.demo import render_execution, run_demo, unicode_ok
 from spane_py.engine.engine import WorkflowEngine
 from spane_py.errors import (
     ConfigurationError,
@@ -77,7 +77,6 @@ from spane_py.errors import (
 )
 from spane_py.settings import SpaneSettings
 from spane_py.state import ExecutionState, ExecutionStatus
-from spane_py.stores.memory import InMemoryExecutionStore
 
 app = typer.Typer(
     name="spane",
@@ -97,7 +96,7 @@ async def _engine_for(path: str) -> WorkflowEngine:
 
 
 def _check_engine_store(engine: WorkflowEngine, path: str, settings: SpaneSettings) -> None:
-    if not isinstance(engine.store, InMemoryExecutionStore):
+    if engine.store.shared:
         return
     if settings.store_kind == "postgres":
         logger.warning(
@@ -228,7 +227,7 @@ def worker(
             if port is not None:
                 served = await engine.serve_metrics(port, settings.metrics_addr)
                 logger.info("spane worker %s: metrics on port %d", app_path, served)
-            logger.info("spane worker %s: store %s", app_path, describe_store(engine.store))
+            logger.info("spane worker %s: store %s", app_path, engine.store.describe())
             logger.info(
                 "spane worker %s: key prefix %r, concurrency %d%s",
                 app_path,
@@ -379,7 +378,7 @@ def api(
             engine = WorkflowEngine(NodeRegistry(), **settings.engine_kwargs())
         try:
             await _start(engine)
-            if worker_concurrency == 0 and isinstance(engine.store, InMemoryExecutionStore):
+            if worker_concurrency == 0 and not engine.store.shared:
                 logger.warning(
                     "spane api uses the in-memory store and runs no worker: executions "
                     "started here never run (no other process sees this store); pass "
@@ -388,7 +387,7 @@ def api(
             web = create_app(engine, ApiSettings(), worker_concurrency=worker_concurrency)
             logger.info(
                 "spane api: store %s, key prefix %r, auth %s",
-                describe_store(engine.store),
+                engine.store.describe(),
                 engine.key_prefix,
                 "on" if ApiSettings().token_value else "off",
             )

@@ -33,8 +33,6 @@ from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult, success_result
 from spane_py.settings import EMBEDDED_PG_DIR, SpaneSettings
 from spane_py.state import ExecutionState, ExecutionStatus, NodeResult, NodeStatus
-from spane_py.stores.base import ExecutionStore
-from spane_py.stores.memory import InMemoryExecutionStore
 
 DEMO_WORKFLOW_ID = "order-review"
 DEMO_NODES = ("fetch", "enrich", "score", "route", "approve", "review", "report")
@@ -355,21 +353,6 @@ async def _close(engine: WorkflowEngine, *, purge: bool) -> None:
     await engine.close(grace_seconds=2.0)
 
 
-def describe_store(store: ExecutionStore) -> str:
-    """One line saying which store this is: ``in-memory`` or ``PostgreSQL <url>, schema
-    <name>`` (password hidden)."""
-    if isinstance(store, InMemoryExecutionStore):
-        return "in-memory"
-    if type(store).__module__.startswith("spane_py.stores.postgres"):
-        from spane_py.stores.postgres.migrate import redact
-        from spane_py.stores.postgres.store import PostgresExecutionStore
-
-        if isinstance(store, PostgresExecutionStore):
-            where = redact(store.dsn) if store.dsn else f"the embedded server in {EMBEDDED_PG_DIR}"
-            return f"PostgreSQL {where}, schema {store.schema!r}"
-    return type(store).__name__
-
-
 def _summary(states: Sequence[ExecutionState], run_ms: float) -> str:
     counts: dict[str, int] = {}
     for s in states:
@@ -401,7 +384,6 @@ __all__ = [
     "SAMPLE_ORDERS",
     "abridge",
     "demo_workflow",
-    "describe_store",
     "format_ms",
     "render_execution",
     "run_demo",

@@ -256,9 +256,7 @@ class WorkflowEngine:
             await self._release_redis()
             raise
         # Waiters in other processes can only exist when the store is shared.
-        self._notifier = SettleNotifier(
-            self._queue, across_processes=not isinstance(self.store, InMemoryExecutionStore)
-        )
+        self._notifier = SettleNotifier(self._queue, across_processes=self.store.shared)
         self._resender = Resender()
         self._lifecycle = Lifecycle(
             self.store, self._queue, self.cache, self._notifier, resender=self._resender

@@ -82,6 +82,17 @@ class ExecutionStore(Protocol):
       creation order; a negative ``limit`` or ``offset`` raises ``ValueError``.
     """
 
+    # Capabilities ------------------------------------------------------------------
+    @property
+    def shared(self) -> bool:
+        """Whether other processes see what this store holds (a database server), or only
+        this process does (its memory): cross-process waits and warnings depend on it."""
+        ...
+
+    def describe(self) -> str:
+        """One line naming where the data lives, for logs and the CLI (no password)."""
+        ...
+
     async def start(self) -> None:
         """Connect (and check the schema); idempotent. The engine calls it in ``start()``."""
         ...

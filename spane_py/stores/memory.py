@@ -60,6 +60,11 @@ class InMemoryExecutionStore(MemoryTriggers):
     """``clock`` (monotonic seconds) is for tests of the finished-execution TTL. Schedules
     and webhook bindings: ``MemoryTriggers``."""
 
+    shared = False  # one process's memory
+
+    def describe(self) -> str:
+        return "in-memory"
+
     def __init__(
         self,
         *,

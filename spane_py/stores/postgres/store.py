@@ -177,6 +177,16 @@ class PostgresExecutionStore(PostgresTriggers):
         return self._dsn
 
     @property
+    def shared(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        from spane_py.stores.postgres.migrate import redact
+
+        where = redact(self._dsn) if self._dsn else f"the embedded server in {self._embedded_dir}"
+        return f"PostgreSQL {where}, schema {self.schema!r}"
+
+    @property
     def embedded(self) -> bool:
         """Whether this store runs on the embedded server (known once started)."""
         return self._embedded is not None
