@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic_core import to_jsonable_python
@@ -50,13 +50,14 @@ async def call(method: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 async def subscribe(engine: object, **filters: str | None) -> AsyncIterator[Any]:
+    """The engine's subscription, made now: what is emitted once this returns is in it (a
+    response that started streaming first would lose what came in between)."""
     method = feature(engine, "subscribe", "the event stream")
     given = {k: v for k, v in filters.items() if v is not None}
     stream = method(**given)
     if inspect.isawaitable(stream):  # an async function returning the iterator
         stream = await stream
-    async for event in stream:
-        yield event
+    return cast(AsyncIterator[Any], stream)
 
 
 def event_fields(event: Any) -> tuple[str, dict[str, Any]]:

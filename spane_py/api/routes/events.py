@@ -49,7 +49,9 @@ async def stream_events(
     """Each frame is ``event: <name>`` (``execution.completed``, ``node.started``, ...)
     and ``data: <JSON>``; filter by execution or workflow."""
     optional.feature(engine, "subscribe", "the event stream")  # 501 before streaming
-    stream = optional.subscribe(engine, execution_id=execution_id, workflow_id=workflow_id)
+    # Subscribed before the response starts: a client that acts once it sees the headers
+    # gets every event its action causes.
+    stream = await optional.subscribe(engine, execution_id=execution_id, workflow_id=workflow_id)
     return StreamingResponse(
         _frames(request, stream),
         media_type="text/event-stream",
