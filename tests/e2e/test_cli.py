@@ -200,6 +200,31 @@ def test_the_console_script_is_installed() -> None:
     assert os.access(script, os.X_OK)
 
 
+def _catches(pid: int, sig: signal.Signals) -> bool | None:
+    """Whether process ``pid`` has a handler installed for ``sig`` (``SigCgt`` in
+    ``/proc/<pid>/status``); None where that cannot be read (not Linux)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return None
+
+
+def _wait_for_signal_handlers(pid: int, deadline: float) -> None:
+    """Until the worker handles SIGTERM. Python handles SIGINT from the start (with
+    KeyboardInterrupt); the worker installs its SIGINT handler, then its SIGTERM one, in one
+    go, so SIGTERM's stands for both."""
+    while not (caught := _catches(pid, signal.SIGTERM)):
+        if caught is None:  # no /proc: the handlers come within a moment of the line
+            time.sleep(1.0)
+            return
+        assert time.monotonic() < deadline, "the worker never installed its signal handlers"
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_worker_stops_cleanly_on_a_signal(cli_env: dict[str, str], sig: signal.Signals) -> None:
     with subprocess.Popen(
@@ -220,8 +245,8 @@ def test_worker_stops_cleanly_on_a_signal(cli_env: dict[str, str], sig: signal.S
                     chunk = os.read(proc.stderr.fileno(), 65536)
                     assert chunk, f"the worker exited early ({proc.poll()}):\n{seen!r}"
                     seen += chunk
-            # The worker installs its signal handlers just after that line: give it time.
-            time.sleep(1.0)
+            # The worker installs its signal handlers just after that line.
+            _wait_for_signal_handlers(proc.pid, time.monotonic() + 30)
             proc.send_signal(sig)
             rest = proc.communicate(timeout=30)[1]
         finally:
