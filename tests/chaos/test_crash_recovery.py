@@ -280,7 +280,16 @@ async def test_a_frozen_worker_loses_its_lease_and_its_late_result_is_not_record
         return all(s.end is not None for s in runs_by_node(str(record_path))[(eid, "hold")])
 
     await wait_until(late_run_ended, timeout=10, what="the frozen worker's run ended")
-    await asyncio.sleep(1.0)  # its completion write (refused) and whatever it would send
+    # Its completion write (refused) and whatever it would send: a graceful stop ends the
+    # deliveries under way first; then what it sent has been consumed.
+    workers.signal(first, signal.SIGTERM)
+    await workers.wait_exit(first)
+
+    async def queue_empty() -> bool:
+        stats = await producer.get_queue_stats()
+        return (stats.queued, stats.scheduled, stats.running) == (0, 0, 0)
+
+    await wait_until(queue_empty, timeout=30, what="the jobs sent after it to be consumed")
     runs = runs_by_node(str(record_path))
     hold = runs[(eid, "hold")]
     assert [s.pid for s in hold] == [frozen, second[0].pid]
