@@ -17,7 +17,7 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from spane_py import _json
 from spane_py.context import ExecutionContext
@@ -35,6 +35,7 @@ from spane_py.definitions.builtins import (
 )
 from spane_py.definitions.models import NodeDefinition
 from spane_py.engine import planner, starting
+from spane_py.engine.attempt import Attempt
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.ids import new_execution_id
 from spane_py.errors import (
@@ -52,9 +53,6 @@ from spane_py.results import ExecutionResult
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import ExecutionStore
 from spane_py.traffic.control import TrafficControl
-
-if TYPE_CHECKING:
-    from spane_py.engine.runner import Attempt
 
 SUSPENDING = frozenset({DELAY, SUB_WORKFLOW, WAIT})
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +15,8 @@ from spane_py.context import ExecutionContext
 from spane_py.definitions.builtins import MAP
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
-from spane_py.engine import planner, spans
+from spane_py.engine import planner
+from spane_py.engine.attempt import Attempt
 from spane_py.engine.builtins import SUSPENDING, BuiltinNodes, Step, WakeAt
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.outcomes import call_executor, describe, format_traceback, to_outcome
@@ -35,7 +34,7 @@ from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
 from spane_py.queue.outcomes import DONE, JobOutcome, Reschedule
-from spane_py.records import DlqRecord, ExecutionRecord, Recent, SpanRecord, Transition
+from spane_py.records import DlqRecord, ExecutionRecord, Recent, Transition
 from spane_py.registry import NodeRegistry, RegisteredNode
 from spane_py.state import NodeStatus
 from spane_py.stores.base import ExecutionStore
@@ -56,49 +55,6 @@ _PERMANENT = (
 )
 # A waiting node whose wake-up failed (a store hiccup) looks again after this long.
 WAKE_RETRY_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One run of one node, from its start decision to its result."""
-
-    job: NodeJob
-    graph: WorkflowGraph
-    node: NodeDefinition
-    ctx: ExecutionContext
-    started: planner.StartPayload
-    started_at: datetime
-
-    def span(
-        self, status: str, *, error: str | None = None, traceback: str | None = None
-    ) -> SpanRecord:
-        """This attempt as a span of the execution's trace, ending now. A node whose wait
-        ends here (due, timed out, its child ended) spans its wait, marked so. Announced
-        (``emit_span``) only once the store has recorded it."""
-        ctx = self.ctx
-        # Ended here, an event wait timed out: a resume ends it in Control.resume_token.
-        waited = spans.wait_attributes(
-            spans.wait_kind(self.started.nodes.get(ctx.node_id)), resumed=False
-        )
-        span = spans.node_span(
-            ctx.execution_id,
-            ctx.node_id,
-            node=self.node,
-            generation=self.job.generation,
-            attempt=ctx.attempt,
-            status=status,
-            started_at=self.started_at,
-            ended_at=_now(),
-            workflow_version=self.job.workflow_version,
-            worker_id=WORKER_ID,
-            error=error,
-            traceback=traceback,
-            extra=waited,
-        )
-        return span
-
-    def emit_span(self, span: SpanRecord) -> None:
-        events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=self.started.execution)
 
 
 def _now() -> datetime:
@@ -604,9 +560,6 @@ _NODE_EVENTS = {
     NodeStatus.FAILED: events.NODE_FAILED,
     NodeStatus.SKIPPED: events.NODE_SKIPPED,
 }
-
-
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
 async def _no_deadline(execution_id: str) -> None:

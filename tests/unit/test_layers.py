@@ -35,3 +35,9 @@ def test_the_planner_and_the_records_load_no_store_and_no_queue(module: str) -> 
 
 def test_importing_the_package_loads_only_what_its_errors_need() -> None:
     assert loaded_by("spane_py") == {"spane_py.errors"}
+
+
+def test_the_built_in_node_types_do_not_import_the_runner() -> None:
+    loaded = loaded_by("spane_py.engine.builtins")
+    assert "spane_py.engine.attempt" in loaded
+    assert "spane_py.engine.runner" not in loaded

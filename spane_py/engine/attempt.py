@@ -1,0 +1,68 @@
+"""``Attempt``: one run of one node, from its start decision to its result — what the
+runner and the built-in node types share about it (its job, graph, context and start)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from spane_py.context import ExecutionContext
+from spane_py.definitions.graph import WorkflowGraph
+from spane_py.definitions.models import NodeDefinition
+from spane_py.engine import planner, spans
+from spane_py.observability import events
+from spane_py.queue.jobs import NodeJob
+from spane_py.records import SpanRecord
+
+# Names the process in spans: host and pid.
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of one node, from its start decision to its result."""
+
+    job: NodeJob
+    graph: WorkflowGraph
+    node: NodeDefinition
+    ctx: ExecutionContext
+    started: planner.StartPayload
+    started_at: datetime
+
+    def span(
+        self, status: str, *, error: str | None = None, traceback: str | None = None
+    ) -> SpanRecord:
+        """This attempt as a span of the execution's trace, ending now. A node whose wait
+        ends here (due, timed out, its child ended) spans its wait, marked so. Announced
+        (``emit_span``) only once the store has recorded it."""
+        ctx = self.ctx
+        # Ended here, an event wait timed out: a resume ends it in Control.resume_token.
+        waited = spans.wait_attributes(
+            spans.wait_kind(self.started.nodes.get(ctx.node_id)), resumed=False
+        )
+        span = spans.node_span(
+            ctx.execution_id,
+            ctx.node_id,
+            node=self.node,
+            generation=self.job.generation,
+            attempt=ctx.attempt,
+            status=status,
+            started_at=self.started_at,
+            ended_at=_now(),
+            workflow_version=self.job.workflow_version,
+            worker_id=WORKER_ID,
+            error=error,
+            traceback=traceback,
+            extra=waited,
+        )
+        return span
+
+    def emit_span(self, span: SpanRecord) -> None:
+        events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=self.started.execution)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
