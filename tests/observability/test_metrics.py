@@ -97,11 +97,11 @@ async def test_gauges_read_the_queue_and_the_store(engine: WorkflowEngine) -> No
     assert value(text, "spane_dlq_size") == 1
     assert value(text, "spane_workflows_active") == 0
     # A worker lets go of a job just after its node's result is recorded.
-    for _ in range(100):
-        if value(text, "spane_queue_depth", state="running") == 0 and (
-            value(text, "spane_queue_depth", state="queued") == 0
-        ):
-            break
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (
+        value(text, "spane_queue_depth", state="running") == 0
+        and value(text, "spane_queue_depth", state="queued") == 0
+    ) and (asyncio.get_running_loop().time() < deadline):
         await asyncio.sleep(0.02)
         text = await engine.metrics_text()
     assert value(text, "spane_queue_depth", state="running") == 0
