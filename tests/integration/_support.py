@@ -13,6 +13,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
 
 from spane_py import ExecutionContext, ExecutionStatus, NodeRegistry, WorkflowEngine
 from spane_py.observability import events
@@ -144,6 +147,27 @@ def capture_events() -> Iterator[EventLog]:
         yield log
     finally:
         events.remove_sink(log)
+
+
+def named_url(url: str, name: str) -> str:
+    """``url`` with a client name: every connection made from it is listed under ``name``
+    by the server (``CLIENT LIST``)."""
+    return f"{url}{'&' if urlsplit(url).query else '?'}client_name={name}"
+
+
+async def wait_blocked(redis_url: str, name: str, *, timeout: float = 10.0) -> None:
+    """Until a connection named ``name`` is blocked in the server (a worker of an engine on
+    ``named_url(redis_url, name)`` waiting on its wake list: idle, with nothing to claim)."""
+    admin = Redis.from_url(redis_url)
+
+    async def blocked() -> bool:
+        clients = await admin.client_list()
+        return any(c.get("name") == name and "b" in c.get("flags", "") for c in clients)
+
+    try:
+        await wait_until(blocked, timeout=timeout, what=f"a connection {name} blocked")
+    finally:
+        await admin.aclose()
 
 
 async def assert_nothing_created(engine: WorkflowEngine) -> None:

@@ -11,7 +11,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 
 from spane_py import ExecutionContext, NodeRegistry, WorkflowEngine
 from spane_py.queue.jobs import FUNCTION_NAME, NodeJob
-from tests.integration._support import queue_is_empty, wait_until
+from tests.integration._support import named_url, queue_is_empty, wait_blocked, wait_until
 
 ONE_NODE = {"id": "one", "nodes": [{"id": "only", "type": "record"}]}
 
@@ -64,7 +64,10 @@ async def test_idle_worker_wakes_when_another_process_enqueues(
     """With a 5 s poll delay, only the wake list can explain a sub-second pickup."""
     calls: list[Any] = []
     reg = recording_registry(calls)
-    worker_side = WorkflowEngine(reg, redis_url=redis_url, key_prefix=key_prefix, poll_delay=5)
+    name = f"spane-wake-{key_prefix}"
+    worker_side = WorkflowEngine(
+        reg, redis_url=named_url(redis_url, name), key_prefix=key_prefix, poll_delay=5
+    )
     # A second engine on the same store stands in for a separate enqueuing process: it does
     # not share the worker's in-process wake event.
     producer = WorkflowEngine(
@@ -73,7 +76,7 @@ async def test_idle_worker_wakes_when_another_process_enqueues(
     async with worker_side, producer:
         await producer.register_workflow(ONE_NODE)
         await worker_side.start_workers(2)
-        await asyncio.sleep(0.3)  # the worker is now blocked on the wake list
+        await wait_blocked(redis_url, name)  # the worker is now blocked on the wake list
         started = time.monotonic()
         eid = await producer.enqueue_workflow("one", 1)
         state = await producer.wait_for_execution(eid, timeout=10)
