@@ -17,7 +17,9 @@ from spane_py import (
 from spane_py.queue.jobs import NodeJob
 from tests.integration._support import (
     Recorder,
+    named_url,
     node,
+    wait_blocked,
     wait_queue_empty,
     wait_until,
     wait_until_idle,
@@ -326,7 +328,7 @@ async def test_many_executions_on_two_workers_claim_each_join_exactly_once(
 
 
 async def test_a_hop_costs_far_less_than_the_poll_delay(
-    make_engine: EngineFactory, registry: NodeRegistry, rec: Recorder
+    registry: NodeRegistry, rec: Recorder, redis_url: str, key_prefix: str
 ) -> None:
     """Workers are woken when work arrives: a 30-node chain with a 1 s poll delay would
     take 30 s if each hop waited for a poll; it takes far less than 5 polls."""
@@ -336,15 +338,20 @@ async def test_a_hop_costs_far_less_than_the_poll_delay(
         return int(ctx.input_data) + 1
 
     rec.register(registry, "inc", inc)
-    engine = await make_engine(registry, poll_delay=poll_delay)
-    chain = [node("n0", "inc")] + [node(f"n{i}", "inc", f"n{i - 1}") for i in range(1, 30)]
-    await engine.register_workflow(workflow("long-chain", *chain))
-    await engine.start_workers(4)
-    await asyncio.sleep(0.3)  # the worker is idle, blocked waiting for work
+    name = f"spane-hops-{key_prefix}"
+    engine = WorkflowEngine(
+        registry, redis_url=named_url(redis_url, name), key_prefix=key_prefix, poll_delay=poll_delay
+    )
+    async with engine:
+        chain = [node("n0", "inc")] + [node(f"n{i}", "inc", f"n{i - 1}") for i in range(1, 30)]
+        await engine.register_workflow(workflow("long-chain", *chain))
+        await engine.start_workers(4)
+        await wait_blocked(redis_url, name)  # the worker is idle, blocked waiting for work
 
-    started = time.monotonic()
-    state = await engine.run_workflow("long-chain", 0, timeout=60)
-    elapsed = time.monotonic() - started
+        started = time.monotonic()
+        state = await engine.run_workflow("long-chain", 0, timeout=60)
+        elapsed = time.monotonic() - started
+        await engine.queue.purge()
 
     assert state.status is ExecutionStatus.COMPLETED
     assert state.node_results["n29"].data == 30
