@@ -21,7 +21,7 @@ from spane_py.engine.resend import Resender
 from spane_py.errors import SpaneError
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+from spane_py.queue.jobs import DeadlineJob, NodeJob
 from spane_py.records import ExecutionRecord
 from spane_py.stores.base import ExecutionStore
 
@@ -55,10 +55,11 @@ class Lifecycle:
             await self.wake_parent(record)
         pinned = await self.cache.get(record.workflow_id, record.workflow_version)
         if pinned.definition.timeout is not None:
-            deadline = NodeJob(
-                record.execution_id, record.workflow_id, record.workflow_version, DEADLINE_NODE
+            deadline = DeadlineJob(record.execution_id, record.workflow_id, record.workflow_version)
+            # (and the id an older version gave it, for executions it started)
+            await self.queue.remove(
+                [self.queue.job_id(deadline), deadline.legacy_job_id(self.queue.prefix)]
             )
-            await self.queue.remove([self.queue.job_id(deadline)])
         graph = await self._latest_graph(record.workflow_id)
         if graph is not None and graph.definition.max_concurrency is not None:
             await self.admit(record.workflow_id)

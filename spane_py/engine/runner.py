@@ -32,7 +32,7 @@ from spane_py.errors import (
 )
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+from spane_py.queue.jobs import DeadlineJob, NodeJob, job_from_payload
 from spane_py.queue.outcomes import DONE, JobOutcome, Reschedule
 from spane_py.records import DlqRecord, ExecutionRecord, Recent, Transition
 from spane_py.registry import NodeRegistry, RegisteredNode
@@ -98,12 +98,15 @@ class NodeRunner:
         self._running: dict[str, dict[str, tuple[ExecutionContext, asyncio.Task[Any]]]] = {}
 
     async def handle(self, payload: object, lost: int, again: bool = True) -> JobOutcome:
-        """The worker's handler: one delivery of one node job (``again``: the job was
+        """The worker's handler: one delivery of one job (``again``: the job was
         delivered before)."""
         try:
-            job = NodeJob.from_payload(payload)
+            job = job_from_payload(payload)
         except ValueError as exc:
             logger.error("dropping malformed node job: %s", exc)
+            return DONE
+        if isinstance(job, DeadlineJob):
+            await self.on_deadline(job.execution_id)
             return DONE
         return await self.run(job, lost=lost, again=again)
 
@@ -111,9 +114,6 @@ class NodeRunner:
         """Run one delivery of a node job; returns what should happen to the job. ``lost``:
         how many workers were lost while it ran alone (see the queue's suspects) — past
         ``max_lost_deliveries`` the node fails instead of taking down yet another worker."""
-        if job.node_id == DEADLINE_NODE:
-            await self.on_deadline(job.execution_id)
-            return DONE
         graph = await self.cache.get(job.workflow_id, job.workflow_version)
         node = graph.nodes.get(job.node_id)
         if node is None:

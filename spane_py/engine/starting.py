@@ -26,7 +26,7 @@ from spane_py.errors import InvalidEnqueueOptionsError, WorkflowNotFoundError
 from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+from spane_py.queue.jobs import DeadlineJob, NodeJob
 from spane_py.records import ExecutionRecord, NodeRecord
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base import ExecutionStore
@@ -158,10 +158,7 @@ async def send_deadlines(
         return
     due = (start_ms or int(time.time() * 1000)) + timeout
     await queue.enqueue(
-        [
-            NodeJob(r.execution_id, r.workflow_id, r.workflow_version, DEADLINE_NODE)
-            for r in records
-        ],
+        [DeadlineJob(r.execution_id, r.workflow_id, r.workflow_version) for r in records],
         priority=records[0].priority,
         due_ms=due,
     )

@@ -11,7 +11,7 @@ from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.runner import NodeRunner
 from spane_py.errors import ConfigurationError
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+from spane_py.queue.jobs import DeadlineJob, NodeJob
 from spane_py.queue.presence import WorkerPresence
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.records import PendingNode
@@ -133,7 +133,7 @@ async def _resend_deadlines(
             continue
         started = record.started_at or record.created_at
         await queue.enqueue(
-            [NodeJob(p.execution_id, p.workflow_id, p.workflow_version, DEADLINE_NODE)],
+            [DeadlineJob(p.execution_id, p.workflow_id, p.workflow_version)],
             priority=p.priority,
             due_ms=int(started.timestamp() * 1000) + timeout,
         )

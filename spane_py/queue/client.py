@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from spane_py.errors import ConfigurationError, QueueError
 from spane_py.queue import scripts
 from spane_py.queue.batch import ENQUEUE, PUBLISH, SETTLE, TickBatcher
-from spane_py.queue.jobs import FUNCTION_NAME, NodeJob, priority_band, serialize
+from spane_py.queue.jobs import FUNCTION_NAME, Job, priority_band, serialize
 from spane_py.queue.outcomes import Done, JobOutcome, Release, Reschedule
 
 WAKE_CAP = 64
@@ -226,11 +226,11 @@ class JobQueue:
         except (RedisError, OSError) as exc:
             raise QueueError(f"cannot reach Redis: {exc}") from exc
 
-    def job_id(self, job: NodeJob) -> str:
+    def job_id(self, job: Job) -> str:
         return job.job_id(self.prefix)
 
     # Enqueue -----------------------------------------------------------------------------
-    def _records(self, jobs: Sequence[NodeJob], now: int) -> list[str | bytes]:
+    def _records(self, jobs: Sequence[Job], now: int) -> list[str | bytes]:
         """id, record, id, record, ... of ``jobs``."""
         argv: list[str | bytes] = []
         for job in jobs:
@@ -242,7 +242,7 @@ class JobQueue:
 
     async def enqueue(
         self,
-        jobs: Sequence[NodeJob],
+        jobs: Sequence[Job],
         *,
         priority: int | None = None,
         due_ms: int | None = None,
@@ -262,7 +262,7 @@ class JobQueue:
         self.local_wake.set()
         return int(added)
 
-    async def enqueue_batched(self, jobs: Sequence[NodeJob], *, priority: int | None) -> None:
+    async def enqueue_batched(self, jobs: Sequence[Job], *, priority: int | None) -> None:
         """Like ``enqueue``, in this event-loop tick's script call."""
         if not jobs:
             return
@@ -272,7 +272,7 @@ class JobQueue:
             raise QueueError(f"could not enqueue {len(jobs)} job(s): {exc}") from exc
         self.local_wake.set()
 
-    def enqueue_soon(self, jobs: Sequence[NodeJob], *, priority: int | None) -> None:
+    def enqueue_soon(self, jobs: Sequence[Job], *, priority: int | None) -> None:
         """Like ``enqueue_batched``, without waiting: the jobs go out with this event-loop
         tick's script call, beside the end of the delivery that made them (a worker
         awaits that one) and its worker's claim. A failure is logged; the sweeper sends
@@ -282,7 +282,7 @@ class JobQueue:
             what = f"enqueueing {len(jobs)} job(s) (the sweeper sends them again)"
             sent.add_done_callback(functools.partial(_warn_if_failed, what))
 
-    def _send_soon(self, jobs: Sequence[NodeJob], priority: int | None) -> asyncio.Future[None]:
+    def _send_soon(self, jobs: Sequence[Job], priority: int | None) -> asyncio.Future[None]:
         group = (0, priority_band(priority))
         return self.batcher.add_nowait(ENQUEUE, self._records(jobs, _now_ms()), group)
 

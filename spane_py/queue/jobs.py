@@ -1,4 +1,5 @@
-"""Node jobs: deterministic ids, the JSON payload, and arq's (JSON-only) serializers."""
+"""The jobs of the queue — a node's run (``NodeJob``) and an execution's deadline
+(``DeadlineJob``) —: deterministic ids, the JSON payload, and arq's (JSON-only) serializers."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ DEFAULT_PRIORITY = 5
 BAND = 10**13
 
 
-# The node id of an execution's deadline job (its timeout): no node id can start with "_".
-DEADLINE_NODE = "__deadline__"
+# The node id that marked an execution's deadline job before ``DeadlineJob`` (no node id
+# can start with "_"): such jobs, sent by an older version, are still understood.
+LEGACY_DEADLINE_NODE = "__deadline__"
 
 
 def priority_band(priority: int | None) -> int:
@@ -74,6 +76,47 @@ class NodeJob:
         ):
             raise ValueError("node job payload has fields of the wrong type")
         return cls(e, w, v, n, g, payload.get("k") == 1, payload.get("f") == 1)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineJob:
+    """An execution's deadline (its workflow's ``timeout``): due that long after the
+    execution starts, it fails the execution if it is still going."""
+
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+
+    def job_id(self, prefix: str) -> str:
+        return f"{prefix}:{self.execution_id}:deadline"
+
+    def legacy_job_id(self, prefix: str) -> str:
+        """The id an older version gave this job (a node job of ``LEGACY_DEADLINE_NODE``)."""
+        return f"{prefix}:{self.execution_id}:{LEGACY_DEADLINE_NODE}:0"
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "kind": "deadline",
+            "e": self.execution_id,
+            "w": self.workflow_id,
+            "v": self.workflow_version,
+        }
+
+
+Job = NodeJob | DeadlineJob
+
+
+def job_from_payload(payload: object) -> Job:
+    """The job a payload holds; ``ValueError`` when it is not one."""
+    if isinstance(payload, dict) and payload.get("kind") == "deadline":
+        e, w, v = payload.get("e"), payload.get("w"), payload.get("v")
+        if not (isinstance(e, str) and isinstance(w, str) and type(v) is int):
+            raise ValueError("deadline job payload has fields missing or of the wrong type")
+        return DeadlineJob(e, w, v)
+    node = NodeJob.from_payload(payload)
+    if node.node_id == LEGACY_DEADLINE_NODE:
+        return DeadlineJob(node.execution_id, node.workflow_id, node.workflow_version)
+    return node
 
 
 def serialize(value: dict[str, Any]) -> bytes:

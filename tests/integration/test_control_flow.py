@@ -803,7 +803,7 @@ async def _queue_idle(engine: WorkflowEngine) -> bool:
 async def test_the_sweeper_sends_a_lost_deadline_job_again(
     engine: WorkflowEngine, reg: NodeRegistry
 ) -> None:
-    from spane_py.queue.jobs import DEADLINE_NODE, NodeJob
+    from spane_py.queue.jobs import DeadlineJob
 
     async def hold(ctx: ExecutionContext) -> None:
         await asyncio.sleep(30)
@@ -811,7 +811,7 @@ async def test_the_sweeper_sends_a_lost_deadline_job_again(
     reg.register("hold", hold)
     await engine.register_workflow(workflow("lost-deadline", node("a", "hold"), timeout=1500))
     eid = await engine.enqueue_workflow("lost-deadline")
-    deadline = NodeJob(eid, "lost-deadline", 1, DEADLINE_NODE)
+    deadline = DeadlineJob(eid, "lost-deadline", 1)
     await engine.queue.remove([engine.queue.job_id(deadline)])  # as if Redis lost it
     await until(lambda: _node_status(engine, eid, "a", "running"))
     await engine.sweep(older_than=datetime.now(UTC) + timedelta(seconds=5))
