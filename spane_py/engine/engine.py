@@ -864,8 +864,13 @@ class WorkflowEngine:
             await worker.stop(grace_seconds)
             if not task.done():
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # it stopped on its own (lease renewal gave up): logged there
+                # The other workers still stop, and close() still releases connections.
+                logger.warning("a worker had stopped with an error", exc_info=True)
 
     async def run_worker(self, concurrency: int = 10, *, burst: bool = False) -> None:
         """Run a worker in the foreground until SIGINT/SIGTERM (or, with ``burst``, until

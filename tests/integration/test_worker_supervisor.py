@@ -199,3 +199,41 @@ async def test_lease_renewal_that_keeps_failing_stops_the_worker_and_releases_it
     assert (stats.queued, stats.running) == (1, 0)
     [again] = (await queue.claim("another", 1, lease_ms=30_000)).jobs
     assert again.again
+
+
+async def test_an_engine_whose_worker_gave_up_still_stops_and_closes(
+    make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An in-process worker stopped by failing lease renewal: ``stop_workers`` and
+    ``close`` log it and go on (they release every connection) instead of raising."""
+    caplog.set_level(logging.WARNING)
+
+    async def renew_broken(
+        self: JobQueue, worker: str, jobs: Sequence[ClaimedJob], lease_ms: int
+    ) -> list[str]:
+        raise RuntimeError("a bug in the renewal")
+
+    monkeypatch.setattr(JobQueue, "renew", renew_broken)
+    entered = asyncio.Event()
+
+    async def hold(ctx: ExecutionContext) -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    registry = NodeRegistry()
+    registry.register("hold", hold)
+    engine = await make_engine(registry, lease_seconds=1.0)
+    await engine.register_workflow(workflow("held", node("a", "hold")))
+    await engine.start_workers(1)
+    await engine.enqueue_workflow("held")
+    await asyncio.wait_for(entered.wait(), LONG)
+
+    def gave_up() -> bool:
+        return any("stopping the worker" in r.getMessage() for r in caplog.records)
+
+    deadline = asyncio.get_running_loop().time() + LONG
+    while not gave_up():
+        assert asyncio.get_running_loop().time() < deadline, "the worker never gave up"
+        await asyncio.sleep(0.05)
+    await engine.stop_workers(grace_seconds=1.0)  # does not raise
+    assert any("stopped with an error" in r.getMessage() for r in caplog.records)
