@@ -36,6 +36,7 @@ from spane_py.errors import (
     WebhookPayloadError,
     WebhookPayloadTooLargeError,
     WebhookSignatureError,
+    WorkerStoppedError,
     WorkflowNotFoundError,
     WorkflowValidationError,
 )
@@ -216,6 +217,7 @@ __all__ = [
     "WebhookRecord",
     "WebhookSignatureError",
     "WebhookTrigger",
+    "WorkerStoppedError",
     "Workflow",
     "WorkflowDefinition",
     "WorkflowEngine",

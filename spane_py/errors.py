@@ -29,6 +29,7 @@
     ├── StatePersistenceError
     │   └── SchemaVersionError
     └── QueueError
+        └── WorkerStoppedError
 
 Each class's docstring is its default message. Every error carries the SPANE fields
 (``code``, ``workflow_id``, ``execution_id``, ``node_id``, ``timestamp``); driver errors
@@ -372,3 +373,9 @@ class QueueError(SpaneError):
     """The job queue (Redis) failed."""
 
     code = "QUEUE_ERROR"
+
+
+class WorkerStoppedError(QueueError):
+    """A critical side task of the worker (lease renewal) kept failing: the worker stopped."""
+
+    code = "WORKER_STOPPED"

@@ -20,7 +20,7 @@ The policy:
 * a **critical** side task (lease renewal) is restarted at once, with no backoff: a missed
   renewal is a lease closer to running out. If it fails ``max_failures`` (3) times within
   its ``window`` (the lease period), the supervisor gives up on it and calls ``on_fatal``
-  with a ``SideTaskFailed`` (its cause: the last error): the worker then stops at once — it
+  with a ``WorkerStoppedError`` (its cause: the last error): the worker then stops at once — it
   claims nothing more, cuts off its running deliveries, which are released (back to the
   front of the queue; when Redis cannot be reached either, their leases run out and they
   come back as suspects) — and its ``run()`` raises that error, so ``spane worker`` exits
@@ -38,17 +38,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from spane_py.errors import QueueError
+from spane_py.errors import WorkerStoppedError
 
 logger = logging.getLogger("spane_py.worker")
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 60.0
 MAX_FAILURES = 3
-
-
-class SideTaskFailed(QueueError):
-    """A critical side task of the worker (lease renewal) kept failing: the worker stopped."""
 
 
 @dataclass(slots=True)
@@ -85,7 +81,7 @@ class Supervisor:
     """Runs the side tasks (``start``) until ``close``; see the module docstring."""
 
     tasks: Sequence[SideTask]
-    on_fatal: Callable[[SideTaskFailed], None]
+    on_fatal: Callable[[WorkerStoppedError], None]
     backoff_base: float = BACKOFF_BASE_S
     max_failures: int = MAX_FAILURES
     _running: list[asyncio.Task[None]] = field(default_factory=list)
@@ -131,7 +127,7 @@ class Supervisor:
                 )
                 await asyncio.sleep(0)  # let the rest of the loop run between restarts
                 continue
-            failure = SideTaskFailed(
+            failure = WorkerStoppedError(
                 f"{task.name} failed {len(recent)} times within {task.window:g} s: the worker "
                 "stopped (its running jobs were released)"
             )

@@ -17,7 +17,7 @@ The loop:
 * **side tasks**: lease renewal, the heartbeat and the periodic tasks (the sweeper, the
   scheduler) run under a ``Supervisor`` (``supervisor.py``): one that fails unexpectedly is
   logged and restarted; lease renewal that keeps failing stops the worker (its running jobs
-  released, ``run()`` raising ``SideTaskFailed``) rather than let their leases lapse;
+  released, ``run()`` raising ``WorkerStoppedError``) rather than let their leases lapse;
 * **suspects**: a job lost with its worker runs next time alone: the claim gives it only
   to a worker with nothing running, which then claims nothing until it ends (a busy worker
   may be asked to drain for it). A node that kills its process is found that way, and the
@@ -42,6 +42,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from spane_py.errors import WorkerStoppedError
 from spane_py.queue.client import Claim, ClaimedJob, JobQueue
 from spane_py.queue.jobs import decode_record
 from spane_py.queue.outcomes import DONE, JobOutcome, Release
@@ -49,7 +50,6 @@ from spane_py.queue.presence import BEAT_INTERVAL_S, WorkerPresence, new_worker_
 from spane_py.queue.supervisor import (
     BACKOFF_MAX_S,
     SideTask,
-    SideTaskFailed,
     Supervised,
     Supervisor,
 )
@@ -114,14 +114,14 @@ class SpaneWorker:
         self._blocker: Redis | None = None
         self._blpop: asyncio.Task[Any] | None = None
         self._supervisor: Supervisor | None = None
-        self._failure: SideTaskFailed | None = None  # a side task gave up: run() raises it
+        self._failure: WorkerStoppedError | None = None  # a side task gave up: run() raises it
         self._main: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Run until ``stop()`` (or a signal; with ``burst``, until no work is left).
 
-        Raises ``SideTaskFailed`` when lease renewal kept failing and the worker stopped
+        Raises ``WorkerStoppedError`` when lease renewal kept failing and the worker stopped
         on its own (its running jobs were released).
         """
         self._main = asyncio.current_task()
@@ -179,7 +179,7 @@ class SpaneWorker:
             )
         return tasks
 
-    def _side_task_gave_up(self, failure: SideTaskFailed) -> None:
+    def _side_task_gave_up(self, failure: WorkerStoppedError) -> None:
         """A critical side task kept failing (logged by the supervisor): stop at once, with
         no grace — claim nothing more, cancel the running deliveries (each is released as
         it ends) — and make ``run()`` raise ``failure`` once they have ended. The main loop

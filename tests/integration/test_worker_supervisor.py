@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from spane_py import ExecutionContext, ExecutionStatus, NodeRegistry
+from spane_py.errors import WorkerStoppedError
 from spane_py.queue.client import ClaimedJob, JobQueue, connect
 from spane_py.queue.jobs import NodeJob
 from spane_py.queue.outcomes import DONE, JobOutcome
-from spane_py.queue.supervisor import SideTaskFailed
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from tests.integration._support import node, workflow
 from tests.integration.conftest import EngineFactory
@@ -152,7 +152,7 @@ async def test_lease_renewal_that_fails_once_is_restarted_and_the_job_runs_once(
 async def test_lease_renewal_that_keeps_failing_stops_the_worker_and_releases_its_job(
     queue: JobQueue, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Renewal raising every time: the worker stops (``run()`` raises ``SideTaskFailed``,
+    """Renewal raising every time: the worker stops (``run()`` raises ``WorkerStoppedError``,
     an error is logged), and the job it ran is cut off and released, back in the queue at
     once, not left leased to a worker that can no longer renew it."""
     caplog.set_level(logging.ERROR, logger="spane_py.worker")
@@ -186,7 +186,7 @@ async def test_lease_renewal_that_keeps_failing_stops_the_worker_and_releases_it
     )
     async with running(worker) as task:
         await asyncio.wait_for(entered.wait(), LONG)
-        with pytest.raises(SideTaskFailed) as failure:
+        with pytest.raises(WorkerStoppedError) as failure:
             await asyncio.wait_for(asyncio.shield(task), LONG)
     assert isinstance(failure.value.__cause__, RuntimeError)
     assert cut_off.is_set()

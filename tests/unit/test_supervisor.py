@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from spane_py.queue.supervisor import SideTask, SideTaskFailed, Supervised, Supervisor
+from spane_py.errors import WorkerStoppedError
+from spane_py.queue.supervisor import SideTask, Supervised, Supervisor
 
 LONG = 10.0  # seconds: a generous bound for what should take milliseconds
 
@@ -28,7 +29,7 @@ async def test_an_ordinary_task_is_restarted_and_a_good_round_resets_its_backoff
         settled.set()
         await asyncio.Event().wait()
 
-    fatal: list[SideTaskFailed] = []
+    fatal: list[WorkerStoppedError] = []
     supervisor = Supervisor([SideTask("flaky", body)], on_fatal=fatal.append, backoff_base=0.01)
     supervisor.start()
     try:
@@ -45,14 +46,14 @@ async def test_an_ordinary_task_is_restarted_and_a_good_round_resets_its_backoff
 async def test_a_critical_task_is_restarted_at_once_then_given_up() -> None:
     starts = 0
     gave_up = asyncio.Event()
-    fatal: list[SideTaskFailed] = []
+    fatal: list[WorkerStoppedError] = []
 
     async def body(supervised: Supervised) -> None:
         nonlocal starts
         starts += 1
         raise RuntimeError("broken")
 
-    def on_fatal(failure: SideTaskFailed) -> None:
+    def on_fatal(failure: WorkerStoppedError) -> None:
         fatal.append(failure)
         gave_up.set()
 
@@ -81,7 +82,7 @@ async def test_closing_is_not_a_failure(caplog: pytest.LogCaptureFixture) -> Non
         started.set()
         await asyncio.Event().wait()
 
-    fatal: list[SideTaskFailed] = []
+    fatal: list[WorkerStoppedError] = []
     supervisor = Supervisor([SideTask("leases", body, critical=True)], on_fatal=fatal.append)
     supervisor.start()
     await asyncio.wait_for(started.wait(), LONG)
