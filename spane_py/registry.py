@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from spane_py.context import ExecutionContext
-from spane_py.definitions.builtins import BUILTIN_TYPES, CONFIG_MODELS, MAP, MapConfig
+from spane_py.definitions.builtin_configs import BUILTIN_TYPES, CONFIG_MODELS, MAP, MapConfig
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
 from spane_py.errors import (

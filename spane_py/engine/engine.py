@@ -23,7 +23,7 @@ from spane_py.definitions.models import MAX_WEBHOOK_TOLERANCE_S, WorkflowDefinit
 from spane_py.definitions.validation import validate_workflow
 from spane_py.embedded import EmbeddedRedis
 from spane_py.engine import starting
-from spane_py.engine.builtins import BuiltinNodes
+from spane_py.engine.builtin_nodes import BuiltinNodes
 from spane_py.engine.cache import CacheStats, WorkflowCache
 from spane_py.engine.control import BulkResult, Control, check_token
 from spane_py.engine.lifecycle import Lifecycle
@@ -32,7 +32,7 @@ from spane_py.engine.observing import Observability, check_port, scoped
 from spane_py.engine.options import check_durations
 from spane_py.engine.resend import Resender
 from spane_py.engine.runner import NodeRunner
-from spane_py.engine.views import to_log, to_span, to_state
+from spane_py.engine.states import to_log, to_span, to_state
 from spane_py.engine.workers import build_worker, sweep_pending, warn_if_not_durable
 from spane_py.errors import (
     ConfigurationError,

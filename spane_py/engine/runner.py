@@ -12,12 +12,12 @@ from typing import Any
 
 from spane_py import _json
 from spane_py.context import ExecutionContext
-from spane_py.definitions.builtins import MAP
+from spane_py.definitions.builtin_configs import MAP
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
 from spane_py.engine import planner
 from spane_py.engine.attempt import Attempt
-from spane_py.engine.builtins import SUSPENDING, BuiltinNodes, Step, WakeAt
+from spane_py.engine.builtin_nodes import SUSPENDING, BuiltinNodes, Step, WakeAt
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.outcomes import call_executor, describe, format_traceback, to_outcome
 from spane_py.errors import (
@@ -38,8 +38,8 @@ from spane_py.records import DlqRecord, ExecutionRecord, Recent, Transition
 from spane_py.registry import NodeRegistry, RegisteredNode
 from spane_py.state import NodeStatus
 from spane_py.stores.base import ExecutionStore
+from spane_py.traffic.admission import Admission
 from spane_py.traffic.control import TrafficControl
-from spane_py.traffic.limits import Admission
 
 logger = logging.getLogger("spane_py.runner")
 

@@ -26,9 +26,9 @@ from redis.exceptions import RedisError
 
 from spane_py.errors import ConfigurationError, QueueError
 from spane_py.queue import scripts
-from spane_py.queue.batch import ENQUEUE, PUBLISH, SETTLE, TickBatcher
 from spane_py.queue.jobs import FUNCTION_NAME, Job, priority_band, serialize
 from spane_py.queue.outcomes import Done, JobOutcome, Release, Reschedule
+from spane_py.queue.tick import ENQUEUE, PUBLISH, SETTLE, TickBatcher
 
 WAKE_CAP = 64
 # The token of a suspect's owner: the worker id with this appended (see scripts.py).

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from spane_py.errors import QueueError
 from spane_py.limits import MAX_DELAY_MS
 from spane_py.traffic import scripts
-from spane_py.traffic.limits import TrafficKeys
+from spane_py.traffic.admission import TrafficKeys
 
 logger = logging.getLogger("spane_py.traffic")
 

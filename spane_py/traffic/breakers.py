@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from spane_py.errors import QueueError
 from spane_py.traffic import scripts
-from spane_py.traffic.limits import Admission, TrafficKeys
+from spane_py.traffic.admission import Admission, TrafficKeys
 
 Verdict = Literal["ok", "fail", "release"]
 # An open or half-open breaker nobody touches is forgotten (closed) this long after it

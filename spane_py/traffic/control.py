@@ -20,9 +20,9 @@ from redis.asyncio import Redis
 from spane_py.errors import CircuitBreakerOpenError, QueueError, RateLimitError
 from spane_py.observability import events
 from spane_py.results import ExecutionResult
+from spane_py.traffic.admission import BLOCKED, OK, OPEN, Admission, Admitter, TrafficKeys
 from spane_py.traffic.blocks import Blocks
 from spane_py.traffic.breakers import Breakers, BreakerState, Verdict
-from spane_py.traffic.limits import BLOCKED, OK, OPEN, Admission, Admitter, TrafficKeys
 from spane_py.traffic.policies import CircuitBreakerPolicy, RateLimit
 
 logger = logging.getLogger("spane_py.traffic")

@@ -38,6 +38,6 @@ def test_importing_the_package_loads_only_what_its_errors_need() -> None:
 
 
 def test_the_built_in_node_types_do_not_import_the_runner() -> None:
-    loaded = loaded_by("spane_py.engine.builtins")
+    loaded = loaded_by("spane_py.engine.builtin_nodes")
     assert "spane_py.engine.attempt" in loaded
     assert "spane_py.engine.runner" not in loaded

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 
-from spane_py.api import models, views
+from spane_py.api import models, responses
 from spane_py.api.deps import Engine
 from spane_py.api.errors import ErrorBody
 
@@ -29,7 +29,7 @@ async def list_dlq_items(
     """Newest first."""
     items = await engine.get_dlq_items(limit, offset, include_retried=include_retried)
     total = await engine.store.get_dlq_count(include_retried=include_retried)
-    return models.DlqPage(items=[views.dlq_item(i) for i in items], total=total)
+    return models.DlqPage(items=[responses.dlq_item(i) for i in items], total=total)
 
 
 @router.post(
@@ -46,7 +46,7 @@ async def retry_dlq_item(
     await engine.retry_dlq_item(dlq_id)
     item = await engine.store.get_dlq_item(dlq_id)
     assert item is not None
-    return views.dlq_item(item)
+    return responses.dlq_item(item)
 
 
 @router.delete("", response_model=models.Purged, summary="Purge dead-letter items")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 
-from spane_py.api import models, views
+from spane_py.api import models, responses
 from spane_py.api.deps import Engine
 from spane_py.api.errors import ApiError, ErrorBody
 from spane_py.errors import ExecutionNotFoundError, WorkflowNotFoundError
@@ -59,7 +59,7 @@ async def list_executions(
         cursor=cursor,
     )
     return models.ExecutionPage(
-        items=[views.execution_summary(r) for r in page.items], next_cursor=page.next_cursor
+        items=[responses.execution_summary(r) for r in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -95,7 +95,7 @@ async def get_trace(engine: Engine, execution_id: ExecutionIdPath) -> models.Tra
         compiled = await engine.cache.get(
             snapshot.execution.workflow_id, snapshot.execution.workflow_version
         )
-        graph = views.execution_graph(compiled, snapshot)
+        graph = responses.execution_graph(compiled, snapshot)
     except WorkflowNotFoundError:
         pass  # the in-memory store may have dropped the version: the trace stands alone
     return models.Trace(

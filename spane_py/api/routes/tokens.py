@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from spane_py.api import models, views
+from spane_py.api import models, responses
 from spane_py.api.deps import Engine
 from spane_py.api.errors import ErrorBody
 from spane_py.errors import ResumeTokenError
@@ -34,7 +34,7 @@ async def list_resume_tokens(
     """Oldest first; by default only those that can still resume their node."""
     records = await engine.list_resume_tokens(execution_id, active_only=active_only)
     now = datetime.now(UTC)
-    return [views.resume_token(r, now) for r in records]
+    return [responses.resume_token(r, now) for r in records]
 
 
 @router.post(
@@ -46,7 +46,7 @@ async def list_resume_tokens(
 async def validate_resume_token(engine: Engine, body: models.TokenRequest) -> models.ResumeToken:
     """The token's record when it can resume its node now; 404/410 say why not."""
     record = await engine.validate_resume_token(body.token)
-    return views.resume_token(record, datetime.now(UTC))
+    return responses.resume_token(record, datetime.now(UTC))
 
 
 @router.post(

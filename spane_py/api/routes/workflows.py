@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
-from spane_py.api import models, views
+from spane_py.api import models, responses
 from spane_py.api.deps import Engine
 from spane_py.api.errors import ErrorBody
 from spane_py.errors import WorkflowNotFoundError
@@ -27,7 +27,7 @@ async def list_workflows(
 ) -> list[models.WorkflowSummary]:
     """Registered workflows, the latest version of each, ordered by id."""
     records = await engine.list_workflows(active_only=active_only, limit=limit, offset=offset)
-    return [views.workflow_summary(r) for r in records]
+    return [responses.workflow_summary(r) for r in records]
 
 
 @router.post(
@@ -96,7 +96,7 @@ async def list_workflow_versions(
     records = await engine.list_workflow_versions(workflow_id)
     if not records:
         raise _not_found(workflow_id, None)
-    return [views.workflow_summary(r) for r in records]
+    return [responses.workflow_summary(r) for r in records]
 
 
 @router.get(
@@ -116,7 +116,7 @@ async def _version(engine: Engine, workflow_id: str, version: int | None) -> mod
     record = await engine.store.get_workflow(workflow_id, version)
     if record is None:
         raise _not_found(workflow_id, version)
-    return views.workflow_version(record)
+    return responses.workflow_version(record)
 
 
 def _not_found(workflow_id: str, version: int | None) -> WorkflowNotFoundError:

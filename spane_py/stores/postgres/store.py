@@ -42,7 +42,7 @@ from spane_py.records import (
 )
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.postgres import sql
-from spane_py.stores.postgres.batch import StatementBatcher, node_item, write_item
+from spane_py.stores.postgres.coalesce import StatementBatcher, node_item, write_item
 from spane_py.stores.postgres.connection import (
     PoolOptions,
     configure_logging,

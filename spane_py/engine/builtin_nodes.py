@@ -21,7 +21,7 @@ from typing import Any
 
 from spane_py import _json
 from spane_py.context import ExecutionContext
-from spane_py.definitions.builtins import (
+from spane_py.definitions.builtin_configs import (
     DELAY,
     MAX_DEPTH,
     SUB_WORKFLOW,
