@@ -108,7 +108,7 @@ class StatementBatcher:
             _fail([*(f for futs in reads.values() for f in futs), *(f for _, f in writes)], exc)
             return
         written = set(rows[0]["written"] or ()) if rows else set()
-        _resolve_reads(reads, {row[0]: row for row in rows if row[0] is not None})
+        _resolve_reads(reads, {r["execution_id"]: r for r in rows if r["execution_id"] is not None})
         for item, fut in writes:
             if not fut.done():
                 fut.set_result(item["execution_id"] in written)
@@ -132,7 +132,7 @@ class StatementBatcher:
         except BaseException as exc:
             _fail([f for futs in reads.values() for f in futs], exc)
             return
-        _resolve_reads(reads, {row[0]: row for row in rows})
+        _resolve_reads(reads, {r["execution_id"]: r for r in rows})
 
     async def _do_writes(self, writes: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
         payload = orjson.dumps([item for item, _ in writes]).decode()
@@ -149,7 +149,7 @@ class StatementBatcher:
         except BaseException as exc:
             _fail([f for _, f in writes], exc)
             return
-        written = {row[0] for row in rows}
+        written = {r["execution_id"] for r in rows}
         for item, fut in writes:
             if not fut.done():
                 fut.set_result(item["execution_id"] in written)

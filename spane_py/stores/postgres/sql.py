@@ -8,15 +8,27 @@ stay distinct.
 
 from __future__ import annotations
 
-NODE_COLUMNS = (
-    "node_id, status, generation, attempts, output, error, next_nodes, skipped, "
-    "queued_at, started_at, completed_at, wake_at, wait"
+# A node row's columns, in the order ``NODE_COLUMNS`` and ``NODE_READ_COLUMNS`` list them
+# (and so the order of the values of a snapshot's anonymous node ``ROW(...)``: rows.py).
+NODE_FIELDS = (
+    "node_id",
+    "status",
+    "generation",
+    "attempts",
+    "output",
+    "error",
+    "next_nodes",
+    "skipped",
+    "queued_at",
+    "started_at",
+    "completed_at",
+    "wake_at",
+    "wait",
 )
+_NODE_JSONB = frozenset({"output", "wait"})
+NODE_COLUMNS = ", ".join(NODE_FIELDS)
 # As read: the jsonb columns come back as text (``NodeRecord`` keeps JSON text).
-NODE_READ_COLUMNS = (
-    "node_id, status, generation, attempts, output::text, error, next_nodes, skipped, "
-    "queued_at, started_at, completed_at, wake_at, wait::text"
-)
+NODE_READ_COLUMNS = ", ".join(f"{c}::text" if c in _NODE_JSONB else c for c in NODE_FIELDS)
 _NODE_RECORDSET = """
     jsonb_to_recordset($NODES::jsonb) AS x(
         node_id text, status text, generation int, attempts int, output text, error text,

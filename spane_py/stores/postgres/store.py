@@ -20,8 +20,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from spane_py import _json
-from spane_py.definitions.models import STORED, WorkflowDefinition
+from spane_py.definitions.models import WorkflowDefinition
 from spane_py.errors import ConfigurationError, ExecutionNotFoundError, StatePersistenceError
 from spane_py.records import (
     CreatedExecution,
@@ -40,8 +39,8 @@ from spane_py.records import (
     Transition,
     WorkflowVersionRecord,
 )
-from spane_py.state import ExecutionStatus, NodeStatus
-from spane_py.stores.postgres import sql
+from spane_py.state import ExecutionStatus
+from spane_py.stores.postgres import rows, sql
 from spane_py.stores.postgres.coalesce import StatementBatcher, node_item, write_item
 from spane_py.stores.postgres.connection import (
     PoolOptions,
@@ -264,7 +263,7 @@ class PostgresExecutionStore(PostgresTriggers):
                             await conn.execute(sql.ACTIVATE, definition.id)
                         existing = await conn.fetchrow(sql.GET_VERSION, definition.id, latest)
                         assert existing is not None
-                        return SavedWorkflow(_version(existing), created=False)
+                        return SavedWorkflow(rows.version(existing), created=False)
                 version = (latest or 0) + 1
                 await conn.execute(
                     sql.INSERT_VERSION,
@@ -278,7 +277,7 @@ class PostgresExecutionStore(PostgresTriggers):
                 await conn.execute(sql.SET_LATEST, definition.id, version)
                 saved = await conn.fetchrow(sql.GET_VERSION, definition.id, version)
                 assert saved is not None
-                return SavedWorkflow(_version(saved), created=True)
+                return SavedWorkflow(rows.version(saved), created=True)
 
         return await with_retry(run, what="saving a workflow", retry_for_s=self.options.retry_for_s)
 
@@ -291,7 +290,7 @@ class PostgresExecutionStore(PostgresTriggers):
             if not 1 <= version <= 2**31 - 1:
                 return None
             row = await self._fetchrow("reading a workflow", sql.GET_VERSION, workflow_id, version)
-        return _version(row) if row is not None else None
+        return rows.version(row) if row is not None else None
 
     async def get_workflow_version(self, workflow_id: str) -> int | None:
         value = await self._fetchval("reading a workflow", sql.GET_LATEST_NUMBER, workflow_id)
@@ -301,14 +300,14 @@ class PostgresExecutionStore(PostgresTriggers):
         self, *, active_only: bool = True, limit: int = 100, offset: int = 0
     ) -> list[WorkflowVersionRecord]:
         _check_window(limit, offset)
-        rows = await self._fetch(
+        found = await self._fetch(
             "listing workflows", sql.LIST_WORKFLOWS, active_only, limit, offset
         )
-        return [_version(r) for r in rows]
+        return [rows.version(r) for r in found]
 
     async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRecord]:
-        rows = await self._fetch("listing workflow versions", sql.LIST_VERSIONS, workflow_id)
-        return [_version(r) for r in rows]
+        found = await self._fetch("listing workflow versions", sql.LIST_VERSIONS, workflow_id)
+        return [rows.version(r) for r in found]
 
     async def deactivate_workflow(self, workflow_id: str) -> bool:
         async def run() -> str:
@@ -375,7 +374,7 @@ class PostgresExecutionStore(PostgresTriggers):
                 sql.GET_EXECUTION_BY_KEY, record.workflow_id, record.idempotency_key
             )
             if row is not None and idempotency_after is not None:
-                existing = _execution(row)
+                existing = rows.execution(row)
                 if existing.created_at < idempotency_after:
                     # Expired: release the key and try again (a concurrent creator that
                     # wins the key in between is the one the caller gets).
@@ -388,7 +387,7 @@ class PostgresExecutionStore(PostgresTriggers):
                     return await run()
             if row is None:  # pragma: no cover - the key was deleted in between
                 raise StatePersistenceError("an idempotency key vanished while it was used")
-            return CreatedExecution(_execution(row), created=False)
+            return CreatedExecution(rows.execution(row), created=False)
 
         return await with_retry(
             run, what="creating an execution", retry_for_s=self.options.retry_for_s
@@ -441,15 +440,15 @@ class PostgresExecutionStore(PostgresTriggers):
         if not _is_uuid(execution_id):
             return None
         row = await self._fetchrow("reading an execution", sql.GET_EXECUTION, execution_id)
-        return _execution(row) if row is not None else None
+        return rows.execution(row) if row is not None else None
 
     async def find_execution_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
         _check_window(limit)
         bounds = _uuid_prefix_range(prefix)
         if bounds is None or limit == 0:
             return []
-        rows = await self._fetch("finding executions", sql.FIND_EXECUTION_IDS, *bounds, limit)
-        return [r[0] for r in rows]
+        found = await self._fetch("finding executions", sql.FIND_EXECUTION_IDS, *bounds, limit)
+        return [r["execution_id"] for r in found]
 
     async def get_snapshot(self, execution_id: str) -> ExecutionSnapshot | None:
         if not _is_uuid(execution_id):
@@ -466,8 +465,8 @@ class PostgresExecutionStore(PostgresTriggers):
     async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]:
         if not _is_uuid(execution_id):
             return {}
-        rows = await self._fetch("reading node results", sql.GET_NODES, execution_id)
-        return {r[0]: _node(r) for r in rows}
+        found = await self._fetch("reading node results", sql.GET_NODES, execution_id)
+        return {n.node_id: n for n in map(rows.node, found)}
 
     async def transition(
         self,
@@ -556,9 +555,7 @@ class PostgresExecutionStore(PostgresTriggers):
             raise ExecutionNotFoundError(
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
-        snapshot = ExecutionSnapshot(
-            _execution(row), {n[0]: _node(n) for n in row["nodes"]}, row["revision"]
-        )
+        snapshot = rows.snapshot(row)
         self._latest.saw(snapshot)
         return snapshot
 
@@ -597,7 +594,7 @@ class PostgresExecutionStore(PostgresTriggers):
         _check_window(limit)
         if cursor is not None and not _is_uuid(cursor):
             raise ValueError(f"invalid cursor {cursor!r}")
-        rows = await self._fetch(
+        found = await self._fetch(
             "listing executions",
             sql.LIST_EXECUTIONS,
             workflow_id,
@@ -607,8 +604,8 @@ class PostgresExecutionStore(PostgresTriggers):
             cursor,
             limit + 1,
         )
-        items = tuple(_execution(r) for r in rows[:limit])
-        more = len(rows) > limit
+        items = tuple(rows.execution(r) for r in found[:limit])
+        more = len(found) > limit
         return ExecutionPage(items, items[-1].execution_id if more and items else None)
 
     async def get_execution_count(
@@ -626,21 +623,21 @@ class PostgresExecutionStore(PostgresTriggers):
     async def get_child_executions(self, execution_id: str) -> list[ExecutionRecord]:
         if not _is_uuid(execution_id):
             return []
-        rows = await self._fetch("reading child executions", sql.CHILD_EXECUTIONS, execution_id)
-        return [_execution(r) for r in rows]
+        found = await self._fetch("reading child executions", sql.CHILD_EXECUTIONS, execution_id)
+        return [rows.execution(r) for r in found]
 
     async def get_parent_execution(self, execution_id: str) -> ExecutionRecord | None:
         if not _is_uuid(execution_id):
             return None
         row = await self._fetchrow("reading a parent execution", sql.PARENT_EXECUTION, execution_id)
-        return _execution(row) if row is not None else None
+        return rows.execution(row) if row is not None else None
 
     async def list_pending_nodes(
         self, *, older_than: datetime, limit: int = 500
     ) -> list[PendingNode]:
         _check_window(limit)
-        rows = await self._fetch("listing pending nodes", sql.PENDING_NODES, older_than, limit)
-        return [PendingNode(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        found = await self._fetch("listing pending nodes", sql.PENDING_NODES, older_than, limit)
+        return [rows.pending_node(r) for r in found]
 
     async def admit_queued(
         self, workflow_id: str, limit: int, now: datetime
@@ -654,34 +651,34 @@ class PostgresExecutionStore(PostgresTriggers):
                 await conn.execute(sql.LOCK_ADMISSION, workflow_id)
                 return list(await conn.fetch(sql.ADMIT_QUEUED, workflow_id, limit, now))
 
-        rows = await with_retry(
+        found = await with_retry(
             run, what="admitting queued executions", retry_for_s=self.options.retry_for_s
         )
-        admitted = sorted((_execution(r) for r in rows), key=lambda r: r.execution_id)
+        admitted = sorted((rows.execution(r) for r in found), key=lambda r: r.execution_id)
         for record in admitted:
             # The revision moved on: a cached snapshot would only fail its guard.
             self._latest.forget(record.execution_id)
         return admitted
 
     async def list_queued_workflows(self) -> list[str]:
-        rows = await self._fetch("listing queued workflows", sql.QUEUED_WORKFLOWS)
-        return [r[0] for r in rows]
+        found = await self._fetch("listing queued workflows", sql.QUEUED_WORKFLOWS)
+        return [r["workflow_id"] for r in found]
 
     # Dead-letter queue -----------------------------------------------------------
     async def list_dlq_items(
         self, *, limit: int = 100, offset: int = 0, include_retried: bool = False
     ) -> list[DlqRecord]:
         _check_window(limit, offset)
-        rows = await self._fetch(
+        found = await self._fetch(
             "listing dead-letter items", sql.LIST_DLQ, include_retried, limit, offset
         )
-        return [_dlq(r) for r in rows]
+        return [rows.dlq(r) for r in found]
 
     async def get_dlq_item(self, dlq_id: int) -> DlqRecord | None:
         if not _is_bigint(dlq_id):
             return None
         row = await self._fetchrow("reading a dead-letter item", sql.GET_DLQ, dlq_id)
-        return _dlq(row) if row is not None else None
+        return rows.dlq(row) if row is not None else None
 
     async def mark_dlq_retried(self, dlq_id: int, at: datetime) -> bool:
         if not _is_bigint(dlq_id):
@@ -736,17 +733,17 @@ class PostgresExecutionStore(PostgresTriggers):
 
     async def get_token(self, token: str) -> ResumeTokenRecord | None:
         row = await self._fetchrow("reading a resume token", sql.GET_TOKEN, token)
-        return _token(row) if row is not None else None
+        return rows.token(row) if row is not None else None
 
     async def list_tokens(
         self, *, execution_id: str | None = None, active_only: bool = True, now: datetime
     ) -> list[ResumeTokenRecord]:
         if execution_id is not None and not _is_uuid(execution_id):
             return []
-        rows = await self._fetch(
+        found = await self._fetch(
             "listing resume tokens", sql.LIST_TOKENS, execution_id, active_only, now
         )
-        return [_token(r) for r in rows]
+        return [rows.token(r) for r in found]
 
     async def set_token_used(self, token: str, at: datetime) -> bool:
         return await self._update_one("using a resume token", sql.USE_TOKEN, token, at)
@@ -759,7 +756,7 @@ class PostgresExecutionStore(PostgresTriggers):
         await self.add_logs([record])
 
     async def add_logs(self, records: Sequence[LogRecord]) -> None:
-        rows = [
+        entries = [
             {
                 "execution_id": r.execution_id,
                 "node_id": r.node_id,
@@ -771,9 +768,9 @@ class PostgresExecutionStore(PostgresTriggers):
             for r in records
             if _is_uuid(r.execution_id)
         ]
-        if not rows:
+        if not entries:
             return
-        payload = orjson.dumps(rows).decode()
+        payload = orjson.dumps(entries).decode()
 
         async def run() -> None:
             await self.pool.execute(sql.ADD_LOGS, payload)
@@ -783,120 +780,14 @@ class PostgresExecutionStore(PostgresTriggers):
     async def get_spans(self, execution_id: str) -> list[SpanRecord]:
         if not _is_uuid(execution_id):
             return []
-        rows = await self._fetch("reading spans", sql.GET_SPANS, execution_id)
-        return [
-            SpanRecord(
-                span_id=r[0],
-                execution_id=r[1],
-                node_id=r[2],
-                name=r[3],
-                attempt=r[4],
-                status=r[5],
-                started_at=r[6],
-                ended_at=r[7],
-                worker_id=r[8],
-                error=r[9],
-                traceback=r[10],
-                attributes=_json.loads(r[11]),
-            )
-            for r in rows
-        ]
+        found = await self._fetch("reading spans", sql.GET_SPANS, execution_id)
+        return [rows.span(r) for r in found]
 
     async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]:
         if not _is_uuid(execution_id):
             return []
-        rows = await self._fetch("reading logs", sql.GET_LOGS, execution_id, node_id)
-        return [
-            LogRecord(
-                execution_id=r[0],
-                node_id=r[1],
-                level=r[2],
-                message=r[3],
-                fields=_json.loads(r[4]),
-                timestamp=r[5],
-            )
-            for r in rows
-        ]
-
-
-# Rows -> records --------------------------------------------------------------------
-def _execution(row: Any) -> ExecutionRecord:
-    return ExecutionRecord(
-        execution_id=row[0],
-        workflow_id=row[1],
-        workflow_version=row[2],
-        status=ExecutionStatus(row[3]),
-        initial_data=row[4],
-        metadata=_json.loads(row[5]),
-        parent_execution_id=row[6],
-        parent_node_id=row[7],
-        depth=row[8],
-        priority=row[9],
-        idempotency_key=row[10],
-        created_at=row[11],
-        started_at=row[12],
-        completed_at=row[13],
-        error=row[14],
-    )
-
-
-def _node(row: Any) -> NodeRecord:
-    next_nodes = row[6]
-    return NodeRecord(
-        node_id=row[0],
-        status=NodeStatus(row[1]),
-        generation=row[2],
-        attempts=row[3],
-        output=row[4],
-        error=row[5],
-        next_nodes=tuple(next_nodes) if next_nodes is not None else None,
-        skipped=row[7],
-        queued_at=row[8],
-        started_at=row[9],
-        completed_at=row[10],
-        wake_at=row[11],
-        wait=row[12],
-    )
-
-
-def _dlq(row: Any) -> DlqRecord:
-    return DlqRecord(
-        dlq_id=row[0],
-        execution_id=row[1],
-        workflow_id=row[2],
-        node_id=row[3],
-        job=_json.loads(row[4]),
-        error=row[5],
-        traceback=row[6],
-        attempts=row[7],
-        failed_at=row[8],
-        retried_at=row[9],
-    )
-
-
-def _token(row: Any) -> ResumeTokenRecord:
-    return ResumeTokenRecord(
-        token=row[0],
-        execution_id=row[1],
-        node_id=row[2],
-        generation=row[3],
-        created_at=row[4],
-        expires_at=row[5],
-        used_at=row[6],
-        revoked_at=row[7],
-    )
-
-
-def _version(row: Any) -> WorkflowVersionRecord:
-    return WorkflowVersionRecord(
-        workflow_id=row[0],
-        version=row[1],
-        definition=WorkflowDefinition.model_validate_json(row[2], context=STORED),
-        content_hash=row[3],
-        created_at=row[4],
-        change_notes=row[5],
-        active=row[6],
-    )
+        found = await self._fetch("reading logs", sql.GET_LOGS, execution_id, node_id)
+        return [rows.log(r) for r in found]
 
 
 def _nodes_json(nodes: Sequence[NodeRecord]) -> str:

@@ -12,7 +12,7 @@ import orjson
 
 from spane_py.errors import StatePersistenceError
 from spane_py.records import ScheduleRecord, WebhookRecord
-from spane_py.stores.postgres import sql
+from spane_py.stores.postgres import rows, sql
 from spane_py.stores.postgres.connection import PoolOptions, with_retry
 
 
@@ -65,7 +65,7 @@ class PostgresTriggers:
                     )
                 conflicts = await conn.fetch(sql.WEBHOOK_CONFLICTS, workflow_id, webhooks_json)
                 if conflicts:
-                    return [_webhook(r) for r in conflicts]
+                    return [rows.webhook(r) for r in conflicts]
                 await conn.execute(sql.SYNC_SCHEDULES, workflow_id, schedules_json)
                 await conn.execute(sql.SYNC_WEBHOOKS, workflow_id, webhooks_json)
                 return []
@@ -75,12 +75,12 @@ class PostgresTriggers:
         )
 
     async def list_schedules(self, workflow_id: str | None = None) -> list[ScheduleRecord]:
-        rows = await self._fetch("listing schedules", sql.LIST_SCHEDULES, workflow_id)
-        return [_schedule(r) for r in rows]
+        found = await self._fetch("listing schedules", sql.LIST_SCHEDULES, workflow_id)
+        return [rows.schedule(r) for r in found]
 
     async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
         row = await self._fetchrow("reading a schedule", sql.GET_SCHEDULE, schedule_id)
-        return _schedule(row) if row is not None else None
+        return rows.schedule(row) if row is not None else None
 
     async def set_schedule_paused(
         self, schedule_id: str, paused: bool, *, skip_until: datetime | None = None
@@ -105,28 +105,9 @@ class PostgresTriggers:
         return status.endswith(" 1")
 
     async def list_webhooks(self, workflow_id: str | None = None) -> list[WebhookRecord]:
-        rows = await self._fetch("listing webhooks", sql.LIST_WEBHOOKS, workflow_id)
-        return [_webhook(r) for r in rows]
+        found = await self._fetch("listing webhooks", sql.LIST_WEBHOOKS, workflow_id)
+        return [rows.webhook(r) for r in found]
 
     async def get_webhook(self, path: str, method: str) -> WebhookRecord | None:
         row = await self._fetchrow("reading a webhook", sql.GET_WEBHOOK, path, method)
-        return _webhook(row) if row is not None else None
-
-
-def _schedule(row: Any) -> ScheduleRecord:
-    return ScheduleRecord(
-        schedule_id=row[0],
-        workflow_id=row[1],
-        cron=row[2],
-        timezone=row[3],
-        created_at=row[4],
-        missed=row[5],
-        paused=row[6],
-        last_tick=row[7],
-    )
-
-
-def _webhook(row: Any) -> WebhookRecord:
-    return WebhookRecord(
-        path=row[0], method=row[1], workflow_id=row[2], secret=row[3], created_at=row[4]
-    )
+        return rows.webhook(row) if row is not None else None
