@@ -15,24 +15,20 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Union
 
-from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry
 
 from spane_py._text import check_argument
 from spane_py.definitions.models import MAX_WEBHOOK_TOLERANCE_S, WorkflowDefinition
 from spane_py.definitions.validation import validate_workflow
-from spane_py.embedded import EmbeddedRedis
 from spane_py.engine import starting
-from spane_py.engine.builtin_nodes import BuiltinNodes
 from spane_py.engine.cache import CacheStats, WorkflowCache
 from spane_py.engine.control import BulkResult, Control, check_token
 from spane_py.engine.lifecycle import Lifecycle
-from spane_py.engine.notify import ControlChannel, SettleNotifier
+from spane_py.engine.notify import SettleNotifier
 from spane_py.engine.observing import Observability, check_port, scoped
 from spane_py.engine.options import check_durations
-from spane_py.engine.resend import Resender
-from spane_py.engine.runner import NodeRunner
 from spane_py.engine.states import to_log, to_span, to_state
+from spane_py.engine.wiring import RunnerOptions, Wiring, unwire, wire
 from spane_py.engine.workers import build_worker, sweep_pending, warn_if_not_durable
 from spane_py.errors import (
     ConfigurationError,
@@ -44,7 +40,7 @@ from spane_py.errors import (
 from spane_py.limits import DEFAULT_LIMITS, Limits
 from spane_py.observability import events
 from spane_py.observability.stream import DEFAULT_MAXLEN, EventSubscription
-from spane_py.queue.client import JobQueue, QueueStats, connect
+from spane_py.queue.client import JobQueue, QueueStats
 from spane_py.queue.jobs import NodeJob
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.records import DlqRecord, ResumeTokenRecord, WebhookRecord, WorkflowVersionRecord
@@ -221,17 +217,8 @@ class WorkflowEngine:
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
-        self._embedded: EmbeddedRedis | None = None
-        self._redis: ArqRedis | None = None
-        self._queue: JobQueue | None = None
-        self._runner: NodeRunner | None = None
-        self._traffic: TrafficControl | None = None
+        self._wired: Wiring | None = None  # the started engine's parts
         self._workers: list[tuple[SpaneWorker, asyncio.Task[None]]] = []
-        self._notifier: SettleNotifier | None = None
-        self._lifecycle: Lifecycle | None = None
-        self._resender: Resender | None = None
-        self._control: Control | None = None
-        self._channel: ControlChannel | None = None
         self._started = False
         self._closed = False
         self._durability_checked = False  # warned once, at the first worker's start
@@ -244,58 +231,21 @@ class WorkflowEngine:
         if self._closed:
             raise ConfigurationError("this engine is closed; create a new one")
         await self.store.start()
-        url = self._redis_url or os.environ.get("REDIS_URL")
-        if not url:
-            self._embedded = EmbeddedRedis()
-            url = await self._embedded.astart()
-        self._redis = connect(url, queue_name=f"{self.key_prefix}:queue")
-        self._queue = JobQueue(self._redis, prefix=self.key_prefix)
-        try:
-            await self._queue.ping()
-        except Exception:
-            await self._release_redis()
-            raise
-        # Waiters in other processes can only exist when the store is shared.
-        self._notifier = SettleNotifier(self._queue, across_processes=self.store.shared)
-        self._resender = Resender()
-        self._lifecycle = Lifecycle(
-            self.store, self._queue, self.cache, self._notifier, resender=self._resender
-        )
-        self._traffic = TrafficControl(
-            self._redis, prefix=self.key_prefix, global_limit=self.global_rate_limit
-        )
-        builtins = BuiltinNodes(
+        self._wired = await wire(
             store=self.store,
-            queue=self._queue,
             cache=self.cache,
             registry=self.registry,
-            admit=self._lifecycle.admit,
-            traffic=self._traffic,
-        )
-        self._runner = NodeRunner(
-            registry=self.registry,
-            store=self.store,
-            cache=self.cache,
-            queue=self._queue,
-            on_settled=self._lifecycle.settled,
-            builtins=builtins,
-            traffic=self._traffic,
-            max_output_bytes=self.max_output_bytes,
-            cancel_grace_seconds=self.cancel_grace_seconds,
-            max_lost_deliveries=self.max_lost_deliveries,
-        )
-        self._channel = ControlChannel(self._queue)
-        self._control = Control(
-            store=self.store,
-            queue=self._queue,
-            cache=self.cache,
-            runner=self._runner,
-            lifecycle=self._lifecycle,
-            channel=self._channel,
+            key_prefix=self.key_prefix,
+            redis_url=self._redis_url,
+            global_rate_limit=self.global_rate_limit,
             limits=self.limits,
+            runner_options=RunnerOptions(
+                max_output_bytes=self.max_output_bytes,
+                cancel_grace_seconds=self.cancel_grace_seconds,
+                max_lost_deliveries=self.max_lost_deliveries,
+            ),
         )
-        self._runner.on_deadline = self._control.time_out
-        await self._observability.start(self._queue, self.store)
+        await self._observability.start(self._wired.queue, self.store)
         self._started = True
         if self.metrics_port is not None:
             try:
@@ -312,28 +262,15 @@ class WorkflowEngine:
             return
         self._closed = True
         await self.stop_workers(grace_seconds=grace_seconds)
-        if self._resender is not None:  # entry jobs Redis refused: a last chance to send
-            await self._resender.close(timeout=min(grace_seconds, 5.0))
+        wired, self._wired = self._wired, None
+        if wired is not None:  # entry jobs Redis refused: a last chance to send
+            await wired.resender.close(timeout=min(grace_seconds, 5.0))
         await self._observability.close()
-        if self._notifier is not None:
-            await self._notifier.close()
-        if self._channel is not None:
-            await self._channel.close()
-        if self._traffic is not None:
-            await self._traffic.close()
-        await self._release_redis()
+        if wired is not None:
+            await unwire(wired)
         if self._close_store:
             await self.store.close()
         self._started = False
-
-    async def _release_redis(self) -> None:
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose(close_connection_pool=True)
-            self._redis = None
-        if self._embedded is not None:
-            await asyncio.to_thread(self._embedded.stop)
-            self._embedded = None
 
     async def __aenter__(self) -> WorkflowEngine:
         await self.start()
@@ -347,41 +284,36 @@ class WorkflowEngine:
     ) -> None:
         await self.close()
 
+    def _parts(self) -> Wiring:
+        if self._wired is None:
+            raise ConfigurationError("the engine is not started: call `await engine.start()`")
+        return self._wired
+
     @property
     def queue(self) -> JobQueue:
-        if self._queue is None:
-            raise ConfigurationError("the engine is not started: call `await engine.start()`")
-        return self._queue
+        return self._parts().queue
 
     @property
     def notifier(self) -> SettleNotifier:
-        if self._notifier is None:
-            raise ConfigurationError("the engine is not started: call `await engine.start()`")
-        return self._notifier
+        return self._parts().notifier
 
     @property
     def lifecycle(self) -> Lifecycle:
-        if self._lifecycle is None:
-            raise ConfigurationError("the engine is not started: call `await engine.start()`")
-        return self._lifecycle
+        return self._parts().lifecycle
 
     @property
     def control(self) -> Control:
-        if self._control is None:
-            raise ConfigurationError("the engine is not started: call `await engine.start()`")
-        return self._control
+        return self._parts().control
 
     @property
     def traffic(self) -> TrafficControl:
-        if self._traffic is None:
-            raise ConfigurationError("the engine is not started: call `await engine.start()`")
-        return self._traffic
+        return self._parts().traffic
 
     @property
     def redis_url(self) -> str | None:
         """The Redis URL in use (the embedded server's socket when it runs)."""
-        if self._embedded is not None:
-            return self._embedded.url
+        if self._wired is not None and self._wired.redis_url is not None:
+            return self._wired.redis_url
         return self._redis_url or os.environ.get("REDIS_URL")
 
     # Workflows -------------------------------------------------------------------
@@ -498,7 +430,7 @@ class WorkflowEngine:
             idempotency_key,
             self.lifecycle.admit,
             idempotency_ttl_s=self.idempotency_ttl_seconds,
-            resender=self._resender,
+            resender=self._parts().resender,
         )
 
     @scoped
@@ -523,7 +455,12 @@ class WorkflowEngine:
             limits=self.limits,
         )
         return await starting.start_many(
-            self.store, self.queue, start, inputs, self.lifecycle.admit, resender=self._resender
+            self.store,
+            self.queue,
+            start,
+            inputs,
+            self.lifecycle.admit,
+            resender=self._parts().resender,
         )
 
     async def schedule_workflow(
@@ -677,7 +614,7 @@ class WorkflowEngine:
         """A new execution of the same workflow version with the same input; its metadata
         has ``replayed_from``. Returns the new execution's id."""
         await self.start()
-        return await self.control.replay(execution_id, self.lifecycle.admit, self._resender)
+        return await self.control.replay(execution_id, self.lifecycle.admit, self._parts().resender)
 
     replay_workflow = replay_execution
 
@@ -818,9 +755,8 @@ class WorkflowEngine:
                 "this engine is producer_only: it enqueues, and runs no worker (its registry "
                 "need not hold the executors); build the workers' engine without it"
             )
-        assert self._runner is not None
         return build_worker(
-            self._runner,
+            self._parts().runner,
             self.queue,
             concurrency=concurrency,
             burst=burst,
@@ -895,9 +831,8 @@ class WorkflowEngine:
             await worker.run()
 
     def _listen_for_cancels(self) -> None:
-        assert self._channel is not None
-        assert self._runner is not None
-        self._channel.listen(self._runner.cancel_local)
+        parts = self._parts()
+        parts.channel.listen(parts.runner.cancel_local)
         self.traffic.listen()  # holds from ctx.rate_limit in other processes
 
     async def run_until_idle(self, concurrency: int = 10) -> None:

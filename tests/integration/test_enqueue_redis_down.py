@@ -126,8 +126,7 @@ async def test_enqueue_with_redis_down_returns_ids_that_run_when_it_returns(
     results = await asyncio.gather(*(engine.wait_for_execution(i, timeout=60) for i in ids))
     assert [r.status for r in results] == [ExecutionStatus.COMPLETED] * 5
     assert sorted(r.node_results["a"].data for r in results) == [2, 4, 6, 8, 10]
-    assert engine._resender is not None
-    assert engine._resender.pending == 0
+    assert engine._parts().resender.pending == 0
 
 
 async def test_sends_still_refused_at_close_are_left_to_the_sweeper(
