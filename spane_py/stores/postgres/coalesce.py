@@ -28,6 +28,7 @@ import orjson
 from spane_py.records import Transition
 from spane_py.stores.postgres import sql
 from spane_py.stores.postgres.connection import RETRYABLE
+from spane_py.stores.postgres.params import node_item
 
 Run = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]]
 
@@ -205,24 +206,6 @@ def write_item(execution_id: str, revision: int, result: Transition) -> dict[str
             metadata=dict(new.metadata),
         )
     return item
-
-
-def node_item(n: Any) -> dict[str, Any]:
-    return {
-        "node_id": n.node_id,
-        "status": n.status.value,
-        "generation": n.generation,
-        "attempts": n.attempts,
-        "output": n.output,
-        "error": n.error,
-        "next_nodes": list(n.next_nodes) if n.next_nodes is not None else None,
-        "skipped": n.skipped,
-        "queued_at": n.queued_at,
-        "started_at": n.started_at,
-        "completed_at": n.completed_at,
-        "wake_at": n.wake_at,
-        "wait": n.wait,
-    }
 
 
 def _resolve_reads(reads: dict[str, list[asyncio.Future[Any]]], by_id: dict[str, Any]) -> None:

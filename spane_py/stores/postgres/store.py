@@ -11,7 +11,6 @@ guard makes a repeated write impossible, and ``decide`` sees what was already ap
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -40,8 +39,8 @@ from spane_py.records import (
     WorkflowVersionRecord,
 )
 from spane_py.state import ExecutionStatus
-from spane_py.stores.postgres import rows, sql
-from spane_py.stores.postgres.coalesce import StatementBatcher, node_item, write_item
+from spane_py.stores.postgres import params, rows, sql
+from spane_py.stores.postgres.coalesce import StatementBatcher, write_item
 from spane_py.stores.postgres.connection import (
     PoolOptions,
     configure_logging,
@@ -299,7 +298,7 @@ class PostgresExecutionStore(PostgresTriggers):
     async def list_workflows(
         self, *, active_only: bool = True, limit: int = 100, offset: int = 0
     ) -> list[WorkflowVersionRecord]:
-        _check_window(limit, offset)
+        params.check_window(limit, offset)
         found = await self._fetch(
             "listing workflows", sql.LIST_WORKFLOWS, active_only, limit, offset
         )
@@ -335,7 +334,7 @@ class PostgresExecutionStore(PostgresTriggers):
             record.workflow_version,
             record.status.value,
             record.initial_data,
-            _metadata_json(record.metadata),
+            params.metadata_json(record.metadata),
             record.parent_execution_id,
             record.parent_node_id,
             record.depth,
@@ -345,7 +344,7 @@ class PostgresExecutionStore(PostgresTriggers):
             record.started_at,
             record.completed_at,
             record.error,
-            _nodes_json(nodes),
+            params.nodes_json(nodes),
         )
         lost_connection = False
 
@@ -415,7 +414,7 @@ class PostgresExecutionStore(PostgresTriggers):
                     "started_at": r.started_at,
                     "completed_at": r.completed_at,
                     "error": r.error,
-                    "nodes": [node_item(n) for n in nodes],
+                    "nodes": [params.node_item(n) for n in nodes],
                 }
                 for r, nodes in items
             ]
@@ -437,21 +436,21 @@ class PostgresExecutionStore(PostgresTriggers):
         await with_retry(run, what="creating executions", retry_for_s=self.options.retry_for_s)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        if not _is_uuid(execution_id):
+        if not params.is_uuid(execution_id):
             return None
         row = await self._fetchrow("reading an execution", sql.GET_EXECUTION, execution_id)
         return rows.execution(row) if row is not None else None
 
     async def find_execution_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
-        _check_window(limit)
-        bounds = _uuid_prefix_range(prefix)
+        params.check_window(limit)
+        bounds = params.uuid_prefix_range(prefix)
         if bounds is None or limit == 0:
             return []
         found = await self._fetch("finding executions", sql.FIND_EXECUTION_IDS, *bounds, limit)
         return [r["execution_id"] for r in found]
 
     async def get_snapshot(self, execution_id: str) -> ExecutionSnapshot | None:
-        if not _is_uuid(execution_id):
+        if not params.is_uuid(execution_id):
             return None
 
         async def run() -> Any:
@@ -463,7 +462,7 @@ class PostgresExecutionStore(PostgresTriggers):
         return None if row is None else self._snapshot(execution_id, row)
 
     async def get_node_results(self, execution_id: str) -> dict[str, NodeRecord]:
-        if not _is_uuid(execution_id):
+        if not params.is_uuid(execution_id):
             return {}
         found = await self._fetch("reading node results", sql.GET_NODES, execution_id)
         return {n.node_id: n for n in map(rows.node, found)}
@@ -476,7 +475,7 @@ class PostgresExecutionStore(PostgresTriggers):
         cached: ExecutionSnapshot | None = None,
         recent: Recent | None = None,
     ) -> Transition:
-        if not _is_uuid(execution_id):
+        if not params.is_uuid(execution_id):
             raise ExecutionNotFoundError(
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
@@ -526,7 +525,7 @@ class PostgresExecutionStore(PostgresTriggers):
         if result.is_noop:
             # Decided on a cached snapshot, "nothing to do" may be stale news: read.
             return None if cached is not None else result
-        _check_same_execution(execution_id, result)
+        params.check_same_execution(execution_id, result)
         assert snapshot.revision is not None
         if not await self._batch.write(execution_id, snapshot.revision, result):
             self._latest.forget(execution_id)
@@ -542,7 +541,7 @@ class PostgresExecutionStore(PostgresTriggers):
             result = decide(snapshot)
             if result.is_noop:
                 return result
-            _check_same_execution(execution_id, result)
+            params.check_same_execution(execution_id, result)
             assert snapshot.revision is not None
             item = write_item(execution_id, snapshot.revision, result)
             written = await conn.fetch(sql.WRITE_MANY, orjson.dumps([item]).decode())
@@ -562,14 +561,16 @@ class PostgresExecutionStore(PostgresTriggers):
     async def update_execution_metadata(
         self, execution_id: str, metadata: Mapping[str, Any]
     ) -> None:
-        if not _is_uuid(execution_id):
+        if not params.is_uuid(execution_id):
             raise ExecutionNotFoundError(
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
 
         async def run() -> str:
             return str(
-                await self.pool.execute(sql.MERGE_METADATA, execution_id, _metadata_json(metadata))
+                await self.pool.execute(
+                    sql.MERGE_METADATA, execution_id, params.metadata_json(metadata)
+                )
             )
 
         self._latest.forget(execution_id)  # its revision moves on
@@ -591,8 +592,8 @@ class PostgresExecutionStore(PostgresTriggers):
         limit: int = 50,
         cursor: str | None = None,
     ) -> ExecutionPage:
-        _check_window(limit)
-        if cursor is not None and not _is_uuid(cursor):
+        params.check_window(limit)
+        if cursor is not None and not params.is_uuid(cursor):
             raise ValueError(f"invalid cursor {cursor!r}")
         found = await self._fetch(
             "listing executions",
@@ -621,13 +622,13 @@ class PostgresExecutionStore(PostgresTriggers):
         )
 
     async def get_child_executions(self, execution_id: str) -> list[ExecutionRecord]:
-        if not _is_uuid(execution_id):
+        if not params.is_uuid(execution_id):
             return []
         found = await self._fetch("reading child executions", sql.CHILD_EXECUTIONS, execution_id)
         return [rows.execution(r) for r in found]
 
     async def get_parent_execution(self, execution_id: str) -> ExecutionRecord | None:
-        if not _is_uuid(execution_id):
+        if not params.is_uuid(execution_id):
             return None
         row = await self._fetchrow("reading a parent execution", sql.PARENT_EXECUTION, execution_id)
         return rows.execution(row) if row is not None else None
@@ -635,14 +636,14 @@ class PostgresExecutionStore(PostgresTriggers):
     async def list_pending_nodes(
         self, *, older_than: datetime, limit: int = 500
     ) -> list[PendingNode]:
-        _check_window(limit)
+        params.check_window(limit)
         found = await self._fetch("listing pending nodes", sql.PENDING_NODES, older_than, limit)
         return [rows.pending_node(r) for r in found]
 
     async def admit_queued(
         self, workflow_id: str, limit: int, now: datetime
     ) -> list[ExecutionRecord]:
-        limit = min(max(limit, 0), _MAX_BIGINT)  # beyond: "unlimited", not a driver error
+        limit = min(max(limit, 0), params.MAX_BIGINT)  # beyond: "unlimited", not a driver error
 
         async def run() -> list[asyncpg.Record]:
             # Two statements in one transaction: the count must be read after the lock is
@@ -668,20 +669,20 @@ class PostgresExecutionStore(PostgresTriggers):
     async def list_dlq_items(
         self, *, limit: int = 100, offset: int = 0, include_retried: bool = False
     ) -> list[DlqRecord]:
-        _check_window(limit, offset)
+        params.check_window(limit, offset)
         found = await self._fetch(
             "listing dead-letter items", sql.LIST_DLQ, include_retried, limit, offset
         )
         return [rows.dlq(r) for r in found]
 
     async def get_dlq_item(self, dlq_id: int) -> DlqRecord | None:
-        if not _is_bigint(dlq_id):
+        if not params.is_bigint(dlq_id):
             return None
         row = await self._fetchrow("reading a dead-letter item", sql.GET_DLQ, dlq_id)
         return rows.dlq(row) if row is not None else None
 
     async def mark_dlq_retried(self, dlq_id: int, at: datetime) -> bool:
-        if not _is_bigint(dlq_id):
+        if not params.is_bigint(dlq_id):
             return False
         return await self._update_one(
             "marking a dead-letter item retried", sql.MARK_DLQ_RETRIED, dlq_id, at
@@ -698,7 +699,7 @@ class PostgresExecutionStore(PostgresTriggers):
 
     # Resume tokens ---------------------------------------------------------------
     async def save_token(self, record: ResumeTokenRecord) -> None:
-        if not _is_uuid(record.execution_id):
+        if not params.is_uuid(record.execution_id):
             raise StatePersistenceError(
                 f"execution {record.execution_id!r} does not exist",
                 execution_id=record.execution_id,
@@ -738,7 +739,7 @@ class PostgresExecutionStore(PostgresTriggers):
     async def list_tokens(
         self, *, execution_id: str | None = None, active_only: bool = True, now: datetime
     ) -> list[ResumeTokenRecord]:
-        if execution_id is not None and not _is_uuid(execution_id):
+        if execution_id is not None and not params.is_uuid(execution_id):
             return []
         found = await self._fetch(
             "listing resume tokens", sql.LIST_TOKENS, execution_id, active_only, now
@@ -766,7 +767,7 @@ class PostgresExecutionStore(PostgresTriggers):
                 "logged_at": r.timestamp,
             }
             for r in records
-            if _is_uuid(r.execution_id)
+            if params.is_uuid(r.execution_id)
         ]
         if not entries:
             return
@@ -778,69 +779,13 @@ class PostgresExecutionStore(PostgresTriggers):
         await with_retry(run, what="writing logs", retry_for_s=self.options.retry_for_s)
 
     async def get_spans(self, execution_id: str) -> list[SpanRecord]:
-        if not _is_uuid(execution_id):
+        if not params.is_uuid(execution_id):
             return []
         found = await self._fetch("reading spans", sql.GET_SPANS, execution_id)
         return [rows.span(r) for r in found]
 
     async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]:
-        if not _is_uuid(execution_id):
+        if not params.is_uuid(execution_id):
             return []
         found = await self._fetch("reading logs", sql.GET_LOGS, execution_id, node_id)
         return [rows.log(r) for r in found]
-
-
-def _nodes_json(nodes: Sequence[NodeRecord]) -> str:
-    return orjson.dumps([node_item(n) for n in nodes]).decode()
-
-
-def _metadata_json(metadata: Mapping[str, Any]) -> str:
-    return orjson.dumps(dict(metadata)).decode() if metadata else "{}"
-
-
-def _is_uuid(value: object) -> bool:
-    if not isinstance(value, str) or len(value) != 36:
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-_UUID_TEMPLATE = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
-
-
-def _uuid_prefix_range(prefix: str) -> tuple[str, str] | None:
-    """The lowest and highest uuids whose text starts with ``prefix`` (None: no uuid's
-    text can: a character that is not a hex digit, or a hyphen out of place)."""
-    text = prefix.lower()
-    if len(text) > len(_UUID_TEMPLATE):
-        return None
-    for char, slot in zip(text, _UUID_TEMPLATE, strict=False):
-        if (slot == "-") != (char == "-") or (char != "-" and char not in "0123456789abcdef"):
-            return None
-    digits = text.replace("-", "")
-    return digits.ljust(32, "0"), digits.ljust(32, "f")
-
-
-_MAX_BIGINT = 2**63 - 1
-
-
-def _is_bigint(value: object) -> bool:
-    """Whether ``value`` fits a bigint column (asyncpg refuses to send one that does not)."""
-    return isinstance(value, int) and -_MAX_BIGINT - 1 <= value <= _MAX_BIGINT
-
-
-def _check_same_execution(execution_id: str, result: Transition) -> None:
-    new = result.execution
-    if new is not None and new.execution_id != execution_id:
-        raise ValueError(
-            f"a transition of execution {execution_id!r} returned the record of "
-            f"execution {new.execution_id!r}"
-        )
-
-
-def _check_window(limit: int, offset: int = 0) -> None:
-    if limit < 0 or offset < 0:
-        raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
