@@ -51,7 +51,7 @@ async def per_hop_ms(n: int, runs: int, store: str, concurrency: int = 10) -> li
             elapsed = time.perf_counter() - start
             assert state.status == "completed", state.status
             per_hop.append(elapsed * 1000 / n)
-        await engine.queue.purge()
+        await engine.purge()
     await engine.store.close()
     return per_hop
 

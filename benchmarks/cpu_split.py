@@ -328,7 +328,7 @@ async def fresh_worker(store: str) -> None:
         await engine.run_workflow("diamond", {"x": 0}, timeout=60)
         await asyncio.sleep(1.0)
         print(json.dumps({"rss_mib": vm_rss_mib()}), flush=True)
-        await engine.queue.purge()
+        await engine.purge()
     await engine.store.close()
 
 
@@ -358,7 +358,7 @@ async def measure_store(
             runs.append(await measure_run(engine, args.executions, redis, pg, counter, args.wait))
             print_run(i + 1, runs[-1])
         rss = vm_rss_mib()
-        await engine.queue.purge()
+        await engine.purge()
     await engine.store.close()
     if pg is not None and args.breakdown:
         nodes = args.executions * 5 * args.runs

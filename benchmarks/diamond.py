@@ -62,7 +62,7 @@ async def main(executions: int, concurrency: int, runs: int, store: str, bulk: b
             elapsed = time.perf_counter() - start
             assert all(s.status == "completed" for s in states)
             rates.append(executions * 5 / elapsed)
-        await engine.queue.purge()
+        await engine.purge()
     print(
         f"{executions} executions x 5 nodes, concurrency {concurrency}, {runs} runs, "
         f"{machine()}, {redis_kind()}, {store_kind_text(store)}, "

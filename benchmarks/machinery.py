@@ -70,7 +70,7 @@ async def main(executions: int, store: str) -> None:
         states = await asyncio.gather(*(engine.wait_for_execution(i, timeout=300) for i in ids))
         counting.on = False
         assert all(s.status == "completed" for s in states)
-        await engine.queue.purge()
+        await engine.purge()
     await engine.store.close()
     nodes = executions * len(DIAMOND["nodes"])
     print(f"{executions} diamonds ({nodes} node runs), {store} store; per node run:")

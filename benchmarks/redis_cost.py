@@ -105,7 +105,7 @@ async def measure(
         cpu1, calls1, usec1 = await redis_counters(engine)
         assert all(s.status == "completed" for s in states), "an execution did not complete"
         released.set()
-        await engine.queue.purge()
+        await engine.purge()
     if store_kind == "postgres":
         await store.close()
     nodes = executions * 5

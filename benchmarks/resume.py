@@ -60,7 +60,7 @@ async def main(executions: int, runs: int, store: str) -> None:
             states = [await engine.wait_for_execution(i, timeout=300) for i in ids]
             complete_s.append(time.perf_counter() - start)
             assert all(s.status == "completed" for s in states)
-        await engine.queue.purge()
+        await engine.purge()
     print(
         f"{executions} paused executions of a 3-node chain, {runs} runs, {machine()}, "
         f"{redis_kind()}, {store_kind_text(store)}"

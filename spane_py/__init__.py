@@ -59,6 +59,7 @@ if typing.TYPE_CHECKING:
     from spane_py.limits import Limits
     from spane_py.observability.stream import EngineEvent, EventSubscription
     from spane_py.queue.client import QueueStats
+    from spane_py.queue.presence import LiveWorker
     from spane_py.records import DlqRecord, ResumeTokenRecord, WebhookRecord, WorkflowVersionRecord
     from spane_py.registry import NodeExecutor, NodeRegistry
     from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
@@ -103,6 +104,7 @@ _LAZY = {
     "ExecutionTrace": "spane_py.state",
     "InMemoryExecutionStore": "spane_py.stores.memory",
     "Limits": "spane_py.limits",
+    "LiveWorker": "spane_py.queue.presence",
     "LogView": "spane_py.state",
     "NodeDefinition": "spane_py.definitions.models",
     "NodeExecutor": "spane_py.registry",
@@ -182,6 +184,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidTriggerError",
     "Limits",
+    "LiveWorker",
     "LogView",
     "MaxDepthExceededError",
     "NodeDefinition",

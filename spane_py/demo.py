@@ -349,7 +349,7 @@ async def _close(engine: WorkflowEngine, *, purge: bool) -> None:
     await engine.stop_workers(grace_seconds=2.0)
     if purge:  # a shared Redis keeps none of the demo's keys
         with contextlib.suppress(Exception):
-            await engine.queue.purge()
+            await engine.purge()
     await engine.close(grace_seconds=2.0)
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from spane_py.api import models
 from spane_py.engine.engine import WorkflowEngine
-from spane_py.queue.presence import WorkerPresence
 
 CHECK_TIMEOUT_S = 2.0
 # A workflow id no one can register (ids are lowercase): reading it is a cheap, indexed
@@ -39,8 +38,7 @@ async def _check(probe: Callable[[], Awaitable[Any]]) -> models.Check:
 async def _workers(engine: WorkflowEngine) -> models.Workers:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
-            presence = WorkerPresence(engine.queue.redis, prefix=engine.key_prefix)
-            live = await presence.live()
+            live = await engine.live_workers()
     except Exception as exc:
         return models.Workers(live=0, workers=[], error=f"{type(exc).__name__}: {exc}")
     return models.Workers(
@@ -65,7 +63,7 @@ def summary(report: models.Health) -> models.HealthSummary:
 
 async def health(engine: WorkflowEngine) -> models.Health:
     async def redis() -> None:
-        await engine.queue.ping()
+        await engine.ping()
 
     async def store() -> None:
         await engine.store.get_workflow_version(_PROBE_WORKFLOW)

@@ -42,6 +42,7 @@ from spane_py.observability import events
 from spane_py.observability.stream import DEFAULT_MAXLEN, EventSubscription
 from spane_py.queue.client import JobQueue, QueueStats
 from spane_py.queue.jobs import NodeJob
+from spane_py.queue.presence import LiveWorker, WorkerPresence
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.records import DlqRecord, ResumeTokenRecord, WebhookRecord, WorkflowVersionRecord
 from spane_py.registry import NodeRegistry
@@ -877,6 +878,22 @@ class WorkflowEngine:
     # Introspection ---------------------------------------------------------------
     async def get_queue_stats(self) -> QueueStats:
         return await self.queue.stats()
+
+    async def ping(self) -> None:
+        """Whether Redis answers: returns, or raises ``QueueError``."""
+        await self.queue.ping()
+
+    async def live_workers(self) -> list[LiveWorker]:
+        """The worker processes of this key prefix that sent a heartbeat lately (any host),
+        with the seconds since their last one."""
+        return await WorkerPresence(self.queue.redis, prefix=self.key_prefix).live()
+
+    async def purge(self) -> None:
+        """Delete every Redis key of this key prefix — queued and scheduled jobs, leases,
+        the event stream, traffic state — after flushing buffered events. For tests and
+        maintenance: work in flight is lost from Redis (the store still knows it, and the
+        sweeper sends what is pending again)."""
+        await self.queue.purge()
 
     def cache_stats(self) -> CacheStats:
         return self.cache.stats()

@@ -32,7 +32,7 @@ async def engine_on(
         async with engine:
             await engine.register_workflow(GREET)
             yield engine
-            await engine.queue.purge()
+            await engine.purge()
         return
     from spane_py.stores.postgres.store import PostgresExecutionStore
 
@@ -43,7 +43,7 @@ async def engine_on(
         async with engine:
             await engine.register_workflow(GREET)
             yield engine
-            await engine.queue.purge()
+            await engine.purge()
 
 
 @pytest.fixture

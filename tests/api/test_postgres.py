@@ -40,7 +40,7 @@ async def pg_client(
             yield client
     finally:
         await engine.stop_workers(grace_seconds=1.0)
-        await engine.queue.purge()
+        await engine.purge()
         await engine.close()
 
 

@@ -207,7 +207,7 @@ async def fuzz_engine(redis_url: str) -> AsyncIterator[WorkflowEngine]:
             yield engine
         finally:
             await engine.stop_workers(grace_seconds=1)
-            await engine.queue.purge()
+            await engine.purge()
 
 
 # Hypothesis drives the loop here by hand (``.example()``): @given cannot share the engine.

@@ -69,5 +69,5 @@ async def make_engine(redis_url: str) -> AsyncIterator[EngineFactory]:
     finally:
         for eng in reversed(made):
             await eng.stop_workers(grace_seconds=1.0)
-            await eng.queue.purge()
+            await eng.purge()
             await eng.close()

@@ -351,7 +351,7 @@ async def test_a_hop_costs_far_less_than_the_poll_delay(
         started = time.monotonic()
         state = await engine.run_workflow("long-chain", 0, timeout=60)
         elapsed = time.monotonic() - started
-        await engine.queue.purge()
+        await engine.purge()
 
     assert state.status is ExecutionStatus.COMPLETED
     assert state.node_results["n29"].data == 30

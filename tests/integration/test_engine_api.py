@@ -36,7 +36,7 @@ async def test_workflows_given_to_the_constructor_are_registered_on_start(
         assert (await engine.run_workflow("echo-wf", [1], timeout=10)).status == "completed"
         versions = await engine.list_workflow_versions("greet")
         assert [v.version for v in versions] == [1]
-        await engine.queue.purge()
+        await engine.purge()
 
 
 async def test_enqueue_bulk_starts_one_execution_per_input(redis_url: str, key_prefix: str) -> None:
@@ -60,7 +60,7 @@ async def test_enqueue_bulk_starts_one_execution_per_input(redis_url: str, key_p
         assert [s.node_results["e"].data for s in states] == [{"n": i} for i in range(20)]
         assert {s.priority for s in states} == {7}
         assert await engine.enqueue_bulk("echo-wf", []) == []
-        await engine.queue.purge()
+        await engine.purge()
 
 
 async def test_enqueue_bulk_checks_every_input_before_writing(
@@ -87,4 +87,4 @@ async def test_enqueue_bulk_checks_every_input_before_writing(
             await engine.enqueue_bulk("echo-wf", {"a": 1})  # type: ignore[arg-type]
         assert await engine.store.get_execution_count() == 0
         assert (await engine.get_queue_stats()).queued == 0
-        await engine.queue.purge()
+        await engine.purge()

@@ -238,7 +238,7 @@ async def test_engines_with_different_key_prefixes_do_not_take_each_others_jobs(
     assert (await engine.get_queue_stats()).queued == 1
     assert (await other.get_queue_stats()).queued == 0
 
-    await other.queue.purge()  # purging B's keys leaves A's job alone
+    await other.purge()  # purging B's keys leaves A's job alone
     assert (await engine.get_queue_stats()).queued == 1
 
     await engine.start_workers(2)

@@ -128,7 +128,7 @@ async def test_sessions_terminated_by_the_server_while_executions_run(
                     w.cancel()
                 await asyncio.gather(*waits, return_exceptions=True)
                 await engine.stop_workers(grace_seconds=1)
-                await engine.queue.purge()
+                await engine.purge()
     finally:
         await admin.close()
 
@@ -304,7 +304,7 @@ async def test_a_committed_write_whose_answer_was_lost_is_not_taken_for_someone_
             state = await engine.get_execution(eid)
         finally:
             await engine.stop_workers(grace_seconds=1)
-            await engine.queue.purge()
+            await engine.purge()
     assert proxy.dropped == 1, "the proxy never cut the write: the test proved nothing"
     nodes = {n: (r.status.value, r.attempts) for n, r in state.node_results.items()}
     assert state.status == "completed", (

@@ -53,7 +53,7 @@ async def test_worker_start_warns_only_when_synchronous_commit_is_off(
         await engine.start_workers(1)
         await engine.start_workers(1)  # a second worker of the same engine: no second warning
         await engine.stop_workers(grace_seconds=1.0)
-        await engine.queue.purge()
+        await engine.purge()
     warned = durability_records(caplog)
     if value == "off":
         assert len(warned) == 1, [r.getMessage() for r in caplog.records]
@@ -88,7 +88,7 @@ async def test_run_worker_warns_too(
     caplog.set_level(logging.INFO, logger="spane_py.worker")
     async with engine:
         await engine.run_until_idle(1)
-        await engine.queue.purge()
+        await engine.purge()
     assert len(durability_records(caplog)) == 1
 
 
@@ -101,7 +101,7 @@ async def test_the_in_memory_store_has_nothing_to_warn_about(
     caplog.set_level(logging.INFO, logger="spane_py.worker")
     async with engine:
         await engine.run_until_idle(1)
-        await engine.queue.purge()
+        await engine.purge()
     assert durability_records(caplog) == []
 
 

@@ -64,7 +64,7 @@ async def test_workflows_run_and_state_survives_the_engine(
             "d": 4,
         }
         eid = state.execution_id
-        await engine.queue.purge()
+        await engine.purge()
     await engine.store.close()
     # A new process (here: a new store on the same schema) sees everything.
     async with PostgresExecutionStore(database_url, schema=pg_schema) as store:
@@ -93,7 +93,7 @@ async def test_a_worker_that_never_registered_the_workflow_runs_it(
         # Announced across engines over Redis: well under the store re-read interval.
         assert time.monotonic() - started < 5
         assert worker.cache_stats().misses == 1
-        await producer.queue.purge()
+        await producer.purge()
     await producer.store.close()
     await worker.store.close()
 
@@ -116,7 +116,7 @@ async def test_sweeper_sends_a_lost_job_again(
         await engine.start_workers(2)
         state = await engine.wait_for_execution(eid, timeout=20)
         assert state.status == "completed"
-        await engine.queue.purge()
+        await engine.purge()
     await engine.store.close()
 
 
@@ -155,7 +155,7 @@ async def test_retries_and_failures_are_recorded(
         bad = await engine.run_workflow("g", timeout=20)
         assert bad.status == "failed"
         assert "always" in (bad.node_results["y"].error or "")
-        await engine.queue.purge()
+        await engine.purge()
     await engine.store.close()
 
 
@@ -182,7 +182,7 @@ async def test_many_executions_on_two_worker_engines_each_join_once(
         assert all(s.status == "completed" for s in states)
         assert [s.node_results["d"].data for s in states] == [2 * i + 4 for i in range(60)]
         assert sorted(joins) == sorted(ids)  # every join ran exactly once
-        await one.queue.purge()
+        await one.purge()
     await one.store.close()
     await two.store.close()
 
@@ -203,7 +203,7 @@ async def test_workflows_register_before_the_engine_starts(
     async with engine:
         await engine.start_workers(2)
         assert (await engine.run_workflow("diamond", 1, timeout=20)).status == "completed"
-        await engine.queue.purge()
+        await engine.purge()
 
 
 def test_a_dsn_and_embedded_together_are_refused() -> None:

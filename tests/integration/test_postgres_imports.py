@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent(
             )
             await engine.start_workers(2)
             state = await engine.run_workflow("twice", 3, timeout=30)
-            await engine.queue.purge()
+            await engine.purge()
         loaded = sorted(
             m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "alembic", "mako")
         )

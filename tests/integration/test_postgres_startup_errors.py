@@ -382,7 +382,7 @@ async def output_engine(
     finally:
         for engine in made:
             await engine.stop_workers(grace_seconds=1)
-            await engine.queue.purge()
+            await engine.purge()
             await engine.close()
 
 

@@ -82,7 +82,7 @@ async def test_idle_worker_wakes_when_another_process_enqueues(
         state = await producer.wait_for_execution(eid, timeout=10)
         assert state.status == "completed"
         assert time.monotonic() - started < 2.0
-        await worker_side.queue.purge()
+        await worker_side.purge()
 
 
 async def test_delayed_start_waits_for_its_due_time(
@@ -168,7 +168,7 @@ async def test_running_job_holds_a_refreshed_lease(
         await wait_until(not_owned, timeout=10, what="the job to be finished")
         assert not await redis.exists(owner_key, job_key_prefix + job_id)
         assert await redis.zscore(keys.running, job_id) is None
-        await engine.queue.purge()
+        await engine.purge()
 
 
 async def test_job_of_a_dead_worker_runs_again_when_its_lease_expires(

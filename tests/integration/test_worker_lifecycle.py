@@ -62,7 +62,7 @@ async def _run_one_execution_and_close(redis_url: str, key_prefix: str) -> None:
             ExecutionStatus.COMPLETED
         )
         await engine.stop_workers(grace_seconds=2.0)
-        await engine.queue.purge()
+        await engine.purge()
     finally:
         release.set()
         await engine.close()

@@ -129,7 +129,7 @@ async def producer(
         try:
             yield engine
         finally:
-            await engine.queue.purge()
+            await engine.purge()
 
 
 async def test_a_subscriber_sees_events_from_a_worker_process(

@@ -121,7 +121,7 @@ async def test_each_engine_has_its_own_registry(
                      workflow_id="chain") == 1  # fmt: skip
         assert "spane_workflows_completed_total{" not in await other.metrics_text()
     finally:
-        await other.queue.purge()
+        await other.purge()
         await other.close()
 
 

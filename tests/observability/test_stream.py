@@ -202,7 +202,7 @@ async def test_engines_in_one_process_keep_their_events_apart(
         await wait_for_stream_to_hold(engine, "execution.completed", eid)
         assert await engine.queue.redis.exists(f"{key_prefix}-other:events") == 0
     finally:
-        await other.queue.purge()
+        await other.purge()
         await other.close()
 
 
@@ -220,7 +220,7 @@ async def test_the_stream_can_be_turned_off(
             await flush_buffered_events(engine)
             assert await engine.queue.redis.exists(f"{key_prefix}:events") == 0
         finally:
-            await engine.queue.purge()
+            await engine.purge()
 
 
 def test_the_length_cap_must_be_positive(registry: NodeRegistry) -> None:
@@ -330,7 +330,7 @@ async def test_a_purge_leaves_no_stream_behind(engine: WorkflowEngine) -> None:
     key = f"{engine.key_prefix}:events"
     assert 0 < await engine.queue.redis.pttl(key) <= 7 * 24 * 3600 * 1000  # idle: expires
     # Events still buffered go out before the purge, not after it.
-    await engine.queue.purge()
+    await engine.purge()
     await flush_buffered_events(engine)  # nothing is left to write
     assert await engine.queue.redis.exists(key) == 0
 
