@@ -491,11 +491,11 @@ class PostgresExecutionStore(PostgresTriggers):
             # (the write is guarded): use the freshest one known, read only on a conflict.
             usable = self._latest.freshest(execution_id, cached) if cached is not None else None
             if usable is not None:
-                done = await self._transition_once(execution_id, decide, lock=False, cached=usable)
+                done = await self._transition_once(execution_id, decide, cached=usable)
                 if done is not None:
                     return done
             for _ in range(OPTIMISTIC_ATTEMPTS):
-                done = await self._transition_once(execution_id, decide, lock=False)
+                done = await self._transition_once(execution_id, decide)
                 if done is not None:
                     return done
             return await self._transition_locked(execution_id, decide)
@@ -510,13 +510,10 @@ class PostgresExecutionStore(PostgresTriggers):
         execution_id: str,
         decide: Decide,
         *,
-        lock: bool,
         cached: ExecutionSnapshot | None = None,
     ) -> Transition | None:
         """One try: decide on a snapshot (``cached``, or read), write if nothing changed.
         None: somebody else wrote first (or a cached no-op proved nothing) — try again."""
-        if lock:
-            return await self._transition_locked(execution_id, decide)
         if cached is not None:
             snapshot = cached
         else:
