@@ -757,7 +757,7 @@ class WorkflowEngine:
                 "need not hold the executors); build the workers' engine without it"
             )
         return build_worker(
-            self._parts().runner,
+            self._parts().dispatch,
             self.queue,
             concurrency=concurrency,
             burst=burst,

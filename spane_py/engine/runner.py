@@ -32,7 +32,7 @@ from spane_py.errors import (
 )
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
-from spane_py.queue.jobs import DeadlineJob, NodeJob, job_from_payload
+from spane_py.queue.jobs import NodeJob
 from spane_py.queue.outcomes import DONE, JobOutcome, Reschedule
 from spane_py.records import DlqRecord, ExecutionRecord, Recent, Transition
 from spane_py.registry import NodeRegistry, RegisteredNode
@@ -88,27 +88,12 @@ class NodeRunner:
         self.running_mark_delay = running_mark_delay
         self.cancel_grace_seconds = cancel_grace_seconds
         self.max_lost_deliveries = max_lost_deliveries
-        # Set by the engine: what an execution's deadline job does (Control.time_out).
-        self.on_deadline: Callable[[str], Awaitable[object]] = _no_deadline
         self._marking: set[asyncio.Task[None]] = set()
         # The running mark of each attempt under way here that has one (ctx.rate_limit
         # undoes it).
         self._marks: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Attempts running in this process, by execution: cancel_local reaches them.
         self._running: dict[str, dict[str, tuple[ExecutionContext, asyncio.Task[Any]]]] = {}
-
-    async def handle(self, payload: object, lost: int, again: bool = True) -> JobOutcome:
-        """The worker's handler: one delivery of one job (``again``: the job was
-        delivered before)."""
-        try:
-            job = job_from_payload(payload)
-        except ValueError as exc:
-            logger.error("dropping malformed node job: %s", exc)
-            return DONE
-        if isinstance(job, DeadlineJob):
-            await self.on_deadline(job.execution_id)
-            return DONE
-        return await self.run(job, lost=lost, again=again)
 
     async def run(self, job: NodeJob, *, lost: int = 0, again: bool = True) -> JobOutcome:
         """Run one delivery of a node job; returns what should happen to the job. ``lost``:
@@ -560,10 +545,6 @@ _NODE_EVENTS = {
     NodeStatus.FAILED: events.NODE_FAILED,
     NodeStatus.SKIPPED: events.NODE_SKIPPED,
 }
-
-
-async def _no_deadline(execution_id: str) -> None:
-    logger.warning("deadline job of %s arrived at a runner without an engine", execution_id)
 
 
 def _cancel_if_running(task: asyncio.Task[Any], ctx: ExecutionContext) -> None:

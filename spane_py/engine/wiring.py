@@ -20,6 +20,7 @@ from spane_py.embedded import EmbeddedRedis
 from spane_py.engine.builtin_nodes import BuiltinNodes
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.control import Control
+from spane_py.engine.dispatch import Dispatch
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel, SettleNotifier
 from spane_py.engine.resend import Resender
@@ -55,6 +56,7 @@ class Wiring:
     runner: NodeRunner
     channel: ControlChannel
     control: Control
+    dispatch: Dispatch  # the workers' handler
 
     @property
     def redis_url(self) -> str | None:
@@ -121,7 +123,6 @@ async def wire(
         channel=channel,
         limits=limits,
     )
-    runner.on_deadline = control.time_out
     return Wiring(
         redis=redis,
         embedded=embedded,
@@ -133,6 +134,7 @@ async def wire(
         runner=runner,
         channel=channel,
         control=control,
+        dispatch=Dispatch(runner, control),
     )
 
 

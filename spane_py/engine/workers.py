@@ -8,12 +8,11 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from spane_py.engine.cache import WorkflowCache
-from spane_py.engine.runner import NodeRunner
 from spane_py.errors import ConfigurationError
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DeadlineJob, NodeJob
 from spane_py.queue.presence import WorkerPresence
-from spane_py.queue.worker import PeriodicTask, SpaneWorker
+from spane_py.queue.worker import Handler, PeriodicTask, SpaneWorker
 from spane_py.records import PendingNode
 from spane_py.stores.base import ExecutionStore
 
@@ -55,7 +54,7 @@ async def warn_if_not_durable(store: ExecutionStore) -> list[str]:
 
 
 def build_worker(
-    runner: NodeRunner,
+    handler: Handler,
     queue: JobQueue,
     *,
     concurrency: int,
@@ -75,7 +74,7 @@ def build_worker(
         await sweep()
 
     return SpaneWorker(
-        runner.handle,
+        handler,
         job_queue=queue,
         concurrency=concurrency,
         lease_seconds=lease_seconds,
