@@ -41,3 +41,10 @@ def test_the_built_in_node_types_do_not_import_the_runner() -> None:
     loaded = loaded_by("spane_py.engine.builtin_nodes")
     assert "spane_py.engine.attempt" in loaded
     assert "spane_py.engine.runner" not in loaded
+
+
+def test_the_queue_knows_jobs_not_workflows() -> None:
+    loaded = loaded_by("spane_py.queue.worker")
+    assert "spane_py.queue.client" in loaded
+    above = sorted(m for m in loaded if m.startswith(("spane_py.engine", "spane_py.stores")))
+    assert above == []
