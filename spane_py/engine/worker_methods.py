@@ -1,0 +1,129 @@
+"""``WorkflowEngine``'s worker methods: running workers in this process, the sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+from spane_py.engine.core import EngineCore
+from spane_py.engine.observing import scoped
+from spane_py.engine.workers import build_worker, sweep_pending, warn_if_not_durable
+from spane_py.errors import (
+    ConfigurationError,
+    ExecutionNotFoundError,
+)
+from spane_py.observability import events
+from spane_py.queue.jobs import NodeJob
+from spane_py.queue.worker import PeriodicTask, SpaneWorker
+from spane_py.triggers.scheduler import Scheduler
+
+
+class WorkerMethods(EngineCore):
+    def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:
+        if self.producer_only:
+            raise ConfigurationError(
+                "this engine is producer_only: it enqueues, and runs no worker (its registry "
+                "need not hold the executors); build the workers' engine without it"
+            )
+        return build_worker(
+            self._parts().dispatch,
+            self.queue,
+            concurrency=concurrency,
+            burst=burst,
+            handle_signals=handle_signals,
+            lease_seconds=self.lease_seconds,
+            shutdown_grace=self.shutdown_grace,
+            poll_delay=self.poll_delay,
+            sweep=self.sweep,
+            sweep_interval=self.sweep_interval_seconds,
+            side_tasks=() if burst else (self._scheduler_task(),),
+        )
+
+    def _scheduler_task(self) -> PeriodicTask:
+        scheduler = Scheduler(
+            self.store,
+            self._start_triggered,
+            self._is_active,
+            grace_seconds=self.schedule_grace_seconds,
+            refresh_seconds=self.schedule_refresh_seconds,
+        )
+        return PeriodicTask(
+            "scheduler",
+            self.schedule_refresh_seconds,
+            scheduler.run_once,
+            first_delay=0.0,
+            wake=self._triggers_changed,
+        )
+
+    async def start_workers(self, concurrency: int = 10) -> None:
+        """Run a worker inside this process (development and tests)."""
+        await self.start()
+        await self._check_durability()
+        worker = self._make_worker(concurrency, burst=False, handle_signals=False)
+        self._listen_for_cancels()
+        task = asyncio.create_task(self._run_scoped(worker), name="spane-worker")
+        self._workers.append((worker, task))
+
+    async def run_worker(self, concurrency: int = 10, *, burst: bool = False) -> None:
+        """Run a worker in the foreground until SIGINT/SIGTERM (or, with ``burst``, until
+        the queue is empty). This is what ``spane worker`` calls."""
+        await self.start()
+        await self._check_durability()
+        worker = self._make_worker(concurrency, burst=burst, handle_signals=not burst)
+        self._listen_for_cancels()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._run_scoped(worker)
+
+    async def _check_durability(self) -> None:
+        """Warn (once per engine) when the store's database can lose acknowledged commits
+        (PostgreSQL's ``synchronous_commit = off``): see docs/deploying.md."""
+        if not self._durability_checked:
+            self._durability_checked = True
+            await warn_if_not_durable(self.store)
+
+    async def _run_scoped(self, worker: SpaneWorker) -> None:
+        """Run ``worker``; the events of its jobs belong to this engine."""
+        with events.scope(self):
+            await worker.run()
+
+    def _listen_for_cancels(self) -> None:
+        parts = self._parts()
+        parts.channel.listen(parts.runner.cancel_local)
+        self.traffic.listen()  # holds from ctx.rate_limit in other processes
+
+    async def run_until_idle(self, concurrency: int = 10) -> None:
+        """Process jobs until nothing is queued, scheduled or running (deterministic tests)."""
+        await self.run_worker(concurrency, burst=True)
+
+    @scoped
+    async def sweep(self, *, older_than: datetime | None = None, limit: int = 500) -> int:
+        """Send again the jobs of nodes that have waited (or run) since ``older_than``
+        (default: ``stale_after_seconds`` ago) — the outbox's second half: a child claimed
+        in the store whose job never reached Redis, or a Redis that lost its data. A job
+        still in Redis is left alone. Returns how many jobs were sent. Workers run this
+        every ``sweep_interval_seconds``."""
+        cutoff = older_than or datetime.now(UTC) - timedelta(seconds=self.stale_after_seconds)
+        sent = await sweep_pending(
+            self.store, self.queue, older_than=cutoff, limit=limit, cache=self.cache
+        )
+        await self.lifecycle.admit_all()  # an admission lost with a process
+        return sent
+
+    async def resend_node(self, execution_id: str, node_id: str) -> None:
+        """Send a node's job again (what a duplicate delivery or a sweeper does)."""
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+        nodes = await self.store.get_node_results(execution_id)
+        generation = nodes[node_id].generation if node_id in nodes else 0
+        await self.queue.enqueue(
+            [
+                NodeJob(
+                    execution_id, record.workflow_id, record.workflow_version, node_id, generation
+                )
+            ],
+            priority=record.priority,
+        )
