@@ -1,38 +1,21 @@
 """The PostgreSQL store's schedules and webhook bindings (a mixin of
-``PostgresExecutionStore``, kept apart to keep that module small). Statements: sql.py."""
+``PostgresExecutionStore``). Statements: sql.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import orjson
 
 from spane_py.errors import StatePersistenceError
 from spane_py.records import ScheduleRecord, WebhookRecord
 from spane_py.stores.postgres import rows, sql
-from spane_py.stores.postgres.connection import PoolOptions, with_retry
+from spane_py.stores.postgres.connection import with_retry
+from spane_py.stores.postgres.store_base import PostgresStoreBase
 
 
-class PostgresTriggers:
-    schema: str
-    options: PoolOptions
-
-    if TYPE_CHECKING:
-
-        @property
-        def pool(self) -> asyncpg.Pool: ...
-
-        async def _fetch(self, what: str, query: str, *args: Any) -> list[asyncpg.Record]: ...
-
-        async def _fetchrow(self, what: str, query: str, *args: Any) -> asyncpg.Record | None: ...
-
-        async def _execute(self, what: str, query: str, *args: Any) -> str: ...
-
-        async def _update_one(self, what: str, query: str, *args: Any) -> bool: ...
-
+class PostgresTriggers(PostgresStoreBase):
     async def sync_triggers(
         self,
         workflow_id: str,
