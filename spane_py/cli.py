@@ -31,8 +31,9 @@ before importing APP, whose engine honours it when built with
 does), while ``spane demo`` migrates its schema. PostgreSQL without ``DATABASE_URL`` is the
 embedded server in ``.spane/pg``.
 
-``spane db`` uses ``--database-url``, else ``DATABASE_URL``, else the embedded PostgreSQL
-in ``.spane/pg``; the schema is ``--schema``, else ``SPANE_DB_SCHEMA``, else ``spane``.
+``spane db`` (cli_db.py) uses ``--database-url``, else ``DATABASE_URL``, else the embedded
+PostgreSQL in ``.spane/pg``; the schema is ``--schema``, else ``SPANE_DB_SCHEMA``, else
+``spane``.
 
 Exit codes: 0 success; 1 an execution did not complete, or Redis or PostgreSQL could not be
 reached, or its schema is not at this code's revision; 2 a usage error (bad APP, bad
@@ -44,14 +45,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from spane_py import __version__, cli_inspect
+from spane_py import __version__, cli_db, cli_inspect
 from spane_py._cli_support import (
     NOT_COMPLETED,
     AppError,
@@ -427,134 +426,8 @@ async def _wait_with_progress(
     return waiting.result()
 
 
-# spane db ------------------------------------------------------------------------
-
-db_app = typer.Typer(
-    name="db",
-    help="The PostgreSQL schema: apply migrations, show revisions.",
-    no_args_is_help=True,
-    cls=SpaneGroup,
-)
-app.add_typer(db_app)
-
-SchemaOption = Annotated[
-    str | None,
-    typer.Option("--schema", help="PostgreSQL schema (default: SPANE_DB_SCHEMA, else spane)."),
-]
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="PostgreSQL URL (default: DATABASE_URL, else the embedded server in .spane/pg).",
-    ),
-]
-EMBEDDED_PG_DIR = ".spane/pg"
-
-
-async def _database_url(given: str | None, settings: SpaneSettings) -> tuple[str, Any]:
-    """The URL to use, and the embedded server started for it (None: a real server)."""
-    if given is not None:  # even empty: an explicit URL is never replaced by the embedded one
-        return given, None
-    if settings.database_url:
-        return settings.database_url, None
-    from spane_py.embedded import EmbeddedPostgres
-
-    server = EmbeddedPostgres(EMBEDDED_PG_DIR)
-    stderr().print(f"no DATABASE_URL: using the embedded PostgreSQL in {EMBEDDED_PG_DIR}")
-    return await server.astart(), server
-
-
-def _run_db(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run a ``spane db`` command: a bad URL or schema exits 2, an unreachable or failing
-    database 1, a missing ``postgres`` extra 2."""
-    try:
-        asyncio.run(main())
-    except ImportError as exc:
-        missing = exc.name or str(exc)
-        fail(
-            f"`spane db` needs the postgres extra ({missing} is not installed): "
-            "pip install 'spane-py[postgres]'"
-        )
-    except ConfigurationError as exc:
-        fail(str(exc))
-    except SpaneError as exc:
-        fail(str(exc), NOT_COMPLETED)
-
-
-@db_app.command("upgrade", cls=SpaneCommand)
-def db_upgrade(
-    schema: SchemaOption = None,
-    database_url: DatabaseUrlOption = None,
-    sql: Annotated[
-        bool, typer.Option("--sql", help="Print the SQL of an upgrade from scratch instead.")
-    ] = False,
-) -> None:
-    """Apply the migrations: create the schema if needed, bring it to this spane_py's head.
-
-    Several processes may run it at once: one migrates, the others wait and find it done."""
-    settings = load_settings()
-    setup_logging("WARNING")
-    target = schema or settings.db_schema
-
-    async def main() -> None:
-        from spane_py.stores.postgres import migrate
-
-        if sql:
-            sys.stdout.write(migrate.upgrade_sql(schema=target))
-            return
-        migrate.validate_schema_name(target)
-        url, server = await _database_url(database_url, settings)
-        try:
-            result = await migrate.apply_migrations(url, schema=target)
-        finally:
-            if server is not None:
-                server.stop()
-        where = f"schema {target!r} at {migrate.redact(url)}"
-        if result.changed:
-            before = result.before or "nothing"
-            typer.echo(f"{where}: upgraded from {before} to {result.after} (head)")
-        else:
-            typer.echo(f"{where}: already at {result.after} (head)")
-
-    _run_db(main)
-
-
-@db_app.command("current", cls=SpaneCommand)
-def db_current(schema: SchemaOption = None, database_url: DatabaseUrlOption = None) -> None:
-    """Print the database's schema revision and the revision this spane_py needs.
-
-    Exits 1 when they differ (no schema yet, or another revision), naming the command
-    that brings the schema to this code's revision."""
-    settings = load_settings()
-    setup_logging("WARNING")
-    target = schema or settings.db_schema
-
-    async def main() -> None:
-        from spane_py.stores.postgres import migrate
-
-        migrate.validate_schema_name(target)
-        head = migrate.head_revision()
-        url, server = await _database_url(database_url, settings)
-        try:
-            conn = await migrate.connect(url)
-            try:
-                current = await migrate.current_revision(conn, target)
-            finally:
-                await conn.close()
-        finally:
-            if server is not None:
-                server.stop()
-        typer.echo(f"database: {current or 'none'} (schema {target!r} at {migrate.redact(url)})")
-        typer.echo(f"code:     {head} (head)")
-        problem = migrate.mismatch(target, current)
-        if problem is not None:
-            fail(problem, NOT_COMPLETED)
-        typer.echo("up to date")
-
-    _run_db(main)
-
-
 cli_inspect.register(app)
+cli_db.register(app)
 
 
 def main() -> None:
