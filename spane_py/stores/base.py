@@ -1,5 +1,5 @@
-"""The ``ExecutionStore`` protocol (the records it speaks in live in ``spane_py.records``
-and are re-exported here).
+"""The store contract: ``ExecutionStore``, the union of one small protocol per area (the
+records it speaks in live in ``spane_py.records`` and are re-exported here).
 
 Stores persist and answer queries; they decide nothing. The one atomic primitive is
 ``transition(execution_id, decide)``: the store takes a consistent snapshot of the
@@ -8,6 +8,32 @@ writes the ``Transition`` it returns, and commits. Every change to a running exe
 starting a node, completing one, claiming its children, settling the execution — goes
 through it, so two workers finishing the parents of one join at the same moment cannot
 both claim the join, and an execution's status settles exactly once.
+
+The areas, each a protocol below with the behaviour ``tests/contract`` checks for it:
+
+- ``StoreLifecycle``: start, close, ``shared``, ``describe`` (test_capabilities.py);
+- ``DefinitionStore``: versioned workflow definitions (test_workflows.py);
+- ``ExecutionStateStore``: executions, their node records, ``transition``
+  (test_executions.py, test_transition.py);
+- ``BacklogStore``: the nodes the sweeper sends again, the admission of queued executions
+  under ``max_concurrency`` (test_control.py);
+- ``DlqStore``, ``TokenStore``: dead-letter items, resume tokens (test_control.py);
+- ``TriggerStore``: schedules and webhook bindings (test_triggers.py);
+- ``TraceStore``: logs and spans (test_logs.py, test_spans.py).
+
+A third backend implements all of them (the engine takes an ``ExecutionStore``) and is
+added to ``STORES`` in ``tests/contract/conftest.py``: passing that suite is the contract.
+Where a rule is written both in Python (the in-memory store) and in SQL (PostgreSQL), the
+docstring here is its one definition and a contract test pins it down: admission
+(``BacklogStore.admit_queued``), the stale-node rule (``BacklogStore.list_pending_nodes``),
+idempotency expiry (``ExecutionStateStore.create_execution``) and trigger conflicts
+(``TriggerStore.sync_triggers``).
+
+Shared by every area: records returned share no mutable state with the store (mutating one
+changes nothing stored); node outputs, initial data and metadata come back as the same JSON
+values (0, false, "" and null intact), though not always as the same text: PostgreSQL's
+jsonb normalises whitespace and the order of keys; a negative ``limit`` or ``offset``
+raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -40,12 +66,16 @@ from spane_py.records import (
 from spane_py.state import ExecutionStatus
 
 __all__ = [
+    "BacklogStore",
     "CreatedExecution",
     "Decide",
+    "DefinitionStore",
     "DlqRecord",
+    "DlqStore",
     "ExecutionPage",
     "ExecutionRecord",
     "ExecutionSnapshot",
+    "ExecutionStateStore",
     "ExecutionStore",
     "LogRecord",
     "NodeRecord",
@@ -55,7 +85,11 @@ __all__ = [
     "SavedWorkflow",
     "ScheduleRecord",
     "SpanRecord",
+    "StoreLifecycle",
+    "TokenStore",
+    "TraceStore",
     "Transition",
+    "TriggerStore",
     "WebhookRecord",
     "WorkflowVersionRecord",
     "evolve_execution",
@@ -63,26 +97,9 @@ __all__ = [
 
 
 @runtime_checkable
-class ExecutionStore(Protocol):
-    """Persistence for definitions, executions, node results and logs.
+class StoreLifecycle(Protocol):
+    """Starting, closing, and what a store says of itself (test_capabilities.py)."""
 
-    Behaviour every store shares (checked by tests/contract):
-
-    * records returned share no mutable state with the store; node outputs and initial data
-      come back as the same JSON values (0, false, "" and null intact), though not always
-      as the same text: PostgreSQL's jsonb normalises whitespace and the order of keys;
-    * ``create_execution``: an existing ``execution_id`` raises ``StatePersistenceError``;
-      an existing ``(workflow_id, idempotency_key)`` returns ``created=False`` with the
-      first record and writes nothing;
-    * ``transition``: the snapshot is a copy; an exception from ``decide`` propagates and
-      nothing is written; an execution record with another id raises ``ValueError``;
-    * ``list_workflows`` is ordered by workflow id; ``list_executions`` newest first (by
-      execution id, which is time-ordered), ``since`` inclusive, ``until`` exclusive, and
-      ``next_cursor`` is None exactly when nothing follows; ``get_child_executions`` in
-      creation order; a negative ``limit`` or ``offset`` raises ``ValueError``.
-    """
-
-    # Capabilities ------------------------------------------------------------------
     @property
     def shared(self) -> bool:
         """Whether other processes see what this store holds (a database server), or only
@@ -97,7 +114,22 @@ class ExecutionStore(Protocol):
         """Connect (and check the schema); idempotent. The engine calls it in ``start()``."""
         ...
 
-    # Workflows -------------------------------------------------------------------
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class DefinitionStore(Protocol):
+    """Versioned workflow definitions (test_workflows.py).
+
+    Saving content whose hash equals the latest version's is a no-op (``created=False``);
+    any other content, an older version's included, becomes the next version (1, 2, ...
+    per workflow). Saving reactivates a deactivated workflow. A deactivated workflow has
+    no latest version (``get_workflow(id)`` and ``get_workflow_version`` give None) but
+    its versions stay readable by number. Definitions round-trip exactly and are never
+    forgotten. ``list_workflows`` gives the latest version of each workflow, ordered by
+    workflow id.
+    """
+
     async def save_workflow(
         self, definition: WorkflowDefinition, *, content_hash: str, change_notes: str | None
     ) -> SavedWorkflow: ...
@@ -114,11 +146,30 @@ class ExecutionStore(Protocol):
 
     async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRecord]: ...
 
-    async def deactivate_workflow(self, workflow_id: str) -> bool: ...
+    async def deactivate_workflow(self, workflow_id: str) -> bool:
+        """False when the workflow is unknown or already inactive."""
+        ...
 
     async def get_workflow_count(self, *, active_only: bool = True) -> int: ...
 
-    # Executions ------------------------------------------------------------------
+
+@runtime_checkable
+class ExecutionStateStore(Protocol):
+    """Executions and their node records: creating, reading, listing, and ``transition``,
+    the one way a running execution changes (test_executions.py, test_transition.py).
+
+    * ``create_execution``: an existing ``execution_id`` raises ``StatePersistenceError``;
+      an existing ``(workflow_id, idempotency_key)`` returns ``created=False`` with the
+      first record and writes nothing (see ``create_execution`` for its expiry);
+    * ``transition``: the snapshot is a copy; an exception from ``decide`` propagates and
+      nothing is written; an execution record with another id raises ``ValueError``; an
+      unknown execution raises ``ExecutionNotFoundError`` without calling ``decide``;
+      concurrent transitions lose no update, and a join is claimed once;
+    * ``list_executions`` newest first (by execution id, which is time-ordered), ``since``
+      inclusive, ``until`` exclusive, and ``next_cursor`` is None exactly when nothing
+      follows; ``get_child_executions`` in creation order.
+    """
+
     async def create_execution(
         self,
         record: ExecutionRecord,
@@ -126,15 +177,25 @@ class ExecutionStore(Protocol):
         *,
         idempotency_after: datetime | None = None,
     ) -> CreatedExecution:
-        """With ``idempotency_after``, an execution holding the same key that was created
-        before it no longer counts: the key is released from it (its ``idempotency_key``
-        becomes None) and the new execution is created."""
+        """Write a new execution and its first nodes, unless its idempotency key is held.
+
+        Idempotency, the one definition (in Python and in SQL; pinned down by
+        test_executions.py ``TestIdempotencyKey``): the key is held by the execution of
+        the same workflow that has it (at most one does). Without ``idempotency_after``
+        the holder is returned (``created=False``), whatever its status, and nothing is
+        written. With it, a holder created strictly before ``idempotency_after`` has
+        expired: the key is released from it (its ``idempotency_key`` becomes None, the
+        execution itself is kept) and the new execution is created and holds it; a
+        holder created at or after ``idempotency_after`` is returned as above. Of
+        concurrent creates with one key, exactly one creates.
+        """
         ...
 
     async def create_executions(
         self, items: Sequence[tuple[ExecutionRecord, Sequence[NodeRecord]]]
     ) -> None:
-        """Several new executions (without idempotency keys) in one write; all or none."""
+        """Several new executions (without idempotency keys: ``ValueError``) in one write;
+        all or none (a duplicate id raises ``StatePersistenceError``, writing nothing)."""
         ...
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...
@@ -160,18 +221,23 @@ class ExecutionStore(Protocol):
         cached: ExecutionSnapshot | None = None,
         recent: Recent | None = None,
     ) -> Transition:
-        """Apply ``decide`` to the current snapshot, atomically. With ``cached`` (a snapshot
-        an earlier transition of this caller saw), a store may first decide on it and write
-        only if nothing changed since — saving a read; otherwise it reads and decides anew.
-        With ``recent``, a store that keeps what this process learned of the execution may
-        answer a decision that writes nothing from it, as ``Recent`` says (a store whose
-        reads cost nothing ignores it).
+        """Apply ``decide`` to the current snapshot, atomically: the nodes, spans and
+        dead-letter items of the ``Transition`` and the execution's new record are written
+        together, or nothing is. With ``cached`` (a snapshot an earlier transition of this
+        caller saw), a store may first decide on it and write only if nothing changed
+        since — saving a read; otherwise it reads and decides anew. With ``recent``, a
+        store that keeps what this process learned of the execution may answer a decision
+        that writes nothing from it, as ``Recent`` says (a store whose reads cost nothing
+        ignores it).
         """
         ...
 
     async def update_execution_metadata(
         self, execution_id: str, metadata: Mapping[str, Any]
-    ) -> None: ...
+    ) -> None:
+        """Merge the keys into the execution's metadata (concurrent merges lose no key);
+        an unknown execution raises ``ExecutionNotFoundError``."""
+        ...
 
     async def list_executions(
         self,
@@ -192,28 +258,62 @@ class ExecutionStore(Protocol):
 
     async def get_parent_execution(self, execution_id: str) -> ExecutionRecord | None: ...
 
+
+@runtime_checkable
+class BacklogStore(Protocol):
+    """The work that waits: nodes whose job the sweeper sends again, and queued executions
+    waiting for a slot under their workflow's ``max_concurrency`` (test_control.py). Both
+    rules are written twice, in Python and in SQL; the docstrings
+    below are their one definition."""
+
     async def list_pending_nodes(
         self, *, older_than: datetime, limit: int = 500
     ) -> list[PendingNode]:
-        """Nodes of running executions whose job the sweeper sends again, oldest first:
-        queued or running nodes queued (and, when running, started) before ``older_than``;
-        waiting nodes whose ``wake_at`` is before it; waiting nodes whose child execution
-        (``wait`` names it as ``{"child": id}``) ended before it."""
+        """Nodes whose job the sweeper sends again: the stale-node rule.
+
+        Only nodes of executions whose status is ``running`` count. A node is pending
+        *since* a time, by its status:
+
+        * ``queued`` or ``running``: since the later of ``queued_at`` and ``started_at``
+          (``started_at`` None: ``queued_at``); a node without ``queued_at`` never is;
+        * ``waiting``: since the earlier of its ``wake_at`` (when set) and, when its
+          ``wait`` is a JSON object whose ``"child"`` names an execution that has ended
+          (completed, failed or cancelled), that child's ``completed_at`` (its
+          ``created_at`` when None); neither: never. A ``"child"`` that is not an
+          execution id matches nothing;
+        * any other status: never.
+
+        Returned: the nodes pending since strictly before ``older_than``, each once,
+        ordered by (since, execution id, node id), at most ``limit``.
+        """
         ...
 
     async def admit_queued(
         self, workflow_id: str, limit: int, now: datetime
     ) -> list[ExecutionRecord]:
-        """Atomically (across processes): while fewer than ``limit`` executions of the
-        workflow are running or paused, move the oldest ``queued`` ones to ``running``
-        (``started_at=now``). Returns those it moved, oldest first."""
+        """Admission of queued executions under ``max_concurrency`` (``limit``).
+
+        Atomically (across processes; concurrent admissions of one workflow never admit
+        more than ``limit`` in all): let *active* be the number of the workflow's
+        executions whose status is ``running`` or ``paused`` (executions of other
+        workflows or in other statuses do not count). The oldest (by execution id) of its
+        ``queued`` executions, ``max(limit - active, 0)`` of them, become ``running`` with
+        ``started_at=now``; nothing else of them changes. Returns those, oldest first. A
+        limit beyond any count (``2**63`` and more included) admits every queued one.
+        """
         ...
 
     async def list_queued_workflows(self) -> list[str]:
-        """Ids of workflows that have executions in the ``queued`` status."""
+        """Ids of workflows that have executions in the ``queued`` status, in order."""
         ...
 
-    # Dead-letter queue -----------------------------------------------------------
+
+@runtime_checkable
+class DlqStore(Protocol):
+    """Dead-letter items (test_control.py ``TestDeadLetters``). Items are written only by
+    ``transition`` (``Transition.dlq``), with the rest of its write; the store gives each
+    its ``dlq_id``."""
+
     async def list_dlq_items(
         self, *, limit: int = 100, offset: int = 0, include_retried: bool = False
     ) -> list[DlqRecord]:
@@ -232,8 +332,15 @@ class ExecutionStore(Protocol):
 
     async def get_dlq_count(self, *, include_retried: bool = False) -> int: ...
 
-    # Resume tokens ---------------------------------------------------------------
-    async def save_token(self, record: ResumeTokenRecord) -> None: ...
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Resume tokens (test_control.py ``TestResumeTokens``): a token is used or revoked at
+    most once, and never both."""
+
+    async def save_token(self, record: ResumeTokenRecord) -> None:
+        """An existing token raises ``StatePersistenceError``."""
+        ...
 
     async def get_token(self, token: str) -> ResumeTokenRecord | None: ...
 
@@ -251,7 +358,11 @@ class ExecutionStore(Protocol):
         """Mark an unused, unrevoked token revoked; False otherwise."""
         ...
 
-    # Triggers --------------------------------------------------------------------
+
+@runtime_checkable
+class TriggerStore(Protocol):
+    """Schedules and webhook bindings of saved workflows (test_triggers.py)."""
+
     async def sync_triggers(
         self,
         workflow_id: str,
@@ -261,11 +372,16 @@ class ExecutionStore(Protocol):
         """Atomically make the (saved) workflow's schedules and webhooks exactly these.
 
         A schedule stored under the same id keeps its ``created_at``, ``paused`` and
-        ``last_tick`` (``missed`` is updated); a webhook already bound to this workflow gets
-        the new secret; the workflow's other schedules and webhooks are deleted. A path and
-        method bound to another workflow that is active is a conflict: nothing is written
-        and the conflicting bindings are returned ([] on success); one bound to an inactive
-        workflow passes to this one. An unknown workflow raises ``StatePersistenceError``.
+        ``last_tick`` (``cron``, ``timezone`` and ``missed`` are updated); a webhook
+        already bound to this workflow keeps its ``created_at`` and gets the new secret;
+        the workflow's other schedules and webhooks are deleted. An unknown workflow
+        raises ``StatePersistenceError``.
+
+        Trigger conflicts, the one definition (in Python and in SQL): a path and method
+        bound to another workflow whose latest state is active conflicts; one bound to an
+        inactive (deactivated) workflow passes to this one. On any conflict nothing at
+        all is written and the conflicting bindings, as stored, are returned ordered by
+        path, then method; [] on success.
         """
         ...
 
@@ -298,17 +414,41 @@ class ExecutionStore(Protocol):
 
     async def get_webhook(self, path: str, method: str) -> WebhookRecord | None: ...
 
-    # Logs ------------------------------------------------------------------------
-    async def add_log(self, record: LogRecord) -> None: ...
+
+@runtime_checkable
+class TraceStore(Protocol):
+    """Logs and spans of executions (test_logs.py, test_spans.py). Spans are written only
+    by ``transition`` (``Transition.spans``); a span id written twice is kept once."""
+
+    async def add_log(self, record: LogRecord) -> None:
+        """One log line (a log of an unknown execution is dropped)."""
+        ...
 
     async def add_logs(self, records: Sequence[LogRecord]) -> None:
         """Several log lines at once, in order (logs of an unknown execution are dropped)."""
         ...
 
-    async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]: ...
+    async def get_logs(self, execution_id: str, node_id: str | None = None) -> list[LogRecord]:
+        """In the order written (not sorted on time); only ``node_id``'s when given."""
+        ...
 
     async def get_spans(self, execution_id: str) -> list[SpanRecord]:
         """The execution's trace: one span per node attempt, oldest first."""
         ...
 
-    async def close(self) -> None: ...
+
+@runtime_checkable
+class ExecutionStore(
+    StoreLifecycle,
+    DefinitionStore,
+    ExecutionStateStore,
+    BacklogStore,
+    DlqStore,
+    TokenStore,
+    TriggerStore,
+    TraceStore,
+    Protocol,
+):
+    """Persistence for definitions, executions, node results, the backlog, dead letters,
+    resume tokens, triggers, logs and spans: every area's protocol at once (see the
+    module docstring). The engine and users take this one."""
