@@ -258,6 +258,9 @@ class EngineCore:
             raise ConfigurationError("the engine is not started: call `await engine.start()`")
         return self._wired
 
+    # The started parts, for the engine's own modules and for tests that inspect Redis.
+    # Not public API: users, the HTTP API and the CLI use the engine's methods (ping,
+    # live_workers, purge, get_queue_stats, breaker_state, ...) instead.
     @property
     def queue(self) -> JobQueue:
         return self._parts().queue
