@@ -1,5 +1,5 @@
-"""The in-memory store's schedules and webhook bindings (a mixin of
-``InMemoryExecutionStore``, kept apart to keep that module small).
+"""The in-memory store's schedules and webhook bindings (``TriggerStore``; a part of
+``InMemoryExecutionStore``).
 
 Each method reads and writes without awaiting, so it is atomic like the rest of the store.
 Records are frozen dataclasses of immutable values: they are handed out as they are.
@@ -12,16 +12,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from spane_py.errors import StatePersistenceError
-from spane_py.records import ScheduleRecord, WebhookRecord, WorkflowVersionRecord
+from spane_py.records import ScheduleRecord, WebhookRecord
+from spane_py.stores.memory_state import MemoryState
 
 
-class MemoryTriggers:
-    _workflows: dict[str, list[WorkflowVersionRecord]]
-
-    def _init_triggers(self) -> None:
-        self._schedules: dict[str, ScheduleRecord] = {}
-        self._webhooks: dict[tuple[str, str], WebhookRecord] = {}
-
+class MemoryTriggers(MemoryState):
     async def sync_triggers(
         self,
         workflow_id: str,

@@ -1,0 +1,99 @@
+"""The in-memory store's backlog (``BacklogStore``; a part of ``InMemoryExecutionStore``):
+the nodes whose job the sweeper sends again, and the admission of queued executions.
+
+Both rules are also written in SQL (stores/postgres/sql.py: ``PENDING_NODES``,
+``ADMIT_QUEUED``); their one definition is in ``BacklogStore``'s docstrings, and the
+contract suite holds both stores to it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from spane_py import _json
+from spane_py.records import ExecutionRecord, NodeRecord, PendingNode, evolve_execution
+from spane_py.state import ExecutionStatus, NodeStatus
+from spane_py.stores.memory_state import MemoryState, check_window, detach
+
+
+class MemoryBacklog(MemoryState):
+    async def list_pending_nodes(
+        self, *, older_than: datetime, limit: int = 500
+    ) -> list[PendingNode]:
+        check_window(limit=limit)
+        found: list[tuple[datetime, PendingNode]] = []
+        for execution_id, record in self._executions.items():
+            if record.status is not ExecutionStatus.RUNNING:
+                continue
+            for node in self._nodes[execution_id].values():
+                since = self._pending_since(node)
+                if since is None or since >= older_than:
+                    continue
+                found.append(
+                    (
+                        since,
+                        PendingNode(
+                            execution_id,
+                            record.workflow_id,
+                            record.workflow_version,
+                            node.node_id,
+                            node.generation,
+                            record.priority,
+                        ),
+                    )
+                )
+        found.sort(key=lambda item: item[0])
+        return [pending for _, pending in found[:limit]]
+
+    def _pending_since(self, node: NodeRecord) -> datetime | None:
+        """Since when a node has wanted its job sent (None: it does not)."""
+        if node.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
+            queued = node.queued_at
+            since = node.started_at or queued
+            if queued is None or since is None:
+                return None
+            return max(queued, since)
+        if node.status is not NodeStatus.WAITING:
+            return None
+        times = [node.wake_at] if node.wake_at is not None else []
+        child_id = _waited_child(node)
+        child = self._executions.get(child_id) if child_id is not None else None
+        if child is not None and child.status.is_terminal:
+            times.append(child.completed_at or child.created_at)
+        return min(times) if times else None
+
+    async def admit_queued(
+        self, workflow_id: str, limit: int, now: datetime
+    ) -> list[ExecutionRecord]:
+        self.cleanup()
+        active = 0
+        queued: list[ExecutionRecord] = []
+        for record in self._executions.values():
+            if record.workflow_id != workflow_id:
+                continue
+            if record.status in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
+                active += 1
+            elif record.status is ExecutionStatus.QUEUED:
+                queued.append(record)
+        queued.sort(key=lambda r: r.execution_id)
+        admitted: list[ExecutionRecord] = []
+        for record in queued[: max(limit - active, 0)]:
+            started = evolve_execution(record, status=ExecutionStatus.RUNNING, started_at=now)
+            self._executions[record.execution_id] = started
+            admitted.append(detach(started))
+        return admitted
+
+    async def list_queued_workflows(self) -> list[str]:
+        self.cleanup()
+        return sorted(
+            {r.workflow_id for r in self._executions.values() if r.status is ExecutionStatus.QUEUED}
+        )
+
+
+def _waited_child(node: NodeRecord) -> str | None:
+    """The child execution a waiting sub-workflow node waits for, if any."""
+    if node.wait is None:
+        return None
+    info = _json.loads(node.wait)
+    child = info.get("child") if isinstance(info, dict) else None
+    return child if isinstance(child, str) else None
