@@ -182,22 +182,28 @@ class WebhookRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Decision:
+    """What a ``decide`` function tells its caller besides what it writes: the planner's
+    decisions (``spane_py.engine.decisions``: ``Run``, ``Duplicate``, ``Settled``, ...)
+    are its subclasses, one type each. The base itself tells nothing more."""
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """What a ``decide`` function wants written, atomically.
 
     ``nodes`` are node records to upsert; ``execution`` replaces the execution record when
     set; ``spans`` are added to the trace; ``enqueue`` names the nodes whose jobs the caller
-    sends once the write committed; ``outcome`` and ``payload`` carry the decision back to
-    the caller and are not stored.
+    sends once the write committed; ``decision`` carries the decision back to the caller
+    and is not stored.
     """
 
     nodes: tuple[NodeRecord, ...] = ()
     execution: ExecutionRecord | None = None
     enqueue: tuple[str, ...] = ()
-    outcome: str = ""
-    payload: Any = None
     spans: tuple[SpanRecord, ...] = ()  # recorded with the write, atomically
     dlq: tuple[DlqRecord, ...] = ()  # dead-letter items, recorded with the write
+    decision: Decision = Decision()
 
     @property
     def is_noop(self) -> bool:

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from spane_py.context import ExecutionContext
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
-from spane_py.engine import planner, spans
+from spane_py.engine import spans
+from spane_py.engine.decisions import Started
 from spane_py.observability import events
 from spane_py.queue.jobs import NodeJob
 from spane_py.records import SpanRecord
@@ -29,7 +30,7 @@ class Attempt:
     graph: WorkflowGraph
     node: NodeDefinition
     ctx: ExecutionContext
-    started: planner.StartPayload
+    started: Started  # the start decision (Run, or Wake for a waiting node)
     started_at: datetime
 
     def span(

@@ -37,6 +37,7 @@ from spane_py.definitions.models import NodeDefinition
 from spane_py.engine import planner, starting
 from spane_py.engine.attempt import Attempt
 from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.decisions import Suspended
 from spane_py.engine.ids import new_execution_id
 from spane_py.errors import (
     MaxDepthExceededError,
@@ -134,7 +135,8 @@ class BuiltinNodes:
             ),
             cached=attempt.started.snapshot,
         )
-        if done.outcome == planner.RUN:
+        suspended = isinstance(done.decision, Suspended)
+        if suspended:
             events.emit(
                 events.NODE_WAITING,
                 execution_id=attempt.ctx.execution_id,
@@ -143,7 +145,7 @@ class BuiltinNodes:
                 kind=wait.get("kind"),
                 wake_at=wake_at.isoformat() if wake_at else None,
             )
-        return done.outcome == planner.RUN
+        return suspended
 
     # delay -------------------------------------------------------------------------
     async def _begin_delay(self, attempt: Attempt) -> Step:

@@ -20,6 +20,15 @@ from spane_py import _json
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import planner, starting
 from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.decisions import (
+    Duplicate,
+    Paused,
+    Refused,
+    Resumed,
+    Retried,
+    Stopped,
+    completion_decision,
+)
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel
 from spane_py.engine.resend import Resender
@@ -105,9 +114,9 @@ class Control:
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
         done = await self.store.transition(execution_id, decide)
-        if done.outcome == planner.REFUSED:
+        if isinstance(done.decision, Refused):
             raise InvalidExecutionStateError(
-                f"cannot {action} execution {execution_id}: {done.payload}",
+                f"cannot {action} execution {execution_id}: {done.decision.why}",
                 execution_id=execution_id,
             )
         return done
@@ -124,22 +133,23 @@ class Control:
     # Pause, resume, cancel -----------------------------------------------------------
     async def pause(self, execution_id: str) -> bool:
         done = await self._apply(execution_id, planner.plan_pause(), "pause")
-        if done.outcome == planner.CHANGED:
-            assert done.execution is not None
-            await self._count_control(execution_id, "the pause")
-            events.emit(
-                events.EXECUTION_PAUSED,
-                execution_id=execution_id,
-                workflow_id=done.execution.workflow_id,
-            )
-        return done.outcome == planner.CHANGED
+        if not isinstance(done.decision, Paused):
+            return False
+        assert done.execution is not None
+        await self._count_control(execution_id, "the pause")
+        events.emit(
+            events.EXECUTION_PAUSED,
+            execution_id=execution_id,
+            workflow_id=done.execution.workflow_id,
+        )
+        return True
 
     async def resume(self, execution_id: str) -> bool:
         done = await self._apply(execution_id, planner.plan_resume(_now()), "resume")
-        if done.outcome != planner.CHANGED:
+        if not isinstance(done.decision, Resumed):
             return False
         assert done.execution is not None
-        await self.lifecycle.send(done.execution, done.payload)
+        await self.lifecycle.send(done.execution, done.decision.wakeups)
         events.emit(
             events.EXECUTION_RESUMED,
             execution_id=execution_id,
@@ -158,7 +168,7 @@ class Control:
         # crash finishes on the next try. Each child settles on its own and wakes nobody
         # (the parent node is cancelled already).
         await self._cancel_children(execution_id, f"parent {execution_id} cancelled")
-        if done.outcome != planner.CHANGED:
+        if not isinstance(done.decision, Stopped):
             return False
         assert done.execution is not None
         await self._count_control(execution_id, "the cancel")
@@ -168,7 +178,7 @@ class Control:
             workflow_id=done.execution.workflow_id,
             reason=why,
         )
-        await self._stopped(done)
+        await self._stopped(done, done.decision)
         return True
 
     async def time_out(self, execution_id: str) -> bool:
@@ -188,7 +198,7 @@ class Control:
         done = await self.store.transition(
             execution_id, planner.plan_timeout(_now(), reason, graph)
         )
-        if done.outcome != planner.CHANGED:
+        if not isinstance(done.decision, Stopped):
             return False
         assert done.execution is not None
         await self._count_control(execution_id, "the timeout")
@@ -200,7 +210,7 @@ class Control:
             workflow_id=record.workflow_id,
             error=reason,
         )
-        await self._stopped(done)
+        await self._stopped(done, done.decision)
         return True
 
     async def _cancel_children(self, execution_id: str, reason: str) -> None:
@@ -209,11 +219,11 @@ class Control:
                 with contextlib.suppress(InvalidExecutionStateError):  # it ended meanwhile
                     await self.cancel(child.execution_id, reason)
 
-    async def _stopped(self, done: Transition) -> None:
+    async def _stopped(self, done: Transition, stopped: Stopped) -> None:
         """After a cancel or a timeout: stop its running nodes everywhere, then settle."""
         assert done.execution is not None
         _emit_spans(done, done.execution)
-        if done.payload:
+        if stopped.in_flight:
             self.runner.cancel_local(done.execution.execution_id)
             await self.channel.cancelled(done.execution.execution_id)
         await self.lifecycle.settled(done.execution)
@@ -244,12 +254,13 @@ class Control:
             execution_id, planner.plan_retry_execution(graph, _now(), only=only), "retry"
         )
         assert done.execution is not None
-        await self.lifecycle.send(done.execution, done.payload)
+        assert isinstance(done.decision, Retried)  # or _apply raised
+        await self.lifecycle.send(done.execution, done.decision.wakeups)
         events.emit(
             events.EXECUTION_RETRIED,
             execution_id=execution_id,
             workflow_id=record.workflow_id,
-            nodes=",".join(w.node_id for w in done.payload),
+            nodes=",".join(w.node_id for w in done.decision.wakeups),
         )
 
     async def replay(
@@ -319,7 +330,7 @@ class Control:
             record.execution_id,
             planner.plan_event(graph, record.node_id, record.generation, token, outcome, _now()),
         )
-        if done.outcome in (planner.REFUSED, planner.DUPLICATE):
+        if isinstance(completion_decision(done), Refused | Duplicate):
             raise ResumeTokenError(
                 f"node {record.node_id!r} of execution {record.execution_id} no longer waits "
                 "for this token",

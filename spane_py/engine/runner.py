@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from spane_py import _json
 from spane_py.context import ExecutionContext
@@ -19,6 +19,22 @@ from spane_py.engine import planner
 from spane_py.engine.attempt import Attempt
 from spane_py.engine.builtin_nodes import SUSPENDING, BuiltinNodes, Step, WakeAt
 from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.decisions import (
+    Dropped,
+    Duplicate,
+    Parked,
+    Recorded,
+    Refused,
+    Requeued,
+    Resend,
+    Run,
+    Settled,
+    Stale,
+    Unknown,
+    Wake,
+    completion_decision,
+    start_decision,
+)
 from spane_py.engine.outcomes import call_executor, describe, format_traceback, to_outcome
 from spane_py.errors import (
     MaxDepthExceededError,
@@ -36,7 +52,7 @@ from spane_py.queue.jobs import NodeJob
 from spane_py.queue.outcomes import DONE, JobOutcome, Reschedule
 from spane_py.records import DlqRecord, ExecutionRecord, Recent, Transition
 from spane_py.registry import NodeRegistry, RegisteredNode
-from spane_py.state import NodeStatus
+from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import ExecutionStore
 from spane_py.traffic.admission import Admission
 from spane_py.traffic.control import TrafficControl
@@ -121,20 +137,27 @@ class NodeRunner:
             planner.plan_start(node.id, job.generation, started_at, graph=graph),
             recent=recent,
         )
-        waking = start.outcome == planner.WAKE
-        if start.outcome == planner.DUPLICATE and isinstance(start.payload, planner.Resend):
-            await self._resend(job, start.payload)
-            return DONE
-        if start.outcome != planner.RUN and not waking:
-            if start.outcome == planner.DROPPED:
+        decision = start_decision(start)
+        match decision:
+            case Run() | Wake():
+                started = decision
+            case Duplicate(resend=resend):
+                if resend is not None:
+                    await self._resend(job, resend)
+                return DONE
+            case Dropped():
                 events.emit(
                     events.NODE_DROPPED,
                     execution_id=eid,
                     workflow_id=job.workflow_id,
                     node_id=node.id,
                 )
-            return DONE
-        started: planner.StartPayload = start.payload
+                return DONE
+            case Stale() | Parked() | Unknown():
+                return DONE
+            case _:
+                assert_never(decision)
+        waking = isinstance(started, Wake)
         execution = started.execution
         if waking:
             rec = started.nodes[node.id]
@@ -225,7 +248,7 @@ class NodeRunner:
         await asyncio.shield(self._complete(attempt, outcome))
         return DONE
 
-    async def _resend(self, job: NodeJob, again: planner.Resend) -> None:
+    async def _resend(self, job: NodeJob, again: Resend) -> None:
         """Send again what a finished node started (a no-op where it exists): its claimed
         children's jobs, and its execution's settling."""
         if again.jobs:
@@ -418,7 +441,7 @@ class NodeRunner:
                 ),
                 cached=attempt.started.snapshot,
             )
-            if retry.outcome == planner.RUN:
+            if isinstance(retry.decision, Requeued):
                 attempt.emit_span(span)
                 events.emit(
                     events.NODE_RETRYING,
@@ -465,7 +488,7 @@ class NodeRunner:
             ),
             cached=attempt.started.snapshot,
         )
-        if done.outcome != planner.DUPLICATE:  # recorded before (a cancel's span, say)
+        if not isinstance(done.decision, Duplicate):  # recorded before (a cancel's span, say)
             attempt.emit_span(span)
         await self.after_completion(
             attempt.started.execution, ctx.node_id, outcome.status, outcome.error, done, wait=False
@@ -494,11 +517,19 @@ class NodeRunner:
         def first_job(child: str, generation: int) -> NodeJob:
             return replace(job(child, generation), first=True)
 
-        if done.outcome == planner.DUPLICATE:
-            # Recorded before (see plan_completion): make sure nothing it started is lost.
-            if isinstance(done.payload, planner.Resend):
-                await self._resend(job(node_id, 0), done.payload)
-            return
+        decision = completion_decision(done)
+        match decision:
+            case Duplicate(resend=again):
+                # Recorded before (see plan_completion): make sure nothing it started is lost.
+                if again is not None:
+                    await self._resend(job(node_id, 0), again)
+                return
+            case Refused():  # nothing was recorded
+                return
+            case Recorded() | Settled():
+                pass
+            case _:
+                assert_never(decision)
         events.emit(
             _NODE_EVENTS[status],
             execution_id=eid,
@@ -513,11 +544,13 @@ class NodeRunner:
                 await self.queue.enqueue_batched(children, priority=execution.priority)
             else:
                 self.queue.enqueue_soon(children, priority=execution.priority)
-        if done.outcome == planner.SETTLED_COMPLETED:
+        if not isinstance(decision, Settled):
+            return
+        if decision.status is ExecutionStatus.COMPLETED:
             events.emit(
                 events.EXECUTION_COMPLETED, execution_id=eid, workflow_id=execution.workflow_id
             )
-        elif done.outcome == planner.SETTLED_FAILED:
+        else:
             # Nothing new starts now, in any worker: they read before starting a node.
             try:
                 await self.queue.bump_control_epoch()
@@ -530,9 +563,8 @@ class NodeRunner:
                 workflow_id=execution.workflow_id,
                 error=error,
             )
-        if done.outcome in (planner.SETTLED_COMPLETED, planner.SETTLED_FAILED):
-            assert done.execution is not None
-            await self.on_settled(done.execution)
+        assert done.execution is not None
+        await self.on_settled(done.execution)
 
     async def _flush_logs(self, ctx: ExecutionContext) -> None:
         logs = ctx.drain_logs()

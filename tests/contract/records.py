@@ -10,6 +10,7 @@ from typing import Any
 from spane_py.definitions.graph import WorkflowGraph, compile_workflow
 from spane_py.definitions.models import NodeDefinition, WorkflowDefinition
 from spane_py.engine.ids import new_execution_id
+from spane_py.records import Decision
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import (
     ExecutionRecord,
@@ -18,6 +19,15 @@ from spane_py.stores.base import (
     NodeRecord,
     SavedWorkflow,
 )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Carried(Decision):
+    """A decision a test's ``decide`` hands back to its caller: any value, which the store
+    returns untouched (the planner's own decisions are types of their own)."""
+
+    value: Any
+
 
 # A fixed instant with microseconds (the finest precision every store must keep).
 T0 = datetime(2024, 5, 17, 12, 30, 45, 123456, tzinfo=UTC)

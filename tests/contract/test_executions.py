@@ -11,7 +11,7 @@ from spane_py.errors import ExecutionNotFoundError, StatePersistenceError
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import ExecutionRecord, ExecutionStore, Transition
 
-from .records import T0, at, canonical_json, execution, node, normalized, ordered_ids
+from .records import T0, Carried, at, canonical_json, execution, node, normalized, ordered_ids
 
 # Falsy and tricky JSON outputs must come back as the same JSON values (SPANE returned null
 # for 0, false and "" from Postgres). ``None`` (no output) differs from "null". A store keeps
@@ -327,9 +327,10 @@ class TestMetadata:
         await contract_store.create_execution(record, [])
         await contract_store.update_execution_metadata(record.execution_id, {"b": 2})
         seen = await contract_store.transition(
-            record.execution_id, lambda snap: Transition(payload=dict(snap.execution.metadata))
+            record.execution_id,
+            lambda snap: Transition(decision=Carried(dict(snap.execution.metadata))),
         )
-        assert seen.payload == {"a": 1, "b": 2}
+        assert seen.decision == Carried({"a": 1, "b": 2})
 
 
 async def _populate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from spane_py.definitions.graph import WorkflowGraph, compile_workflow
-from spane_py.engine import planner
+from spane_py.engine import decisions, planner
 from spane_py.state import NodeStatus
 from spane_py.stores.base import ExecutionSnapshot, ExecutionStore, SpanRecord, Transition
 
@@ -79,12 +79,12 @@ class TestWaitSpans:
         eid = record.execution_id
         await store.create_execution(record, planner.initial_nodes(graph, at(0)))
         start = await store.transition(eid, planner.plan_start("n0", 0, at(1)))
-        assert start.outcome == planner.RUN
+        assert isinstance(start.decision, decisions.Run)
         wait = '{"kind":"event","token":"tok"}'
         suspend = planner.plan_suspend(
             "n0", 0, attempt=1, started_at=at(1), wake_at=None, wait=wait
         )
-        assert (await store.transition(eid, suspend)).outcome == planner.RUN
+        assert (await store.transition(eid, suspend)).decision == decisions.Suspended()
         assert await store.get_spans(eid) == []  # waiting: no span yet
         return eid, graph
 
@@ -117,7 +117,7 @@ class TestWaitSpans:
         assert done.spans == (span,)
         # The token is spent: a second resume is refused and writes nothing.
         again = await contract_store.transition(eid, resume)
-        assert again.outcome == planner.REFUSED
+        assert again.decision == decisions.Refused("not_waiting")
         assert await contract_store.get_spans(eid) == [span]
 
     async def test_a_cancel_writes_the_span_of_the_wait(
@@ -125,7 +125,7 @@ class TestWaitSpans:
     ) -> None:
         eid, graph = await self.waiting(contract_store)
         done = await contract_store.transition(eid, planner.plan_cancel(at(30), "withdrawn", graph))
-        assert done.outcome == planner.CHANGED
+        assert done.decision == decisions.Stopped(("n0",))
         (span,) = await contract_store.get_spans(eid)
         assert (span.status, span.error, span.started_at, span.ended_at) == (
             "cancelled",

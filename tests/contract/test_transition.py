@@ -12,16 +12,17 @@ import random
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from spane_py.definitions.graph import WorkflowGraph
-from spane_py.engine import planner
+from spane_py.engine import decisions, planner
 from spane_py.errors import ExecutionNotFoundError
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import Decide, ExecutionSnapshot, ExecutionStore, Transition
 
-from .records import at, diamond, execution, node
+from .records import Carried, at, diamond, execution, node
 
 
 def _now() -> datetime:
@@ -86,25 +87,20 @@ class TestTransition:
             await contract_store.transition(record.execution_id, add(node_id))
         assert history == [[], ["a"], ["a", "b"]]
 
-    async def test_outcome_and_payload_come_back_unchanged(
-        self, contract_store: ExecutionStore
-    ) -> None:
+    async def test_the_decision_comes_back_unchanged(self, contract_store: ExecutionStore) -> None:
         record = execution()
         await contract_store.create_execution(record, [node("a")])
-        payload = {"not": "stored", "obj": object()}
+        decision = Carried({"not": "stored", "obj": object()})
         wanted = Transition(
-            nodes=(node("a", NodeStatus.RUNNING),),
-            enqueue=("x", "y"),
-            outcome="custom-outcome",
-            payload=payload,
+            nodes=(node("a", NodeStatus.RUNNING),), enqueue=("x", "y"), decision=decision
         )
         result = await contract_store.transition(record.execution_id, lambda snap: wanted)
         assert result == wanted
-        assert result.payload is payload
+        assert result.decision is decision
         noop = await contract_store.transition(
-            record.execution_id, lambda snap: Transition(outcome="nothing", payload=42)
+            record.execution_id, lambda snap: Transition(decision=Carried(42))
         )
-        assert (noop.outcome, noop.payload, noop.is_noop) == ("nothing", 42, True)
+        assert (noop.decision, noop.is_noop) == (Carried(42), True)
 
     async def test_a_noop_transition_changes_nothing(self, contract_store: ExecutionStore) -> None:
         record = execution(metadata={"a": 1})
@@ -112,7 +108,7 @@ class TestTransition:
         await contract_store.create_execution(record, nodes)
         before = await contract_store.list_executions()
         result = await contract_store.transition(
-            record.execution_id, lambda snap: Transition(enqueue=("a",), outcome="x")
+            record.execution_id, lambda snap: Transition(enqueue=("a",), decision=Carried("x"))
         )
         assert result.is_noop
         assert await contract_store.get_execution(record.execution_id) == record
@@ -211,15 +207,21 @@ class TestTransition:
 
 
 def _increment(node_id: str) -> Decide:
-    """Read-modify-write: the attempts counter goes up by one; returns the value it saw."""
+    """Read-modify-write: the attempts counter goes up by one; carries the value it saw."""
 
     def decide(snap: ExecutionSnapshot) -> Transition:
         current = snap.nodes.get(node_id) or node(node_id)
         return Transition(
-            nodes=(replace(current, attempts=current.attempts + 1),), payload=current.attempts
+            nodes=(replace(current, attempts=current.attempts + 1),),
+            decision=Carried(current.attempts),
         )
 
     return decide
+
+
+def _carried(done: Transition) -> Any:
+    assert isinstance(done.decision, Carried)
+    return done.decision.value
 
 
 class TestConcurrentTransitions:
@@ -235,7 +237,7 @@ class TestConcurrentTransitions:
         nodes = await contract_store.get_node_results(record.execution_id)
         assert nodes["counter"].attempts == 200
         # Serialisable: every transition saw a different value.
-        assert sorted(r.payload for r in results) == list(range(200))
+        assert sorted(_carried(r) for r in results) == list(range(200))
 
     async def test_no_update_is_lost_across_nodes_and_executions(
         self, contract_store: ExecutionStore
@@ -313,20 +315,20 @@ async def _run_node(
     — deciding first on the snapshot the start saw, as the runner does (``cached``)."""
     started_at = _now()
     start = await store.transition(eid, planner.plan_start(node_id, 0, started_at))
-    assert start.outcome == planner.RUN, (node_id, start.outcome)
+    assert isinstance(start.decision, decisions.Run), (node_id, start.decision)
     for _ in range(yields):
         await asyncio.sleep(0)
     outcome = planner.NodeOutcome(
         status=status,
         output=f'"{node_id}"' if status is NodeStatus.SUCCEEDED else None,
         error="boom" if status is NodeStatus.FAILED else None,
-        attempt=start.payload.attempt,
+        attempt=start.decision.attempt,
         started_at=started_at,
     )
     done = await store.transition(
         eid,
         planner.plan_completion(graph, node_id, 0, outcome, _now()),
-        cached=start.payload.snapshot,
+        cached=start.decision.snapshot,
     )
     log.append((node_id, done))
     return done
@@ -357,16 +359,16 @@ class TestPlannerOnTheStore:
         # Both middle nodes start, then both finish at the same moment.
         for middle in ("b", "c"):
             start = await contract_store.transition(eid, planner.plan_start(middle, 0, _now()))
-            assert start.outcome == planner.RUN
+            assert isinstance(start.decision, decisions.Run)
         ok = planner.NodeOutcome(status=NodeStatus.SUCCEEDED, output="1")
         b_done, c_done = await asyncio.gather(
             contract_store.transition(eid, planner.plan_completion(graph, "b", 0, ok, _now())),
             contract_store.transition(eid, planner.plan_completion(graph, "c", 0, ok, _now())),
         )
         assert sorted(b_done.enqueue + c_done.enqueue) == ["d"]
-        assert {b_done.outcome, c_done.outcome} == {planner.RECORDED}
+        assert {b_done.decision, c_done.decision} == {decisions.Recorded()}
         d = await _run_node(contract_store, graph, eid, "d", log)
-        assert d.outcome == planner.SETTLED_COMPLETED
+        assert d.decision == decisions.Settled(ExecutionStatus.COMPLETED)
         got = await contract_store.get_execution(eid)
         assert got is not None
         assert got.status is ExecutionStatus.COMPLETED
@@ -388,9 +390,8 @@ class TestPlannerOnTheStore:
             log = logs[eid]
             claimed = Counter(c for _, t in log for c in t.enqueue)
             assert claimed == {"b": 1, "c": 1, "d": 1}, eid
-            outcomes = Counter(t.outcome for _, t in log)
-            assert outcomes[planner.SETTLED_COMPLETED] == 1, eid
-            assert [n for n, t in log if t.outcome == planner.SETTLED_COMPLETED] == ["d"]
+            settled = [n for n, t in log if isinstance(t.decision, decisions.Settled)]
+            assert settled == ["d"], eid
             assert sorted(n for n, _ in log) == ["a", "b", "c", "d"]
             record = await contract_store.get_execution(eid)
             assert record is not None
@@ -417,9 +418,9 @@ class TestPlannerOnTheStore:
                 for _ in range(10)
             )
         )
-        assert Counter(r.outcome for r in results) == {
-            planner.RECORDED: 1,
-            planner.DUPLICATE: 9,
+        assert Counter(type(r.decision) for r in results) == {
+            decisions.Recorded: 1,
+            decisions.Duplicate: 9,
         }
         assert sorted(c for r in results for c in r.enqueue) == ["b", "c"]
         nodes = await contract_store.get_node_results(eid)
@@ -442,9 +443,10 @@ class TestPlannerOnTheStore:
                 for m in ("b", "c")
             )
         )
-        assert sorted(r.outcome for r in results) == sorted(
-            [planner.SETTLED_FAILED, planner.RECORDED]
-        )
+        assert Counter(r.decision for r in results) == {
+            decisions.Settled(ExecutionStatus.FAILED): 1,
+            decisions.Recorded(): 1,
+        }
         assert all(r.enqueue == () for r in results)
         record = await contract_store.get_execution(eid)
         assert record is not None

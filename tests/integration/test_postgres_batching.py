@@ -15,7 +15,7 @@ from spane_py.state import NodeStatus
 from spane_py.stores.base import ExecutionSnapshot, Recent, Transition
 from spane_py.stores.postgres import sql
 from spane_py.stores.postgres.store import PostgresExecutionStore
-from tests.contract.records import execution, node
+from tests.contract.records import Carried, execution, node
 
 
 def _set_output(text: str) -> Callable[[ExecutionSnapshot], Transition]:
@@ -69,12 +69,12 @@ async def test_a_stale_cached_snapshot_is_detected(
 
         def bump(snap: ExecutionSnapshot) -> Transition:
             a = snap.nodes["a"]
-            return Transition(nodes=(replace(a, attempts=a.attempts + 1),), payload=snap)
+            return Transition(nodes=(replace(a, attempts=a.attempts + 1),), decision=Carried(snap))
 
         for _ in range(rounds):
             seen = await ours.transition(record.execution_id, bump)  # we read (and cache)
             await theirs.transition(record.execution_id, bump)  # they write meanwhile
-            await ours.transition(record.execution_id, bump, cached=seen.payload)
+            await ours.transition(record.execution_id, bump, cached=seen.decision.value)
         nodes = await ours.get_node_results(record.execution_id)
         assert nodes["a"].attempts == 3 * rounds  # no update lost, none applied twice
 
@@ -155,17 +155,18 @@ async def test_a_recent_snapshot_answers_only_what_the_caller_accepts(
         await store.create_execution(record, [node("a")])
 
         def look(snap: ExecutionSnapshot) -> Transition:
-            return Transition(outcome="run", payload=snap)
+            return Transition(decision=Carried(snap))
 
-        def run_only(t: Transition) -> bool:
-            return t.outcome == "run"
+        def carried_only(t: Transition) -> bool:
+            return isinstance(t.decision, Carried)
 
-        done = await store.transition(eid, look, recent=Recent(before, run_only))
+        done = await store.transition(eid, look, recent=Recent(before, carried_only))
         assert reads == []
-        assert done.payload.revision == 0
-        assert done.payload.nodes["a"].status is NodeStatus.QUEUED
+        assert isinstance(done.decision, Carried)
+        assert done.decision.value.revision == 0
+        assert done.decision.value.nodes["a"].status is NodeStatus.QUEUED
 
-        await store.transition(eid, look, recent=Recent(time.monotonic(), run_only))
+        await store.transition(eid, look, recent=Recent(time.monotonic(), carried_only))
         assert reads == [eid]  # learned before `since`: read
         await store.transition(eid, look, recent=Recent(before, lambda t: False))
         assert reads == [eid, eid]  # a decision the caller does not take on it: read
@@ -174,5 +175,5 @@ async def test_a_recent_snapshot_answers_only_what_the_caller_accepts(
         # writes is never answered from it (it reads, or its guard catches the change).
         async with PostgresExecutionStore(database_url, schema=pg_schema) as theirs:
             await theirs.transition(eid, _set_output("1"))
-        done = await store.transition(eid, _set_output("2"), recent=Recent(before, run_only))
+        done = await store.transition(eid, _set_output("2"), recent=Recent(before, carried_only))
         assert (await store.get_node_results(eid))["a"].data == 2

@@ -15,7 +15,7 @@ import pytest
 
 from spane_py.definitions.graph import WorkflowGraph, compile_workflow
 from spane_py.definitions.loading import parse_definition
-from spane_py.engine import planner
+from spane_py.engine import decisions, planner
 from spane_py.engine.planner import NodeOutcome
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import (
@@ -103,8 +103,8 @@ class Run:
     def run(self, node_id: str, outcome: NodeOutcome) -> Transition:
         """What the runner does: decide to run, then record the attempt with its result."""
         started = self.start(node_id)
-        assert started.outcome == planner.RUN, (node_id, started.outcome)
-        attempt = started.payload.attempt
+        assert isinstance(started.decision, decisions.Run), (node_id, started.decision)
+        attempt = started.decision.attempt
         return self.complete(node_id, replace(outcome, attempt=attempt, started_at=later()))
 
     def input_of(self, node_id: str) -> Any:
@@ -202,7 +202,7 @@ def test_several_parents_only_active_ones_count() -> None:
 def test_next_nodes_skips_the_unchosen_child() -> None:
     run = Run(build({"a": ["yes", "no"], "yes": [], "no": []}))
     t = run.run("a", ok(1, next_nodes=["yes"]))
-    assert t.outcome == planner.RECORDED
+    assert t.decision == decisions.Recorded()
     assert t.enqueue == ("yes",)
     assert run.status("yes") is NodeStatus.QUEUED
     assert run.status("no") is NodeStatus.SKIPPED
@@ -216,7 +216,7 @@ def test_empty_next_nodes_skips_every_child_and_completes() -> None:
     assert t.enqueue == ()
     assert run.status("b") is NodeStatus.SKIPPED
     assert run.status("c") is NodeStatus.SKIPPED
-    assert t.outcome == planner.SETTLED_COMPLETED
+    assert t.decision == decisions.Settled(ExecutionStatus.COMPLETED)
     assert run.execution.status is ExecutionStatus.COMPLETED
 
 
@@ -265,7 +265,7 @@ def test_a_skipped_node_skips_its_children() -> None:
     assert run.status("b") is NodeStatus.SKIPPED
     assert run.status("c") is NodeStatus.SKIPPED
     assert t.enqueue == ()
-    assert t.outcome == planner.SETTLED_COMPLETED
+    assert t.decision == decisions.Settled(ExecutionStatus.COMPLETED)
 
 
 def test_if_else_into_a_join_runs_the_join_with_the_chosen_branch() -> None:
@@ -280,7 +280,7 @@ def test_if_else_into_a_join_runs_the_join_with_the_chosen_branch() -> None:
     assert run.status("join") is NodeStatus.QUEUED
     assert run.input_of("join") == {"yes": "big"}
     t = run.run("join", ok("done"))
-    assert t.outcome == planner.SETTLED_COMPLETED
+    assert t.decision == decisions.Settled(ExecutionStatus.COMPLETED)
 
 
 def test_else_branch_into_a_join() -> None:
@@ -322,7 +322,7 @@ def test_join_is_claimed_exactly_once_when_parents_finish_together() -> None:
     assert run.enqueued.count("j") == 1
     # a duplicate delivery of c's completion claims nothing again
     again = run.complete("c", ok("C"))
-    assert again.outcome == planner.DUPLICATE
+    assert isinstance(again.decision, decisions.Duplicate)
     assert again.is_noop
     assert again.enqueue == ()
     assert run.enqueued.count("j") == 1
@@ -349,7 +349,7 @@ def test_failure_settles_the_execution_as_failed_and_claims_nothing() -> None:
     run = Run(build({"a": ["b"], "b": ["c"], "c": []}))
     run.run("a", ok())
     t = run.run("b", failed("disk full"))
-    assert t.outcome == planner.SETTLED_FAILED
+    assert t.decision == decisions.Settled(ExecutionStatus.FAILED)
     assert t.enqueue == ()
     assert [r.node_id for r in t.nodes] == ["b"]
     assert run.status("b") is NodeStatus.FAILED
@@ -370,7 +370,7 @@ def test_in_flight_sibling_after_failure_is_recorded_but_enqueues_nothing() -> N
     run.start("c")
     run.complete("b", failed())
     t = run.complete("c", ok("late"))
-    assert t.outcome == planner.RECORDED
+    assert t.decision == decisions.Recorded()
     assert t.enqueue == ()
     assert t.execution is None  # the status stays failed
     assert [r.node_id for r in t.nodes] == ["c"]
@@ -388,7 +388,7 @@ def test_second_failure_does_not_settle_again() -> None:
     run.start("c")
     run.complete("b", failed("first"))
     t = run.complete("c", failed("second"))
-    assert t.outcome == planner.RECORDED
+    assert t.decision == decisions.Recorded()
     assert t.execution is None
     assert run.status("c") is NodeStatus.FAILED
     assert run.execution.error is not None
@@ -404,15 +404,15 @@ def test_completion_settles_completed_exactly_once() -> None:
     run.run("a", ok())
     run.start("b")
     run.start("c")
-    assert run.complete("b", ok()).outcome == planner.RECORDED
+    assert run.complete("b", ok()).decision == decisions.Recorded()
     assert run.execution.status is ExecutionStatus.RUNNING
     last = run.complete("c", ok())
-    assert last.outcome == planner.SETTLED_COMPLETED
+    assert last.decision == decisions.Settled(ExecutionStatus.COMPLETED)
     assert last.execution is not None
     assert last.execution.status is ExecutionStatus.COMPLETED
     assert last.execution.completed_at == later(2)
     duplicate = run.complete("c", ok())
-    assert duplicate.outcome == planner.DUPLICATE
+    assert isinstance(duplicate.decision, decisions.Duplicate)
     assert duplicate.is_noop
     assert run.settled == [ExecutionStatus.COMPLETED]
 
@@ -420,21 +420,21 @@ def test_completion_settles_completed_exactly_once() -> None:
 def test_execution_with_unreachable_nodes_completes() -> None:
     run = Run(build({"a": [], "x": ["y"], "y": []}, entryNodeId="a"))
     t = run.run("a", ok())
-    assert t.outcome == planner.SETTLED_COMPLETED
+    assert t.decision == decisions.Settled(ExecutionStatus.COMPLETED)
 
 
 def test_completion_of_wrong_generation_is_a_duplicate() -> None:
     run = Run(build({"a": ["b"], "b": []}))
     run.start("a")
     t = run.complete("a", ok(), generation=3)
-    assert t.outcome == planner.DUPLICATE
+    assert isinstance(t.decision, decisions.Duplicate)
     assert t.is_noop
     assert run.status("a") is NodeStatus.QUEUED  # starting wrote nothing either
 
 
 def test_completion_of_an_unknown_node_is_a_duplicate() -> None:
     run = Run(build({"a": ["b"], "b": []}))
-    assert run.complete("b", ok()).outcome == planner.DUPLICATE
+    assert isinstance(run.complete("b", ok()).decision, decisions.Duplicate)
 
 
 def test_completed_record_keeps_attempts_and_times() -> None:
@@ -453,7 +453,7 @@ def test_paused_execution_claims_children_but_enqueues_nothing() -> None:
     run.start("a")
     run.execution = replace(run.execution, status=ExecutionStatus.PAUSED)
     t = run.complete("a", ok())
-    assert t.outcome == planner.RECORDED
+    assert t.decision == decisions.Recorded()
     assert t.enqueue == ()
     assert run.status("b") is NodeStatus.QUEUED  # resume sends it
 
@@ -463,7 +463,7 @@ def test_cancelled_execution_records_a_late_completion_only() -> None:
     run.start("a")
     run.execution = replace(run.execution, status=ExecutionStatus.CANCELLED)
     t = run.complete("a", ok())
-    assert t.outcome == planner.RECORDED
+    assert t.decision == decisions.Recorded()
     assert t.enqueue == ()
     assert t.execution is None
     assert run.status("b") is None
@@ -476,21 +476,21 @@ def test_plan_start_runs_a_queued_node() -> None:
     run = Run(build({"a": ["b"], "b": []}), initial_data={"k": 1})
     queued = run.nodes["a"]
     t = run.start("a")
-    assert t.outcome == planner.RUN
+    assert isinstance(t.decision, decisions.Run)
     assert t.is_noop  # deciding to run writes nothing: the attempt is recorded with its result
-    payload = t.payload
-    assert isinstance(payload, planner.StartPayload)
-    assert payload.attempt == 1
-    assert payload.execution == run.execution
-    assert payload.nodes["a"] == queued
-    assert payload.snapshot.nodes["a"] == queued  # what the completion may decide on
+    decision = t.decision
+    assert isinstance(decision, decisions.Run)
+    assert decision.attempt == 1
+    assert decision.execution == run.execution
+    assert decision.nodes["a"] == queued
+    assert decision.snapshot.nodes["a"] == queued  # what the completion may decide on
 
 
 def test_plan_mark_running_records_a_long_attempt() -> None:
     run = Run(build({"a": []}))
     run.start("a")
     t = run.apply(planner.plan_mark_running("a", 0, 1, later()))
-    assert t.outcome == planner.RUN
+    assert isinstance(t.decision, decisions.Marked)
     rec = run.nodes["a"]
     assert (rec.status, rec.attempts, rec.started_at) == (NodeStatus.RUNNING, 1, later())
     # Marking the same attempt again, or an older one, changes nothing.
@@ -518,10 +518,12 @@ def test_plan_defer_undoes_the_running_mark_of_an_attempt_that_does_not_count() 
     run.start("a")
     run.apply(planner.plan_mark_running("a", 0, 1, later()))
     t = run.apply(planner.plan_defer("a", 0, 1, later(3)))
-    assert t.outcome == planner.RUN
+    assert isinstance(t.decision, decisions.Requeued)
     rec = run.nodes["a"]
     assert (rec.status, rec.attempts, rec.queued_at) == (NodeStatus.QUEUED, 0, later(3))
-    assert run.start("a").payload.attempt == 1  # the next start is attempt 1 again
+    again = run.start("a").decision
+    assert isinstance(again, decisions.Run)
+    assert again.attempt == 1  # the next start is attempt 1 again
     # Nothing to undo: not marked, another attempt or generation, or already finished.
     assert run.apply(planner.plan_defer("a", 0, 1, later())).is_noop
     run.apply(planner.plan_mark_running("a", 0, 1, later()))
@@ -537,8 +539,8 @@ def test_plan_start_counts_attempts() -> None:
     run.start("a")
     run.apply(planner.plan_retry("a", 0, "flaky", later(), attempt=1, started_at=later()))
     t = run.start("a")
-    assert t.outcome == planner.RUN
-    assert t.payload.attempt == 2
+    assert isinstance(t.decision, decisions.Run)
+    assert t.decision.attempt == 2
 
 
 def test_only_running_a_queued_node_stands_on_a_recent_snapshot() -> None:
@@ -547,10 +549,10 @@ def test_only_running_a_queued_node_stands_on_a_recent_snapshot() -> None:
     assert stands(run.start("a"))  # queued: claimed by a write this process saw
     run.apply(planner.plan_mark_running("a", 0, 1, later()))
     redelivered = run.start("a")
-    assert redelivered.outcome == planner.RUN
+    assert isinstance(redelivered.decision, decisions.Run)
     assert not stands(redelivered)
     run.execution = replace(run.execution, status=ExecutionStatus.PAUSED)
-    assert run.start("a").outcome == planner.PARKED
+    assert run.start("a").decision == decisions.Parked()
     assert not stands(run.start("a"))
     run.execution = replace(run.execution, status=ExecutionStatus.RUNNING)
     run.complete("a", ok())
@@ -562,19 +564,19 @@ def test_plan_start_on_a_terminal_node_is_a_duplicate() -> None:
     run = Run(build({"a": ["b"], "b": []}))
     run.run("a", ok())
     t = run.start("a")
-    assert t.outcome == planner.DUPLICATE
+    assert isinstance(t.decision, decisions.Duplicate)
     assert t.is_noop
 
 
 def test_plan_start_on_a_skipped_node_is_a_duplicate() -> None:
     run = Run(build({"a": [], "x": []}, entryNodeId="a"))
-    assert run.start("x").outcome == planner.DUPLICATE
+    assert isinstance(run.start("x").decision, decisions.Duplicate)
 
 
 def test_plan_start_with_the_wrong_generation_is_stale() -> None:
     run = Run(build({"a": []}))
     t = run.start("a", generation=1)
-    assert t.outcome == planner.STALE
+    assert t.decision == decisions.Stale()
     assert t.is_noop
     assert run.status("a") is NodeStatus.QUEUED
 
@@ -584,7 +586,7 @@ def test_plan_start_on_a_failed_execution_drops_and_cancels_the_node() -> None:
     run.run("a", ok())
     run.run("b", failed())
     t = run.start("c")  # claimed before the failure, picked up after it
-    assert t.outcome == planner.DROPPED
+    assert isinstance(t.decision, decisions.Dropped)
     (cancelled,) = t.nodes
     assert cancelled.status is NodeStatus.CANCELLED
     assert cancelled.completed_at == later()
@@ -596,7 +598,7 @@ def test_plan_start_on_a_paused_execution_parks_the_node() -> None:
     run = Run(build({"a": []}))
     run.execution = replace(run.execution, status=ExecutionStatus.PAUSED)
     t = run.start("a")
-    assert t.outcome == planner.PARKED
+    assert t.decision == decisions.Parked()
     assert t.is_noop
     assert run.status("a") is NodeStatus.QUEUED
 
@@ -605,14 +607,14 @@ def test_plan_start_on_a_queued_execution_parks_the_node() -> None:
     run = Run(build({"a": []}))
     run.execution = replace(run.execution, status=ExecutionStatus.QUEUED)
     t = run.start("a")
-    assert t.outcome == planner.PARKED
+    assert t.decision == decisions.Parked()
     assert t.is_noop
 
 
 def test_plan_start_on_an_unknown_node() -> None:
     run = Run(build({"a": ["b"], "b": []}))
     t = run.start("b")
-    assert t.outcome == planner.UNKNOWN
+    assert t.decision == decisions.Unknown()
     assert t.is_noop
 
 
@@ -623,7 +625,7 @@ def test_plan_retry_puts_the_node_back_to_queued() -> None:
     run = Run(build({"a": []}))
     run.start("a")
     t = run.apply(planner.plan_retry("a", 0, "timeout", later(5), attempt=1, started_at=later()))
-    assert t.outcome == planner.RUN
+    assert isinstance(t.decision, decisions.Requeued)
     rec = run.nodes["a"]
     assert rec.status is NodeStatus.QUEUED
     assert rec.error == "timeout"
@@ -639,7 +641,7 @@ def test_plan_retry_on_a_paused_execution_still_requeues() -> None:
     run.start("a")
     run.execution = replace(run.execution, status=ExecutionStatus.PAUSED)
     t = run.apply(planner.plan_retry("a", 0, "x", later()))
-    assert t.outcome == planner.RUN
+    assert isinstance(t.decision, decisions.Requeued)
     assert run.status("a") is NodeStatus.QUEUED
 
 
@@ -650,7 +652,7 @@ def test_plan_retry_on_an_ended_execution_cancels_the_node() -> None:
     run.start("c")
     run.complete("b", failed())
     t = run.apply(planner.plan_retry("c", 0, "flaky", later()))
-    assert t.outcome == planner.DROPPED
+    assert isinstance(t.decision, decisions.Dropped)
     assert run.status("c") is NodeStatus.CANCELLED
     assert run.nodes["c"].error == "flaky"
 
@@ -667,7 +669,7 @@ def test_plan_retry_duplicates(case: str) -> None:
     else:
         node = "b"
     t = run.apply(planner.plan_retry(node, generation, "x", later()))
-    assert t.outcome == planner.DUPLICATE
+    assert isinstance(t.decision, decisions.Duplicate)
     assert t.is_noop
 
 
@@ -693,7 +695,7 @@ def test_whole_order_workflow_from_the_spane_json_file() -> None:
     }
     assert run.run("ship-order", ok("label")).enqueue == ("notify-customer", "wait-a-day")
     assert run.run("wait-a-day", ok()).enqueue == ("request-review",)
-    assert run.run("request-review", ok()).outcome == planner.RECORDED
-    assert run.run("notify-customer", ok()).outcome == planner.SETTLED_COMPLETED
+    assert run.run("request-review", ok()).decision == decisions.Recorded()
+    assert run.run("notify-customer", ok()).decision == decisions.Settled(ExecutionStatus.COMPLETED)
     assert run.settled == [ExecutionStatus.COMPLETED]
     assert all(r.status is NodeStatus.SUCCEEDED for r in run.nodes.values())
