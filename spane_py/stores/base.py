@@ -33,7 +33,9 @@ Shared by every area: records returned share no mutable state with the store (mu
 changes nothing stored); node outputs, initial data and metadata come back as the same JSON
 values (0, false, "" and null intact), though not always as the same text: PostgreSQL's
 jsonb normalises whitespace and the order of keys; a negative ``limit`` or ``offset``
-raises ``ValueError``.
+raises ``ValueError``. Ids, node ids and paths are ordered as text by code point (what
+PostgreSQL does in a database whose collation is ``C`` or ``C.UTF-8``; another collation
+may order mixed-case or non-ASCII text differently from the in-memory store).
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class MemoryBacklog(MemoryState):
                         ),
                     )
                 )
-        found.sort(key=lambda item: item[0])
+        # Ties in the order PostgreSQL gives them: by execution id, then node id.
+        found.sort(key=lambda item: (item[0], item[1].execution_id, item[1].node_id))
         return [pending for _, pending in found[:limit]]
 
     def _pending_since(self, node: NodeRecord) -> datetime | None:
