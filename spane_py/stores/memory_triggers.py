@@ -35,8 +35,8 @@ class MemoryTriggers(MemoryState):
             and bound.workflow_id != workflow_id
             and self._is_active(bound.workflow_id)
         ]
-        if conflicts:
-            return conflicts
+        if conflicts:  # in the order PostgreSQL gives them: by path, then method
+            return sorted(conflicts, key=lambda w: (w.path, w.method))
         now = datetime.now(UTC)
         keep = {s.schedule_id for s in schedules}
         for sid in [k for k, v in self._schedules.items() if v.workflow_id == workflow_id]:

@@ -179,3 +179,69 @@ async def test_a_deactivated_workflows_path_passes_to_the_next(
     assert bound is not None
     assert bound.workflow_id == "new"
     assert await contract_store.list_webhooks("old") == []
+
+
+async def test_conflicts_come_back_as_stored_ordered_by_path_then_method(
+    contract_store: ExecutionStore,
+) -> None:
+    await save(contract_store, definition("wf", "a"))
+    await save(contract_store, definition("other", "a"))
+    taken = [hook("z"), hook("a", "PUT", secret="s"), hook("a", "GET")]
+    await contract_store.sync_triggers("wf", [], taken)
+    stored = {(w.path, w.method): w for w in await contract_store.list_webhooks("wf")}
+    conflicts = await contract_store.sync_triggers(
+        "other", [], [hook(w.path, w.method, workflow_id="other") for w in taken]
+    )
+    assert conflicts == [stored["a", "GET"], stored["a", "PUT"], stored["z", "POST"]]
+    assert conflicts[1].secret == "s"
+
+
+async def test_a_conflict_leaves_the_workflows_own_triggers_as_they_were(
+    contract_store: ExecutionStore,
+) -> None:
+    await save(contract_store, definition("wf", "a"))
+    await save(contract_store, definition("other", "a"))
+    await contract_store.sync_triggers("wf", [], [hook("orders/new")])
+    await contract_store.sync_triggers(
+        "other", [schedule("other")], [hook("mine", workflow_id="other", secret="s1")]
+    )
+    before = (
+        await contract_store.list_schedules("other"),
+        await contract_store.list_webhooks("other"),
+    )
+    conflicts = await contract_store.sync_triggers(
+        "other",
+        [schedule("other", name="b")],
+        [hook("mine", workflow_id="other", secret="s2"), hook("orders/new", workflow_id="other")],
+    )
+    assert [(c.path, c.workflow_id) for c in conflicts] == [("orders/new", "wf")]
+    after = (
+        await contract_store.list_schedules("other"),
+        await contract_store.list_webhooks("other"),
+    )
+    assert after == before
+
+
+async def test_a_reactivated_workflow_does_not_take_back_a_path_another_holds(
+    contract_store: ExecutionStore,
+) -> None:
+    await save(contract_store, definition("old", "a"))
+    await save(contract_store, definition("new", "a"))
+    await contract_store.sync_triggers("old", [], [hook("orders/new", workflow_id="old")])
+    assert await contract_store.deactivate_workflow("old")
+    assert (
+        await contract_store.sync_triggers("new", [], [hook("orders/new", workflow_id="new")]) == []
+    )
+    await save(contract_store, definition("old", "a"))  # the same content: reactivated
+    conflicts = await contract_store.sync_triggers(
+        "old", [], [hook("orders/new", workflow_id="old")]
+    )
+    assert [(c.path, c.workflow_id) for c in conflicts] == [("orders/new", "new")]
+    # Once "new" is deactivated, the path passes back to "old" when "old" syncs again.
+    assert await contract_store.deactivate_workflow("new")
+    assert (
+        await contract_store.sync_triggers("old", [], [hook("orders/new", workflow_id="old")]) == []
+    )
+    bound = await contract_store.get_webhook("orders/new", "POST")
+    assert bound is not None
+    assert bound.workflow_id == "old"
