@@ -29,6 +29,7 @@ from spane_py.engine.decisions import (
     Stopped,
     completion_decision,
 )
+from spane_py.engine.effects import ControlEffects, emit_spans
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel
 from spane_py.engine.resend import Resender
@@ -38,7 +39,6 @@ from spane_py.errors import (
     ExecutionNotFoundError,
     ExecutionTimeoutError,
     InvalidExecutionStateError,
-    QueueError,
     ResumeTokenError,
     SpaneError,
 )
@@ -100,10 +100,12 @@ class Control:
         self.store = store
         self.queue = queue
         self.cache = cache
-        self.runner = runner
-        self.lifecycle = lifecycle
-        self.channel = channel
         self.limits = limits
+        # What follows its writes: jobs, settling (the lifecycle's), stopping running nodes
+        # (here, the runner's, and in other processes, through the channel).
+        self.effects = ControlEffects(
+            store, queue, lifecycle.settled, cancel_local=runner.cancel_local, channel=channel
+        )
 
     async def _apply(
         self, execution_id: str, decide: Decide, action: str, *, exists: bool = False
@@ -121,22 +123,13 @@ class Control:
             )
         return done
 
-    async def _count_control(self, execution_id: str, action: str) -> None:
-        """After a pause, cancel or timeout committed: workers that claim a node from now
-        on read its execution instead of trusting what they knew (``JobQueue``'s control
-        epoch). Redis refusing is logged: its workers claim nothing meanwhile either."""
-        try:
-            await self.queue.bump_control_epoch()
-        except QueueError as exc:
-            logger.warning("%s of %s not announced to workers: %s", action, execution_id, exc)
-
     # Pause, resume, cancel -----------------------------------------------------------
     async def pause(self, execution_id: str) -> bool:
         done = await self._apply(execution_id, planner.plan_pause(), "pause")
         if not isinstance(done.decision, Paused):
             return False
         assert done.execution is not None
-        await self._count_control(execution_id, "the pause")
+        await self.effects.count_control(execution_id, "the pause")
         events.emit(
             events.EXECUTION_PAUSED,
             execution_id=execution_id,
@@ -149,7 +142,7 @@ class Control:
         if not isinstance(done.decision, Resumed):
             return False
         assert done.execution is not None
-        await self.lifecycle.send(done.execution, done.decision.wakeups)
+        await self.effects.send(done.execution, done.decision.wakeups)
         events.emit(
             events.EXECUTION_RESUMED,
             execution_id=execution_id,
@@ -171,14 +164,14 @@ class Control:
         if not isinstance(done.decision, Stopped):
             return False
         assert done.execution is not None
-        await self._count_control(execution_id, "the cancel")
+        await self.effects.count_control(execution_id, "the cancel")
         events.emit(
             events.EXECUTION_CANCELLED,
             execution_id=execution_id,
             workflow_id=done.execution.workflow_id,
             reason=why,
         )
-        await self._stopped(done, done.decision)
+        await self.effects.stopped(done, done.decision)
         return True
 
     async def time_out(self, execution_id: str) -> bool:
@@ -201,7 +194,7 @@ class Control:
         if not isinstance(done.decision, Stopped):
             return False
         assert done.execution is not None
-        await self._count_control(execution_id, "the timeout")
+        await self.effects.count_control(execution_id, "the timeout")
         await self._cancel_children(execution_id, f"parent {execution_id} timed out")
         events.emit(
             events.EXECUTION_FAILED,
@@ -210,7 +203,7 @@ class Control:
             workflow_id=record.workflow_id,
             error=reason,
         )
-        await self._stopped(done, done.decision)
+        await self.effects.stopped(done, done.decision)
         return True
 
     async def _cancel_children(self, execution_id: str, reason: str) -> None:
@@ -218,15 +211,6 @@ class Control:
             if not child.status.is_terminal:
                 with contextlib.suppress(InvalidExecutionStateError):  # it ended meanwhile
                     await self.cancel(child.execution_id, reason)
-
-    async def _stopped(self, done: Transition, stopped: Stopped) -> None:
-        """After a cancel or a timeout: stop its running nodes everywhere, then settle."""
-        assert done.execution is not None
-        _emit_spans(done, done.execution)
-        if stopped.in_flight:
-            self.runner.cancel_local(done.execution.execution_id)
-            await self.channel.cancelled(done.execution.execution_id)
-        await self.lifecycle.settled(done.execution)
 
     async def bulk(
         self, action: Callable[[str], Awaitable[bool]], execution_ids: Sequence[str]
@@ -255,7 +239,7 @@ class Control:
         )
         assert done.execution is not None
         assert isinstance(done.decision, Retried)  # or _apply raised
-        await self.lifecycle.send(done.execution, done.decision.wakeups)
+        await self.effects.send(done.execution, done.decision.wakeups)
         events.emit(
             events.EXECUTION_RETRIED,
             execution_id=execution_id,
@@ -338,7 +322,7 @@ class Control:
                 node_id=record.node_id,
                 details={"reason": "not_waiting"},
             )
-        _emit_spans(done, execution)
+        emit_spans(done, execution)
         await self.store.set_token_used(token, _now())
         events.emit(
             events.NODE_RESUMED,
@@ -346,9 +330,7 @@ class Control:
             workflow_id=execution.workflow_id,
             node_id=record.node_id,
         )
-        await self.runner.after_completion(
-            execution, record.node_id, NodeStatus.SUCCEEDED, None, done
-        )
+        await self.effects.completed(execution, record.node_id, NodeStatus.SUCCEEDED, None, done)
         return record.execution_id
 
     # Dead-letter queue -----------------------------------------------------------------
@@ -372,10 +354,3 @@ class Control:
             node_id=item.node_id,
         )
         return item
-
-
-def _emit_spans(done: Transition, execution: ExecutionRecord) -> None:
-    """The spans a control transition wrote (waits that ended, nodes it stopped), for the
-    metrics and the OpenTelemetry export, as the runner emits those of the attempts it ran."""
-    for span in done.spans:
-        events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=execution)

@@ -1,5 +1,6 @@
-"""What follows an execution's change of status: waking waiters, the waiting parent node,
-admitting queued executions, and sending the jobs a control action calls for.
+"""What follows an execution's settling — waking waiters, the waiting parent node, dropping
+its deadline — and the admission of queued executions. ``Lifecycle.settled`` is the
+settling step of the effects that follow a committed decision (engine/effects.py).
 
 Every step here is also redone by the sweeper when a process dies in the middle, so each
 one is safe to run twice: sending a job that exists is a no-op, a parent node's job only
@@ -10,11 +11,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from spane_py.definitions.graph import WorkflowGraph
-from spane_py.engine import planner, starting
+from spane_py.engine import starting
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.notify import SettleNotifier
 from spane_py.engine.resend import Resender
@@ -126,26 +126,6 @@ class Lifecycle:
             except SpaneError as exc:
                 logger.warning("admitting executions of %s failed: %s", workflow_id, exc)
         return started
-
-    async def send(self, record: ExecutionRecord, wakeups: Sequence[planner.Wakeup]) -> None:
-        """Send the jobs a control transition asked for (now, or at their due time)."""
-        now: list[NodeJob] = []
-        for w in wakeups:
-            job = NodeJob(
-                record.execution_id,
-                record.workflow_id,
-                record.workflow_version,
-                w.node_id,
-                w.generation,
-            )
-            if w.due is None:
-                now.append(job)
-            else:
-                await self.queue.enqueue(
-                    [job], priority=record.priority, due_ms=int(w.due.timestamp() * 1000)
-                )
-        if now:
-            await self.queue.enqueue(now, priority=record.priority)
 
     async def _latest_graph(self, workflow_id: str) -> WorkflowGraph | None:
         version = await self.cache.latest_version(workflow_id)

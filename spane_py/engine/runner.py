@@ -23,18 +23,14 @@ from spane_py.engine.decisions import (
     Dropped,
     Duplicate,
     Parked,
-    Recorded,
-    Refused,
     Requeued,
-    Resend,
     Run,
-    Settled,
     Stale,
     Unknown,
     Wake,
-    completion_decision,
     start_decision,
 )
+from spane_py.engine.effects import NodeEffects, SettledHook
 from spane_py.engine.outcomes import call_executor, describe, format_traceback, to_outcome
 from spane_py.errors import (
     MaxDepthExceededError,
@@ -50,16 +46,14 @@ from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import NodeJob
 from spane_py.queue.outcomes import DONE, JobOutcome, Reschedule
-from spane_py.records import DlqRecord, ExecutionRecord, Recent, Transition
+from spane_py.records import DlqRecord, Recent
 from spane_py.registry import NodeRegistry, RegisteredNode
-from spane_py.state import ExecutionStatus, NodeStatus
+from spane_py.state import NodeStatus
 from spane_py.stores.base import ExecutionStore
 from spane_py.traffic.admission import Admission
 from spane_py.traffic.control import TrafficControl
 
 logger = logging.getLogger("spane_py.runner")
-
-SettledHook = Callable[[ExecutionRecord], Awaitable[None]]
 
 # Errors that retrying cannot fix: the node fails at once, whatever its retry policy.
 _PERMANENT = (
@@ -97,7 +91,8 @@ class NodeRunner:
         self.store = store
         self.cache = cache
         self.queue = queue
-        self.on_settled = on_settled
+        # What follows its writes: children's jobs, settling (``on_settled``), ...
+        self.effects = NodeEffects(store, queue, on_settled)
         self.builtins = builtins
         self.traffic = traffic
         self.max_output_bytes = max_output_bytes
@@ -143,7 +138,7 @@ class NodeRunner:
                 started = decision
             case Duplicate(resend=resend):
                 if resend is not None:
-                    await self._resend(job, resend)
+                    await self.effects.resend(job, resend)
                 return DONE
             case Dropped():
                 events.emit(
@@ -247,22 +242,6 @@ class NodeRunner:
         marker.cancel()
         await asyncio.shield(self._complete(attempt, outcome))
         return DONE
-
-    async def _resend(self, job: NodeJob, again: Resend) -> None:
-        """Send again what a finished node started (a no-op where it exists): its claimed
-        children's jobs, and its execution's settling."""
-        if again.jobs:
-            await self.queue.enqueue(
-                [
-                    NodeJob(job.execution_id, job.workflow_id, job.workflow_version, c, g)
-                    for c, g in again.jobs
-                ],
-                priority=again.priority,
-            )
-        if again.settled:
-            settled = await self.store.get_execution(job.execution_id)
-            if settled is not None:
-                await self.on_settled(settled)
 
     async def _admit(self, attempt: Attempt, registered: RegisteredNode) -> Admission | JobOutcome:
         """Rate limits and the circuit breaker, before the executor is called.
@@ -490,93 +469,14 @@ class NodeRunner:
         )
         if not isinstance(done.decision, Duplicate):  # recorded before (a cancel's span, say)
             attempt.emit_span(span)
-        await self.after_completion(
+        await self.effects.completed(
             attempt.started.execution, ctx.node_id, outcome.status, outcome.error, done, wait=False
         )
-
-    async def after_completion(
-        self,
-        execution: ExecutionRecord,
-        node_id: str,
-        status: NodeStatus,
-        error: str | None,
-        done: Transition,
-        *,
-        wait: bool = True,
-    ) -> None:
-        """What follows a completion's write: events, the children's jobs, the settling.
-        ``wait=False``: the children's jobs go out with this event-loop tick's Redis call
-        without being awaited here (a worker ends the job's delivery in the same call)."""
-        eid = execution.execution_id
-
-        def job(child: str, generation: int) -> NodeJob:
-            return NodeJob(
-                eid, execution.workflow_id, execution.workflow_version, child, generation
-            )
-
-        def first_job(child: str, generation: int) -> NodeJob:
-            return replace(job(child, generation), first=True)
-
-        decision = completion_decision(done)
-        match decision:
-            case Duplicate(resend=again):
-                # Recorded before (see plan_completion): make sure nothing it started is lost.
-                if again is not None:
-                    await self._resend(job(node_id, 0), again)
-                return
-            case Refused():  # nothing was recorded
-                return
-            case Recorded() | Settled():
-                pass
-            case _:
-                assert_never(decision)
-        events.emit(
-            _NODE_EVENTS[status],
-            execution_id=eid,
-            workflow_id=execution.workflow_id,
-            node_id=node_id,
-            error=error,
-        )
-        if done.enqueue:
-            generations = {n.node_id: n.generation for n in done.nodes}
-            children = [first_job(child, generations.get(child, 0)) for child in done.enqueue]
-            if wait:
-                await self.queue.enqueue_batched(children, priority=execution.priority)
-            else:
-                self.queue.enqueue_soon(children, priority=execution.priority)
-        if not isinstance(decision, Settled):
-            return
-        if decision.status is ExecutionStatus.COMPLETED:
-            events.emit(
-                events.EXECUTION_COMPLETED, execution_id=eid, workflow_id=execution.workflow_id
-            )
-        else:
-            # Nothing new starts now, in any worker: they read before starting a node.
-            try:
-                await self.queue.bump_control_epoch()
-            except QueueError as exc:
-                logger.warning("the failure of %s not announced to workers: %s", eid, exc)
-            events.emit(
-                events.EXECUTION_FAILED,
-                logging.WARNING,
-                execution_id=eid,
-                workflow_id=execution.workflow_id,
-                error=error,
-            )
-        assert done.execution is not None
-        await self.on_settled(done.execution)
 
     async def _flush_logs(self, ctx: ExecutionContext) -> None:
         logs = ctx.drain_logs()
         if logs:
             await self.store.add_logs(logs)
-
-
-_NODE_EVENTS = {
-    NodeStatus.SUCCEEDED: events.NODE_COMPLETED,
-    NodeStatus.FAILED: events.NODE_FAILED,
-    NodeStatus.SKIPPED: events.NODE_SKIPPED,
-}
 
 
 def _cancel_if_running(task: asyncio.Task[Any], ctx: ExecutionContext) -> None:
