@@ -14,9 +14,9 @@ The areas, each a protocol below with the behaviour ``tests/contract`` checks fo
 - ``StoreLifecycle``: start, close, ``shared``, ``describe`` (test_capabilities.py);
 - ``DefinitionStore``: versioned workflow definitions (test_workflows.py);
 - ``ExecutionStateStore``: executions, their node records, ``transition``
-  (test_executions.py, test_transition.py);
+  (test_executions.py, test_idempotency.py, test_transition.py);
 - ``BacklogStore``: the nodes the sweeper sends again, the admission of queued executions
-  under ``max_concurrency`` (test_control.py);
+  under ``max_concurrency`` (test_backlog.py, test_control.py);
 - ``DlqStore``, ``TokenStore``: dead-letter items, resume tokens (test_control.py);
 - ``TriggerStore``: schedules and webhook bindings (test_triggers.py);
 - ``TraceStore``: logs and spans (test_logs.py, test_spans.py).
@@ -158,7 +158,8 @@ class DefinitionStore(Protocol):
 @runtime_checkable
 class ExecutionStateStore(Protocol):
     """Executions and their node records: creating, reading, listing, and ``transition``,
-    the one way a running execution changes (test_executions.py, test_transition.py).
+    the one way a running execution changes (test_executions.py, test_idempotency.py,
+    test_transition.py).
 
     * ``create_execution``: an existing ``execution_id`` raises ``StatePersistenceError``;
       an existing ``(workflow_id, idempotency_key)`` returns ``created=False`` with the
@@ -182,14 +183,15 @@ class ExecutionStateStore(Protocol):
         """Write a new execution and its first nodes, unless its idempotency key is held.
 
         Idempotency, the one definition (in Python and in SQL; pinned down by
-        test_executions.py ``TestIdempotencyKey``): the key is held by the execution of
-        the same workflow that has it (at most one does). Without ``idempotency_after``
-        the holder is returned (``created=False``), whatever its status, and nothing is
-        written. With it, a holder created strictly before ``idempotency_after`` has
-        expired: the key is released from it (its ``idempotency_key`` becomes None, the
-        execution itself is kept) and the new execution is created and holds it; a
-        holder created at or after ``idempotency_after`` is returned as above. Of
-        concurrent creates with one key, exactly one creates.
+        test_executions.py ``TestIdempotencyKey`` and test_idempotency.py): the key is held
+        by the execution of the same workflow that has it (at most one does). Without
+        ``idempotency_after`` the holder is returned (``created=False``), whatever its
+        status, and nothing is written. With it, a holder created strictly before
+        ``idempotency_after`` has expired: the key is released from it (its
+        ``idempotency_key`` becomes None, the execution itself is kept) and the new
+        execution is created and holds it; a holder created at or after
+        ``idempotency_after`` is returned as above. Of concurrent creates with one key,
+        exactly one creates.
         """
         ...
 
@@ -264,8 +266,8 @@ class ExecutionStateStore(Protocol):
 @runtime_checkable
 class BacklogStore(Protocol):
     """The work that waits: nodes whose job the sweeper sends again, and queued executions
-    waiting for a slot under their workflow's ``max_concurrency`` (test_control.py). Both
-    rules are written twice, in Python and in SQL; the docstrings
+    waiting for a slot under their workflow's ``max_concurrency`` (test_backlog.py,
+    test_control.py). Both rules are written twice, in Python and in SQL; the docstrings
     below are their one definition."""
 
     async def list_pending_nodes(
