@@ -12,12 +12,11 @@ from typing import Any, assert_never
 
 from spane_py import _json
 from spane_py.context import ExecutionContext
-from spane_py.definitions.builtin_configs import MAP
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
 from spane_py.engine import planner
 from spane_py.engine.attempt import Attempt
-from spane_py.engine.builtin_nodes import SUSPENDING, BuiltinNodes, Step, WakeAt
+from spane_py.engine.builtin_nodes import BuiltinNodes, Step, WakeAt
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.decisions import (
     Dropped,
@@ -184,7 +183,7 @@ class NodeRunner:
                 self._complete(attempt, planner.NodeOutcome(NodeStatus.FAILED, error=error))
             )
             return DONE
-        if waking or node.type in SUSPENDING:
+        if waking or self.builtins.suspends(node.type):
             if not waking:
                 events.emit(
                     events.NODE_STARTED,
@@ -380,8 +379,9 @@ class NodeRunner:
         ctx: ExecutionContext,
         admission: Admission | None = None,
     ) -> planner.NodeOutcome:
-        if node.type == MAP:
-            run: Callable[[ExecutionContext], Awaitable[Any]] = self.builtins.run_map
+        inline = self.builtins.inline(node.type)
+        if inline is not None:  # a built-in type that runs like an executor (map)
+            run: Callable[[ExecutionContext], Awaitable[Any]] = inline
         else:
             registered = self.registry.get(node.type)
             if registered.config_model is not None:

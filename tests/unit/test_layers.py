@@ -48,3 +48,14 @@ def test_the_queue_knows_jobs_not_workflows() -> None:
     assert "spane_py.queue.client" in loaded
     above = sorted(m for m in loaded if m.startswith(("spane_py.engine", "spane_py.stores")))
     assert above == []
+
+
+def test_each_built_in_type_is_one_module_in_the_table() -> None:
+    from spane_py.definitions.builtin_configs import DELAY, MAP, SUB_WORKFLOW, WAIT
+    from spane_py.engine.builtin_nodes import INLINE_TYPES, SUSPENDING_TYPES
+
+    suspending = {t.name: t.waits_for for t in SUSPENDING_TYPES}
+    assert suspending == {DELAY: "timer", SUB_WORKFLOW: "child", WAIT: "event"}
+    assert [t.name for t in INLINE_TYPES] == [MAP]
+    modules = {t.__module__ for t in (*SUSPENDING_TYPES, *INLINE_TYPES)}
+    assert len(modules) == 4  # one module each
