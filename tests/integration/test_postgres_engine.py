@@ -13,6 +13,7 @@ from arq.constants import job_key_prefix
 from spane_py import ExecutionContext, NodeRegistry, RetryPolicy, WorkflowEngine
 from spane_py.queue.jobs import NodeJob
 from spane_py.stores.postgres.store import PostgresExecutionStore
+from tests.integration._support import queue_is_empty, wait_until
 
 DIAMOND = {
     "id": "diamond",
@@ -213,13 +214,6 @@ def test_a_dsn_and_embedded_together_are_refused() -> None:
         PostgresExecutionStore("postgresql://postgres@127.0.0.1/postgres", embedded=True)
 
 
-async def _until(check: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("action", ["pause", "cancel"])
 async def test_a_node_claimed_after_another_engine_paused_or_cancelled_does_not_run(
     database_url: str, pg_schema: str, redis_url: str, key_prefix: str, action: str
@@ -250,11 +244,9 @@ async def test_a_node_claimed_after_another_engine_paused_or_cancelled_does_not_
         else:
             assert await other.cancel_execution(eid)
 
-        async def consumed() -> bool:
-            stats = await worker.queue.stats()
-            return stats.queued == stats.scheduled == stats.running == 0
-
-        await _until(consumed, "the entry job to be claimed and handled")
+        await wait_until(
+            lambda: queue_is_empty(worker), timeout=30, what="the entry job's delivery"
+        )
         assert calls == []
         if action == "pause":
             assert (await worker.get_execution(eid)).status == "paused"
