@@ -354,11 +354,12 @@ local function claim(worker, want, lease, idle, draining)
       bulk('MSET', false, owned, 2 * n)
       bulk('ZADD', RUN, running, 2 * n + 2)
       local data = mget(records, n)
-      local seen = redis.call('SMISMEMBER', AGAIN, unpack(popped))
+      -- (SISMEMBER each, only when the set has members: SMISMEMBER needs Redis 6.2.)
+      local any_again = redis.call('SCARD', AGAIN) > 0
       for k = 1, n do
         claimed[3 * k - 2] = popped[k]
         claimed[3 * k - 1] = data[k]
-        claimed[3 * k] = seen[k]
+        claimed[3 * k] = any_again and redis.call('SISMEMBER', AGAIN, popped[k]) or 0
       end
       readied = readied - n
     end
