@@ -20,20 +20,9 @@ import collections
 from typing import Any
 
 from _common import add_store_option, fresh_bench_schema, make_engine, noop
+from diamond import DIAMOND
 
 from spane_py import NodeRegistry
-
-DIAMOND = {
-    "id": "diamond",
-    "name": "diamond",
-    "nodes": [
-        {"id": "a", "type": "noop"},
-        {"id": "b", "type": "noop", "inputs": ["a"]},
-        {"id": "c", "type": "noop", "inputs": ["a"]},
-        {"id": "d", "type": "noop", "inputs": ["a"]},
-        {"id": "e", "type": "noop", "inputs": ["b", "c", "d"]},
-    ],
-}
 
 
 class Counting:
