@@ -32,9 +32,12 @@ class NodeRecord:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     # A WAITING node: when its job is due again (a timer, a wait's timeout; None: only an
-    # event wakes it) and what it waits for (JSON text, read by the runner's built-ins).
+    # event wakes it), what it waits for (JSON text, private to the built-in node type that
+    # wrote it: stores keep it and never read it) and the execution whose end wakes it (a
+    # sub-workflow's child; the sweeper's rule reads this typed field, not the JSON).
     wake_at: datetime | None = None
     wait: str | None = None
+    wait_child: str | None = None
 
     @property
     def data(self) -> Any:

@@ -87,10 +87,16 @@ def passthrough(ctx: ExecutionContext) -> planner.NodeOutcome:
 
 
 async def suspend(
-    services: Services, attempt: Attempt, *, wake_at: datetime | None, wait: dict[str, Any]
+    services: Services,
+    attempt: Attempt,
+    *,
+    wake_at: datetime | None,
+    wait: dict[str, Any],
+    wait_child: str | None = None,
 ) -> bool:
-    """Record the node as waiting for ``wait`` (until ``wake_at``); False when the node
-    had moved on meanwhile (nothing recorded)."""
+    """Record the node as waiting for ``wait`` (until ``wake_at``, or until the execution
+    ``wait_child`` ends); False when the node had moved on meanwhile (nothing recorded).
+    ``wait`` is the node type's own: only its ``wake`` reads it back."""
     done = await services.store.transition(
         attempt.ctx.execution_id,
         planner.plan_suspend(
@@ -100,6 +106,7 @@ async def suspend(
             started_at=attempt.started_at,
             wake_at=wake_at,
             wait=_json.dumps(wait),
+            wait_child=wait_child,
         ),
         cached=attempt.started.snapshot,
     )

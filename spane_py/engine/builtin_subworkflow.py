@@ -43,7 +43,7 @@ class SubWorkflowNode:
         start = await self._prepare_child(attempt, config)  # unknown workflow: fails here
         child_id = new_execution_id()
         wait = {"kind": "child", "child": child_id, "workflow_id": config.workflow_id}
-        if not await suspend(self.services, attempt, wake_at=None, wait=wait):
+        if not await suspend(self.services, attempt, wake_at=None, wait=wait, wait_child=child_id):
             return None
         await self._create_child(attempt, config, start, child_id)
         return None

@@ -188,6 +188,7 @@ def plan_suspend(
     started_at: datetime,
     wake_at: datetime | None,
     wait: str,
+    wait_child: str | None = None,
     accept_waiting: bool = False,
 ) -> Decide:
     """A built-in node suspends: WAITING until ``wake_at`` or an event (``wait`` says which).
@@ -209,6 +210,7 @@ def plan_suspend(
             started_at=rec.started_at or started_at,
             wake_at=wake_at,
             wait=wait,
+            wait_child=wait_child,
         )
         return Transition(nodes=(waiting,), decision=Suspended())
 

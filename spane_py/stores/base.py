@@ -281,10 +281,10 @@ class BacklogStore(Protocol):
         * ``queued`` or ``running``: since the later of ``queued_at`` and ``started_at``
           (``started_at`` None: ``queued_at``); a node without ``queued_at`` never is;
         * ``waiting``: since the earlier of its ``wake_at`` (when set) and, when its
-          ``wait`` is a JSON object whose ``"child"`` names an execution that has ended
-          (completed, failed or cancelled), that child's ``completed_at`` (its
-          ``created_at`` when None); neither: never. A ``"child"`` that is not an
-          execution id matches nothing;
+          ``wait_child`` names an execution that has ended (completed, failed or
+          cancelled), that child's ``completed_at`` (its ``created_at`` when None);
+          neither: never. ``wait_child`` naming no stored execution matches nothing. A
+          node's ``wait`` JSON is never read by a store;
         * any other status: never.
 
         Returned: the nodes pending since strictly before ``older_than``, each once,

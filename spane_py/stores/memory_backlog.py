@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from spane_py import _json
 from spane_py.records import ExecutionRecord, NodeRecord, PendingNode, evolve_execution
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.memory_state import MemoryState, check_window, detach
@@ -57,7 +56,7 @@ class MemoryBacklog(MemoryState):
         if node.status is not NodeStatus.WAITING:
             return None
         times = [node.wake_at] if node.wake_at is not None else []
-        child_id = _waited_child(node)
+        child_id = node.wait_child
         child = self._executions.get(child_id) if child_id is not None else None
         if child is not None and child.status.is_terminal:
             times.append(child.completed_at or child.created_at)
@@ -89,12 +88,3 @@ class MemoryBacklog(MemoryState):
         return sorted(
             {r.workflow_id for r in self._executions.values() if r.status is ExecutionStatus.QUEUED}
         )
-
-
-def _waited_child(node: NodeRecord) -> str | None:
-    """The child execution a waiting sub-workflow node waits for, if any."""
-    if node.wait is None:
-        return None
-    info = _json.loads(node.wait)
-    child = info.get("child") if isinstance(info, dict) else None
-    return child if isinstance(child, str) else None

@@ -15,8 +15,9 @@ from spane_py.stores.base import ExecutionStore, PendingNode, evolve_execution
 from .records import at, execution, node, normalized, ordered_ids
 
 
-def waiting_for(child_id: object, **fields: object) -> str:
-    return json.dumps({"kind": "child", "child": child_id, **fields})
+def waiting_for(child_id: str) -> dict[str, str]:
+    """The fields of a sub-workflow node waiting for ``child_id`` to end."""
+    return {"wait": json.dumps({"kind": "child", "child": child_id}), "wait_child": child_id}
 
 
 async def pending_ids(store: ExecutionStore, older_than: int, limit: int = 500) -> list[str]:
@@ -127,18 +128,16 @@ class TestStaleNodes:
             execution("parent"),
             [
                 # Due both ways: once, since the earlier (the child ended at 20).
-                node(
-                    "both", NodeStatus.WAITING, wake_at=at(40), wait=waiting_for(ended.execution_id)
-                ),
+                node("both", NodeStatus.WAITING, wake_at=at(40), **waiting_for(ended.execution_id)),
                 node("timer", NodeStatus.WAITING, wake_at=at(30), wait='{"kind":"timer"}'),
                 # An ended child without completed_at: since it was created.
-                node("no-end", NodeStatus.WAITING, wait=waiting_for(no_end.execution_id)),
+                node("no-end", NodeStatus.WAITING, **waiting_for(no_end.execution_id)),
                 # A child still running: only the timer counts.
                 node(
                     "running-child",
                     NodeStatus.WAITING,
                     wake_at=at(35),
-                    wait=waiting_for(running.execution_id),
+                    **waiting_for(running.execution_id),
                 ),
                 node("event", NodeStatus.WAITING, wait='{"kind":"event"}'),
             ],
@@ -151,22 +150,35 @@ class TestStaleNodes:
             "running-child",
         ]
 
-    async def test_a_child_that_names_no_execution_matches_nothing(
+    async def test_only_wait_child_counts_and_an_unknown_one_matches_nothing(
         self, contract_store: ExecutionStore
     ) -> None:
+        """The store reads the typed ``wait_child``, never the node type's ``wait`` JSON."""
         ended = execution("child", status=ExecutionStatus.COMPLETED, completed_at=at(1))
         await contract_store.create_execution(ended, [])
+        unknown = execution().execution_id  # never stored
         await contract_store.create_execution(
             execution("parent"),
             [
-                node("not-an-id", NodeStatus.WAITING, wait=waiting_for("not-an-id")),
-                node("a-number", NodeStatus.WAITING, wait=waiting_for(42)),
-                node("unknown", NodeStatus.WAITING, wait=waiting_for(execution().execution_id)),
-                node("not-an-object", NodeStatus.WAITING, wait=json.dumps([ended.execution_id])),
-                node("timer-too", NodeStatus.WAITING, wake_at=at(2), wait=waiting_for("x")),
+                node("unknown", NodeStatus.WAITING, **waiting_for(unknown)),
+                # The JSON names the ended child, the typed field does not: not pending.
+                node(
+                    "json-only",
+                    NodeStatus.WAITING,
+                    wait=json.dumps({"kind": "child", "child": ended.execution_id}),
+                ),
+                node(
+                    "field-only",
+                    NodeStatus.WAITING,
+                    wait='{"kind":"other"}',
+                    wait_child=ended.execution_id,
+                ),
+                node("timer-too", NodeStatus.WAITING, wake_at=at(2), **waiting_for(unknown)),
+                # Not waiting any more: the field is kept and ignored.
+                node("done", NodeStatus.SUCCEEDED, **waiting_for(ended.execution_id)),
             ],
         )
-        assert await pending_ids(contract_store, 100) == ["timer-too"]
+        assert await pending_ids(contract_store, 100) == ["field-only", "timer-too"]
 
 
 class TestAdmissionRule:

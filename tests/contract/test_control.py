@@ -65,6 +65,26 @@ class TestWaitingNodes:
         assert got.status is NodeStatus.SUCCEEDED
         assert got.wait is not None  # kept: what the node waited for stays readable
 
+    async def test_wait_child_round_trips_through_create_transition_and_snapshot(
+        self, contract_store: ExecutionStore
+    ) -> None:
+        record, child = execution(), execution("child")
+        await contract_store.create_execution(
+            record, [node("call", NodeStatus.WAITING, wait_child=child.execution_id)]
+        )
+        got = (await contract_store.get_node_results(record.execution_id))["call"]
+        assert got.wait_child == child.execution_id
+
+        def rewait(snap: ExecutionSnapshot) -> Transition:
+            other = snap.nodes["call"].evolve(wait_child=record.execution_id)
+            return Transition(nodes=(other, node("next", NodeStatus.WAITING, wait_child=None)))
+
+        await contract_store.transition(record.execution_id, rewait)
+        snap = await contract_store.get_snapshot(record.execution_id)
+        assert snap is not None
+        assert snap.nodes["call"].wait_child == record.execution_id
+        assert snap.nodes["next"].wait_child is None
+
     async def test_sweeper_sees_waits_that_are_due(self, contract_store: ExecutionStore) -> None:
         record = execution()
         await contract_store.create_execution(
@@ -90,7 +110,10 @@ class TestWaitingNodes:
         )
         other = execution("child")  # finished, but not the child the node waits for
         wait = json.dumps({"kind": "child", "child": child.execution_id})
-        await contract_store.create_execution(parent, [node("call", NodeStatus.WAITING, wait=wait)])
+        await contract_store.create_execution(
+            parent,
+            [node("call", NodeStatus.WAITING, wait=wait, wait_child=child.execution_id)],
+        )
         await contract_store.create_execution(child, [])
         await contract_store.create_execution(other, [])
         assert await contract_store.list_pending_nodes(older_than=at(100)) == []

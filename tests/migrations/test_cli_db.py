@@ -16,7 +16,7 @@ import pytest
 from spane_py.stores.postgres import migrate
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ async def _compare(database_url: str, schema: str) -> list[Any]:
 
 
 async def test_head_is_the_revision_tables_py_declares() -> None:
-    assert migrate.head_revision() == SCHEMA_REVISION == "0003"
+    assert migrate.head_revision() == SCHEMA_REVISION == "0004"
 
 
 async def test_autogenerate_finds_no_difference(database_url: str, fresh_schema: str) -> None:
@@ -111,9 +111,8 @@ async def test_catalog_equals_create_all_of_tables_py(
     assert indexes["ix_node_results_wake"].endswith(
         "(wake_at) WHERE ((status = 'waiting'::text) AND (wake_at IS NOT NULL))"
     )
-    assert indexes["ix_node_results_child"].endswith(
-        "(execution_id) WHERE ((status = 'waiting'::text) "
-        "AND ((wait ->> 'child'::text) IS NOT NULL))"
+    assert indexes["ix_node_results_wait_child"].endswith(
+        "(wait_child) WHERE ((status = 'waiting'::text) AND (wait_child IS NOT NULL))"
     )
     assert "(workflow_id, execution_id DESC)" in indexes["ix_executions_workflow"]
     checks = {

@@ -3,9 +3,11 @@ missing schema, older revision, newer revision, at head; downgrade; schema names
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,11 +16,12 @@ import pytest
 
 from spane_py.errors import ConfigurationError, SchemaVersionError, StatePersistenceError
 from spane_py.stores.postgres import migrate
+from spane_py.stores.postgres.store import PostgresExecutionStore
 from spane_py.stores.postgres.tables import metadata
 from tests.migrations.conftest import catalog
 from tests.migrations.newer import NEWER, NewerMigrations
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture
@@ -170,6 +173,61 @@ async def test_upgrade_from_0001_keeps_the_data_and_admits_waiting_nodes(
     assert await migrate.downgrade(database_url, schema=fresh_schema, revision="0001") == "0001"
     assert await conn.fetchval("SELECT count(*) FROM node_results") == 2
     assert await conn.fetchval("SELECT to_regclass('resume_tokens')") is None
+
+
+async def test_upgrade_from_0003_moves_the_waited_child_into_its_column(
+    database_url: str, conn: asyncpg.Connection, fresh_schema: str
+) -> None:
+    """0003 -> 0004: a sub-workflow node waiting now gets ``wait_child`` from its wait JSON
+    (the sweeper still finds it once its child ends); other nodes, a malformed id and a node
+    no longer waiting keep NULL. Back to 0003 drops the column and keeps the JSON."""
+    assert await migrate.upgrade(database_url, schema=fresh_schema, revision="0003") == "0003"
+    parent, child = str(uuid.uuid4()), str(uuid.uuid4())
+    await conn.execute(f"SET search_path TO {fresh_schema}")
+    for execution_id, status in ((parent, "running"), (child, "completed")):
+        await conn.execute(
+            "INSERT INTO executions (execution_id, workflow_id, workflow_version, status, "
+            "initial_data, created_at, completed_at) "
+            "VALUES ($1, 'wf', 1, $2, '1', now(), now() - interval '1 hour')",
+            execution_id,
+            status,
+        )
+    rows = [
+        ("sub", "waiting", {"kind": "child", "child": child}),
+        ("bad", "waiting", {"kind": "child", "child": "not-an-id"}),
+        ("timer", "waiting", {"kind": "timer"}),
+        ("done", "succeeded", {"kind": "child", "child": child}),
+    ]
+    for node_id, status, wait in rows:
+        await conn.execute(
+            "INSERT INTO node_results (execution_id, node_id, status, wait) "
+            "VALUES ($1, $2, $3, $4::jsonb)",
+            parent,
+            node_id,
+            status,
+            json.dumps(wait),
+        )
+    assert await migrate.upgrade(database_url, schema=fresh_schema) == HEAD
+    found = await conn.fetch("SELECT node_id, wait_child::text FROM node_results ORDER BY 1")
+    assert [tuple(r) for r in found] == [
+        ("bad", None),
+        ("done", None),
+        ("sub", child),
+        ("timer", None),
+    ]
+    store = PostgresExecutionStore(database_url, schema=fresh_schema)
+    await store.start()
+    try:
+        pending = await store.list_pending_nodes(older_than=datetime.now(UTC))
+    finally:
+        await store.close()
+    assert [(p.execution_id, p.node_id) for p in pending] == [(parent, "sub")]
+
+    assert await migrate.downgrade(database_url, schema=fresh_schema, revision="0003") == "0003"
+    assert (
+        await conn.fetchval("SELECT count(*) FROM node_results WHERE wait ->> 'child' = $1", child)
+        == 2
+    )
 
 
 async def test_downgrade_to_base_then_upgrade_again(

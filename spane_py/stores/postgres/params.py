@@ -74,6 +74,7 @@ def node_item(n: NodeRecord) -> dict[str, Any]:
         "completed_at": n.completed_at,
         "wake_at": n.wake_at,
         "wait": n.wait,
+        "wait_child": n.wait_child,
     }
 
 

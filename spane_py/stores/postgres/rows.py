@@ -75,6 +75,7 @@ def node(row: Row) -> NodeRecord:
         completed_at=row["completed_at"],
         wake_at=row["wake_at"],
         wait=row["wait"],
+        wait_child=row["wait_child"],
     )
 
 

@@ -24,27 +24,31 @@ NODE_FIELDS = (
     "completed_at",
     "wake_at",
     "wait",
+    "wait_child",
 )
-_NODE_JSONB = frozenset({"output", "wait"})
+# As read: the jsonb columns come back as text (``NodeRecord`` keeps JSON text), and so does
+# the uuid one (``NodeRecord`` keeps ids as strings).
+_NODE_AS_TEXT = frozenset({"output", "wait", "wait_child"})
 NODE_COLUMNS = ", ".join(NODE_FIELDS)
-# As read: the jsonb columns come back as text (``NodeRecord`` keeps JSON text).
-NODE_READ_COLUMNS = ", ".join(f"{c}::text" if c in _NODE_JSONB else c for c in NODE_FIELDS)
+NODE_READ_COLUMNS = ", ".join(f"{c}::text" if c in _NODE_AS_TEXT else c for c in NODE_FIELDS)
 _NODE_RECORDSET = """
     jsonb_to_recordset($NODES::jsonb) AS x(
         node_id text, status text, generation int, attempts int, output text, error text,
         next_nodes text[], skipped boolean, queued_at timestamptz, started_at timestamptz,
-        completed_at timestamptz, wake_at timestamptz, wait text)
+        completed_at timestamptz, wake_at timestamptz, wait text, wait_child uuid)
 """
 _NODE_VALUES = (
     "x.node_id, x.status, x.generation, x.attempts, x.output::jsonb, x.error, x.next_nodes, "
-    "x.skipped, x.queued_at, x.started_at, x.completed_at, x.wake_at, x.wait::jsonb"
+    "x.skipped, x.queued_at, x.started_at, x.completed_at, x.wake_at, x.wait::jsonb, "
+    "x.wait_child"
 )
 _NODE_UPSERT_SET = """
     status = EXCLUDED.status, generation = EXCLUDED.generation,
     attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = EXCLUDED.error,
     next_nodes = EXCLUDED.next_nodes, skipped = EXCLUDED.skipped,
     queued_at = EXCLUDED.queued_at, started_at = EXCLUDED.started_at,
-    completed_at = EXCLUDED.completed_at, wake_at = EXCLUDED.wake_at, wait = EXCLUDED.wait
+    completed_at = EXCLUDED.completed_at, wake_at = EXCLUDED.wake_at, wait = EXCLUDED.wait,
+    wait_child = EXCLUDED.wait_child
 """
 
 EXECUTION_COLUMNS = (
@@ -227,9 +231,9 @@ WHERE execution_id = (SELECT parent_execution_id FROM executions WHERE execution
 # Nodes of running executions whose job the sweeper sends again (a no-op in Redis while the
 # job still exists there), since when they have wanted it, oldest first. Three branches,
 # each an index scan (tables.py): queued or running nodes stale since they were queued (or
-# started); waiting nodes whose timer is due; waiting nodes whose child execution ended (a
-# malformed child id matches nothing instead of failing the cast). A node in both of the
-# last two counts once, since the earlier of its times.
+# started); waiting nodes whose timer is due; waiting nodes whose child execution
+# (``wait_child``) ended. A node in both of the last two counts once, since the earlier of
+# its times.
 PENDING_NODES = """
 SELECT p.execution_id::text, e.workflow_id, e.workflow_version, p.node_id, p.generation,
        e.priority
@@ -248,10 +252,8 @@ FROM (
         UNION ALL
         SELECT n.execution_id, n.node_id, n.generation,
                coalesce(c.completed_at, c.created_at)
-        FROM node_results n JOIN executions c ON c.execution_id = CASE
-            WHEN n.wait ->> 'child' ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
-            THEN (n.wait ->> 'child')::uuid END
-        WHERE n.status = 'waiting' AND (n.wait ->> 'child') IS NOT NULL
+        FROM node_results n JOIN executions c ON c.execution_id = n.wait_child
+        WHERE n.status = 'waiting' AND n.wait_child IS NOT NULL
           AND c.status IN ('completed', 'failed', 'cancelled')
           AND coalesce(c.completed_at, c.created_at) < $1
     ) due

@@ -149,6 +149,8 @@ node_results = Table(
     _ts("completed_at"),
     _ts("wake_at"),  # a waiting node: when its job is due again (NULL: only an event wakes it)
     Column("wait", JSONB),  # a waiting node: what it waits for (kept once it no longer waits)
+    # A waiting node: the execution whose end wakes it (a sub-workflow's child), 0004.
+    Column("wait_child", UUID(as_uuid=False)),
     PrimaryKeyConstraint("execution_id", "node_id"),
     CheckConstraint(_in("status", NODE_STATUSES), name="status"),
 )
@@ -166,9 +168,9 @@ Index(
     postgresql_where=text("status = 'waiting' AND wake_at IS NOT NULL"),
 )
 Index(
-    "ix_node_results_child",
-    node_results.c.execution_id,
-    postgresql_where=text("status = 'waiting' AND (wait ->> 'child') IS NOT NULL"),
+    "ix_node_results_wait_child",
+    node_results.c.wait_child,
+    postgresql_where=text("status = 'waiting' AND wait_child IS NOT NULL"),
 )
 
 logs = Table(
