@@ -2,7 +2,7 @@
 
     spane demo [--executions N] [--store memory|postgres]
                                          run the bundled workflow end to end (zero setup)
-    spane worker APP [--concurrency N] [--burst] [--store memory|postgres]
+    spane worker APP [--concurrency N] [--threads N] [--burst] [--store memory|postgres]
                      [--metrics-port PORT]
                                          run a worker for the engine APP names
     spane run APP WORKFLOW_ID [--data JSON] [--timeout S] [--json] [--store ...]
@@ -66,6 +66,7 @@ from spane_py._cli_support import (
     stderr,
 )
 from spane_py.demo import render_execution, run_demo, unicode_ok
+from spane_py.engine import threads as node_threads
 from spane_py.engine.engine import WorkflowEngine
 from spane_py.errors import (
     ConfigurationError,
@@ -197,6 +198,14 @@ def worker(
         int | None,
         typer.Option(min=1, help="Jobs run at once (default: SPANE_CONCURRENCY, else 10)."),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Threads that run plain def node executors (default: min(32, CPUs + 4)).",
+        ),
+    ] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
     store: StoreOption = None,
     metrics_port: Annotated[
@@ -212,10 +221,13 @@ def worker(
     """Run a worker for the engine APP (module:attribute) names.
 
     It runs until SIGINT/SIGTERM, or with --burst until nothing is queued. It never migrates
-    the database: run `spane db upgrade` first."""
+    the database: run `spane db upgrade` first. Plain `def` node executors run on a pool of
+    --threads threads, async ones on the event loop."""
     settings = load_settings(store, export=True)
     setup_logging(settings.log_level)
     jobs = concurrency or settings.concurrency
+    if threads is not None:
+        node_threads.configure(threads)
 
     async def main() -> None:
         engine = await _engine_for(app_path)

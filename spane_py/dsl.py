@@ -11,11 +11,16 @@
         ctx.log("info", "loading", rows=len(rows))
         return len(rows)
 
-A node function is ``async``; it may take the node's input (validated against its type
-annotation when it has one), the ``ExecutionContext`` (a parameter named ``ctx`` or
-annotated with the type), both, or neither. It returns an ``ExecutionResult`` or any JSON
-value; a pydantic model is dumped to JSON. Each function becomes a node type named
-``"<workflow id>.<node id>"``, registered when the workflow is.
+A node function may take the node's input (validated against its type annotation when it
+has one), the ``ExecutionContext`` (a parameter named ``ctx`` or annotated with the type),
+both, or neither. It returns an ``ExecutionResult`` or any JSON value; a pydantic model is
+dumped to JSON. Each function becomes a node type named ``"<workflow id>.<node id>"``,
+registered when the workflow is.
+
+An ``async def`` runs on the worker's event loop; a plain ``def`` (blocking code: requests,
+an SDK, pandas) runs on a thread of the node thread pool, as a ``def`` executor does (see
+``NodeRegistry.register``): its input is checked and its output dumped in the thread too,
+and a timeout ends its attempt but not its thread, whose late result is dropped.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import dataclasses
 import inspect
 import re
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
@@ -50,7 +55,7 @@ from spane_py.errors import (
 from spane_py.registry import NodeRegistry
 from spane_py.results import ExecutionResult
 
-NodeFunction = Callable[..., Awaitable[Any]]
+NodeFunction = Callable[..., Any]  # def or async def
 NodeRef = NodeFunction | str
 F = TypeVar("F", bound=NodeFunction)
 
@@ -140,14 +145,14 @@ class Workflow:
         config: dict[str, Any] | None = None,
         name: str | None = None,
     ) -> F | Callable[[F], F]:
-        """Decorator: make an async function a node. ``after`` lists its parents."""
+        """Decorator: make a function (``async def``, or ``def`` to run on a thread) a node.
+        ``after`` lists its parents."""
 
         def decorate(function: F) -> F:
-            original = function  # iscoroutinefunction narrows ``function`` below
-            if not inspect.iscoroutinefunction(function):
+            if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
                 raise ConfigurationError(
-                    f"node function {getattr(function, '__name__', function)!r} must be "
-                    "async (async def)"
+                    f"node function {getattr(function, '__name__', function)!r} is a "
+                    "generator function; a node function returns its result"
                 )
             node_id = id or function.__name__
             _check_signature(node_id, function)
@@ -165,7 +170,7 @@ class Workflow:
                 )
             )
             self._ids_by_function.setdefault(_key(function), []).append(node_id)
-            return original
+            return function
 
         return decorate(fn) if fn is not None else decorate
 
@@ -359,12 +364,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _adapt(node_id: str, function: NodeFunction) -> Callable[[ExecutionContext], Awaitable[Any]]:
-    """Wrap a DSL function as an executor of ``ctx``."""
+def _adapt(node_id: str, function: NodeFunction) -> Callable[[ExecutionContext], Any]:
+    """Wrap a DSL function as an executor of ``ctx``: async for an ``async def``, a plain
+    function (which the registry runs on a thread) for a ``def``."""
     spec = _parameters(node_id, function)
     positional_names = {p.name for p in spec.positional}
 
-    async def execute(ctx: ExecutionContext) -> Any:
+    def arguments(ctx: ExecutionContext) -> tuple[list[Any], dict[str, Any]]:
         values: dict[str, Any] = {}
         if spec.ctx is not None:
             values[spec.ctx] = ctx
@@ -387,10 +393,27 @@ def _adapt(node_id: str, function: NodeFunction) -> Callable[[ExecutionContext],
             values[spec.data] = data
         args = [values.get(p.name, p.default) for p in spec.positional]
         kwargs = {k: v for k, v in values.items() if k not in positional_names}
-        value = await function(*args, **kwargs)
+        return args, kwargs
+
+    def output(value: Any) -> Any:
         if isinstance(value, ExecutionResult):
             return dataclasses.replace(value, data=_jsonable(value.data))
         return _jsonable(value)
 
+    execute: Callable[[ExecutionContext], Any]
+    if inspect.iscoroutinefunction(function):
+
+        async def execute_async(ctx: ExecutionContext) -> Any:
+            args, kwargs = arguments(ctx)
+            return output(await function(*args, **kwargs))
+
+        execute = execute_async
+    else:
+
+        def execute_sync(ctx: ExecutionContext) -> Any:
+            args, kwargs = arguments(ctx)
+            return output(function(*args, **kwargs))
+
+        execute = execute_sync
     execute.__name__ = f"dsl_{node_id}"
     return execute

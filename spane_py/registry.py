@@ -14,10 +14,12 @@ from spane_py.context import ExecutionContext
 from spane_py.definitions.builtin_configs import BUILTIN_TYPES, CONFIG_MODELS, MAP, MapConfig
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
+from spane_py.engine import threads
 from spane_py.errors import (
     ConfigurationError,
     IssueKind,
     NodeNotRegisteredError,
+    NonRetryableError,
     ValidationIssue,
     invalid_workflow,
 )
@@ -31,7 +33,15 @@ class NodeExecutor(Protocol):
     async def execute(self, ctx: ExecutionContext) -> Any: ...
 
 
+class SyncNodeExecutor(Protocol):
+    """An object whose plain ``execute`` method runs a node, on a thread of the pool."""
+
+    def execute(self, ctx: ExecutionContext) -> Any: ...
+
+
 ExecutorFunction = Callable[[ExecutionContext], Awaitable[Any]]
+# A plain ``def`` of ``ctx``: it runs on a thread of ``spane_py.engine.threads``.
+SyncExecutorFunction = Callable[[ExecutionContext], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +66,7 @@ class NodeRegistry:
     def register(
         self,
         node_type: str,
-        executor: NodeExecutor | ExecutorFunction,
+        executor: NodeExecutor | SyncNodeExecutor | ExecutorFunction | SyncExecutorFunction,
         *,
         config_model: type[BaseModel] | None = None,
         rate_limit: RateLimit | tuple[int, float] | None = None,
@@ -65,10 +75,21 @@ class NodeRegistry:
     ) -> None:
         """Register ``executor`` for ``node_type``.
 
-        ``executor`` is an object with ``async execute(ctx)`` or an async function of
-        ``ctx``; it returns an ``ExecutionResult``, or any JSON value, which counts as a
+        ``executor`` is a function of ``ctx`` or an object with an ``execute(ctx)``
+        method; it returns an ``ExecutionResult``, or any JSON value, which counts as a
         successful result with that data. ``config_model`` (a pydantic model) validates the
         ``config`` of every node of this type when a workflow using it is registered.
+
+        An ``async def`` executor runs on the worker's event loop. A plain ``def`` one (a
+        function, a callable object, an ``execute`` method) is for blocking code (requests,
+        SDKs, pandas): it runs on a thread of the node thread pool
+        (``spane_py.engine.threads``, ``spane worker --threads N``), never on the loop, in a
+        copy of the caller's ``contextvars``. It gets the same ``ctx`` and may read its
+        fields and call ``ctx.log``, ``ctx.rate_limit`` and ``ctx.is_cancelled``;
+        ``ctx.cancelled()`` is a coroutine, which a thread cannot await. A timeout or a
+        cancel ends the attempt at once, but not the thread: the function runs on, and what
+        it returns or raises then (and what it logs) is dropped. A ``def`` that returns a
+        coroutine fails its node: declare it ``async def``.
 
         ``rate_limit`` ``(max_calls, per_seconds)`` (or a ``RateLimit``) lets at most that
         many nodes of the type start in any window of ``per_seconds``, counted across every
@@ -238,19 +259,52 @@ def _as_callable(node_type: str, executor: object) -> ExecutorFunction:
         )
     execute = getattr(executor, "execute", None)
     if execute is not None and not inspect.isfunction(executor):
-        if not inspect.iscoroutinefunction(execute):
+        if not callable(execute):
             raise ConfigurationError(
-                f"executor for node type {node_type!r}: execute() must be a coroutine "
-                "function (async def)"
+                f"executor for node type {node_type!r}: its execute attribute is not a "
+                f"method (got {type(execute).__name__})"
             )
-        return execute  # type: ignore[no-any-return]
-    if inspect.iscoroutinefunction(executor):
-        return executor
-    if callable(executor) and inspect.iscoroutinefunction(
-        getattr(executor, "__call__", None)  # noqa: B004
+        return _coroutine_function(node_type, execute, "execute()")
+    if not callable(executor):
+        raise ConfigurationError(
+            f"executor for node type {node_type!r} must be a function of ctx (def or async "
+            f"def) or an object with an execute(ctx) method, got {type(executor).__name__}"
+        )
+    return _coroutine_function(node_type, executor, "the executor")
+
+
+def _coroutine_function(
+    node_type: str, function: Callable[[ExecutionContext], Any], what: str
+) -> ExecutorFunction:
+    """``function`` if it is a coroutine function, else a coroutine function that runs it on
+    a thread of the node pool."""
+    if inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None)  # noqa: B004 (an object with async __call__)
     ):
-        return executor
-    raise ConfigurationError(
-        f"executor for node type {node_type!r} must be an async function or an object "
-        f"with an async execute(ctx) method, got {type(executor).__name__}"
-    )
+        return function
+    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+        raise ConfigurationError(
+            f"executor for node type {node_type!r}: {what} is a generator function; an "
+            "executor returns its result"
+        )
+
+    def call(ctx: ExecutionContext) -> Any:
+        value = function(ctx)
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()  # never awaited: no "was never awaited" warning either
+            raise NonRetryableError(
+                f"executor for node type {node_type!r}: {what} is a plain function (def) "
+                f"and returned {type(value).__name__}, which a thread cannot await; "
+                "declare it async def",
+                node_id=ctx.node_id,
+                execution_id=ctx.execution_id,
+                workflow_id=ctx.workflow_id,
+            )
+        return value
+
+    async def run(ctx: ExecutionContext) -> Any:
+        return await threads.run_sync(call, ctx)
+
+    run.__name__ = run.__qualname__ = f"in_thread_{getattr(function, '__name__', 'executor')}"
+    return run

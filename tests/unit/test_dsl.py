@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -275,14 +277,51 @@ def test_definition_is_a_plain_definition_that_round_trips() -> None:
 # Refusals ---------------------------------------------------------------------------
 
 
-def test_sync_function_is_refused() -> None:
+async def test_a_plain_def_runs_on_a_node_thread_with_its_input_checked() -> None:
+    wf = Workflow("w")
+    seen: list[str] = []
+
+    @wf.node()
+    def sync_step(order: Order, ctx: ExecutionContext) -> Receipt:
+        seen.append(threading.current_thread().name)
+        ctx.log("info", "priced", order=order.id)
+        return Receipt(order_id=order.id, total=order.amount * 2)
+
+    assert sync_step.__name__ == "sync_step"  # the decorator returns the function itself
+    registry = NodeRegistry()
+    wf.register_nodes(registry)
+    assert registry.get("w.sync_step").run.__name__ == "in_thread_dsl_sync_step"
+    ctx = make_ctx(wf, "sync_step", {"id": 7, "amount": "1.5"})
+    assert await registry.get("w.sync_step").run(ctx) == {"order_id": 7, "total": 3.0}
+    assert len(seen) == 1
+    assert seen[0].startswith("spane-node")
+    assert [log.message for log in ctx.drain_logs()] == ["priced"]
+    with pytest.raises(NonRetryableError, match="does not match its type"):
+        await run_node(wf, "sync_step", {"id": "x"})
+
+
+async def test_a_plain_def_returning_a_coroutine_fails_its_node() -> None:
     wf = Workflow("w")
 
-    def sync_step() -> int:
+    async def later() -> int:
         return 1
 
-    with pytest.raises(ConfigurationError, match="'sync_step' must be async"):
-        wf.node()(sync_step)  # type: ignore[type-var]
+    @wf.node()
+    def forgot_async() -> Any:
+        return later()
+
+    with pytest.raises(NonRetryableError, match="declare it async def"):
+        await run_node(wf, "forgot_async")
+
+
+def test_a_generator_function_is_refused() -> None:
+    wf = Workflow("w")
+
+    def rows() -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(ConfigurationError, match="'rows' is a generator function"):
+        wf.node()(rows)
     # the workflow is untouched
     with pytest.raises(WorkflowValidationError, match="no nodes"):
         compile_workflow(wf.definition())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from spane_py.definitions.models import NodeDefinition
 from spane_py.errors import (
     ConfigurationError,
     NodeNotRegisteredError,
+    NonRetryableError,
     WorkflowValidationError,
 )
 from spane_py.registry import NodeExecutor, NodeRegistry
@@ -57,7 +61,12 @@ class Doubler:
 
 class SyncExecute:
     def execute(self, ctx: ExecutionContext) -> ExecutionResult:
-        return success_result()
+        return success_result(threading.current_thread().name)
+
+
+class SyncCallable:
+    def __call__(self, ctx: ExecutionContext) -> str:
+        return threading.current_thread().name
 
 
 class AsyncCallable:
@@ -116,22 +125,65 @@ async def test_register_a_partial_of_an_async_function() -> None:
     assert await registry.get("scaled").run(ctx_for(input_data=2)) == 6
 
 
-def test_sync_function_is_refused() -> None:
-    def sync(ctx: ExecutionContext) -> None:
-        return None
+async def test_a_sync_function_runs_on_a_node_thread() -> None:
+    def sync(ctx: ExecutionContext) -> str:
+        return threading.current_thread().name
 
-    with pytest.raises(ConfigurationError, match="must be an async function"):
-        NodeRegistry().register("sync", sync)  # type: ignore[arg-type]
+    registry = NodeRegistry()
+    registry.register("sync", sync)
+    registered = registry.get("sync")
+    assert registered.executor is sync
+    assert registered.run is not sync
+    assert inspect.iscoroutinefunction(registered.run)
+    assert (await registered.run(ctx_for())).startswith("spane-node")
+    registry.register("sync", sync)  # the same executor again: no conflict
 
 
-def test_object_with_sync_execute_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match=r"execute\(\) must be a coroutine function"):
-        NodeRegistry().register("sync", SyncExecute())  # type: ignore[arg-type]
+async def test_an_object_with_sync_execute_runs_on_a_node_thread() -> None:
+    registry = NodeRegistry()
+    registry.register("sync", SyncExecute())
+    result = await registry.get("sync").run(ctx_for())
+    assert isinstance(result, ExecutionResult)
+    assert result.data.startswith("spane-node")
+
+
+async def test_a_sync_callable_object_and_a_partial_run_on_a_node_thread() -> None:
+    def scaled(ctx: ExecutionContext, factor: int) -> int:
+        return int(ctx.input_data) * factor
+
+    registry = NodeRegistry()
+    registry.register("callable", SyncCallable())
+    registry.register("scaled", functools.partial(scaled, factor=3))
+    assert (await registry.get("callable").run(ctx_for())).startswith("spane-node")
+    assert await registry.get("scaled").run(ctx_for(input_data=2)) == 6
+
+
+async def test_a_sync_function_returning_a_coroutine_fails_at_call_time() -> None:
+    registry = NodeRegistry()
+    registry.register("lazy", lambda ctx: echo(ctx))  # a def that forgot to be async
+    with pytest.raises(NonRetryableError, match=r"'lazy'.*returned coroutine.*async def"):
+        await registry.get("lazy").run(ctx_for())
+
+
+def test_a_generator_function_is_refused() -> None:
+    def rows(ctx: ExecutionContext) -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(ConfigurationError, match="generator function"):
+        NodeRegistry().register("rows", rows)
+
+
+def test_an_execute_attribute_that_is_not_a_method_is_refused() -> None:
+    class Odd:
+        execute = 42
+
+    with pytest.raises(ConfigurationError, match="execute attribute is not a method"):
+        NodeRegistry().register("odd", Odd())  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("value", [42, "echo", None, object()])
 def test_non_callable_is_refused(value: Any) -> None:
-    with pytest.raises(ConfigurationError, match="must be an async function"):
+    with pytest.raises(ConfigurationError, match="must be a function of ctx"):
         NodeRegistry().register("bad", value)
 
 
@@ -150,7 +202,7 @@ def test_refused_registration_leaves_the_registry_unchanged() -> None:
     registry = NodeRegistry()
     registry.register("t", echo)
     with pytest.raises(ConfigurationError):
-        registry.register("t", SyncExecute(), replace=True)  # type: ignore[arg-type]
+        registry.register("t", 42, replace=True)  # type: ignore[arg-type]
     assert registry.get("t").executor is echo
 
 
