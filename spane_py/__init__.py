@@ -43,6 +43,7 @@ from spane_py.errors import (
 
 if typing.TYPE_CHECKING:
     from spane_py.api.app import create_app
+    from spane_py.clock import Clock, SkippingClock, SystemClock
     from spane_py.context import ExecutionContext
     from spane_py.definitions.models import (
         BackoffPolicy,
@@ -86,6 +87,7 @@ __version__ = "0.1.0"
 # Public name -> the module that defines it ("module:attribute" where the name differs),
 # imported on first use.
 _LAZY = {
+    "Clock": "spane_py.clock",
     "BackoffPolicy": "spane_py.definitions.models",
     "BreakerState": "spane_py.traffic.breakers",
     "BulkResult": "spane_py.engine.control",
@@ -121,7 +123,9 @@ _LAZY = {
     "ScheduleTrigger": "spane_py.definitions.models",
     "sign_webhook": "spane_py.triggers.signatures:sign",
     "skipped_result": "spane_py.results",
+    "SkippingClock": "spane_py.clock",
     "SpaneSettings": "spane_py.settings",
+    "SystemClock": "spane_py.clock",
     "SpanView": "spane_py.state",
     "success_result": "spane_py.results",
     "WebhookRecord": "spane_py.records",
@@ -164,6 +168,7 @@ __all__ = [
     "CacheStats",
     "CircuitBreakerOpenError",
     "CircuitBreakerPolicy",
+    "Clock",
     "ConfigurationError",
     "DlqItemNotFoundError",
     "DlqRecord",
@@ -210,10 +215,12 @@ __all__ = [
     "ScheduleTrigger",
     "SchemaVersionError",
     "SerializationError",
+    "SkippingClock",
     "SpanView",
     "SpaneError",
     "SpaneSettings",
     "StatePersistenceError",
+    "SystemClock",
     "WebhookNotFoundError",
     "WebhookPayloadError",
     "WebhookPayloadTooLargeError",

@@ -7,8 +7,9 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.context import ExecutionContext
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
@@ -32,6 +33,7 @@ class Attempt:
     ctx: ExecutionContext
     started: Started  # the start decision (Run, or Wake for a waiting node)
     started_at: datetime
+    clock: Clock = SYSTEM_CLOCK  # the engine's
 
     def span(
         self, status: str, *, error: str | None = None, traceback: str | None = None
@@ -52,7 +54,7 @@ class Attempt:
             attempt=ctx.attempt,
             status=status,
             started_at=self.started_at,
-            ended_at=_now(),
+            ended_at=self.clock.now(),
             workflow_version=self.job.workflow_version,
             worker_id=WORKER_ID,
             error=error,
@@ -63,7 +65,3 @@ class Attempt:
 
     def emit_span(self, span: SpanRecord) -> None:
         events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=self.started.execution)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

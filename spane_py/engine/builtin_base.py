@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from spane_py import _json
+from spane_py.clock import Clock
 from spane_py.context import ExecutionContext
 from spane_py.engine import planner, starting
 from spane_py.engine.attempt import Attempt
@@ -57,6 +58,7 @@ class Services:
     registry: NodeRegistry
     admit: starting.Admit
     traffic: TrafficControl
+    clock: Clock  # the engine's: every time a built-in records or compares
 
 
 class SuspendingType(Protocol):
@@ -75,10 +77,6 @@ class InlineType(Protocol):
 
 
 Run = Callable[[ExecutionContext], Awaitable[Any]]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def passthrough(ctx: ExecutionContext) -> planner.NodeOutcome:

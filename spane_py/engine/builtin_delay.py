@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from spane_py.definitions.builtin_configs import DELAY, DelayConfig
 from spane_py.engine.attempt import Attempt
-from spane_py.engine.builtin_base import Services, Step, WakeAt, passthrough, suspend, utcnow
+from spane_py.engine.builtin_base import Services, Step, WakeAt, passthrough, suspend
 
 
 class DelayNode:
@@ -22,13 +22,13 @@ class DelayNode:
         config = DelayConfig.model_validate(attempt.node.config)
         if config.seconds <= 0:
             return passthrough(attempt.ctx)
-        due = utcnow() + timedelta(seconds=config.seconds)
+        due = self.services.clock.now() + timedelta(seconds=config.seconds)
         if not await suspend(self.services, attempt, wake_at=due, wait={"kind": "timer"}):
             return None
         return WakeAt(due)
 
     async def wake(self, attempt: Attempt, info: dict[str, Any]) -> Step:
         rec = attempt.started.nodes[attempt.node.id]
-        if rec.wake_at is not None and rec.wake_at > utcnow():
+        if rec.wake_at is not None and rec.wake_at > self.services.clock.now():
             return WakeAt(rec.wake_at)  # early (a resume, the sweeper): not yet
         return passthrough(attempt.ctx)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spane_py import _json
+from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.engine import starting
 from spane_py.engine.attempt import Attempt
 from spane_py.engine.builtin_base import (
@@ -54,8 +55,9 @@ class BuiltinNodes:
         registry: NodeRegistry,
         admit: starting.Admit,
         traffic: TrafficControl,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        services = Services(store, queue, cache, registry, admit, traffic)
+        services = Services(store, queue, cache, registry, admit, traffic, clock)
         suspending = [make(services) for make in SUSPENDING_TYPES]
         self._suspending = {t.name: t for t in suspending}
         self._inline = {t.name: t for t in (make(services) for make in INLINE_TYPES)}

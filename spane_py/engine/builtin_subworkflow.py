@@ -14,7 +14,7 @@ from spane_py.definitions.builtin_configs import (
 )
 from spane_py.engine import planner, starting
 from spane_py.engine.attempt import Attempt
-from spane_py.engine.builtin_base import Services, Step, suspend, utcnow
+from spane_py.engine.builtin_base import Services, Step, suspend
 from spane_py.engine.ids import new_execution_id
 from spane_py.errors import MaxDepthExceededError, StatePersistenceError
 from spane_py.observability.trace_ids import TRACEPARENT, child_traceparent
@@ -55,6 +55,7 @@ class SubWorkflowNode:
             config.workflow_id,
             priority=parent.priority,
             delay=0,
+            clock=self.services.clock,
             metadata={
                 "parent_node_id": attempt.node.id,
                 # The child's spans join this trace, under this attempt's span.
@@ -76,7 +77,7 @@ class SubWorkflowNode:
             apply_mapping(ctx.input_data, config.input_mapping),
             what=f"the input of sub-workflow node {ctx.node_id!r}",
         )
-        now = utcnow()
+        now = self.services.clock.now()
         record = start.record(
             initial,
             now,

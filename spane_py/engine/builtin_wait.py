@@ -11,7 +11,7 @@ from spane_py import _json
 from spane_py.definitions.builtin_configs import WAIT, WaitConfig
 from spane_py.engine import planner
 from spane_py.engine.attempt import Attempt
-from spane_py.engine.builtin_base import Services, Step, WakeAt, suspend, utcnow
+from spane_py.engine.builtin_base import Services, Step, WakeAt, suspend
 from spane_py.records import ResumeTokenRecord
 from spane_py.state import NodeStatus
 
@@ -26,7 +26,7 @@ class WaitNode:
     async def begin(self, attempt: Attempt) -> Step:
         config = WaitConfig.model_validate(attempt.node.config)
         ctx = attempt.ctx
-        now = utcnow()
+        now = self.services.clock.now()
         timeout = config.timeout_s
         wake_at = now + timedelta(seconds=timeout) if timeout is not None else None
         expires = wake_at or now + timedelta(seconds=config.token_ttl_seconds)
@@ -44,7 +44,7 @@ class WaitNode:
         if not await suspend(
             self.services, attempt, wake_at=wake_at, wait={"kind": "event", "token": token}
         ):
-            await self.services.store.revoke_token(token, utcnow())
+            await self.services.store.revoke_token(token, self.services.clock.now())
             return None
         return WakeAt(wake_at) if wake_at is not None else None
 
@@ -52,7 +52,7 @@ class WaitNode:
         wake_at = attempt.started.nodes[attempt.node.id].wake_at
         if wake_at is None:
             return None  # only engine.resume(token) ends this wait
-        if wake_at > utcnow():
+        if wake_at > self.services.clock.now():
             return WakeAt(wake_at)
         config = WaitConfig.model_validate(attempt.node.config)
         if config.on_timeout == "continue":

@@ -13,10 +13,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from spane_py import _json
+from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import planner, starting
 from spane_py.engine.cache import WorkflowCache
@@ -65,16 +66,13 @@ class BulkResult:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-async def check_token(store: ExecutionStore, token: str) -> ResumeTokenRecord:
-    """The token's record when it can resume its node now; ``ResumeTokenError`` if not."""
+async def check_token(store: ExecutionStore, token: str, now: datetime) -> ResumeTokenRecord:
+    """The token's record when it can resume its node at ``now``; ``ResumeTokenError`` if
+    not."""
     record = await store.get_token(token) if isinstance(token, str) and token else None
     if record is None:
         raise ResumeTokenError("unknown resume token", details={"reason": "unknown"})
-    state = record.state(_now())
+    state = record.state(now)
     if state != "active":
         raise ResumeTokenError(
             f"the resume token is {state}",
@@ -96,8 +94,10 @@ class Control:
         lifecycle: Lifecycle,
         channel: ControlChannel,
         limits: Limits = DEFAULT_LIMITS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.queue = queue
         self.cache = cache
         self.limits = limits
@@ -138,7 +138,7 @@ class Control:
         return True
 
     async def resume(self, execution_id: str) -> bool:
-        done = await self._apply(execution_id, planner.plan_resume(_now()), "resume")
+        done = await self._apply(execution_id, planner.plan_resume(self.clock.now()), "resume")
         if not isinstance(done.decision, Resumed):
             return False
         assert done.execution is not None
@@ -155,7 +155,7 @@ class Control:
         record = await self._record(execution_id)
         graph = await self._graph(record)  # names the spans of its running and waiting nodes
         done = await self._apply(
-            execution_id, planner.plan_cancel(_now(), why, graph), "cancel", exists=True
+            execution_id, planner.plan_cancel(self.clock.now(), why, graph), "cancel", exists=True
         )
         # Children even when this one was cancelled already: a cascade cut short by a
         # crash finishes on the next try. Each child settles on its own and wakes nobody
@@ -189,7 +189,7 @@ class Control:
         )
         reason = f"{type(error).__name__}: {error.message}"
         done = await self.store.transition(
-            execution_id, planner.plan_timeout(_now(), reason, graph)
+            execution_id, planner.plan_timeout(self.clock.now(), reason, graph)
         )
         if not isinstance(done.decision, Stopped):
             return False
@@ -235,7 +235,7 @@ class Control:
         record = await self._record(execution_id)
         graph = await self.cache.get(record.workflow_id, record.workflow_version)
         done = await self._apply(
-            execution_id, planner.plan_retry_execution(graph, _now(), only=only), "retry"
+            execution_id, planner.plan_retry_execution(graph, self.clock.now(), only=only), "retry"
         )
         assert done.execution is not None
         assert isinstance(done.decision, Retried)  # or _apply raised
@@ -264,6 +264,7 @@ class Control:
                 "replayed_from": execution_id,
             },
             self.limits,
+            self.clock,
         )
         new_id = await starting.start_one(
             self.store,
@@ -303,7 +304,7 @@ class Control:
 
     # Resume tokens ---------------------------------------------------------------------
     async def resume_token(self, token: str, data: Any) -> str:
-        record = await check_token(self.store, token)
+        record = await check_token(self.store, token, self.clock.now())
         output = encode_payload(
             data, what="the data given with the resume token", limits=self.limits
         )
@@ -312,7 +313,9 @@ class Control:
         outcome = planner.NodeOutcome(NodeStatus.SUCCEEDED, output=output)
         done = await self.store.transition(
             record.execution_id,
-            planner.plan_event(graph, record.node_id, record.generation, token, outcome, _now()),
+            planner.plan_event(
+                graph, record.node_id, record.generation, token, outcome, self.clock.now()
+            ),
         )
         if isinstance(completion_decision(done), Refused | Duplicate):
             raise ResumeTokenError(
@@ -323,7 +326,7 @@ class Control:
                 details={"reason": "not_waiting"},
             )
         emit_spans(done, execution)
-        await self.store.set_token_used(token, _now())
+        await self.store.set_token_used(token, self.clock.now())
         events.emit(
             events.NODE_RESUMED,
             execution_id=record.execution_id,
@@ -345,7 +348,7 @@ class Control:
                 node_id=item.node_id,
             )
         await self.retry(item.execution_id, only=frozenset({item.node_id}))
-        await self.store.mark_dlq_retried(dlq_id, _now())
+        await self.store.mark_dlq_retried(dlq_id, self.clock.now())
         events.emit(
             events.DLQ_RETRIED,
             dlq_id=dlq_id,

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, Union
 
 from spane_py._text import check_argument
+from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.definitions.models import MAX_WEBHOOK_TOLERANCE_S, WorkflowDefinition
 from spane_py.definitions.validation import validate_workflow
 from spane_py.engine import starting
@@ -95,6 +96,8 @@ class EngineCore:
         producer_only: bool = False,
         webhook_tolerance_seconds: float = 300.0,
         webhook_clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
+        threads: int | None = None,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -184,6 +187,17 @@ class EngineCore:
             )
         self.webhook_tolerance_seconds = webhook_tolerance_seconds
         self.webhook_clock = webhook_clock
+        # Every time the engine records or decides on (spane_py/clock.py; tests skip it).
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(f"clock must have a now() method, got {clock!r}")
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        # Threads that run plain ``def`` executors (spane_py/engine/threads.py; one pool per
+        # process): sized when a worker starts here. None: the pool's default.
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise ConfigurationError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = threads
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -208,6 +222,7 @@ class EngineCore:
             redis_url=self._redis_url,
             global_rate_limit=self.global_rate_limit,
             limits=self.limits,
+            clock=self.clock,
             runner_options=RunnerOptions(
                 max_output_bytes=self.max_output_bytes,
                 cancel_grace_seconds=self.cancel_grace_seconds,
@@ -366,6 +381,7 @@ class EngineCore:
             delay=delay,
             metadata=metadata,
             limits=self.limits,
+            clock=self.clock,
         )
         return await starting.start_one(
             self.store,
@@ -398,6 +414,7 @@ class EngineCore:
             delay=delay,
             metadata=metadata,
             limits=self.limits,
+            clock=self.clock,
         )
         return await starting.start_many(
             self.store,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from spane_py._text import check_argument
@@ -92,7 +92,7 @@ class WorkflowEngine(WorkerMethods, TriggerMethods, ObserveMethods, EngineCore):
                 "`delay`, not both",
                 workflow_id=str(workflow_id),
             )
-        delay = max((at - datetime.now(UTC)).total_seconds(), 0.0)
+        delay = max((at - self.clock.now()).total_seconds(), 0.0)
         return await self.enqueue_workflow(workflow_id, initial_data, delay=delay, **options)
 
     async def run_workflow(
@@ -231,7 +231,7 @@ class WorkflowEngine(WorkerMethods, TriggerMethods, ObserveMethods, EngineCore):
         """The token's record if it can resume its node now; ``ResumeTokenError`` if not."""
         check_argument("token", token)
         await self.store.start()
-        return await check_token(self.store, token)
+        return await check_token(self.store, token, self.clock.now())
 
     async def list_resume_tokens(
         self, execution_id: str | None = None, *, active_only: bool = True
@@ -239,7 +239,7 @@ class WorkflowEngine(WorkerMethods, TriggerMethods, ObserveMethods, EngineCore):
         check_argument("execution_id", execution_id)
         await self.store.start()
         return await self.store.list_tokens(
-            execution_id=execution_id, active_only=active_only, now=datetime.now(UTC)
+            execution_id=execution_id, active_only=active_only, now=self.clock.now()
         )
 
     async def revoke_resume_token(self, token: str) -> bool:
@@ -247,7 +247,7 @@ class WorkflowEngine(WorkerMethods, TriggerMethods, ObserveMethods, EngineCore):
         cancel). False when it was unknown, used or revoked already."""
         check_argument("token", token)
         await self.store.start()
-        return await self.store.revoke_token(token, datetime.now(UTC))
+        return await self.store.revoke_token(token, self.clock.now())
 
     async def get_dlq_items(
         self, limit: int = 100, offset: int = 0, *, include_retried: bool = False

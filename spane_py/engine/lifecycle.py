@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import UTC, datetime
 
+from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import starting
 from spane_py.engine.cache import WorkflowCache
@@ -40,8 +40,10 @@ class Lifecycle:
         notifier: SettleNotifier,
         *,
         resender: Resender | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.queue = queue
         self.cache = cache
         self.notifier = notifier
@@ -91,7 +93,7 @@ class Lifecycle:
         limit = UNLIMITED
         if graph is not None and graph.definition.max_concurrency is not None:
             limit = graph.definition.max_concurrency
-        admitted = await self.store.admit_queued(workflow_id, limit, datetime.now(UTC))
+        admitted = await self.store.admit_queued(workflow_id, limit, self.clock.now())
         for record in admitted:
             pinned = await self.cache.get(record.workflow_id, record.workflow_version)
             events.emit(  # before the jobs: a worker may start a node while this waits
@@ -108,7 +110,8 @@ class Lifecycle:
         return len(admitted)
 
     async def _send_entry_jobs(self, record: ExecutionRecord, pinned: WorkflowGraph) -> None:
-        await starting.send_deadlines(self.queue, pinned, [record])  # first: see starting
+        now_ms = int(self.clock.now().timestamp() * 1000)
+        await starting.send_deadlines(self.queue, pinned, [record], start_ms=now_ms)  # first
         await self.queue.enqueue(
             [
                 NodeJob(record.execution_id, record.workflow_id, record.workflow_version, n)

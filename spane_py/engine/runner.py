@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, assert_never
 
 from spane_py import _json
+from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.context import ExecutionContext
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
@@ -66,10 +66,6 @@ _PERMANENT = (
 WAKE_RETRY_S = 1.0
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class NodeRunner:
     def __init__(
         self,
@@ -85,8 +81,10 @@ class NodeRunner:
         running_mark_delay: float = 0.25,
         cancel_grace_seconds: float = 2.0,
         max_lost_deliveries: int = 5,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.registry = registry
+        self.clock = clock
         self.store = store
         self.cache = cache
         self.queue = queue
@@ -120,7 +118,7 @@ class NodeRunner:
             )
             return DONE
         eid = job.execution_id
-        started_at = _now()
+        started_at = self.clock.now()
         # The first delivery of a job its claiming write sent may start on what this
         # process knows of the execution since its last control epoch (no read).
         recent = None
@@ -170,7 +168,7 @@ class NodeRunner:
             attempt=started.attempt,
             metadata=execution.metadata,
         )
-        attempt = Attempt(job, graph, node, ctx, started, started_at)
+        attempt = Attempt(job, graph, node, ctx, started, started_at, self.clock)
         if lost > self.max_lost_deliveries and not waking:
             logger.error(
                 "node %s of %s lost its worker %d times in a row: failing it", node.id, eid, lost
@@ -279,7 +277,9 @@ class NodeRunner:
 
     def _defer(self, attempt: Attempt, wait_ms: float) -> Reschedule:
         """The job goes back to the scheduled set, due in ``wait_ms``."""
-        return Reschedule(int(time.time() * 1000 + wait_ms), attempt.started.execution.priority)
+        return Reschedule(
+            int(self.clock.now().timestamp() * 1000 + wait_ms), attempt.started.execution.priority
+        )
 
     async def _rate_limited(self, attempt: Attempt, exc: RateLimitError) -> Reschedule:
         """The executor called ``ctx.rate_limit(ms)``: hold its type back everywhere, undo
@@ -292,7 +292,7 @@ class NodeRunner:
             await asyncio.wait([marking])
             await self.store.transition(
                 ctx.execution_id,
-                planner.plan_defer(node.id, attempt.job.generation, ctx.attempt, _now()),
+                planner.plan_defer(node.id, attempt.job.generation, ctx.attempt, self.clock.now()),
                 cached=attempt.started.snapshot,
             )
         await self._flush_logs(ctx)
@@ -314,7 +314,7 @@ class NodeRunner:
                     attempt.ctx.execution_id,
                     describe(exc),
                 )
-                step = WakeAt(_now() + timedelta(seconds=WAKE_RETRY_S))
+                step = WakeAt(self.clock.now() + timedelta(seconds=WAKE_RETRY_S))
             else:
                 final = await self._failed_attempt(attempt, exc)
                 if isinstance(final, Reschedule):
@@ -413,7 +413,7 @@ class NodeRunner:
                     node.id,
                     job.generation,
                     error,
-                    _now(),
+                    self.clock.now(),
                     attempt=ctx.attempt,
                     started_at=attempt.started_at,
                     spans=(span,),
@@ -431,7 +431,7 @@ class NodeRunner:
                     delay_ms=decision.delay_ms,
                     error=error,
                 )
-                due = int(time.time() * 1000) + decision.delay_ms
+                due = int(self.clock.now().timestamp() * 1000) + decision.delay_ms
                 return Reschedule(due, attempt.started.execution.priority)
         if policy.continue_on_fail:
             return planner.NodeOutcome(
@@ -457,13 +457,19 @@ class NodeRunner:
                 job=job.payload(),
                 error=outcome.error or "failed",
                 attempts=ctx.attempt,
-                failed_at=_now(),
+                failed_at=self.clock.now(),
                 traceback=outcome.traceback,
             )
         done = await self.store.transition(
             eid,
             planner.plan_completion(
-                attempt.graph, ctx.node_id, job.generation, outcome, _now(), spans=(span,), dlq=dlq
+                attempt.graph,
+                ctx.node_id,
+                job.generation,
+                outcome,
+                self.clock.now(),
+                spans=(span,),
+                dlq=dlq,
             ),
             cached=attempt.started.snapshot,
         )

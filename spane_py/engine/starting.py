@@ -9,12 +9,12 @@ enqueue returns the id.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import is_valid_workflow_id
 from spane_py.engine import planner
@@ -43,6 +43,7 @@ class Start:
     delay_s: float
     metadata: dict[str, Any]
     limits: Limits = DEFAULT_LIMITS
+    clock: Clock = SYSTEM_CLOCK  # the engine's
 
     @property
     def limited(self) -> bool:
@@ -54,7 +55,7 @@ class Start:
         """When a deferred start is due (None: now)."""
         if not self.delay_s:
             return None
-        return datetime.now(UTC) + timedelta(seconds=self.delay_s)
+        return self.clock.now() + timedelta(seconds=self.delay_s)
 
     def record(
         self,
@@ -100,7 +101,7 @@ class Start:
         if self.limited:
             await _deliver(resender, functools.partial(admit, self.workflow_id), what)
             return
-        due = int((time.time() + self.delay_s) * 1000) if self.delay_s else None
+        due = _ms(self.clock.now()) + int(self.delay_s * 1000) if self.delay_s else None
         # Before the jobs go out: a worker may start a node while this call still waits.
         for r in records:
             events.emit(
@@ -117,7 +118,7 @@ class Start:
             # its deadline job (its end takes the job out of the queue).
             nonlocal sends
             sends += 1
-            await send_deadlines(queue, self.graph, records, start_ms=due)
+            await send_deadlines(queue, self.graph, records, start_ms=due or _ms(self.clock.now()))
             await queue.enqueue(
                 [
                     # Sent again after a refusal, a job may be a copy of one that ran.
@@ -149,14 +150,15 @@ async def send_deadlines(
     graph: WorkflowGraph,
     records: Sequence[ExecutionRecord],
     *,
-    start_ms: int | None = None,
+    start_ms: int,
 ) -> None:
     """The deadline jobs of executions whose workflow has a ``timeout``: due that long after
-    they start (``start_ms``, default now), they fail the execution if it is still going."""
+    they start (``start_ms``, in ms since the epoch), they fail the execution if it is still
+    going."""
     timeout = graph.definition.timeout
     if timeout is None or not records:
         return
-    due = (start_ms or int(time.time() * 1000)) + timeout
+    due = start_ms + timeout
     await queue.enqueue(
         [DeadlineJob(r.execution_id, r.workflow_id, r.workflow_version) for r in records],
         priority=records[0].priority,
@@ -172,6 +174,7 @@ async def prepare(
     delay: float | timedelta | None,
     metadata: Mapping[str, Any] | None,
     limits: Limits = DEFAULT_LIMITS,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Start:
     """The latest version, its graph and the checked options (nothing written)."""
     if not isinstance(workflow_id, str) or not is_valid_workflow_id(workflow_id):
@@ -197,7 +200,7 @@ async def prepare(
         )
     meta = dict(metadata or {})
     encode_payload(meta, what=f"the metadata for workflow {workflow_id!r}", limits=limits)
-    return Start(workflow_id, version, graph, checked_priority, delay_s, meta, limits)
+    return Start(workflow_id, version, graph, checked_priority, delay_s, meta, limits, clock)
 
 
 async def start_one(
@@ -217,7 +220,7 @@ async def start_one(
         what=f"the initial data for workflow {start.workflow_id!r}",
         limits=start.limits,
     )
-    now = datetime.now(UTC)
+    now = start.clock.now()
     record = start.record(initial, now, idempotency_key)
     after = None if idempotency_ttl_s is None else now - timedelta(seconds=idempotency_ttl_s)
     created = await store.create_execution(record, start.first_nodes(now), idempotency_after=after)
@@ -252,9 +255,14 @@ async def start_many(
     ]
     if not texts:
         return []
-    now = datetime.now(UTC)
+    now = start.clock.now()
     first_nodes = start.first_nodes(now)
     records = [start.record(text, now, None) for text in texts]
     await store.create_executions([(r, first_nodes) for r in records])
     await start.send_entry_jobs(queue, records, admit, resender)
     return [r.execution_id for r in records]
+
+
+def _ms(when: datetime) -> int:
+    """``when`` in milliseconds since the epoch (the queue's due times)."""
+    return int(when.timestamp() * 1000)

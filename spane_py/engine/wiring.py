@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
+from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.embedded import EmbeddedRedis
 from spane_py.engine.builtin_nodes import BuiltinNodes
 from spane_py.engine.cache import WorkflowCache
@@ -73,6 +74,7 @@ async def wire(
     global_rate_limit: RateLimit | None,
     limits: Limits,
     runner_options: RunnerOptions,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Wiring:
     """Connect to Redis (``redis_url``, else ``$REDIS_URL``, else an embedded server) and
     build every part on it. Raises what connecting raised, having released it."""
@@ -91,7 +93,7 @@ async def wire(
     # Waiters in other processes can only exist when the store is shared.
     notifier = SettleNotifier(queue, across_processes=store.shared)
     resender = Resender()
-    lifecycle = Lifecycle(store, queue, cache, notifier, resender=resender)
+    lifecycle = Lifecycle(store, queue, cache, notifier, resender=resender, clock=clock)
     traffic = TrafficControl(redis, prefix=key_prefix, global_limit=global_rate_limit)
     builtins = BuiltinNodes(
         store=store,
@@ -100,6 +102,7 @@ async def wire(
         registry=registry,
         admit=lifecycle.admit,
         traffic=traffic,
+        clock=clock,
     )
     runner = NodeRunner(
         registry=registry,
@@ -112,6 +115,7 @@ async def wire(
         max_output_bytes=runner_options.max_output_bytes,
         cancel_grace_seconds=runner_options.cancel_grace_seconds,
         max_lost_deliveries=runner_options.max_lost_deliveries,
+        clock=clock,
     )
     channel = ControlChannel(queue)
     control = Control(
@@ -122,6 +126,7 @@ async def wire(
         lifecycle=lifecycle,
         channel=channel,
         limits=limits,
+        clock=clock,
     )
     return Wiring(
         redis=redis,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from spane_py.clock import SkippingClock
+from spane_py.engine import threads as node_threads
 from spane_py.engine.core import EngineCore
 from spane_py.engine.observing import scoped
 from spane_py.engine.workers import build_worker, sweep_pending, warn_if_not_durable
@@ -15,12 +18,22 @@ from spane_py.errors import (
 )
 from spane_py.observability import events
 from spane_py.queue.jobs import NodeJob
+from spane_py.queue.scheduled import make_due
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.triggers.scheduler import Scheduler
 
 
 class WorkerMethods(EngineCore):
-    def _make_worker(self, concurrency: int, *, burst: bool, handle_signals: bool) -> SpaneWorker:
+    def _make_worker(
+        self,
+        concurrency: int,
+        *,
+        burst: bool,
+        handle_signals: bool,
+        skip_to: Callable[[int], Awaitable[bool]] | None = None,
+    ) -> SpaneWorker:
+        if self.threads is not None:
+            node_threads.configure(self.threads)
         if self.producer_only:
             raise ConfigurationError(
                 "this engine is producer_only: it enqueues, and runs no worker (its registry "
@@ -38,6 +51,7 @@ class WorkerMethods(EngineCore):
             sweep=self.sweep,
             sweep_interval=self.sweep_interval_seconds,
             side_tasks=() if burst else (self._scheduler_task(),),
+            skip_to=skip_to,
         )
 
     def _scheduler_task(self) -> PeriodicTask:
@@ -47,6 +61,7 @@ class WorkerMethods(EngineCore):
             self._is_active,
             grace_seconds=self.schedule_grace_seconds,
             refresh_seconds=self.schedule_refresh_seconds,
+            clock=self.clock.now,
         )
         return PeriodicTask(
             "scheduler",
@@ -92,9 +107,35 @@ class WorkerMethods(EngineCore):
         parts.channel.listen(parts.runner.cancel_local)
         self.traffic.listen()  # holds from ctx.rate_limit in other processes
 
-    async def run_until_idle(self, concurrency: int = 10) -> None:
-        """Process jobs until nothing is queued, scheduled or running (deterministic tests)."""
-        await self.run_worker(concurrency, burst=True)
+    async def run_until_idle(self, concurrency: int = 10, *, skip_time: bool = False) -> None:
+        """Process jobs until nothing is queued, scheduled or running (deterministic tests).
+
+        With ``skip_time`` (the engine's ``clock`` must be a ``SkippingClock``), whenever
+        nothing runs and only scheduled jobs are left — a ``delay``, a retry's backoff, a
+        ``wait`` node's timeout, an execution's deadline — the clock skips to the first
+        one's due time and it runs at once: a test of a one-hour delay takes milliseconds.
+        ``clock.skipped`` tells how far it went. What Redis times on its own clock (rate
+        limits, breakers) is not skipped: a node held by one waits in real time.
+        """
+        skip_to = None
+        if skip_time:
+            clock = self.clock
+            if not isinstance(clock, SkippingClock):
+                raise ConfigurationError(
+                    "run_until_idle(skip_time=True) needs an engine built with "
+                    f"clock=SkippingClock() (spane_py.clock), not {clock!r}"
+                )
+
+            async def skip_to(due_ms: int) -> bool:
+                # A millisecond past the due time: due times are whole milliseconds.
+                clock.skip_to(datetime.fromtimestamp((due_ms + 1) / 1000, UTC))
+                return await make_due(self.queue, int(clock.now().timestamp() * 1000)) > 0
+
+        await self.start()
+        await self._check_durability()
+        worker = self._make_worker(concurrency, burst=True, handle_signals=False, skip_to=skip_to)
+        self._listen_for_cancels()
+        await self._run_scoped(worker)
 
     @scoped
     async def sweep(self, *, older_than: datetime | None = None, limit: int = 500) -> int:
@@ -103,7 +144,7 @@ class WorkerMethods(EngineCore):
         in the store whose job never reached Redis, or a Redis that lost its data. A job
         still in Redis is left alone. Returns how many jobs were sent. Workers run this
         every ``sweep_interval_seconds``."""
-        cutoff = older_than or datetime.now(UTC) - timedelta(seconds=self.stale_after_seconds)
+        cutoff = older_than or self.clock.now() - timedelta(seconds=self.stale_after_seconds)
         sent = await sweep_pending(
             self.store, self.queue, older_than=cutoff, limit=limit, cache=self.cache
         )

@@ -66,6 +66,7 @@ def build_worker(
     sweep: Callable[[], Awaitable[Any]],
     sweep_interval: float,
     side_tasks: Sequence[PeriodicTask] = (),
+    skip_to: Callable[[int], Awaitable[bool]] | None = None,
 ) -> SpaneWorker:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -84,6 +85,7 @@ def build_worker(
         handle_signals=handle_signals,
         periodic=[PeriodicTask("sweeper", sweep_interval, sweeper), *side_tasks],
         presence=WorkerPresence(queue.redis, prefix=queue.prefix),
+        skip_to=skip_to,
     )
 
 

@@ -203,6 +203,14 @@ def test_traffic_example_limits_holds_and_breaks(cli_env: dict[str, str]) -> Non
     ]
 
 
+def test_testing_time_example_skips_two_weeks(cli_env: dict[str, str]) -> None:
+    lines = run_example("testing_time.py", cli_env).splitlines()
+    assert lines == [
+        "execution completed: charged ada@example.com on attempt 2",
+        "skipped 14 days 1 hour(s)",  # the trial, then the retry's backoff
+    ]
+
+
 def test_observability_example_streams_counts_and_traces(cli_env: dict[str, str]) -> None:
     lines = run_example("observability.py", cli_env).splitlines()
     assert lines == [

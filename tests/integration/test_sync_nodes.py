@@ -8,7 +8,10 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from spane_py import (
+    ConfigurationError,
     ExecutionContext,
     ExecutionResult,
     ExecutionStatus,
@@ -279,3 +282,20 @@ async def test_an_executor_object_with_a_def_execute_and_a_map_over_a_def_execut
     mapped = await engine.run_workflow("def-map", [1, 2, 3, 4], timeout=10)
     assert mapped.status is ExecutionStatus.COMPLETED, mapped.error
     assert mapped.node_results["each"].data == [1, 4, 9, 16]
+
+
+async def test_the_engines_threads_option_sizes_the_pool_when_a_worker_starts(
+    make_engine: Any,
+) -> None:
+    from spane_py.engine import threads
+
+    with pytest.raises(ConfigurationError, match="threads must be a positive integer"):
+        WorkflowEngine(NodeRegistry(), threads=0)
+    before = threads.max_workers()
+    try:
+        engine = await make_engine(NodeRegistry(), threads=before + 3)
+        assert threads.max_workers() == before  # nothing until a worker starts
+        await engine.start_workers()
+        assert threads.max_workers() == before + 3
+    finally:
+        threads.configure(before)

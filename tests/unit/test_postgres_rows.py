@@ -45,6 +45,7 @@ def node_values() -> dict[str, Any]:
         "completed_at": AT.replace(second=7),
         "wake_at": AT.replace(second=8),
         "wait": '{"child": "x"}',
+        "wait_child": "00000000-0000-0000-0000-000000000009",
     }
 
 

@@ -6,7 +6,6 @@ keep.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -33,7 +32,7 @@ async def list_resume_tokens(
 ) -> list[models.ResumeToken]:
     """Oldest first; by default only those that can still resume their node."""
     records = await engine.list_resume_tokens(execution_id, active_only=active_only)
-    now = datetime.now(UTC)
+    now = engine.clock.now()
     return [responses.resume_token(r, now) for r in records]
 
 
@@ -46,7 +45,7 @@ async def list_resume_tokens(
 async def validate_resume_token(engine: Engine, body: models.TokenRequest) -> models.ResumeToken:
     """The token's record when it can resume its node now; 404/410 say why not."""
     record = await engine.validate_resume_token(body.token)
-    return responses.resume_token(record, datetime.now(UTC))
+    return responses.resume_token(record, engine.clock.now())
 
 
 @router.post(
@@ -76,7 +75,7 @@ async def revoke_resume_token(engine: Engine, body: models.TokenRequest) -> mode
     if record is None:
         raise ResumeTokenError("unknown resume token", details={"reason": "unknown"})
     if not await engine.revoke_resume_token(body.token):
-        state = record.state(datetime.now(UTC))
+        state = record.state(engine.clock.now())
         state = state if state in ("used", "revoked") else "revoked"
         raise ResumeTokenError(
             f"the resume token is {state} already",
