@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from spane_py import ExecutionContext, NodeRegistry, WorkflowEngine
+from spane_py import ExecutionContext, NodeRegistry, SkippingClock, WorkflowEngine
 from spane_py.errors import (
     DlqItemNotFoundError,
     ExecutionNotFoundError,
@@ -748,11 +748,14 @@ async def _called(rec: Recorder, node_id: str, eid: str) -> bool:
 async def test_idempotency_key_holds_within_its_ttl(
     new_store: StoreFactory, make_engine: EngineFactory, reg: NodeRegistry
 ) -> None:
-    eng = await make_engine(reg, new_store(), idempotency_ttl_seconds=0.5)
+    clock = SkippingClock()
+    eng = await make_engine(reg, new_store(), idempotency_ttl_seconds=3600, clock=clock)
     await eng.register_workflow(workflow("once", node("a", "inc")))
     first = await eng.enqueue_workflow("once", 1, idempotency_key="order-7")
     assert await eng.enqueue_workflow("once", 2, idempotency_key="order-7") == first
-    await asyncio.sleep(0.6)
+    clock.skip(3599)
+    assert await eng.enqueue_workflow("once", 2, idempotency_key="order-7") == first
+    clock.skip(2)  # the key is older than its TTL on the engine's clock
     later = await eng.enqueue_workflow("once", 3, idempotency_key="order-7")
     assert later != first
     assert await eng.enqueue_workflow("once", 4, idempotency_key="order-7") == later
