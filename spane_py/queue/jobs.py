@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from arq.jobs import SerializationError, deserialize_job_raw
 
+from spane_py._queue_names import DEFAULT_QUEUE, check_queue_name  # re-exported here
+
 FUNCTION_NAME = "spane_run_node"
 DEFAULT_PRIORITY = 5
 # Priority bands in the queue score: a lower score is taken first, so priority 10 gets band 0.
@@ -40,6 +42,9 @@ class NodeJob:
     # a sweep, a resend or a resume: with a first delivery, the node cannot have run
     # elsewhere since that write (see ``planner.stands_on_recent``). Not part of the job id.
     first: bool = False
+    # The queue (lane) it goes to (spane_py/engine/routing.py). Not part of the job id nor of
+    # its payload: a claim says which lane a job came from.
+    queue: str = DEFAULT_QUEUE
 
     def job_id(self, prefix: str) -> str:
         base = f"{prefix}:{self.execution_id}:{self.node_id}:{self.generation}"
@@ -86,6 +91,7 @@ class DeadlineJob:
     execution_id: str
     workflow_id: str
     workflow_version: int
+    queue: str = DEFAULT_QUEUE  # as ``NodeJob.queue``
 
     def job_id(self, prefix: str) -> str:
         return f"{prefix}:{self.execution_id}:deadline"
@@ -140,3 +146,18 @@ def decode_record(data: bytes) -> object:
     if function != FUNCTION_NAME or len(args) != 1 or kwargs:
         raise ValueError(f"its record names function {function!r}, not {FUNCTION_NAME!r}")
     return args[0]
+
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "FUNCTION_NAME",
+    "DeadlineJob",
+    "Job",
+    "NodeJob",
+    "check_queue_name",
+    "decode_record",
+    "deserialize",
+    "job_from_payload",
+    "priority_band",
+    "serialize",
+]
