@@ -5,6 +5,10 @@ Everything spane_py does with Redis for its jobs goes through here (the scripts 
 settings (``ArqRedis``), the job encoding (``serialize_job`` / ``deserialize_job_raw``) and
 the job records (``arq:job:<id>``, ``arq:in-progress:<id>``), so arq's ``Job`` reads a job's
 record and status; claiming without scans, leases, suspects and batching are spane_py's.
+
+Jobs wait in lanes (named queues, ``NodeJob.queue``): each job goes to its lane's queue, and
+a worker claims from the lanes it serves (``claim(..., queues=)``). The keys are in
+``keys.py``, the counts in ``stats.py``, the connection in ``connection.py``.
 """
 
 from __future__ import annotations
@@ -21,103 +25,29 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from spane_py.errors import ConfigurationError, QueueError
-from spane_py.queue import scripts
-from spane_py.queue.jobs import FUNCTION_NAME, Job, priority_band, serialize
+from spane_py.errors import QueueError
+from spane_py.queue import scripts, stats
+from spane_py.queue.connection import connect
+from spane_py.queue.jobs import (
+    DEFAULT_QUEUE,
+    FUNCTION_NAME,
+    Job,
+    check_queue_name,
+    check_queue_names,
+    priority_band,
+    serialize,
+)
+from spane_py.queue.keys import LaneKeys, QueueKeys
 from spane_py.queue.outcomes import Done, JobOutcome, Release, Reschedule
+from spane_py.queue.stats import LaneStats, QueueStats
 from spane_py.queue.tick import ENQUEUE, PUBLISH, SETTLE, TickBatcher
 
 WAKE_CAP = 64
 # The token of a suspect's owner: the worker id with this appended (see scripts.py).
 SOLO = "|solo"
-
-
-@dataclass(frozen=True, slots=True)
-class QueueKeys:
-    prefix: str
-
-    @property
-    def queue(self) -> str:
-        """Pending jobs, by priority band + arrival number."""
-        return f"{self.prefix}:queue"
-
-    @property
-    def scheduled(self) -> str:
-        return f"{self.prefix}:scheduled"
-
-    @property
-    def bands(self) -> str:
-        return f"{self.prefix}:bands"
-
-    @property
-    def running(self) -> str:
-        """Claimed jobs, by the deadline of their lease."""
-        return f"{self.prefix}:running"
-
-    @property
-    def suspects(self) -> str:
-        """Jobs lost with their worker, waiting to run alone."""
-        return f"{self.prefix}:suspects"
-
-    @property
-    def lost(self) -> str:
-        """Per job: workers lost while it ran alone."""
-        return f"{self.prefix}:lost"
-
-    @property
-    def drain(self) -> str:
-        """The busy worker chosen to become idle for the next suspect."""
-        return f"{self.prefix}:drain"
-
-    @property
-    def wake(self) -> str:
-        return f"{self.prefix}:wake"
-
-    @property
-    def seq(self) -> str:
-        """Counts the jobs made claimable: their order within a priority."""
-        return f"{self.prefix}:seq"
-
-    @property
-    def epoch(self) -> str:
-        """Counts control actions (see ``JobQueue.bump_control_epoch``)."""
-        return f"{self.prefix}:epoch"
-
-    @property
-    def again(self) -> str:
-        """Jobs delivered before and not done yet (see scripts.py)."""
-        return f"{self.prefix}:again"
-
-    @property
-    def script_keys(self) -> list[str]:
-        """The KEYS of every queue script, in the order they name them."""
-        return [
-            self.queue,
-            self.scheduled,
-            self.bands,
-            self.running,
-            self.suspects,
-            self.lost,
-            self.drain,
-            self.wake,
-            self.settled,
-            self.seq,
-            self.epoch,
-            self.again,
-        ]
-
-    @property
-    def control(self) -> str:
-        """Pub/sub channel: ids of executions just cancelled (workers stop their nodes)."""
-        return f"{self.prefix}:control"
-
-    @property
-    def settled(self) -> str:
-        """Pub/sub channel: ids of executions that just completed or failed."""
-        return f"{self.prefix}:settled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +58,7 @@ class ClaimedJob:
     lost: int = 0  # workers lost while it ran alone
     solo: bool = False  # a suspect: its worker runs nothing else meanwhile
     again: bool = False  # delivered before (rescheduled, released or lost with its worker)
+    queue: str = DEFAULT_QUEUE  # the lane it came from (its ends and renewals keep it there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,65 +70,6 @@ class Claim:
     epoch: int = 0  # the control epoch when the jobs were claimed
 
 
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    queued: int
-    scheduled: int
-    running: int
-
-
-class _FastCheckPool(ConnectionPool):
-    """A pool whose checkout health check does not cost an event-loop round trip.
-
-    redis-py checks every connection it hands out with a zero-timeout socket read
-    (``can_read_destructive``): a timer, a loop iteration and an exception per command,
-    the largest single cost of a node hop. Data that arrived on an idle socket is already in
-    its stream buffer (asyncio reads eagerly), so looking at the buffer is enough; any doubt
-    falls back to redis-py's full check.
-    """
-
-    async def ensure_connection(self, connection: Any) -> None:
-        if _looks_clean(connection):
-            return
-        await super().ensure_connection(connection)
-
-
-def _looks_clean(connection: Any) -> bool:
-    if not getattr(connection, "is_connected", False):
-        return False
-    stream = getattr(connection, "_reader", None)
-    parser = getattr(connection, "_parser", None)
-    buffer = getattr(stream, "_buffer", None)
-    if stream is None or buffer is None or stream.at_eof() or len(buffer):
-        return False
-    reader = getattr(parser, "_reader", None)  # hiredis: buffered, unparsed replies
-    has_data = getattr(reader, "has_data", None)
-    return callable(has_data) and not has_data()
-
-
-def connect(url: str, *, queue_name: str, max_connections: int = 64) -> ArqRedis:
-    """An ``ArqRedis`` client for ``url`` with spane_py's JSON serializers."""
-    from spane_py.queue.jobs import deserialize
-
-    try:
-        pool = _FastCheckPool.from_url(url, max_connections=max_connections)
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid Redis URL {_redact(url)!r}: {exc}") from exc
-    return ArqRedis(
-        pool,
-        job_serializer=serialize,
-        job_deserializer=deserialize,
-        default_queue_name=queue_name,
-    )
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
-
-
 class JobQueue:
     def __init__(self, redis: ArqRedis, *, prefix: str) -> None:
         self.redis = redis
@@ -207,6 +79,7 @@ class JobQueue:
         self._enqueue = redis.register_script(scripts.ENQUEUE)
         self._renew = redis.register_script(scripts.RENEW)
         self._remove = redis.register_script(scripts.REMOVE)
+        self._stats = redis.register_script(stats.STATS)
         self.batcher = TickBatcher(
             redis, redis.register_script(scripts.TICK), self.keys.script_keys, self._header
         )
@@ -218,7 +91,11 @@ class JobQueue:
         self.control_seen_at = math.inf
 
     def _header(self) -> list[Any]:
-        return [in_progress_key_prefix, job_key_prefix, _now_ms(), WAKE_CAP]
+        return [in_progress_key_prefix, job_key_prefix, _now_ms(), WAKE_CAP, self.prefix]
+
+    def lane(self, name: str = DEFAULT_QUEUE) -> LaneKeys:
+        """The keys of lane ``name``."""
+        return self.keys.lane(check_queue_name(name))
 
     async def ping(self) -> None:
         try:
@@ -240,6 +117,16 @@ class JobQueue:
             argv += [self.job_id(job), value]
         return argv
 
+    def _by_lane(self, jobs: Sequence[Job], now: int) -> list[tuple[str, list[str | bytes]]]:
+        """(lane, id, record, ... of its jobs) per lane of ``jobs``, the lanes checked."""
+        lane = _checked_lane(jobs[0].queue)
+        if all(job.queue == lane for job in jobs):  # the usual case: one lane
+            return [(lane, self._records(jobs, now))]
+        lanes: dict[str, list[Job]] = {}
+        for job in jobs:
+            lanes.setdefault(_checked_lane(job.queue), []).append(job)
+        return [(name, self._records(group, now)) for name, group in lanes.items()]
+
     async def enqueue(
         self,
         jobs: Sequence[Job],
@@ -247,14 +134,16 @@ class JobQueue:
         priority: int | None = None,
         due_ms: int | None = None,
     ) -> int:
-        """Send jobs in one round trip; returns how many were new (an id already queued,
-        scheduled or running is left alone)."""
+        """Send jobs, each to its lane (``job.queue``), in one round trip; returns how many
+        were new (an id already queued, scheduled or running is left alone)."""
         if not jobs:
             return 0
         now = _now_ms()
         due = due_ms if due_ms is not None and due_ms > now else 0
-        group = [len(jobs), due, priority_band(priority)]
-        args = [*self._header(), *group, *self._records(jobs, now)]
+        band = priority_band(priority)
+        args = self._header()
+        for lane, records in self._by_lane(jobs, now):
+            args += [len(records) // 2, due, band, lane, *records]
         try:
             added = await self._enqueue(keys=self.keys.script_keys, args=args)
         except RedisError as exc:
@@ -283,8 +172,14 @@ class JobQueue:
             sent.add_done_callback(functools.partial(_warn_if_failed, what))
 
     def _send_soon(self, jobs: Sequence[Job], priority: int | None) -> asyncio.Future[None]:
-        group = (0, priority_band(priority))
-        return self.batcher.add_nowait(ENQUEUE, self._records(jobs, _now_ms()), group)
+        band = priority_band(priority)
+        lanes = self._by_lane(jobs, _now_ms())
+        if len(lanes) == 1:
+            lane, records = lanes[0]
+            return self.batcher.add_nowait(ENQUEUE, records, (0, band, lane))
+        return self.batcher.add_groups_nowait(
+            ENQUEUE, [((0, band, lane), records) for lane, records in lanes]
+        )
 
     # Claim and renew ---------------------------------------------------------------------
     async def claim(
@@ -295,13 +190,17 @@ class JobQueue:
         lease_ms: int,
         idle: bool = False,
         draining: bool = False,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
     ) -> Claim:
-        """Take up to ``want`` pending jobs with their records, leased to ``worker`` for
-        ``lease_ms`` (in this event-loop tick's script call). ``idle``: the worker runs
-        nothing, so it may take a suspect (then that one job alone). ``draining``: its
-        last claim answered ``drain``. Cancelled while the call is under way, the jobs it
-        took are put back at once."""
-        sent = self.claim_soon(worker, want, lease_ms=lease_ms, idle=idle, draining=draining)
+        """Take up to ``want`` pending jobs of the lanes ``queues`` (lowest score first
+        across them) with their records, leased to ``worker`` for ``lease_ms`` (in this
+        event-loop tick's script call). ``idle``: the worker runs nothing, so it may take a
+        suspect of its lanes (then that one job alone). ``draining``: its last claim
+        answered ``drain``. Cancelled while the call is under way, the jobs it took are put
+        back at once."""
+        sent = self.claim_soon(
+            worker, want, lease_ms=lease_ms, idle=idle, draining=draining, queues=queues
+        )
         try:
             return await asyncio.shield(sent)
         except asyncio.CancelledError:
@@ -320,10 +219,12 @@ class JobQueue:
         lease_ms: int,
         idle: bool = False,
         draining: bool = False,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
     ) -> asyncio.Future[Claim]:
         """``claim``, queued now for this tick's script call; the future of its answer.
         ``want`` may be a function giving (want, idle, draining), called when the call is
         built (a worker asks then for the slots free at that moment)."""
+        lanes = _checked_lanes(tuple(queues))
         if callable(want):
             ask = want
         else:
@@ -340,6 +241,8 @@ class JobQueue:
                 lease_ms,
                 "1" if is_idle else "0",
                 "1" if is_draining else "0",
+                len(lanes),
+                *lanes,
             ]
 
         answer = self.batcher.claim(request)
@@ -348,13 +251,13 @@ class JobQueue:
         def done(answer: asyncio.Future[Any]) -> None:
             if claim.cancelled():
                 if not answer.cancelled() and answer.exception() is None:
-                    self.hand_back(_claim_of(worker, answer.result()).jobs)
+                    self.hand_back(_claim_of(worker, lanes, answer.result()).jobs)
             elif answer.cancelled():
                 claim.cancel()
             elif answer.exception() is not None:
                 claim.set_exception(answer.exception())  # type: ignore[arg-type]
             else:
-                claimed = _claim_of(worker, answer.result())
+                claimed = _claim_of(worker, lanes, answer.result())
                 if claimed.epoch != self.control_epoch:
                     self.control_epoch = claimed.epoch
                     self.control_seen_at = time.monotonic()
@@ -372,10 +275,11 @@ class JobQueue:
 
     async def renew(self, worker: str, jobs: Sequence[ClaimedJob], lease_ms: int) -> list[str]:
         """Extend the leases of ``worker``'s running jobs (and its drain turn), one call for
-        all; returns the ids of those it no longer owns (its lease ran out meanwhile)."""
+        all, each in its lane; returns the ids of those it no longer owns (its lease ran
+        out meanwhile)."""
         argv: list[Any] = [*self._header(), lease_ms, worker]
         for job in jobs:
-            argv += [job.job_id, job.token]
+            argv += [job.job_id, job.token, job.queue]
         gone = await self._renew(keys=self.keys.script_keys, args=argv)
         return [g.decode() if isinstance(g, bytes) else str(g) for g in gone]
 
@@ -390,15 +294,16 @@ class JobQueue:
         per node, with no task of its own."""
         if isinstance(outcome, Done):
             sent = self.batcher.add_nowait(
-                SETTLE, [job.job_id], ("D" if job.solo else "d", job.token)
+                SETTLE, [job.job_id], ("D" if job.solo else "d", job.token, job.queue)
             )
         elif isinstance(outcome, Release):
             sent = self.batcher.add_nowait(
-                SETTLE, [job.job_id], ("R" if job.solo else "r", job.token)
+                SETTLE, [job.job_id], ("R" if job.solo else "r", job.token, job.queue)
             )
         else:
             values = [job.job_id, outcome.due_ms, priority_band(outcome.priority)]
-            sent = self.batcher.add_nowait(SETTLE, values, ("L" if job.solo else "l", job.token))
+            group = ("L" if job.solo else "l", job.token, job.queue)
+            sent = self.batcher.add_nowait(SETTLE, values, group)
         if not isinstance(outcome, Done):
             self.local_wake.set()
         return sent
@@ -408,17 +313,18 @@ class JobQueue:
         await self.settle(job, Done())
 
     async def release(self, job: ClaimedJob) -> None:
-        """Put the job back, first in line, to run again at once (a suspect goes back among
-        the suspects)."""
+        """Put the job back in its lane, first in line, to run again at once (a suspect goes
+        back among the lane's suspects)."""
         await self.settle(job, Release())
 
     async def reschedule(self, job: ClaimedJob, *, due_ms: int, priority: int | None) -> None:
-        """Move the job to the scheduled set; it runs again at ``due_ms``."""
+        """Move the job to the scheduled set; it runs again at ``due_ms``, in its lane."""
         await self.settle(job, Reschedule(due_ms, priority))
 
     async def remove(self, job_ids: Sequence[str]) -> None:
-        """Take jobs that have not started out of the queue (a settled execution's deadline
-        job, say). One taken meanwhile by a worker runs, and finds nothing to do."""
+        """Take jobs that have not started out of the queue, whichever lane holds them (a
+        settled execution's deadline job, say). One taken meanwhile by a worker runs, and
+        finds nothing to do."""
         if job_ids:
             await self._remove(keys=self.keys.script_keys, args=[*self._header(), *job_ids])
 
@@ -440,7 +346,7 @@ class JobQueue:
         sent.add_done_callback(functools.partial(_warn_if_failed, what))
 
     def blocking_client(self) -> Redis:
-        """A client with its own single connection, for BLPOP on the wake list."""
+        """A client with its own single connection, for BLPOP on wake lists."""
         kwargs = dict(self.redis.connection_pool.connection_kwargs)
         pool = self.redis.connection_pool.__class__(
             connection_class=self.redis.connection_pool.connection_class,
@@ -450,17 +356,21 @@ class JobQueue:
         return Redis.from_pool(pool)  # the client owns the pool: aclose() closes the socket
 
     async def stats(self) -> QueueStats:
-        """Jobs pending (suspects included), scheduled and running: four counts, no scan."""
-        k = self.keys
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(k.queue)
-            pipe.zcard(k.suspects)
-            pipe.zcard(k.scheduled)
-            pipe.zcount(k.running, "-inf", "(inf")  # not the sentinel (scripts.py)
-            queued, suspects, scheduled, running = await pipe.execute()
-        return QueueStats(
-            queued=int(queued) + int(suspects), scheduled=int(scheduled), running=int(running)
-        )
+        """Jobs pending (suspects included), scheduled and running, over every lane: one
+        script call, no scan."""
+        return stats.queue_stats(await self._read_stats(ages=False))
+
+    async def lane_stats(self) -> dict[str, LaneStats]:
+        """Per lane — the default one and every lane jobs were sent to — its pending and
+        running jobs and the age of its oldest pending job: one script call."""
+        return stats.lane_stats(await self._read_stats(ages=True))
+
+    async def _read_stats(self, *, ages: bool) -> Any:
+        args = [*self._header(), "1" if ages else "0"]
+        try:
+            return await self._stats(keys=self.keys.script_keys, args=args)
+        except RedisError as exc:
+            raise QueueError(f"could not read the queue's counts: {exc}") from exc
 
     async def purge(self) -> None:
         """Delete every key of this prefix (tests and `spane` maintenance commands), after
@@ -479,7 +389,7 @@ class JobQueue:
                 await self.redis.delete(*batch)
 
 
-def _claim_of(worker: str, answer: Any) -> Claim:
+def _claim_of(worker: str, lanes: tuple[str, ...], answer: Any) -> Claim:
     claimed, next_due, drain, reaped, solo_lost, epoch = answer
     solo = int(solo_lost) >= 0
     jobs = [
@@ -489,7 +399,8 @@ def _claim_of(worker: str, answer: Any) -> Claim:
             token=worker + SOLO if solo else worker,
             lost=max(int(solo_lost), 0),
             solo=solo,
-            again=bool(claimed[i + 2]),
+            again=bool(claimed[i + 2] & 1),
+            queue=lanes[claimed[i + 2] >> 1],
         )
         for i in range(0, len(claimed), 3)
     ]
@@ -510,3 +421,31 @@ def _warn_if_failed(what: str, done: asyncio.Future[Any]) -> None:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# Lane names already checked (the default one needs no check): a job's lane is checked the
+# first time this process sends a job to it.
+_LANES_SEEN = {DEFAULT_QUEUE}
+
+
+def _checked_lane(name: str) -> str:
+    if name not in _LANES_SEEN:
+        check_queue_name(name)
+        _LANES_SEEN.add(name)
+    return name
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_lanes(queues: tuple[str, ...]) -> tuple[str, ...]:
+    return check_queue_names(queues)
+
+
+__all__ = [
+    "Claim",
+    "ClaimedJob",
+    "JobQueue",
+    "LaneStats",
+    "QueueKeys",
+    "QueueStats",
+    "connect",
+]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,17 @@ LEGACY_DEADLINE_NODE = "__deadline__"
 
 def priority_band(priority: int | None) -> int:
     return (10 - (DEFAULT_PRIORITY if priority is None else priority)) * BAND
+
+
+def check_queue_names(names: Iterable[object]) -> tuple[str, ...]:
+    """The queues a worker serves: each checked, duplicates dropped (first kept), at least
+    one; ``ValueError`` otherwise (a bare string too: it is not a list of names)."""
+    if isinstance(names, str | bytes):
+        raise ValueError(f"queues must be a list of queue names, not the string {names!r}")
+    checked = tuple(dict.fromkeys(check_queue_name(name) for name in names))
+    if not checked:
+        raise ValueError("a worker needs at least one queue to take jobs from")
+    return checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +167,7 @@ __all__ = [
     "Job",
     "NodeJob",
     "check_queue_name",
+    "check_queue_names",
     "decode_record",
     "deserialize",
     "job_from_payload",

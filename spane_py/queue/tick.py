@@ -44,8 +44,8 @@ class TickBatcher:
         self.keys = list(keys)
         self.header = header  # the ARGV every script starts with (it holds the time)
         self._values: dict[str, list[Any]] = {tag: [] for tag in _ORDER}
-        # Enqueues by (due, band) and ends of deliveries by (mode, owner token): a group's
-        # header is sent once, whatever the number of its jobs.
+        # Enqueues by (due, band, lane) and ends of deliveries by (mode, owner token, lane):
+        # a group's header is sent once, whatever the number of its jobs.
         self._groups: dict[str, dict[tuple[Any, ...], list[Any]]] = {ENQUEUE: {}, SETTLE: {}}
         self._waiters: list[asyncio.Future[None]] = []
         # Claims: the request of each is made when the tick's call is built (so that it
@@ -73,9 +73,21 @@ class TickBatcher:
         self._schedule()
         return fut
 
+    def add_groups_nowait(
+        self, tag: str, groups: Sequence[tuple[tuple[Any, ...], list[Any]]]
+    ) -> asyncio.Future[None]:
+        """``add_nowait`` of several groups (jobs of several lanes) with one future."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for group, values in groups:
+            self._groups[tag].setdefault(group, []).extend(values)
+        self._waiters.append(fut)
+        self._schedule()
+        return fut
+
     def claim(self, request: Callable[[], list[Any]]) -> asyncio.Future[Any]:
         """Queue one claim; ``request()``, called when the tick's call is built, gives its
-        values (worker, want, lease ms, idle, draining). The future of its answer."""
+        values (worker, want, lease ms, idle, draining, the count of its lanes, the lanes).
+        The future of its answer."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._claims.append((request, fut))
         self._schedule()
@@ -161,13 +173,14 @@ class TickBatcher:
 
 
 def _section(tag: str, group: tuple[Any, ...], items: list[Any]) -> list[Any]:
-    """A group's values as the script reads them: enqueues as count, due, band, then id and
-    record per job; ends of deliveries as mode, token, count of values, then the values."""
+    """A group's values as the script reads them: enqueues as count, due, band, lane, then
+    id and record per job; ends of deliveries as mode, token, lane, count of values, then
+    the values."""
     if tag == ENQUEUE:
-        due, band = group
-        return [len(items) // 2, due, band, *items]
-    mode, token = group
-    return [mode, token, len(items), *items]
+        due, band, lane = group
+        return [len(items) // 2, due, band, lane, *items]
+    mode, token, lane = group
+    return [mode, token, lane, len(items), *items]
 
 
 def _consume(task: asyncio.Task[None]) -> None:

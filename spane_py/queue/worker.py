@@ -4,10 +4,11 @@ The loop:
 
 * **finding work**: a claim (``JobQueue.claim_soon``, part of the process's next Redis
   call) promotes due scheduled jobs, gives back the jobs of lost workers, and takes pending
-  jobs *with their records*, leased to this worker, as many as it has free slots when the
+  jobs of the worker's lanes (``queues``: lowest score first across them) *with their
+  records*, leased to this worker, as many as it has free slots when the
   call is built; a job that ends asks for its slot to be filled in the same call that ends
   its delivery and sends its children, so a DAG hop costs one Redis call. An idle worker
-  blocks on the wake list (or on an in-process event when the enqueuer shares its
+  blocks on the wake lists of its lanes (or on an in-process event when the enqueuer shares its
   process) and looks again every ``poll_delay`` seconds as a fallback;
 * **running a job**: a task per job calls the handler with the job's payload; the handler
   returns what should happen to the job (``Done``, ``Release``, ``Reschedule``);
@@ -33,7 +34,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -44,9 +47,9 @@ from redis.exceptions import RedisError
 
 from spane_py.errors import WorkerStoppedError
 from spane_py.queue.client import Claim, ClaimedJob, JobQueue
-from spane_py.queue.jobs import decode_record
+from spane_py.queue.jobs import DEFAULT_QUEUE, check_queue_names, decode_record
 from spane_py.queue.outcomes import DONE, JobOutcome, Release
-from spane_py.queue.presence import BEAT_INTERVAL_S, WorkerPresence, new_worker_id
+from spane_py.queue.presence import BEAT_INTERVAL_S, WorkerInfo, WorkerPresence, new_worker_id
 from spane_py.queue.supervisor import (
     BACKOFF_MAX_S,
     SideTask,
@@ -89,8 +92,12 @@ class SpaneWorker:
         periodic: Sequence[PeriodicTask] = (),
         presence: WorkerPresence | None = None,
         skip_to: Callable[[int], Awaitable[bool]] | None = None,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
     ) -> None:
         self.handler = handler
+        # The lanes it takes jobs from (checked, duplicates dropped, at least one).
+        self.queues = check_queue_names(queues)
+        self._wake_keys = [job_queue.keys.lane(name).wake for name in self.queues]
         # Burst only: when nothing runs and only scheduled jobs are left, called with when
         # the first is due (ms); True when it made jobs due now (time skipping in tests).
         self.skip_to = skip_to
@@ -104,6 +111,7 @@ class SpaneWorker:
         self.periodic = list(periodic)
         self.presence = presence
         self.worker_id = new_worker_id()
+        self.started_at = time.time()
         # Running deliveries: job id -> (the claim, its task).
         self.tasks: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = {}
         # Jobs whose handler runs (a slot each), with the task of that delivery.
@@ -129,6 +137,7 @@ class SpaneWorker:
         on its own (its running jobs were released).
         """
         self._main = asyncio.current_task()
+        self.started_at = time.time()
         loop = asyncio.get_running_loop()
         if self.handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -229,7 +238,9 @@ class SpaneWorker:
             asked[0] = want
             return want, busy == 0 and not self._stopping, self._draining
 
-        claim = self.job_queue.claim_soon(self.worker_id, ask, lease_ms=self.lease_ms)
+        claim = self.job_queue.claim_soon(
+            self.worker_id, ask, lease_ms=self.lease_ms, queues=self.queues
+        )
         self._queued = claim
         claim.add_done_callback(lambda answer: self._claimed(asked[0], answer))
         return claim
@@ -308,8 +319,8 @@ class SpaneWorker:
             logger.error("job delivery crashed in the worker", exc_info=task.exception())
 
     async def _nothing_runs(self) -> bool:
-        """No job runs here or anywhere, none is asked for, none is queued (scheduled
-        ones may wait)."""
+        """No job runs here or anywhere, none is asked for, none is queued in any lane
+        (scheduled ones may wait)."""
         if self.tasks or self._asked or self._queued is not None:
             return False
         stats = await self.job_queue.stats()
@@ -357,10 +368,11 @@ class SpaneWorker:
         return not done or done != {changed}
 
     async def _block(self, seconds: float) -> Any:
-        # BLPOP with a fractional timeout (Redis >= 6); redis-py types it as int seconds.
+        # BLPOP on the wake lists of its lanes, with a fractional timeout (Redis >= 6);
+        # redis-py types it as int seconds.
         assert self._blocker is not None
         return await self._blocker.execute_command(  # type: ignore[no-untyped-call]
-            "BLPOP", self.job_queue.keys.wake, round(seconds, 3)
+            "BLPOP", *self._wake_keys, round(seconds, 3)
         )
 
     async def _renew_leases(self, supervised: Supervised) -> None:
@@ -390,15 +402,27 @@ class SpaneWorker:
                 )
 
     async def _beat(self, supervised: Supervised) -> None:
-        """This worker's beat in the presence set (``/healthz``, live workers)."""
+        """This worker's beat in the presence set (``/healthz``, live workers), with what
+        it is (``info``)."""
         assert self.presence is not None
         while True:
             try:
-                await self.presence.beat(self.worker_id)
+                await self.presence.beat(self.worker_id, self.info())
             except (RedisError, OSError) as exc:
                 logger.warning("recording the worker's heartbeat failed: %s", exc)
             supervised.succeeded()
             await asyncio.sleep(BEAT_INTERVAL_S)
+
+    def info(self) -> WorkerInfo:
+        """What this worker says of itself with its beat."""
+        return WorkerInfo(
+            queues=self.queues,
+            concurrency=self.concurrency,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            running=len(self._held),
+        )
 
     async def _every(self, periodic: PeriodicTask, supervised: Supervised) -> None:
         """Run a side task (the sweeper, the scheduler) every ``interval`` seconds, or when
