@@ -87,7 +87,8 @@ def queue_stats(reply: Any) -> QueueStats:
 
 
 def lane_stats(reply: Any) -> dict[str, LaneStats]:
-    """The lanes of a ``STATS`` reply (asked with ages)."""
+    """The lanes of a ``STATS`` reply (asked with ages): the default one first, then by
+    name."""
     now_ms = time.time() * 1000
     rows = reply[1:]
     found: dict[str, LaneStats] = {}
@@ -97,7 +98,8 @@ def lane_stats(reply: Any) -> dict[str, LaneStats]:
         age = None if enqueued is None else max(now_ms - int(enqueued), 0) / 1000
         key = name.decode() if isinstance(name, bytes) else str(name)
         found[key] = LaneStats(queued=int(queued), running=int(running), oldest_waiting_s=age)
-    return found
+    default, *others = found  # the script answers the default lane first
+    return {name: found[name] for name in [default, *sorted(others)]}
 
 
 __all__ = ["STATS", "LaneStats", "QueueStats", "lane_stats", "queue_stats"]
