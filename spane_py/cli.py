@@ -65,6 +65,7 @@ from spane_py._cli_support import (
     setup_logging,
     stderr,
 )
+from spane_py._queue_names import check_queue_name
 from spane_py.demo import render_execution, run_demo, unicode_ok
 from spane_py.engine import threads as node_threads
 from spane_py.engine.engine import WorkflowEngine
@@ -189,6 +190,21 @@ def demo(
     raise typer.Exit(0 if ok else NOT_COMPLETED)
 
 
+def _queue_list(text: str | None) -> list[str] | None:
+    """``--queues a,b``: the names, checked; None when not given."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        fail(f"--queues {text!r} names no queue")
+    for name in names:
+        try:
+            check_queue_name(name)
+        except ValueError as exc:
+            fail(f"--queues: {exc}")
+    return names
+
+
 @app.command(cls=SpaneCommand)
 def worker(
     app_path: Annotated[
@@ -204,6 +220,14 @@ def worker(
             "--threads",
             min=1,
             help="Threads that run plain def node executors (default: min(32, CPUs + 4)).",
+        ),
+    ] = None,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            help="Comma-separated queues to consume (default: SPANE_QUEUES, else every queue "
+            "the app's node types and workflows run on).",
         ),
     ] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
@@ -222,12 +246,13 @@ def worker(
 
     It runs until SIGINT/SIGTERM, or with --burst until nothing is queued. It never migrates
     the database: run `spane db upgrade` first. Plain `def` node executors run on a pool of
-    --threads threads, async ones on the event loop."""
+    --threads threads, async ones on the event loop. It takes jobs only from --queues."""
     settings = load_settings(store, export=True)
     setup_logging(settings.log_level)
     jobs = concurrency or settings.concurrency
     if threads is not None:
         node_threads.configure(threads)
+    lanes = _queue_list(queues if queues is not None else settings.queues)
 
     async def main() -> None:
         engine = await _engine_for(app_path)
@@ -246,7 +271,9 @@ def worker(
                 jobs,
                 ", burst" if burst else "",
             )
-            await engine.run_worker(jobs, burst=burst)
+            consumed = lanes if lanes is not None else engine.default_queues()
+            logger.info("spane worker %s: queues %s", app_path, ", ".join(consumed))
+            await engine.run_worker(jobs, burst=burst, queues=consumed)
         finally:
             await engine.close()
         logger.info("spane worker %s stopped", app_path)

@@ -73,6 +73,7 @@ class _NodeSpec:
     name: str | None = None
     description: str | None = None
     function: NodeFunction | None = None
+    queue: str | None = None
 
 
 class Workflow:
@@ -86,6 +87,7 @@ class Workflow:
         max_concurrency: int | None = None,
         triggers: Sequence[ScheduleTrigger | WebhookTrigger] = (),
         metadata: dict[str, Any] | None = None,
+        queue: str | None = None,
     ) -> None:
         if not isinstance(id, str) or not is_valid_workflow_id(id):
             raise WorkflowValidationError(
@@ -105,6 +107,7 @@ class Workflow:
         self.max_concurrency = max_concurrency
         self.triggers = list(triggers)
         self.metadata = dict(metadata or {})
+        self.queue = queue  # of its nodes that name none (spane_py/engine/routing.py)
         self._specs: dict[str, _NodeSpec] = {}
         self._ids_by_function: dict[int, list[str]] = {}
 
@@ -119,6 +122,7 @@ class Workflow:
         timeout_ms: int | None = None,
         config: dict[str, Any] | None = None,
         name: str | None = None,
+        queue: str | None = None,
     ) -> F: ...
 
     @overload
@@ -132,6 +136,7 @@ class Workflow:
         timeout_ms: int | None = None,
         config: dict[str, Any] | None = None,
         name: str | None = None,
+        queue: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def node(
@@ -144,9 +149,11 @@ class Workflow:
         timeout_ms: int | None = None,
         config: dict[str, Any] | None = None,
         name: str | None = None,
+        queue: str | None = None,
     ) -> F | Callable[[F], F]:
         """Decorator: make a function (``async def``, or ``def`` to run on a thread) a node.
-        ``after`` lists its parents."""
+        ``after`` lists its parents; ``queue`` the queue it runs on (only workers consuming
+        it run it; default: the workflow's, else ``default``)."""
 
         def decorate(function: F) -> F:
             if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
@@ -167,6 +174,7 @@ class Workflow:
                     name=name,
                     description=inspect.getdoc(function),
                     function=function,
+                    queue=queue,
                 )
             )
             self._ids_by_function.setdefault(_key(function), []).append(node_id)
@@ -184,6 +192,7 @@ class Workflow:
         retry: RetryPolicy | None = None,
         timeout_ms: int | None = None,
         name: str | None = None,
+        queue: str | None = None,
     ) -> str:
         """Add a node of an already registered type (a built-in, or your own executor)."""
         self._add(
@@ -195,6 +204,7 @@ class Workflow:
                 retry=retry,
                 timeout_ms=timeout_ms,
                 name=name,
+                queue=queue,
             )
         )
         return id
@@ -255,6 +265,7 @@ class Workflow:
                 "inputs": s.after,
                 "retry_policy": s.retry,
                 "timeout_ms": s.timeout_ms,
+                "queue": s.queue,
             }
             for s in self._specs.values()
         ]
@@ -267,6 +278,7 @@ class Workflow:
             "triggers": self.triggers,
             "max_concurrency": self.max_concurrency,
             "metadata": self.metadata,
+            "queue": self.queue,
         }
 
     def register_nodes(self, registry: NodeRegistry) -> None:

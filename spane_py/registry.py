@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
+from spane_py._queue_names import DEFAULT_QUEUE, check_queue_name
 from spane_py.context import ExecutionContext
 from spane_py.definitions.builtin_configs import BUILTIN_TYPES, CONFIG_MODELS, MAP, MapConfig
 from spane_py.definitions.graph import WorkflowGraph
@@ -52,6 +53,7 @@ class RegisteredNode:
     config_model: builtins.type[BaseModel] | None = None
     rate_limit: RateLimit | None = None
     circuit_breaker: CircuitBreakerPolicy | None = None
+    queue: str | None = None  # where its nodes run unless their definition says
 
     def parse_config(self, config: dict[str, Any]) -> BaseModel | None:
         if self.config_model is None:
@@ -62,6 +64,8 @@ class RegisteredNode:
 class NodeRegistry:
     def __init__(self) -> None:
         self._nodes: dict[str, RegisteredNode] = {}
+        # Queues of types this process routes but does not run (``route``).
+        self._routes: dict[str, str] = {}
 
     def register(
         self,
@@ -71,6 +75,7 @@ class NodeRegistry:
         config_model: type[BaseModel] | None = None,
         rate_limit: RateLimit | tuple[int, float] | None = None,
         circuit_breaker: CircuitBreakerPolicy | None = None,
+        queue: str | None = None,
         replace: bool = False,
     ) -> None:
         """Register ``executor`` for ``node_type``.
@@ -96,7 +101,10 @@ class NodeRegistry:
         worker process of the engine's key prefix; a node over the limit is deferred, not
         failed, and gives its worker slot up while it waits. ``circuit_breaker`` (a
         ``CircuitBreakerPolicy``) stops calling the type's executor after repeated failures
-        (see ``spane_py.traffic``). Register the same settings in every process.
+        (see ``spane_py.traffic``). ``queue`` names the queue the type's nodes run on
+        (default: the workflow's, else ``default``; a node's own ``queue`` in its
+        definition wins): only workers consuming that queue run them (``spane worker
+        --queues``). Register the same settings in every process.
         """
         if not isinstance(node_type, str) or not node_type.strip():
             raise ConfigurationError(f"node type must be a non-empty string, got {node_type!r}")
@@ -121,6 +129,8 @@ class NodeRegistry:
                 f"circuit_breaker for node type {node_type!r} must be a CircuitBreakerPolicy, "
                 f"got {type(circuit_breaker).__name__}"
             )
+        if queue is not None:
+            queue = _queue(queue, node_type)
         existing = self._nodes.get(node_type)
         # ``==`` as well as ``is``: ``obj.method`` is a new bound method on every access.
         if (
@@ -134,8 +144,29 @@ class NodeRegistry:
                 "(pass replace=True to replace it)"
             )
         self._nodes[node_type] = RegisteredNode(
-            node_type, run, executor, config_model, limit, circuit_breaker
+            node_type, run, executor, config_model, limit, circuit_breaker, queue
         )
+
+    def route(self, node_type: str, queue: str) -> None:
+        """Send the nodes of ``node_type`` to ``queue`` without an executor here: for an
+        engine that only enqueues (``producer_only``), whose registry does not hold the
+        workers' executors but must send the entry nodes where those run. A registered
+        type's own ``queue`` wins."""
+        if not isinstance(node_type, str) or not node_type.strip():
+            raise ConfigurationError(f"node type must be a non-empty string, got {node_type!r}")
+        self._routes[node_type] = _queue(queue, node_type)
+
+    def queue_of(self, node_type: str) -> str | None:
+        """The queue ``node_type`` was registered (or routed) to; None when it names none."""
+        found = self._nodes.get(node_type)
+        if found is not None and found.queue is not None:
+            return found.queue
+        return self._routes.get(node_type)
+
+    def queues(self) -> list[str]:
+        """The queues this registry's executors run on (what a worker consumes unless told
+        otherwise): each registered type's queue, ``default`` for a type without one."""
+        return sorted({n.queue or DEFAULT_QUEUE for n in self._nodes.values()})
 
     def get(self, node_type: str) -> RegisteredNode:
         try:
@@ -248,6 +279,13 @@ class NodeRegistry:
                 IssueKind.INVALID_CONFIG,
             )
         return None
+
+
+def _queue(queue: object, node_type: str) -> str:
+    try:
+        return check_queue_name(queue, what=f"the queue of node type {node_type!r}")
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _as_callable(node_type: str, executor: object) -> ExecutorFunction:

@@ -21,6 +21,8 @@ Engines and workers:
 
 - ``SPANE_KEY_PREFIX``: prefix of every Redis key of the engine (``spane``).
 - ``SPANE_CONCURRENCY``: jobs a worker runs at once (10).
+- ``SPANE_QUEUES``: the queues a worker consumes, comma-separated (``--queues``; default:
+  every queue the app's node types and workflows run on).
 - ``SPANE_POLL_DELAY``: seconds an idle worker waits before polling again (0.5).
 - ``SPANE_LEASE_SECONDS``: a running job stays claimed this long unless its worker renews
   the lease, which it does every third of it (30).
@@ -86,6 +88,7 @@ class SpaneSettings(BaseSettings):
     db_statement_timeout_ms: int = Field(30_000, ge=1)
     key_prefix: str = "spane"
     concurrency: int = Field(10, ge=1)
+    queues: str | None = None  # comma-separated, as ``--queues``
     poll_delay: float = Field(0.5, gt=0)
     lease_seconds: float = Field(30.0, ge=1)
     shutdown_grace: float = Field(10.0, ge=0)

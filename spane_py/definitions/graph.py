@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from spane_py.definitions.models import NodeDefinition, WorkflowDefinition
 from spane_py.errors import IssueKind, ValidationIssue, invalid_workflow
@@ -41,11 +42,24 @@ class WorkflowGraph:
         return tuple(n for n in self.order if n not in self.reachable)
 
 
+_LATER_FIELDS = ("queue",)
+
+
+def _drop_unset(data: dict[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        if data.get(name, 0) is None:
+            del data[name]
+
+
 def content_hash(definition: WorkflowDefinition) -> str:
     """Stable hash of a (normalised) definition: equal definitions, equal hashes."""
-    canonical = json.dumps(
-        definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
-    )
+    data = definition.model_dump(mode="json")
+    # Fields added since the first release hash as if absent while unset: a definition
+    # registered again after an upgrade keeps its version.
+    _drop_unset(data, _LATER_FIELDS)
+    for node in data["nodes"]:
+        _drop_unset(node, _LATER_FIELDS)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from spane_py._queue_names import QUEUE_NAME_PATTERN
 from spane_py._text import find_bad_text
 from spane_py.definitions.cron import check_timezone, normalize_cron
 from spane_py.limits import MAX_DELAY_MS
@@ -39,6 +40,7 @@ WorkflowId = Annotated[
     str, StringConstraints(pattern=WORKFLOW_ID_PATTERN, max_length=MAX_ID_LENGTH)
 ]
 NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN, max_length=MAX_ID_LENGTH)]
+QueueName = Annotated[str, StringConstraints(pattern=QUEUE_NAME_PATTERN)]
 
 _workflow_id_re = re.compile(WORKFLOW_ID_PATTERN)
 
@@ -160,6 +162,9 @@ class NodeDefinition(SpaneModel):
     outputs: list[NodeId] = Field(default_factory=list)
     retry_policy: RetryPolicy | None = None
     timeout_ms: int | None = Field(None, gt=0, le=MAX_DELAY_MS)
+    # The queue its jobs go to (workers consume the queues they are told to): wins over
+    # the node type's queue (``NodeRegistry.register(queue=)``) and the workflow's.
+    queue: QueueName | None = None
 
     @field_validator("config")
     @classmethod
@@ -352,6 +357,9 @@ class WorkflowDefinition(SpaneModel):
     delay: int | None = Field(None, ge=0, le=MAX_DELAY_MS, description="default start delay, ms")
     # An execution still unfinished this long after it started fails (ExecutionTimeoutError).
     timeout: int | None = Field(None, gt=0, le=MAX_DELAY_MS, description="execution timeout, ms")
+    # The queue of its nodes that neither name one nor have a type that does (built-in
+    # types included); None: ``default``.
+    queue: QueueName | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from spane_py.engine import planner, starting
 from spane_py.engine.attempt import Attempt
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.decisions import Suspended
+from spane_py.engine.routing import Routes
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
 from spane_py.registry import NodeRegistry
@@ -59,6 +60,7 @@ class Services:
     admit: starting.Admit
     traffic: TrafficControl
     clock: Clock  # the engine's: every time a built-in records or compares
+    routes: Routes  # the queue of each node's jobs
 
 
 class SuspendingType(Protocol):

@@ -27,6 +27,7 @@ from spane_py.engine.builtin_map import MapNode
 from spane_py.engine.builtin_subworkflow import SubWorkflowNode
 from spane_py.engine.builtin_wait import WaitNode
 from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.routing import Routes
 from spane_py.errors import NonRetryableError
 from spane_py.queue.client import JobQueue
 from spane_py.registry import NodeRegistry
@@ -56,8 +57,10 @@ class BuiltinNodes:
         admit: starting.Admit,
         traffic: TrafficControl,
         clock: Clock = SYSTEM_CLOCK,
+        routes: Routes | None = None,
     ) -> None:
-        services = Services(store, queue, cache, registry, admit, traffic, clock)
+        routes = routes if routes is not None else Routes(registry)
+        services = Services(store, queue, cache, registry, admit, traffic, clock, routes)
         suspending = [make(services) for make in SUSPENDING_TYPES]
         self._suspending = {t.name: t for t in suspending}
         self._inline = {t.name: t for t in (make(services) for make in INLINE_TYPES)}

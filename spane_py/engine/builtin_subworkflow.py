@@ -56,6 +56,7 @@ class SubWorkflowNode:
             priority=parent.priority,
             delay=0,
             clock=self.services.clock,
+            routes=self.services.routes,
             metadata={
                 "parent_node_id": attempt.node.id,
                 # The child's spans join this trace, under this attempt's span.

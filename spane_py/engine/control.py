@@ -104,7 +104,13 @@ class Control:
         # What follows its writes: jobs, settling (the lifecycle's), stopping running nodes
         # (here, the runner's, and in other processes, through the channel).
         self.effects = ControlEffects(
-            store, queue, lifecycle.settled, cancel_local=runner.cancel_local, channel=channel
+            store,
+            queue,
+            lifecycle.settled,
+            runner.effects.routes,
+            cache=cache,
+            cancel_local=runner.cancel_local,
+            channel=channel,
         )
 
     async def _apply(
@@ -265,6 +271,7 @@ class Control:
             },
             self.limits,
             self.clock,
+            self.effects.routes,
         )
         new_id = await starting.start_one(
             self.store,
@@ -333,7 +340,9 @@ class Control:
             workflow_id=execution.workflow_id,
             node_id=record.node_id,
         )
-        await self.effects.completed(execution, record.node_id, NodeStatus.SUCCEEDED, None, done)
+        await self.effects.completed(
+            execution, record.node_id, NodeStatus.SUCCEEDED, None, done, graph
+        )
         return record.execution_id
 
     # Dead-letter queue -----------------------------------------------------------------

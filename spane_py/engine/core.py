@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Self, Union
 
 from spane_py._text import check_argument
 from spane_py.clock import SYSTEM_CLOCK, Clock
+from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import MAX_WEBHOOK_TOLERANCE_S, WorkflowDefinition
 from spane_py.definitions.validation import validate_workflow
 from spane_py.engine import starting
@@ -202,6 +203,8 @@ class EngineCore:
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
         self._wired: Wiring | None = None  # the started engine's parts
+        # The latest graph of each workflow registered by this engine (its workers' queues).
+        self._registered: dict[str, WorkflowGraph] = {}
         self._workers: list[tuple[SpaneWorker, asyncio.Task[None]]] = []
         self._started = False
         self._closed = False
@@ -338,6 +341,7 @@ class EngineCore:
         await triggers.save(self.store)
         self._triggers_changed.set()
         self.cache.put(saved.record.version, graph)
+        self._registered[graph.workflow_id] = graph
         self.cache.set_latest(graph.workflow_id, saved.record.version)
         for warning in graph.warnings:
             logger.warning("workflow %s: %s", graph.workflow_id, warning)
@@ -382,6 +386,7 @@ class EngineCore:
             metadata=metadata,
             limits=self.limits,
             clock=self.clock,
+            routes=self._parts().routes,
         )
         return await starting.start_one(
             self.store,
@@ -415,6 +420,7 @@ class EngineCore:
             metadata=metadata,
             limits=self.limits,
             clock=self.clock,
+            routes=self._parts().routes,
         )
         return await starting.start_many(
             self.store,

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import assert_never
 
+from spane_py.definitions.graph import WorkflowGraph
+from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.decisions import (
     Duplicate,
     Recorded,
@@ -31,6 +33,7 @@ from spane_py.engine.decisions import (
     completion_decision,
 )
 from spane_py.engine.notify import ControlChannel
+from spane_py.engine.routing import Routes
 from spane_py.errors import QueueError
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
@@ -54,10 +57,13 @@ class NodeEffects:
     """What follows a node's completion (or a duplicate of it): its events, its children's
     jobs, the settling of its execution."""
 
-    def __init__(self, store: ExecutionStore, queue: JobQueue, settled: SettledHook) -> None:
+    def __init__(
+        self, store: ExecutionStore, queue: JobQueue, settled: SettledHook, routes: Routes
+    ) -> None:
         self.store = store
         self.queue = queue
         self.settled = settled
+        self.routes = routes  # the queue of each node's jobs
 
     async def completed(
         self,
@@ -66,6 +72,7 @@ class NodeEffects:
         status: NodeStatus,
         error: str | None,
         done: Transition,
+        graph: WorkflowGraph,
         *,
         wait: bool = True,
     ) -> None:
@@ -77,7 +84,12 @@ class NodeEffects:
 
         def job(child: str, generation: int) -> NodeJob:
             return NodeJob(
-                eid, execution.workflow_id, execution.workflow_version, child, generation
+                eid,
+                execution.workflow_id,
+                execution.workflow_version,
+                child,
+                generation,
+                queue=self.routes.node(graph, child),
             )
 
         decision = completion_decision(done)
@@ -85,7 +97,7 @@ class NodeEffects:
             case Duplicate(resend=again):
                 # Recorded before (see plan_completion): make sure nothing it started is lost.
                 if again is not None:
-                    await self.resend(job(node_id, 0), again)
+                    await self.resend(job(node_id, 0), again, graph)
                 return
             case Refused():  # nothing was recorded
                 return
@@ -128,13 +140,20 @@ class NodeEffects:
         assert done.execution is not None
         await self.settled(done.execution)
 
-    async def resend(self, job: NodeJob, again: Resend) -> None:
+    async def resend(self, job: NodeJob, again: Resend, graph: WorkflowGraph) -> None:
         """Send again what a finished node (``job``'s) started (a no-op where it exists):
         its claimed children's jobs, and its execution's settling."""
         if again.jobs:
             await self.queue.enqueue(
                 [
-                    NodeJob(job.execution_id, job.workflow_id, job.workflow_version, c, g)
+                    NodeJob(
+                        job.execution_id,
+                        job.workflow_id,
+                        job.workflow_version,
+                        c,
+                        g,
+                        queue=self.routes.node(graph, c),
+                    )
                     for c, g in again.jobs
                 ],
                 priority=again.priority,
@@ -164,16 +183,22 @@ class ControlEffects(NodeEffects):
         store: ExecutionStore,
         queue: JobQueue,
         settled: SettledHook,
+        routes: Routes,
         *,
+        cache: WorkflowCache,
         cancel_local: Callable[[str], object],
         channel: ControlChannel,
     ) -> None:
-        super().__init__(store, queue, settled)
+        super().__init__(store, queue, settled, routes)
+        self.cache = cache
         self.cancel_local = cancel_local  # the nodes running in this process
         self.channel = channel  # ... and in the others
 
     async def send(self, record: ExecutionRecord, wakeups: Sequence[Wakeup]) -> None:
         """Send the jobs a control transition asked for (now, or at their due time)."""
+        if not wakeups:
+            return
+        graph = await self.cache.get(record.workflow_id, record.workflow_version)
         now: list[NodeJob] = []
         for w in wakeups:
             job = NodeJob(
@@ -182,6 +207,7 @@ class ControlEffects(NodeEffects):
                 record.workflow_version,
                 w.node_id,
                 w.generation,
+                queue=self.routes.node(graph, w.node_id),
             )
             if w.due is None:
                 now.append(job)

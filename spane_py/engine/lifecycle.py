@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import logging
 
+from spane_py._queue_names import DEFAULT_QUEUE
 from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import starting
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.notify import SettleNotifier
 from spane_py.engine.resend import Resender
+from spane_py.engine.routing import Routes
 from spane_py.errors import SpaneError
 from spane_py.observability import events
 from spane_py.queue.client import JobQueue
@@ -41,8 +43,10 @@ class Lifecycle:
         *,
         resender: Resender | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        routes: Routes | None = None,
     ) -> None:
         self.store = store
+        self.routes = routes  # the queue of each node (None: every job to default)
         self.clock = clock
         self.queue = queue
         self.cache = cache
@@ -76,13 +80,16 @@ class Lifecycle:
         rec = parent.nodes.get(child.parent_node_id)
         if rec is None or rec.status.is_terminal:
             return
+        of = parent.execution
+        graph = await self.cache.get(of.workflow_id, of.workflow_version)
         job = NodeJob(
-            parent.execution.execution_id,
-            parent.execution.workflow_id,
-            parent.execution.workflow_version,
+            of.execution_id,
+            of.workflow_id,
+            of.workflow_version,
             rec.node_id,
             rec.generation,
             wake=True,
+            queue=self._queue(graph, rec.node_id),
         )
         await self.queue.enqueue([job], priority=parent.execution.priority)
 
@@ -111,14 +118,25 @@ class Lifecycle:
 
     async def _send_entry_jobs(self, record: ExecutionRecord, pinned: WorkflowGraph) -> None:
         now_ms = int(self.clock.now().timestamp() * 1000)
-        await starting.send_deadlines(self.queue, pinned, [record], start_ms=now_ms)  # first
+        await starting.send_deadlines(  # first: see starting
+            self.queue, pinned, [record], start_ms=now_ms, routes=self.routes
+        )
         await self.queue.enqueue(
             [
-                NodeJob(record.execution_id, record.workflow_id, record.workflow_version, n)
+                NodeJob(
+                    record.execution_id,
+                    record.workflow_id,
+                    record.workflow_version,
+                    n,
+                    queue=self._queue(pinned, n),
+                )
                 for n in pinned.entry_nodes
             ],
             priority=record.priority,
         )
+
+    def _queue(self, graph: WorkflowGraph, node_id: str) -> str:
+        return self.routes.node(graph, node_id) if self.routes is not None else DEFAULT_QUEUE
 
     async def admit_all(self) -> int:
         """Admission for every workflow with queued executions (the sweeper's round)."""

@@ -31,6 +31,7 @@ from spane_py.engine.decisions import (
 )
 from spane_py.engine.effects import NodeEffects, SettledHook
 from spane_py.engine.outcomes import call_executor, describe, format_traceback, to_outcome
+from spane_py.engine.routing import Routes
 from spane_py.errors import (
     MaxDepthExceededError,
     NodeExecutionError,
@@ -82,14 +83,16 @@ class NodeRunner:
         cancel_grace_seconds: float = 2.0,
         max_lost_deliveries: int = 5,
         clock: Clock = SYSTEM_CLOCK,
+        routes: Routes | None = None,
     ) -> None:
         self.registry = registry
+        routes = routes if routes is not None else Routes(registry)
         self.clock = clock
         self.store = store
         self.cache = cache
         self.queue = queue
         # What follows its writes: children's jobs, settling (``on_settled``), ...
-        self.effects = NodeEffects(store, queue, on_settled)
+        self.effects = NodeEffects(store, queue, on_settled, routes)
         self.builtins = builtins
         self.traffic = traffic
         self.max_output_bytes = max_output_bytes
@@ -135,7 +138,7 @@ class NodeRunner:
                 started = decision
             case Duplicate(resend=resend):
                 if resend is not None:
-                    await self.effects.resend(job, resend)
+                    await self.effects.resend(job, resend, graph)
                 return DONE
             case Dropped():
                 events.emit(
@@ -476,7 +479,13 @@ class NodeRunner:
         if not isinstance(done.decision, Duplicate):  # recorded before (a cancel's span, say)
             attempt.emit_span(span)
         await self.effects.completed(
-            attempt.started.execution, ctx.node_id, outcome.status, outcome.error, done, wait=False
+            attempt.started.execution,
+            ctx.node_id,
+            outcome.status,
+            outcome.error,
+            done,
+            attempt.graph,
+            wait=False,
         )
 
     async def _flush_logs(self, ctx: ExecutionContext) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from spane_py._queue_names import DEFAULT_QUEUE
 from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import is_valid_workflow_id
@@ -22,6 +23,7 @@ from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.ids import new_execution_id
 from spane_py.engine.options import check_delay, check_idempotency_key, check_priority
 from spane_py.engine.resend import Resender
+from spane_py.engine.routing import Routes
 from spane_py.errors import InvalidEnqueueOptionsError, WorkflowNotFoundError
 from spane_py.limits import DEFAULT_LIMITS, Limits, encode_payload
 from spane_py.observability import events
@@ -44,6 +46,7 @@ class Start:
     metadata: dict[str, Any]
     limits: Limits = DEFAULT_LIMITS
     clock: Clock = SYSTEM_CLOCK  # the engine's
+    routes: Routes | None = None  # the queue of each node (None: every job to default)
 
     @property
     def limited(self) -> bool:
@@ -112,17 +115,27 @@ class Start:
             )
 
         sends = 0
+        routes = self.routes
 
         async def send() -> None:
             # The deadlines first: an execution that ends before they are sent would keep
             # its deadline job (its end takes the job out of the queue).
             nonlocal sends
             sends += 1
-            await send_deadlines(queue, self.graph, records, start_ms=due or _ms(self.clock.now()))
+            await send_deadlines(
+                queue, self.graph, records, start_ms=due or _ms(self.clock.now()), routes=routes
+            )
             await queue.enqueue(
                 [
                     # Sent again after a refusal, a job may be a copy of one that ran.
-                    NodeJob(r.execution_id, self.workflow_id, self.version, n, first=sends == 1)
+                    NodeJob(
+                        r.execution_id,
+                        self.workflow_id,
+                        self.version,
+                        n,
+                        first=sends == 1,
+                        queue=routes.node(self.graph, n) if routes else DEFAULT_QUEUE,
+                    )
                     for r in records
                     for n in self.graph.entry_nodes
                 ],
@@ -151,6 +164,7 @@ async def send_deadlines(
     records: Sequence[ExecutionRecord],
     *,
     start_ms: int,
+    routes: Routes | None,
 ) -> None:
     """The deadline jobs of executions whose workflow has a ``timeout``: due that long after
     they start (``start_ms``, in ms since the epoch), they fail the execution if it is still
@@ -159,8 +173,12 @@ async def send_deadlines(
     if timeout is None or not records:
         return
     due = start_ms + timeout
+    lane = routes.deadline(graph) if routes is not None else DEFAULT_QUEUE
     await queue.enqueue(
-        [DeadlineJob(r.execution_id, r.workflow_id, r.workflow_version) for r in records],
+        [
+            DeadlineJob(r.execution_id, r.workflow_id, r.workflow_version, queue=lane)
+            for r in records
+        ],
         priority=records[0].priority,
         due_ms=due,
     )
@@ -175,6 +193,7 @@ async def prepare(
     metadata: Mapping[str, Any] | None,
     limits: Limits = DEFAULT_LIMITS,
     clock: Clock = SYSTEM_CLOCK,
+    routes: Routes | None = None,
 ) -> Start:
     """The latest version, its graph and the checked options (nothing written)."""
     if not isinstance(workflow_id, str) or not is_valid_workflow_id(workflow_id):
@@ -200,7 +219,9 @@ async def prepare(
         )
     meta = dict(metadata or {})
     encode_payload(meta, what=f"the metadata for workflow {workflow_id!r}", limits=limits)
-    return Start(workflow_id, version, graph, checked_priority, delay_s, meta, limits, clock)
+    return Start(
+        workflow_id, version, graph, checked_priority, delay_s, meta, limits, clock, routes
+    )
 
 
 async def start_one(

@@ -25,6 +25,7 @@ from spane_py.engine.dispatch import Dispatch
 from spane_py.engine.lifecycle import Lifecycle
 from spane_py.engine.notify import ControlChannel, SettleNotifier
 from spane_py.engine.resend import Resender
+from spane_py.engine.routing import Routes
 from spane_py.engine.runner import NodeRunner
 from spane_py.limits import Limits
 from spane_py.queue.client import JobQueue, connect
@@ -58,6 +59,7 @@ class Wiring:
     channel: ControlChannel
     control: Control
     dispatch: Dispatch  # the workers' handler
+    routes: Routes  # the queue of each node's jobs
 
     @property
     def redis_url(self) -> str | None:
@@ -93,7 +95,10 @@ async def wire(
     # Waiters in other processes can only exist when the store is shared.
     notifier = SettleNotifier(queue, across_processes=store.shared)
     resender = Resender()
-    lifecycle = Lifecycle(store, queue, cache, notifier, resender=resender, clock=clock)
+    routes = Routes(registry)
+    lifecycle = Lifecycle(
+        store, queue, cache, notifier, resender=resender, clock=clock, routes=routes
+    )
     traffic = TrafficControl(redis, prefix=key_prefix, global_limit=global_rate_limit)
     builtins = BuiltinNodes(
         store=store,
@@ -103,6 +108,7 @@ async def wire(
         admit=lifecycle.admit,
         traffic=traffic,
         clock=clock,
+        routes=routes,
     )
     runner = NodeRunner(
         registry=registry,
@@ -116,6 +122,7 @@ async def wire(
         cancel_grace_seconds=runner_options.cancel_grace_seconds,
         max_lost_deliveries=runner_options.max_lost_deliveries,
         clock=clock,
+        routes=routes,
     )
     channel = ControlChannel(queue)
     control = Control(
@@ -140,6 +147,7 @@ async def wire(
         channel=channel,
         control=control,
         dispatch=Dispatch(runner, control),
+        routes=routes,
     )
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from spane_py._queue_names import DEFAULT_QUEUE, check_queue_name
 from spane_py.clock import SkippingClock
 from spane_py.engine import threads as node_threads
 from spane_py.engine.core import EngineCore
 from spane_py.engine.observing import scoped
+from spane_py.engine.routing import Routes
 from spane_py.engine.workers import build_worker, sweep_pending, warn_if_not_durable
 from spane_py.errors import (
     ConfigurationError,
@@ -31,6 +33,7 @@ class WorkerMethods(EngineCore):
         burst: bool,
         handle_signals: bool,
         skip_to: Callable[[int], Awaitable[bool]] | None = None,
+        queues: Sequence[str] | None = None,
     ) -> SpaneWorker:
         if self.threads is not None:
             node_threads.configure(self.threads)
@@ -52,7 +55,33 @@ class WorkerMethods(EngineCore):
             sweep_interval=self.sweep_interval_seconds,
             side_tasks=() if burst else (self._scheduler_task(),),
             skip_to=skip_to,
+            queues=self._served(queues),
         )
+
+    def default_queues(self) -> list[str]:
+        """The queues a worker of this engine consumes unless told otherwise: those of the
+        node types its registry runs, and those its registered workflows send the nodes it
+        can run to (built-ins included); ``default`` when that is nothing."""
+        found = set(self.registry.queues())
+        routes = Routes(self.registry)
+        for graph in self._registered.values():
+            for node in graph.nodes.values():
+                if node.type in self.registry:  # registered here, or built in
+                    found.add(routes.node(graph, node.id))
+        return sorted(found) or [DEFAULT_QUEUE]
+
+    def _served(self, queues: Sequence[str] | None) -> tuple[str, ...]:
+        if queues is None:
+            return tuple(self.default_queues())
+        if isinstance(queues, str | bytes):
+            raise ConfigurationError(f"queues must be a list of queue names, not {queues!r}")
+        try:
+            served = tuple(dict.fromkeys(check_queue_name(q) for q in queues))
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if not served:
+            raise ConfigurationError("a worker needs at least one queue to consume")
+        return served
 
     def _scheduler_task(self) -> PeriodicTask:
         scheduler = Scheduler(
@@ -71,21 +100,29 @@ class WorkerMethods(EngineCore):
             wake=self._triggers_changed,
         )
 
-    async def start_workers(self, concurrency: int = 10) -> None:
-        """Run a worker inside this process (development and tests)."""
+    async def start_workers(
+        self, concurrency: int = 10, *, queues: Sequence[str] | None = None
+    ) -> None:
+        """Run a worker inside this process (development and tests), consuming ``queues``
+        (default: ``default_queues()``)."""
         await self.start()
         await self._check_durability()
-        worker = self._make_worker(concurrency, burst=False, handle_signals=False)
+        worker = self._make_worker(concurrency, burst=False, handle_signals=False, queues=queues)
         self._listen_for_cancels()
         task = asyncio.create_task(self._run_scoped(worker), name="spane-worker")
         self._workers.append((worker, task))
 
-    async def run_worker(self, concurrency: int = 10, *, burst: bool = False) -> None:
+    async def run_worker(
+        self, concurrency: int = 10, *, burst: bool = False, queues: Sequence[str] | None = None
+    ) -> None:
         """Run a worker in the foreground until SIGINT/SIGTERM (or, with ``burst``, until
-        the queue is empty). This is what ``spane worker`` calls."""
+        the queue is empty), consuming ``queues`` (default: ``default_queues()``). This is
+        what ``spane worker`` calls."""
         await self.start()
         await self._check_durability()
-        worker = self._make_worker(concurrency, burst=burst, handle_signals=not burst)
+        worker = self._make_worker(
+            concurrency, burst=burst, handle_signals=not burst, queues=queues
+        )
         self._listen_for_cancels()
         with contextlib.suppress(asyncio.CancelledError):
             await self._run_scoped(worker)
@@ -107,7 +144,13 @@ class WorkerMethods(EngineCore):
         parts.channel.listen(parts.runner.cancel_local)
         self.traffic.listen()  # holds from ctx.rate_limit in other processes
 
-    async def run_until_idle(self, concurrency: int = 10, *, skip_time: bool = False) -> None:
+    async def run_until_idle(
+        self,
+        concurrency: int = 10,
+        *,
+        skip_time: bool = False,
+        queues: Sequence[str] | None = None,
+    ) -> None:
         """Process jobs until nothing is queued, scheduled or running (deterministic tests).
 
         With ``skip_time`` (the engine's ``clock`` must be a ``SkippingClock``), whenever
@@ -133,7 +176,9 @@ class WorkerMethods(EngineCore):
 
         await self.start()
         await self._check_durability()
-        worker = self._make_worker(concurrency, burst=True, handle_signals=False, skip_to=skip_to)
+        worker = self._make_worker(
+            concurrency, burst=True, handle_signals=False, skip_to=skip_to, queues=queues
+        )
         self._listen_for_cancels()
         await self._run_scoped(worker)
 
@@ -146,7 +191,12 @@ class WorkerMethods(EngineCore):
         every ``sweep_interval_seconds``."""
         cutoff = older_than or self.clock.now() - timedelta(seconds=self.stale_after_seconds)
         sent = await sweep_pending(
-            self.store, self.queue, older_than=cutoff, limit=limit, cache=self.cache
+            self.store,
+            self.queue,
+            older_than=cutoff,
+            limit=limit,
+            cache=self.cache,
+            routes=self._parts().routes,
         )
         await self.lifecycle.admit_all()  # an admission lost with a process
         return sent
@@ -160,10 +210,17 @@ class WorkerMethods(EngineCore):
             )
         nodes = await self.store.get_node_results(execution_id)
         generation = nodes[node_id].generation if node_id in nodes else 0
+        graph = await self.cache.get(record.workflow_id, record.workflow_version)
+        lane = self._parts().routes.node(graph, node_id)
         await self.queue.enqueue(
             [
                 NodeJob(
-                    execution_id, record.workflow_id, record.workflow_version, node_id, generation
+                    execution_id,
+                    record.workflow_id,
+                    record.workflow_version,
+                    node_id,
+                    generation,
+                    queue=lane,
                 )
             ],
             priority=record.priority,

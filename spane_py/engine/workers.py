@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from spane_py._queue_names import DEFAULT_QUEUE
 from spane_py.engine.cache import WorkflowCache
+from spane_py.engine.routing import Routes
 from spane_py.errors import ConfigurationError
 from spane_py.queue.client import JobQueue
 from spane_py.queue.jobs import DeadlineJob, NodeJob
@@ -67,6 +69,7 @@ def build_worker(
     sweep_interval: float,
     side_tasks: Sequence[PeriodicTask] = (),
     skip_to: Callable[[int], Awaitable[bool]] | None = None,
+    queues: Sequence[str] = (DEFAULT_QUEUE,),
 ) -> SpaneWorker:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -95,28 +98,40 @@ async def sweep_pending(
     *,
     older_than: datetime,
     limit: int,
-    cache: WorkflowCache | None = None,
+    cache: WorkflowCache,
+    routes: Routes,
 ) -> int:
     """Send again the jobs of nodes queued or running since before ``older_than``; a job
     still in Redis is left alone. Returns how many were sent."""
     pending = await store.list_pending_nodes(older_than=older_than, limit=limit)
     by_priority: dict[int | None, list[NodeJob]] = {}
     for p in pending:
+        graph = await cache.get(p.workflow_id, p.workflow_version)
         by_priority.setdefault(p.priority, []).append(
-            NodeJob(p.execution_id, p.workflow_id, p.workflow_version, p.node_id, p.generation)
+            NodeJob(
+                p.execution_id,
+                p.workflow_id,
+                p.workflow_version,
+                p.node_id,
+                p.generation,
+                queue=routes.node(graph, p.node_id),
+            )
         )
     sent = 0
     for priority, jobs in by_priority.items():
         sent += await queue.enqueue(jobs, priority=priority)
     if sent:
         logger.warning("sweeper: sent %d lost job(s) again", sent)
-    if cache is not None:
-        await _resend_deadlines(store, queue, cache, pending)
+    await _resend_deadlines(store, queue, cache, pending, routes)
     return sent
 
 
 async def _resend_deadlines(
-    store: ExecutionStore, queue: JobQueue, cache: WorkflowCache, pending: list[PendingNode]
+    store: ExecutionStore,
+    queue: JobQueue,
+    cache: WorkflowCache,
+    pending: list[PendingNode],
+    routes: Routes,
 ) -> None:
     """A Redis that lost the node jobs lost the deadline jobs too: send those of the swept
     executions again, due when their timeout runs out (a no-op where they still exist)."""
@@ -134,7 +149,14 @@ async def _resend_deadlines(
             continue
         started = record.started_at or record.created_at
         await queue.enqueue(
-            [DeadlineJob(p.execution_id, p.workflow_id, p.workflow_version)],
+            [
+                DeadlineJob(
+                    p.execution_id,
+                    p.workflow_id,
+                    p.workflow_version,
+                    queue=routes.deadline(graph),
+                )
+            ],
             priority=p.priority,
             due_ms=int(started.timestamp() * 1000) + timeout,
         )
