@@ -57,6 +57,7 @@ if typing.TYPE_CHECKING:
     from spane_py.engine.cache import CacheStats
     from spane_py.engine.control import BulkResult
     from spane_py.engine.engine import RegisteredWorkflow, WorkflowEngine
+    from spane_py.engine.queue_view import QueueInfo
     from spane_py.limits import Limits
     from spane_py.observability.stream import EngineEvent, EventSubscription
     from spane_py.queue.client import QueueStats
@@ -114,6 +115,7 @@ _LAZY = {
     "NodeResult": "spane_py.state",
     "NodeStatus": "spane_py.state",
     "PostgresExecutionStore": "spane_py.stores.postgres.store",
+    "QueueInfo": "spane_py.engine.queue_view",
     "QueueStats": "spane_py.queue.client",
     "RateLimit": "spane_py.traffic.policies",
     "RegisteredWorkflow": "spane_py.engine.engine",
@@ -203,6 +205,7 @@ __all__ = [
     "NonRetryableError",
     "PostgresExecutionStore",
     "QueueError",
+    "QueueInfo",
     "QueueStats",
     "RateLimit",
     "RateLimitError",

@@ -2,8 +2,8 @@
 
     spane demo [--executions N] [--store memory|postgres]
                                          run the bundled workflow end to end (zero setup)
-    spane worker APP [--concurrency N] [--threads N] [--burst] [--store memory|postgres]
-                     [--metrics-port PORT]
+    spane worker APP [--concurrency N] [--threads N] [--queues Q,...] [--burst]
+                     [--store memory|postgres] [--metrics-port PORT]
                                          run a worker for the engine APP names
     spane run APP WORKFLOW_ID [--data JSON] [--timeout S] [--json] [--store ...]
                                          run one execution on an in-process worker
@@ -17,6 +17,8 @@
                                          (exit code 1 when they differ)
     spane executions list|show, spane trace ID, spane dlq list|retry
                                          what ran, from the store (see cli_inspect)
+    spane queues, spane workers          the queues and the live workers, from Redis
+                                         (see cli_ops)
     spane --version
 
 ``APP`` is ``module:attribute`` naming a ``WorkflowEngine``, or a function (sync or async)
@@ -50,7 +52,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from spane_py import __version__, cli_db, cli_inspect
+from spane_py import __version__, cli_db, cli_inspect, cli_ops
 from spane_py._cli_support import (
     NOT_COMPLETED,
     AppError,
@@ -467,6 +469,7 @@ async def _wait_with_progress(
 
 cli_inspect.register(app)
 cli_db.register(app)
+cli_ops.register(app)
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 from spane_py.api import models
 from spane_py.engine.engine import WorkflowEngine
+from spane_py.engine.queue_view import QueueInfo
+from spane_py.queue.presence import LiveWorker
 
 CHECK_TIMEOUT_S = 2.0
 # A workflow id no one can register (ids are lowercase): reading it is a cheap, indexed
@@ -35,19 +37,48 @@ async def _check(probe: Callable[[], Awaitable[Any]]) -> models.Check:
     return models.Check(ok=True, latency_ms=round((time.perf_counter() - start) * 1000, 3))
 
 
+def live_worker(w: LiveWorker) -> models.LiveWorker:
+    return models.LiveWorker(
+        worker_id=w.worker_id,
+        seconds_since_beat=w.seconds_since_beat,
+        queues=list(w.queues),
+        concurrency=w.concurrency,
+        host=w.host,
+        pid=w.pid,
+        started_at=w.started_at,
+        running=w.running,
+    )
+
+
+def queue_info(q: QueueInfo) -> models.QueueInfo:
+    return models.QueueInfo(
+        name=q.name,
+        queued=q.queued,
+        running=q.running,
+        oldest_waiting_s=q.oldest_waiting_s,
+        workers=q.workers,
+        unserved=q.unserved,
+    )
+
+
 async def _workers(engine: WorkflowEngine) -> models.Workers:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             live = await engine.live_workers()
     except Exception as exc:
         return models.Workers(live=0, workers=[], error=f"{type(exc).__name__}: {exc}")
-    return models.Workers(
-        live=len(live),
-        workers=[
-            models.LiveWorker(worker_id=w.worker_id, seconds_since_beat=w.seconds_since_beat)
-            for w in live
-        ],
-    )
+    return models.Workers(live=len(live), workers=[live_worker(w) for w in live])
+
+
+async def _unserved(engine: WorkflowEngine) -> list[models.QueueInfo]:
+    """Queues that jobs wait on with no live worker consuming them (none when they cannot
+    be read: the Redis check says why)."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            queues = await engine.list_queues()
+    except Exception:
+        return []
+    return [queue_info(q) for q in queues if q.unserved]
 
 
 def summary(report: models.Health) -> models.HealthSummary:
@@ -68,16 +99,22 @@ async def health(engine: WorkflowEngine) -> models.Health:
     async def store() -> None:
         await engine.store.get_workflow_version(_PROBE_WORKFLOW)
 
-    redis_check, store_check, workers = await asyncio.gather(
-        _check(redis), _check(store), _workers(engine)
+    redis_check, store_check, workers, unserved = await asyncio.gather(
+        _check(redis), _check(store), _workers(engine), _unserved(engine)
     )
     if not (redis_check.ok and store_check.ok):
         status = "failing"
-    elif workers.live == 0:
+    elif workers.live == 0 or unserved:
         status = "degraded"
     else:
         status = "ok"
-    return models.Health(status=status, redis=redis_check, store=store_check, workers=workers)
+    return models.Health(
+        status=status,
+        redis=redis_check,
+        store=store_check,
+        workers=workers,
+        unserved_queues=unserved,
+    )
 
 
-__all__ = ["CHECK_TIMEOUT_S", "health", "summary"]
+__all__ = ["CHECK_TIMEOUT_S", "health", "live_worker", "queue_info", "summary"]

@@ -252,6 +252,21 @@ class Check(BaseModel):
 class LiveWorker(BaseModel):
     worker_id: str
     seconds_since_beat: float
+    queues: list[str] = Field(default_factory=list, description="the queues it consumes")
+    concurrency: int = 0
+    host: str = ""
+    pid: int = 0
+    started_at: float = Field(0.0, description="unix seconds (0: not reported)")
+    running: int = Field(0, description="jobs it ran at its last heartbeat")
+
+
+class QueueInfo(BaseModel):
+    name: str
+    queued: int = Field(description="pending jobs")
+    running: int
+    oldest_waiting_s: float | None = Field(description="age of the oldest pending job")
+    workers: int = Field(description="live workers consuming the queue")
+    unserved: bool = Field(description="jobs wait and no live worker consumes the queue")
 
 
 class Workers(BaseModel):
@@ -264,11 +279,16 @@ class Health(BaseModel):
     """``/healthz`` for a caller that presented the API token (or with auth off)."""
 
     status: Literal["ok", "degraded", "failing"] = Field(
-        description="failing: Redis or the store is down (HTTP 503); degraded: no live worker"
+        description="failing: Redis or the store is down (HTTP 503); degraded: no live "
+        "worker, or jobs wait on a queue no live worker consumes"
     )
     redis: Check
     store: Check
     workers: Workers
+    unserved_queues: list[QueueInfo] = Field(
+        default_factory=list,
+        description="queues that jobs wait on while no live worker consumes them",
+    )
 
 
 class CheckSummary(BaseModel):
@@ -314,6 +334,7 @@ __all__ = [
     "HealthSummary",
     "LiveWorker",
     "Purged",
+    "QueueInfo",
     "QueueStats",
     "Registered",
     "Replayed",

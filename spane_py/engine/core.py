@@ -205,6 +205,8 @@ class EngineCore:
         self._wired: Wiring | None = None  # the started engine's parts
         # The latest graph of each workflow registered by this engine (its workers' queues).
         self._registered: dict[str, WorkflowGraph] = {}
+        # When the sweeper last warned of each queue that jobs wait on and no worker consumes.
+        self._unserved_warned: dict[str, float] = {}
         self._workers: list[tuple[SpaneWorker, asyncio.Task[None]]] = []
         self._started = False
         self._closed = False

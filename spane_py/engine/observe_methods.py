@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry
 
 from spane_py.engine.cache import CacheStats
 from spane_py.engine.core import EngineCore
+from spane_py.engine.queue_view import QueueInfo, queue_infos
 from spane_py.errors import ConfigurationError
 from spane_py.observability.stream import EventSubscription
 from spane_py.queue.client import QueueStats
@@ -52,6 +53,14 @@ class ObserveMethods(EngineCore):
         """The worker processes of this key prefix that sent a heartbeat lately (any host),
         with the seconds since their last one."""
         return await WorkerPresence(self.queue.redis, prefix=self.key_prefix).live()
+
+    async def list_queues(self) -> list[QueueInfo]:
+        """Every queue — the default one, those jobs were sent to, those live workers
+        consume —: its pending and running jobs, the age of its oldest pending job and how
+        many live workers consume it (``unserved``: jobs wait and none does)."""
+        lanes = await self.queue.lane_stats()
+        workers = await self.live_workers()
+        return queue_infos(lanes, workers)
 
     async def purge(self) -> None:
         """Delete every Redis key of this key prefix — queued and scheduled jobs, leases,

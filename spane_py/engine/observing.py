@@ -172,6 +172,7 @@ class Observability:
         queue, store = self._started_queue(), self._store
         assert store is not None
         stats = await queue.stats()
+        lanes = await queue.lane_stats()
         return StateReading(
             queued=stats.queued,
             scheduled=stats.scheduled,
@@ -179,6 +180,10 @@ class Observability:
             dlq=await store.get_dlq_count(),
             executions_running=await store.get_execution_count(status=ExecutionStatus.RUNNING),
             executions_paused=await store.get_execution_count(status=ExecutionStatus.PAUSED),
+            queues=tuple(
+                (name, lane.queued, lane.running, lane.oldest_waiting_s)
+                for name, lane in lanes.items()
+            ),
         )
 
     def _started_queue(self) -> JobQueue:

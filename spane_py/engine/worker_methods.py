@@ -4,25 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+
+from redis.exceptions import RedisError
 
 from spane_py._queue_names import DEFAULT_QUEUE, check_queue_name
 from spane_py.clock import SkippingClock
 from spane_py.engine import threads as node_threads
 from spane_py.engine.core import EngineCore
 from spane_py.engine.observing import scoped
+from spane_py.engine.queue_view import queue_infos
 from spane_py.engine.routing import Routes
 from spane_py.engine.workers import build_worker, sweep_pending, warn_if_not_durable
 from spane_py.errors import (
     ConfigurationError,
     ExecutionNotFoundError,
+    SpaneError,
 )
 from spane_py.observability import events
 from spane_py.queue.jobs import NodeJob
+from spane_py.queue.presence import WorkerPresence
 from spane_py.queue.scheduled import make_due
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
 from spane_py.triggers.scheduler import Scheduler
+
+logger = logging.getLogger("spane_py.engine")
+# The sweeper warns of a queue that jobs wait on with no worker at most this often.
+UNSERVED_WARN_INTERVAL_S = 300.0
 
 
 class WorkerMethods(EngineCore):
@@ -199,7 +210,30 @@ class WorkerMethods(EngineCore):
             routes=self._parts().routes,
         )
         await self.lifecycle.admit_all()  # an admission lost with a process
+        await self._warn_unserved()
         return sent
+
+    async def _warn_unserved(self) -> None:
+        """Log (once every ``UNSERVED_WARN_INTERVAL_S`` per queue) the queues that jobs wait
+        on while no live worker consumes them: their nodes wait until one starts."""
+        try:
+            workers = await WorkerPresence(self.queue.redis, prefix=self.key_prefix).live()
+            queues = queue_infos(await self.queue.lane_stats(), workers)
+        except (SpaneError, RedisError) as exc:
+            logger.debug("could not read the queues: %s", exc)
+            return
+        now = time.monotonic()
+        for q in queues:
+            last = self._unserved_warned.get(q.name)
+            if q.unserved and (last is None or now - last >= UNSERVED_WARN_INTERVAL_S):
+                self._unserved_warned[q.name] = now
+                logger.warning(
+                    "%d job(s) wait on queue %r and no live worker consumes it: start one "
+                    "(spane worker APP --queues %s)",
+                    q.queued,
+                    q.name,
+                    q.name,
+                )
 
     async def resend_node(self, execution_id: str, node_id: str) -> None:
         """Send a node's job again (what a duplicate delivery or a sweeper does)."""

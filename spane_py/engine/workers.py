@@ -89,6 +89,7 @@ def build_worker(
         periodic=[PeriodicTask("sweeper", sweep_interval, sweeper), *side_tasks],
         presence=WorkerPresence(queue.redis, prefix=queue.prefix),
         skip_to=skip_to,
+        queues=queues,
     )
 
 

@@ -76,6 +76,8 @@ class StateReading:
     dlq: int = 0
     executions_running: int = 0
     executions_paused: int = 0
+    # Per queue: (name, pending jobs, running jobs, age of the oldest pending one or None).
+    queues: tuple[tuple[str, int, int, float | None], ...] = ()
 
 
 ReadState = Callable[[], Awaitable[StateReading]]
@@ -239,6 +241,20 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "spane_workflows_paused", "Executions paused.", value=s.executions_paused
         )
+        jobs = GaugeMetricFamily(
+            "spane_queue_jobs", "Node jobs of each queue, by state.", labels=["queue", "state"]
+        )
+        oldest = GaugeMetricFamily(
+            "spane_queue_oldest_wait_seconds",
+            "How long the oldest pending job of each queue has waited (0: none waits).",
+            labels=["queue"],
+        )
+        for name, pending, running, age in s.queues:
+            jobs.add_metric([name, "queued"], pending)
+            jobs.add_metric([name, "running"], running)
+            oldest.add_metric([name], age or 0.0)
+        yield jobs
+        yield oldest
 
 
 def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:

@@ -175,6 +175,8 @@ async def test_openapi_schema_validates(client: httpx.AsyncClient) -> None:
         "/api/dlq": {"get", "delete"},
         "/api/dlq/{dlq_id}/retry": {"post"},
         "/api/queue": {"get"},
+        "/api/queues": {"get"},
+        "/api/workers": {"get"},
         "/api/stats": {"get"},
         "/api/events": {"get"},
         "/api/webhooks/{path}": {"get", "post", "put", "patch", "delete"},

@@ -117,6 +117,41 @@ async def test_queue_and_stats(client: httpx.AsyncClient) -> None:
     assert only["executions"]["completed"] == 1
 
 
+async def test_queues_workers_and_an_unserved_queue_in_healthz(
+    client: httpx.AsyncClient, running: WorkflowEngine
+) -> None:
+    workers = (await client.get("/api/workers")).json()
+    assert [w["queues"] for w in workers] == [["default"]]
+    assert workers[0]["concurrency"] == 8
+    assert workers[0]["pid"] > 0
+    queues = (await client.get("/api/queues")).json()
+    assert queues[0] == {
+        "name": "default",
+        "queued": 0,
+        "running": 0,
+        "oldest_waiting_s": None,
+        "workers": 1,
+        "unserved": False,
+    }
+    # A workflow whose node goes to a queue no worker consumes: it waits, and says so.
+    await running.register_workflow(
+        {"id": "elsewhere", "nodes": [{"id": "a", "type": "echo", "queue": "gpu"}]}
+    )
+    await start(client, "elsewhere", 1)
+
+    async def unserved() -> Any:
+        body = (await client.get("/healthz")).json()
+        return body if body["unserved_queues"] else None
+
+    body = await eventually(unserved)
+    assert body["status"] == "degraded"
+    [gpu] = body["unserved_queues"]
+    assert (gpu["name"], gpu["queued"], gpu["workers"], gpu["unserved"]) == ("gpu", 1, 0, True)
+    queues = {q["name"]: q for q in (await client.get("/api/queues")).json()}
+    assert queues["gpu"]["unserved"] is True
+    assert queues["gpu"]["oldest_waiting_s"] >= 0
+
+
 async def test_metrics_come_from_the_engine(
     client: httpx.AsyncClient, running: WorkflowEngine
 ) -> None:

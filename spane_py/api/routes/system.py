@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from spane_py.api import models, optional
 from spane_py.api.deps import Engine, check_token, presented_token, require_token
 from spane_py.api.errors import ErrorBody
-from spane_py.api.health import health, summary
+from spane_py.api.health import health, live_worker, queue_info, summary
 from spane_py.state import ExecutionStatus
 
 # /healthz is open (probes carry no token), its details are not; /metrics takes the token
@@ -69,6 +69,19 @@ async def queue_stats(engine: Engine) -> models.QueueStats:
     """Node jobs queued (due), scheduled (later) and running, across workers."""
     stats = await engine.get_queue_stats()
     return models.QueueStats(queued=stats.queued, scheduled=stats.scheduled, running=stats.running)
+
+
+@router.get("/queues", response_model=list[models.QueueInfo], summary="Queues")
+async def list_queues(engine: Engine) -> list[models.QueueInfo]:
+    """Every queue: its pending and running jobs, how long its oldest pending job has
+    waited, and how many live workers consume it (``unserved``: jobs wait and none does)."""
+    return [queue_info(q) for q in await engine.list_queues()]
+
+
+@router.get("/workers", response_model=list[models.LiveWorker], summary="Live workers")
+async def list_workers(engine: Engine) -> list[models.LiveWorker]:
+    """The workers that sent a heartbeat lately, with the queues they consume."""
+    return [live_worker(w) for w in await engine.live_workers()]
 
 
 @router.get("/stats", response_model=models.Stats, summary="Counts")
