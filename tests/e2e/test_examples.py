@@ -211,6 +211,16 @@ def test_testing_time_example_skips_two_weeks(cli_env: dict[str, str]) -> None:
     ]
 
 
+def test_worker_pools_example_routes_and_waits_for_its_pool(cli_env: dict[str, str]) -> None:
+    lines = run_example("worker_pools.py", cli_env).splitlines()
+    assert lines == [
+        "an unrestricted worker would consume: default, gpu",
+        "queue default: 0 waiting, 1 worker(s)",
+        "queue gpu: 1 waiting, 0 worker(s)  <- nobody consumes it",
+        "execution completed: mailed thumb-cat.png",
+    ]
+
+
 def test_observability_example_streams_counts_and_traces(cli_env: dict[str, str]) -> None:
     lines = run_example("observability.py", cli_env).splitlines()
     assert lines == [
