@@ -47,6 +47,7 @@ if typing.TYPE_CHECKING:
     from spane_py.context import ExecutionContext
     from spane_py.definitions.models import (
         BackoffPolicy,
+        ConcurrencyLimit,
         NodeDefinition,
         RetryPolicy,
         ScheduleTrigger,
@@ -94,6 +95,7 @@ _LAZY = {
     "BulkResult": "spane_py.engine.control",
     "CacheStats": "spane_py.engine.cache",
     "CircuitBreakerPolicy": "spane_py.traffic.policies",
+    "ConcurrencyLimit": "spane_py.definitions.models",
     "create_app": "spane_py.api.app",
     "DlqRecord": "spane_py.records",
     "EngineEvent": "spane_py.observability.stream",
@@ -171,6 +173,7 @@ __all__ = [
     "CircuitBreakerOpenError",
     "CircuitBreakerPolicy",
     "Clock",
+    "ConcurrencyLimit",
     "ConfigurationError",
     "DlqItemNotFoundError",
     "DlqRecord",

@@ -30,7 +30,7 @@ import dataclasses
 import inspect
 import re
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
@@ -40,6 +40,7 @@ from spane_py.context import ExecutionContext
 from spane_py.definitions.loading import parse_definition
 from spane_py.definitions.models import (
     NODE_ID_PATTERN,
+    ConcurrencyLimit,
     RetryPolicy,
     ScheduleTrigger,
     WebhookTrigger,
@@ -85,6 +86,7 @@ class Workflow:
         description: str | None = None,
         entry: NodeRef | None = None,
         max_concurrency: int | None = None,
+        concurrency: ConcurrencyLimit | Mapping[str, Any] | None = None,
         triggers: Sequence[ScheduleTrigger | WebhookTrigger] = (),
         metadata: dict[str, Any] | None = None,
         queue: str | None = None,
@@ -105,6 +107,9 @@ class Workflow:
         self.description = description
         self._entry = entry
         self.max_concurrency = max_concurrency
+        # A limit per key value: ConcurrencyLimit(key="input.customer_id", max=1), or the
+        # same as a dict (checked with the rest of the definition).
+        self.concurrency = concurrency
         self.triggers = list(triggers)
         self.metadata = dict(metadata or {})
         self.queue = queue  # of its nodes that name none (spane_py/engine/routing.py)
@@ -277,6 +282,7 @@ class Workflow:
             "nodes": nodes,
             "triggers": self.triggers,
             "max_concurrency": self.max_concurrency,
+            "concurrency": self.concurrency,
             "metadata": self.metadata,
             "queue": self.queue,
         }

@@ -67,6 +67,9 @@ class ExecutionRecord:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     error: str | None = None
+    # Its workflow's concurrency key value (``ConcurrencyLimit.key_of``: canonical JSON
+    # text), fixed when it is created; None: its workflow had no key limit then.
+    concurrency_key: str | None = None
 
 
 _NODE_FIELDS = tuple(f.name for f in fields(NodeRecord))

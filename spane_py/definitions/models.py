@@ -7,6 +7,7 @@ snake_case, ``model_dump(by_alias=True)`` gives the SPANE shape back.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from typing import Annotated, Any, Literal
@@ -343,6 +344,56 @@ def _nest_trigger_config(trigger: SpaneModel) -> dict[str, Any]:
 Trigger = Annotated[ScheduleTrigger | WebhookTrigger, Field(discriminator="type")]
 
 
+# What a concurrency key's path starts with: the part of the execution it reads.
+CONCURRENCY_KEY_ROOTS = ("input", "metadata")
+_MISSING: Any = object()
+
+
+class ConcurrencyLimit(SpaneModel):
+    """At most ``max`` executions of the workflow with the same key value run (or are
+    paused) at once; the others wait as ``queued``, oldest first per key.
+
+    ``key`` is a dotted path into the execution: ``input.<path>`` (its initial data) or
+    ``metadata.<path>`` (its metadata); a step into a list is an index (``input.items.0``).
+    The key value is the JSON value found there, as canonical JSON text (``7`` and ``"7"``
+    are different keys); ``key_of`` computes it.
+    """
+
+    key: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    max: int = Field(ge=1)
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_a_path(cls, value: str) -> str:
+        root, _, rest = value.partition(".")
+        if root not in CONCURRENCY_KEY_ROOTS or not rest or "" in rest.split("."):
+            raise ValueError(
+                f"{value!r} is not a key expression: write a dotted path that starts with "
+                "'input.' (the execution's input) or 'metadata.' (its metadata), such as "
+                "'input.customer_id'"
+            )
+        return value
+
+    def key_of(self, data: Any, metadata: Any) -> str | None:
+        """The key value of an execution with this input and metadata: canonical JSON text
+        (sorted keys, no spaces); None when the path is missing."""
+        root, _, rest = self.key.partition(".")
+        value = data if root == "input" else metadata
+        for step in rest.split("."):
+            if isinstance(value, dict):
+                value = value.get(step, _MISSING)
+            elif isinstance(value, list) and step.lstrip("-").isdigit():
+                index = int(step)
+                value = value[index] if -len(value) <= index < len(value) else _MISSING
+            else:
+                value = _MISSING
+            if value is _MISSING:
+                return None
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+
+
 class WorkflowDefinition(SpaneModel):
     id: WorkflowId
     name: str = ""
@@ -351,6 +402,9 @@ class WorkflowDefinition(SpaneModel):
     nodes: list[NodeDefinition]
     triggers: list[Trigger] = Field(default_factory=list)
     max_concurrency: int | None = Field(None, ge=1)
+    # A limit per key value (``{"key": "input.customer_id", "max": 1}``), beside
+    # ``max_concurrency``: an execution starts when both have room.
+    concurrency: ConcurrencyLimit | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     # SPANE-level enqueue defaults: used when enqueue_workflow is not given its own.
     priority: int | None = Field(None, ge=1, le=10)

@@ -16,7 +16,8 @@ The areas, each a protocol below with the behaviour ``tests/contract`` checks fo
 - ``ExecutionStateStore``: executions, their node records, ``transition``
   (test_executions.py, test_idempotency.py, test_transition.py);
 - ``BacklogStore``: the nodes the sweeper sends again, the admission of queued executions
-  under ``max_concurrency`` (test_backlog.py, test_control.py);
+  under ``max_concurrency`` and the limit per concurrency key (test_backlog.py,
+  test_control.py);
 - ``DlqStore``, ``TokenStore``: dead-letter items, resume tokens (test_control.py);
 - ``TriggerStore``: schedules and webhook bindings (test_triggers.py);
 - ``TraceStore``: logs and spans (test_logs.py, test_spans.py).
@@ -266,9 +267,9 @@ class ExecutionStateStore(Protocol):
 @runtime_checkable
 class BacklogStore(Protocol):
     """The work that waits: nodes whose job the sweeper sends again, and queued executions
-    waiting for a slot under their workflow's ``max_concurrency`` (test_backlog.py,
-    test_control.py). Both rules are written twice, in Python and in SQL; the docstrings
-    below are their one definition."""
+    waiting for a slot under their workflow's ``max_concurrency`` and its limit per
+    concurrency key (test_backlog.py, test_control.py). Both rules are written twice, in
+    Python and in SQL; the docstrings below are their one definition."""
 
     async def list_pending_nodes(
         self, *, older_than: datetime, limit: int = 500
@@ -293,17 +294,26 @@ class BacklogStore(Protocol):
         ...
 
     async def admit_queued(
-        self, workflow_id: str, limit: int, now: datetime
+        self, workflow_id: str, limit: int, now: datetime, *, key_limit: int | None = None
     ) -> list[ExecutionRecord]:
-        """Admission of queued executions under ``max_concurrency`` (``limit``).
+        """Admission of queued executions under ``max_concurrency`` (``limit``) and, with
+        ``key_limit``, under the workflow's limit per concurrency key.
 
         Atomically (across processes; concurrent admissions of one workflow never admit
-        more than ``limit`` in all): let *active* be the number of the workflow's
-        executions whose status is ``running`` or ``paused`` (executions of other
-        workflows or in other statuses do not count). The oldest (by execution id) of its
-        ``queued`` executions, ``max(limit - active, 0)`` of them, become ``running`` with
-        ``started_at=now``; nothing else of them changes. Returns those, oldest first. A
-        limit beyond any count (``2**63`` and more included) admits every queued one.
+        more than ``limit`` in all, nor more than ``key_limit`` of one key): let *active*
+        be the workflow's executions whose status is ``running`` or ``paused`` (executions
+        of other workflows or in other statuses do not count). Its ``queued`` executions
+        are looked at oldest (by execution id) first, and one is admitted when
+
+        * fewer than ``limit`` are active or admitted by this call, and
+        * with ``key_limit``: its ``concurrency_key`` is None, or fewer than ``key_limit``
+          of those active or admitted by this call have its ``concurrency_key``;
+
+        otherwise it stays queued and the next one is looked at (a full key holds back
+        only its own executions: FIFO per key). Without ``key_limit`` keys are not looked
+        at. The admitted ones become ``running`` with ``started_at=now``; nothing else of
+        them changes. Returns those, oldest first. A limit beyond any count (``2**63`` and
+        more included) admits every queued one it applies to.
         """
         ...
 

@@ -1,5 +1,6 @@
 """The in-memory store's backlog (``BacklogStore``; a part of ``InMemoryExecutionStore``):
-the nodes whose job the sweeper sends again, and the admission of queued executions.
+the nodes whose job the sweeper sends again, and the admission of queued executions (under
+``max_concurrency`` and the limit per concurrency key).
 
 Both rules are also written in SQL (stores/postgres/sql.py: ``PENDING_NODES``,
 ``ADMIT_QUEUED``); their one definition is in ``BacklogStore``'s docstrings, and the
@@ -8,6 +9,7 @@ contract suite holds both stores to it.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 from spane_py.records import ExecutionRecord, NodeRecord, PendingNode, evolve_execution
@@ -63,21 +65,32 @@ class MemoryBacklog(MemoryState):
         return min(times) if times else None
 
     async def admit_queued(
-        self, workflow_id: str, limit: int, now: datetime
+        self, workflow_id: str, limit: int, now: datetime, *, key_limit: int | None = None
     ) -> list[ExecutionRecord]:
         self.cleanup()
         active = 0
+        per_key: Counter[str] = Counter()  # active (then also admitted) per concurrency key
         queued: list[ExecutionRecord] = []
         for record in self._executions.values():
             if record.workflow_id != workflow_id:
                 continue
             if record.status in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
                 active += 1
+                if record.concurrency_key is not None:
+                    per_key[record.concurrency_key] += 1
             elif record.status is ExecutionStatus.QUEUED:
                 queued.append(record)
         queued.sort(key=lambda r: r.execution_id)
         admitted: list[ExecutionRecord] = []
-        for record in queued[: max(limit - active, 0)]:
+        for record in queued:
+            if active >= limit:
+                break
+            key = record.concurrency_key
+            if key_limit is not None and key is not None:
+                if per_key[key] >= key_limit:
+                    continue  # its key is full: the next one may be of another key
+                per_key[key] += 1
+            active += 1
             started = evolve_execution(record, status=ExecutionStatus.RUNNING, started_at=now)
             self._executions[record.execution_id] = started
             admitted.append(detach(started))

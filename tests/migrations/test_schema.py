@@ -50,7 +50,7 @@ async def _compare(database_url: str, schema: str) -> list[Any]:
 
 
 async def test_head_is_the_revision_tables_py_declares() -> None:
-    assert migrate.head_revision() == SCHEMA_REVISION == "0004"
+    assert migrate.head_revision() == SCHEMA_REVISION == "0005"
 
 
 async def test_autogenerate_finds_no_difference(database_url: str, fresh_schema: str) -> None:
@@ -115,6 +115,11 @@ async def test_catalog_equals_create_all_of_tables_py(
         "(wait_child) WHERE ((status = 'waiting'::text) AND (wait_child IS NOT NULL))"
     )
     assert "(workflow_id, execution_id DESC)" in indexes["ix_executions_workflow"]
+    assert indexes["ix_executions_concurrency"].endswith(
+        "(workflow_id, status, concurrency_key, execution_id) WHERE ((status = 'queued'::text) "
+        "OR ((status = ANY (ARRAY['running'::text, 'paused'::text])) AND (concurrency_key IS "
+        "NOT NULL)))"
+    )
     checks = {
         row["conname"]: row["definition"]
         for row in from_migrations["constraints"]

@@ -21,7 +21,7 @@ from spane_py.stores.postgres.tables import metadata
 from tests.migrations.conftest import catalog
 from tests.migrations.newer import NEWER, NewerMigrations
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 @pytest.fixture
@@ -228,6 +228,40 @@ async def test_upgrade_from_0003_moves_the_waited_child_into_its_column(
         await conn.fetchval("SELECT count(*) FROM node_results WHERE wait ->> 'child' = $1", child)
         == 2
     )
+
+
+async def test_upgrade_from_0004_leaves_executions_without_a_concurrency_key(
+    database_url: str, conn: asyncpg.Connection, fresh_schema: str
+) -> None:
+    """0004 -> 0005: executions created before have no ``concurrency_key`` (NULL), and a
+    queued one is still admitted under a key limit (only the workflow's limit applies to
+    it). Back to 0004 drops the column and its index."""
+    assert await migrate.upgrade(database_url, schema=fresh_schema, revision="0004") == "0004"
+    waiting = str(uuid.uuid4())
+    await conn.execute(f"SET search_path TO {fresh_schema}")
+    await conn.execute(
+        "INSERT INTO executions (execution_id, workflow_id, workflow_version, status, "
+        "initial_data, created_at) VALUES ($1, 'wf', 1, 'queued', '1', now())",
+        waiting,
+    )
+    assert await migrate.upgrade(database_url, schema=fresh_schema) == HEAD
+    assert await conn.fetchval("SELECT concurrency_key FROM executions") is None
+    store = PostgresExecutionStore(database_url, schema=fresh_schema)
+    await store.start()
+    try:
+        admitted = await store.admit_queued("wf", 5, datetime.now(UTC), key_limit=1)
+    finally:
+        await store.close()
+    assert [(r.execution_id, r.concurrency_key) for r in admitted] == [(waiting, None)]
+
+    assert await migrate.downgrade(database_url, schema=fresh_schema, revision="0004") == "0004"
+    assert await conn.fetchval("SELECT to_regclass('ix_executions_concurrency')") is None
+    columns = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = $1 AND table_name = 'executions'",
+        fresh_schema,
+    )
+    assert "concurrency_key" not in {r["column_name"] for r in columns}
 
 
 async def test_downgrade_to_base_then_upgrade_again(

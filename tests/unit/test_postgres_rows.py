@@ -66,6 +66,7 @@ def execution_values() -> dict[str, Any]:
         "started_at": AT,
         "completed_at": None,
         "error": None,
+        "concurrency_key": '"c-1"',
     }
 
 
@@ -82,6 +83,7 @@ def test_the_execution_and_node_mappers_read_exactly_the_selected_columns() -> N
     assert execution.read == set(execution)
     assert record.status is ExecutionStatus.RUNNING
     assert record.metadata == {"m": True}
+    assert record.concurrency_key == '"c-1"'
 
     node = Recording(node_values())
     rows.node(node)

@@ -55,6 +55,7 @@ def execution(row: Row) -> ExecutionRecord:
         started_at=row["started_at"],
         completed_at=row["completed_at"],
         error=row["error"],
+        concurrency_key=row["concurrency_key"],
     )
 
 

@@ -54,7 +54,7 @@ _NODE_UPSERT_SET = """
 EXECUTION_COLUMNS = (
     "execution_id::text, workflow_id, workflow_version, status, initial_data::text, "
     "metadata::text, parent_execution_id::text, parent_node_id, depth, priority, "
-    "idempotency_key, created_at, started_at, completed_at, error"
+    "idempotency_key, created_at, started_at, completed_at, error, concurrency_key"
 )
 
 # One execution and all its nodes, as one consistent snapshot (one statement).
@@ -147,8 +147,9 @@ CREATE_EXECUTION = f"""
 WITH ins AS (
     INSERT INTO executions (execution_id, workflow_id, workflow_version, status, initial_data,
         metadata, parent_execution_id, parent_node_id, depth, priority, idempotency_key,
-        created_at, started_at, completed_at, error)
-    VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        created_at, started_at, completed_at, error, concurrency_key)
+    VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+            $17)
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING execution_id
 ), nodes AS (
@@ -166,14 +167,14 @@ WITH input AS (
         execution_id uuid, workflow_id text, workflow_version int, status text,
         initial_data text, metadata jsonb, parent_execution_id uuid, parent_node_id text,
         depth int, priority smallint, created_at timestamptz, started_at timestamptz,
-        completed_at timestamptz, error text, nodes jsonb)
+        completed_at timestamptz, error text, concurrency_key text, nodes jsonb)
 ), ins AS (
     INSERT INTO executions (execution_id, workflow_id, workflow_version, status, initial_data,
         metadata, parent_execution_id, parent_node_id, depth, priority, created_at,
-        started_at, completed_at, error)
+        started_at, completed_at, error, concurrency_key)
     SELECT execution_id, workflow_id, workflow_version, status, initial_data::jsonb,
         metadata, parent_execution_id, parent_node_id, depth, priority, created_at,
-        started_at, completed_at, error
+        started_at, completed_at, error, concurrency_key
     FROM input
     RETURNING execution_id
 ), nodes AS (
@@ -280,6 +281,55 @@ WITH chosen AS (
     SELECT execution_id AS chosen_id FROM executions
     WHERE workflow_id = $1 AND status = 'queued'
     ORDER BY execution_id
+    LIMIT greatest($2::bigint - (
+        SELECT count(*) FROM executions
+        WHERE workflow_id = $1 AND status IN ('running', 'paused')), 0)
+    FOR UPDATE
+)
+UPDATE executions e SET status = 'running', started_at = $3, revision = e.revision + 1
+FROM chosen c
+WHERE e.execution_id = c.chosen_id AND e.status = 'queued'
+RETURNING {EXECUTION_COLUMNS}
+"""
+# The same with a limit per concurrency key ($4), under the same lock: of each key that has
+# queued executions (found by a skip scan of ix_executions_concurrency: one probe per key),
+# its oldest queued ones while the key has room; executions without a key (created before
+# the workflow had a key limit) all qualify. Of those, the oldest while fewer than $2 run
+# or are paused. That is the greedy rule of BacklogStore.admit_queued: the k-th queued
+# execution of a key (oldest first) is admitted only if the k-1 before it are, and admitting
+# stops only when the workflow is full.
+ADMIT_QUEUED_KEYED = f"""
+WITH RECURSIVE queued_keys(k) AS (
+    (SELECT concurrency_key FROM executions
+     WHERE workflow_id = $1 AND status = 'queued' AND concurrency_key IS NOT NULL
+     ORDER BY concurrency_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT concurrency_key FROM executions
+            WHERE workflow_id = $1 AND status = 'queued' AND concurrency_key IS NOT NULL
+              AND concurrency_key > q.k
+            ORDER BY concurrency_key LIMIT 1)
+    FROM queued_keys q WHERE q.k IS NOT NULL
+), candidates AS (
+    SELECT o.execution_id FROM queued_keys q CROSS JOIN LATERAL (
+        SELECT execution_id, row_number() OVER (ORDER BY execution_id) AS place
+        FROM (SELECT execution_id FROM executions
+              WHERE workflow_id = $1 AND status = 'queued' AND concurrency_key IS NOT NULL
+                AND concurrency_key = q.k
+              ORDER BY execution_id LIMIT $4::bigint) first_of_key
+    ) o
+    WHERE q.k IS NOT NULL AND o.place + (
+        SELECT count(*) FROM executions
+        WHERE workflow_id = $1 AND status IN ('running', 'paused')
+          AND concurrency_key IS NOT NULL AND concurrency_key = q.k) <= $4::bigint
+    UNION ALL
+    SELECT execution_id FROM executions
+    WHERE workflow_id = $1 AND status = 'queued' AND concurrency_key IS NULL
+), chosen AS (
+    -- (by primary key: the candidates are few, the queued executions may be many)
+    SELECT e.execution_id AS chosen_id FROM executions e
+    WHERE e.execution_id = ANY(ARRAY(SELECT execution_id FROM candidates))
+      AND e.status = 'queued'
+    ORDER BY e.execution_id
     LIMIT greatest($2::bigint - (
         SELECT count(*) FROM executions
         WHERE workflow_id = $1 AND status IN ('running', 'paused')), 0)

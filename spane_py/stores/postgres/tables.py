@@ -107,6 +107,8 @@ executions = Table(
     _ts("created_at", nullable=False),
     _ts("started_at"),
     _ts("completed_at"),
+    # Its workflow's concurrency key value (canonical JSON text; NULL: no key limit), 0005.
+    Column("concurrency_key", Text),
     CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
     CheckConstraint("priority IS NULL OR priority BETWEEN 1 AND 10", name="priority"),
     CheckConstraint("depth >= 0", name="depth"),
@@ -125,6 +127,21 @@ Index(
     "ix_executions_parent",
     executions.c.parent_execution_id,
     postgresql_where=executions.c.parent_execution_id.isnot(None),
+)
+# Admission under a limit per concurrency key (sql.ADMIT_QUEUED_KEYED): the distinct keys
+# of a workflow's queued executions, the oldest queued ones of a key (or without one), and
+# how many of a key run or are paused, each a range of this index. It holds queued
+# executions (only limited workflows have any) and the running or paused ones that have a
+# key: finished executions and those of workflows without a key limit stay out of it.
+Index(
+    "ix_executions_concurrency",
+    executions.c.workflow_id,
+    executions.c.status,
+    executions.c.concurrency_key,
+    executions.c.execution_id,
+    postgresql_where=text(
+        "status = 'queued' OR (status IN ('running', 'paused') AND concurrency_key IS NOT NULL)"
+    ),
 )
 
 node_results = Table(

@@ -66,6 +66,7 @@ class PostgresTransitions(PostgresQueries):
             record.completed_at,
             record.error,
             params.nodes_json(nodes),
+            record.concurrency_key,
         )
         lost_connection = False
 
@@ -135,6 +136,7 @@ class PostgresTransitions(PostgresQueries):
                     "started_at": r.started_at,
                     "completed_at": r.completed_at,
                     "error": r.error,
+                    "concurrency_key": r.concurrency_key,
                     "nodes": [params.node_item(n) for n in nodes],
                 }
                 for r, nodes in items
@@ -281,16 +283,20 @@ class PostgresTransitions(PostgresQueries):
             )
 
     async def admit_queued(
-        self, workflow_id: str, limit: int, now: datetime
+        self, workflow_id: str, limit: int, now: datetime, *, key_limit: int | None = None
     ) -> list[ExecutionRecord]:
         limit = min(max(limit, 0), params.MAX_BIGINT)  # beyond: "unlimited", not a driver error
+        statement, args = sql.ADMIT_QUEUED, [workflow_id, limit, now]
+        if key_limit is not None:
+            statement = sql.ADMIT_QUEUED_KEYED
+            args.append(min(max(key_limit, 0), params.MAX_BIGINT))
 
         async def run() -> list[asyncpg.Record]:
-            # Two statements in one transaction: the count must be read after the lock is
-            # held, so that it includes what the previous holder admitted.
+            # Two statements in one transaction: the counts must be read after the lock is
+            # held, so that they include what the previous holder admitted.
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(sql.LOCK_ADMISSION, workflow_id)
-                return list(await conn.fetch(sql.ADMIT_QUEUED, workflow_id, limit, now))
+                return list(await conn.fetch(statement, *args))
 
         found = await with_retry(
             run, what="admitting queued executions", retry_for_s=self.options.retry_for_s
