@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import orjson
 from pydantic import BaseModel
 
+from spane_py import _json
 from spane_py._text import storable, storable_value
 from spane_py.definitions.models import NodeDefinition
 from spane_py.errors import NonRetryableError, RateLimitError
@@ -21,6 +22,7 @@ from spane_py.results import ExecutionResult
 from spane_py.state import NodeStatus
 
 node_logger = logging.getLogger("spane_py.node")
+_UNDECODED: Any = object()  # ``ExecutionContext.initial_data`` not decoded yet
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -70,6 +72,8 @@ class ExecutionContext:
     __slots__ = (
         "_all",
         "_cancel",
+        "_initial",
+        "_initial_text",
         "_logs",
         "_parent_ids",
         "_previous",
@@ -103,6 +107,7 @@ class ExecutionContext:
         attempt: int = 1,
         metadata: Mapping[str, Any] | None = None,
         config: BaseModel | None = None,
+        initial_data: str = "null",
     ) -> None:
         self.workflow_id = workflow_id
         self.execution_id = execution_id
@@ -122,6 +127,21 @@ class ExecutionContext:
         self._all: dict[str, ExecutionResult] | None = None
         self._logs: list[LogRecord] = []
         self._cancel: asyncio.Event | None = None
+        self._initial_text = initial_data  # the execution's input, JSON text
+        self._initial: Any = _UNDECODED
+
+    @property
+    def initial_data(self) -> Any:
+        """The execution's input (its initial data), the same in every node, however far
+        from the entry node (pgflow's ``run``). Decoded on first access."""
+        if self._initial is _UNDECODED:
+            self._initial = _json.loads(self._initial_text)
+        return self._initial
+
+    @property
+    def initial_data_json(self) -> str:
+        """The execution's input as JSON text (what a nested context is given)."""
+        return self._initial_text
 
     # Cancellation ----------------------------------------------------------------
     @property

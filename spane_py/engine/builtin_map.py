@@ -53,6 +53,7 @@ class MapNode:
                 attempt=ctx.attempt,
                 metadata=ctx.metadata,
                 config=parsed,
+                initial_data=ctx.initial_data_json,
             )
             async with limit:
                 try:

@@ -170,6 +170,7 @@ class NodeRunner:
             depth=execution.depth,
             attempt=started.attempt,
             metadata=execution.metadata,
+            initial_data=execution.initial_data,
         )
         attempt = Attempt(job, graph, node, ctx, started, started_at, self.clock)
         if lost > self.max_lost_deliveries and not waking:
