@@ -48,7 +48,7 @@ from spane_py.observability import events
 from spane_py.observability.trace_ids import TRACEPARENT
 from spane_py.queue.client import JobQueue
 from spane_py.records import Decide, DlqRecord, ExecutionRecord, ResumeTokenRecord, Transition
-from spane_py.state import NodeStatus
+from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.base import ExecutionStore
 
 logger = logging.getLogger("spane_py.engine")
@@ -101,6 +101,7 @@ class Control:
         self.queue = queue
         self.cache = cache
         self.limits = limits
+        self.lifecycle = lifecycle  # admission, for a retry under a concurrency limit
         # What follows its writes: jobs, settling (the lifecycle's), stopping running nodes
         # (here, the runner's, and in other processes, through the channel).
         self.effects = ControlEffects(
@@ -240,12 +241,16 @@ class Control:
     async def retry(self, execution_id: str, *, only: frozenset[str] | None = None) -> None:
         record = await self._record(execution_id)
         graph = await self.cache.get(record.workflow_id, record.workflow_version)
-        done = await self._apply(
-            execution_id, planner.plan_retry_execution(graph, self.clock.now(), only=only), "retry"
-        )
+        # Under a concurrency limit it waits for a slot, as a new execution does.
+        queued = await self.lifecycle.limited(record.workflow_id)
+        plan = planner.plan_retry_execution(graph, self.clock.now(), only=only, queued=queued)
+        done = await self._apply(execution_id, plan, "retry")
         assert done.execution is not None
         assert isinstance(done.decision, Retried)  # or _apply raised
-        await self.effects.send(done.execution, done.decision.wakeups)
+        if done.execution.status is ExecutionStatus.QUEUED:
+            await self.lifecycle.admit(record.workflow_id)  # sends its jobs once admitted
+        else:
+            await self.effects.send(done.execution, done.decision.wakeups)
         events.emit(
             events.EXECUTION_RETRIED,
             execution_id=execution_id,

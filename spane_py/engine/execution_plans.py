@@ -124,12 +124,18 @@ def _plan_stop(
 
 
 def plan_retry_execution(
-    graph: WorkflowGraph, now: datetime, *, only: frozenset[str] | None = None
+    graph: WorkflowGraph,
+    now: datetime,
+    *,
+    only: frozenset[str] | None = None,
+    queued: bool = False,
 ) -> Decide:
     """Retry a failed execution from its failures: failed and cancelled nodes (or only
     those in ``only``) run again under a new generation, nodes downstream of them that did
     not succeed become pending again, results that succeeded are kept. ``Retried`` with the
-    ``Wakeup`` jobs to send."""
+    ``Wakeup`` jobs to send. ``queued``: its workflow limits concurrent executions, so it
+    goes back to ``queued`` instead of ``running`` and waits for admission, which sends
+    the jobs of its queued nodes."""
 
     def decide(snap: ExecutionSnapshot) -> Transition:
         status = snap.execution.status
@@ -162,9 +168,8 @@ def plan_retry_execution(
         # Nodes left pending when the execution failed (their parents finished after it).
         waiting_parents = [n for n in graph.order if pending(nodes.get(n))]
         claimed = claim_ready(graph, nodes, changed, waiting_parents, now)
-        running = evolve_execution(
-            snap.execution, status=ExecutionStatus.RUNNING, completed_at=None, error=None
-        )
+        again = ExecutionStatus.QUEUED if queued else ExecutionStatus.RUNNING
+        running = evolve_execution(snap.execution, status=again, completed_at=None, error=None)
         jobs = tuple(Wakeup(n, nodes[n].generation) for n in [*redo, *claimed])
         return Transition(nodes=tuple(changed.values()), execution=running, decision=Retried(jobs))
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from spane_py import _json
 from spane_py._queue_names import DEFAULT_QUEUE
 from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.definitions.graph import WorkflowGraph
@@ -33,6 +34,9 @@ from spane_py.records import ExecutionRecord, NodeRecord
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base import ExecutionStore
 
+# The longest concurrency key value (UTF-8 bytes of its JSON text): keys are indexed.
+MAX_CONCURRENCY_KEY_BYTES = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Start:
@@ -50,8 +54,34 @@ class Start:
 
     @property
     def limited(self) -> bool:
-        """The workflow caps concurrent executions: new ones wait as ``queued``."""
-        return self.graph.definition.max_concurrency is not None
+        """The workflow caps concurrent executions (``max_concurrency``, or per key with
+        ``concurrency``): new ones wait as ``queued`` for admission."""
+        defn = self.graph.definition
+        return defn.max_concurrency is not None or defn.concurrency is not None
+
+    def concurrency_key(self, initial: str) -> str | None:
+        """The concurrency key value of a new execution with this input (JSON text) under
+        the workflow's limit per key (None: no such limit). A path missing from the input
+        or the metadata, or a value too long to index, raises ``InvalidEnqueueOptionsError``."""
+        limit = self.graph.definition.concurrency
+        if limit is None:
+            return None
+        key = limit.key_of(_json.loads(initial), self.metadata)
+        where = "metadata" if limit.key.startswith("metadata.") else "input"
+        if key is None:
+            raise InvalidEnqueueOptionsError(
+                f"workflow {self.workflow_id!r} limits concurrency per {limit.key!r}, and "
+                f"the execution's {where} has no value there",
+                workflow_id=self.workflow_id,
+            )
+        if len(key.encode()) > MAX_CONCURRENCY_KEY_BYTES:
+            raise InvalidEnqueueOptionsError(
+                f"workflow {self.workflow_id!r}: the concurrency key at {limit.key!r} is "
+                f"{len(key.encode())} bytes of JSON, over the limit of "
+                f"{MAX_CONCURRENCY_KEY_BYTES}",
+                workflow_id=self.workflow_id,
+            )
+        return key
 
     @property
     def due(self) -> datetime | None:
@@ -85,6 +115,7 @@ class Start:
             parent_execution_id=parent.execution_id if parent is not None else None,
             parent_node_id=parent_node_id,
             depth=parent.depth + 1 if parent is not None else 0,
+            concurrency_key=self.concurrency_key(initial),
         )
 
     def first_nodes(self, now: datetime) -> list[NodeRecord]:

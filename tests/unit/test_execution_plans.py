@@ -89,6 +89,16 @@ def test_retry_execution_names_the_jobs_of_the_failed_nodes_under_a_new_generati
     assert run.execution.status is ExecutionStatus.RUNNING
 
 
+def test_a_retry_under_a_concurrency_limit_waits_queued_for_admission() -> None:
+    run = Run(build({"a": ["b"], "b": []}))
+    run.run("a", failed())
+    t = run.apply(planner.plan_retry_execution(run.graph, later(3), queued=True))
+    assert t.decision == Retried((Wakeup("a", 1),))
+    assert run.execution.status is ExecutionStatus.QUEUED
+    assert run.status("a") is NodeStatus.QUEUED  # its job goes out once it is admitted
+    assert run.execution.error is None
+
+
 def test_a_duplicate_start_with_the_graph_says_what_to_send_again() -> None:
     run = Run(build({"a": ["b", "c"], "b": [], "c": []}))
     run.run("a", ok())
