@@ -44,6 +44,9 @@ is driven by files named in the node's config, so a test can steer a worker proc
               its token
 ``mp_flaky``  records the run, then fails (``RuntimeError``) while the file
               ``config["failWhile"]`` exists; returns its token otherwise
+``mp_gate``   records the run, then waits while the file named by its input's
+              ``customer`` exists in the directory ``config["holdDir"]``; returns its
+              input (the concurrency key tests: one customer held, the others not)
 ============  ===========================================================================
 
 and for the traffic tests (``test_traffic_across_processes.py``), whose tokens end in
@@ -154,6 +157,16 @@ def build_registry(
         record(ctx, run)
         return run
 
+    async def gate(ctx: ExecutionContext) -> Any:
+        record(ctx, token())  # on arrival: when the execution started
+        held = os.path.join(ctx.node_config["holdDir"], str(ctx.input_data["customer"]))
+        deadline = time.monotonic() + HOLD_LIMIT_S
+        while _exists(held):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{held} still exists after {HOLD_LIMIT_S} s")
+            await asyncio.sleep(0.02)
+        return ctx.input_data
+
     async def flaky(ctx: ExecutionContext) -> str:
         run = token()
         record(ctx, run)  # failed runs count too
@@ -180,6 +193,7 @@ def build_registry(
     reg.register("mp_echo", echo)
     reg.register("mp_hold", hold)
     reg.register("mp_flaky", flaky)
+    reg.register("mp_gate", gate)
     reg.register("mp_limited", limited, rate_limit=rate_limit)
     reg.register("mp_service", service, circuit_breaker=breaker)
     return reg
