@@ -119,8 +119,8 @@ class JobQueue:
 
     def _by_lane(self, jobs: Sequence[Job], now: int) -> list[tuple[str, list[str | bytes]]]:
         """(lane, id, record, ... of its jobs) per lane of ``jobs``, the lanes checked."""
-        lane = _checked_lane(jobs[0].queue)
-        if all(job.queue == lane for job in jobs):  # the usual case: one lane
+        lane = _one_lane(jobs)
+        if lane is not None:
             return [(lane, self._records(jobs, now))]
         lanes: dict[str, list[Job]] = {}
         for job in jobs:
@@ -173,12 +173,12 @@ class JobQueue:
 
     def _send_soon(self, jobs: Sequence[Job], priority: int | None) -> asyncio.Future[None]:
         band = priority_band(priority)
-        lanes = self._by_lane(jobs, _now_ms())
-        if len(lanes) == 1:
-            lane, records = lanes[0]
-            return self.batcher.add_nowait(ENQUEUE, records, (0, band, lane))
+        lane = _one_lane(jobs)  # the usual case (a node's children): one lane
+        if lane is not None:
+            return self.batcher.add_nowait(ENQUEUE, self._records(jobs, _now_ms()), (0, band, lane))
         return self.batcher.add_groups_nowait(
-            ENQUEUE, [((0, band, lane), records) for lane, records in lanes]
+            ENQUEUE,
+            [((0, band, lane), records) for lane, records in self._by_lane(jobs, _now_ms())],
         )
 
     # Claim and renew ---------------------------------------------------------------------
@@ -390,20 +390,39 @@ class JobQueue:
 
 
 def _claim_of(worker: str, lanes: tuple[str, ...], answer: Any) -> Claim:
+    """A claim's answer read; each job's flags are 1 if it was delivered before, plus twice
+    the index of its lane in ``lanes``."""
     claimed, next_due, drain, reaped, solo_lost, epoch = answer
     solo = int(solo_lost) >= 0
-    jobs = [
-        ClaimedJob(
-            job_id=claimed[i].decode(),
-            data=claimed[i + 1] or None,
-            token=worker + SOLO if solo else worker,
-            lost=max(int(solo_lost), 0),
-            solo=solo,
-            again=bool(claimed[i + 2] & 1),
-            queue=lanes[claimed[i + 2] >> 1],
-        )
-        for i in range(0, len(claimed), 3)
-    ]
+    token = worker + SOLO if solo else worker
+    lost = max(int(solo_lost), 0)
+    if len(lanes) == 1:
+        lane = lanes[0]
+        jobs = [
+            ClaimedJob(
+                claimed[i].decode(),
+                claimed[i + 1] or None,
+                token,
+                lost,
+                solo,
+                claimed[i + 2] == 1,
+                lane,
+            )
+            for i in range(0, len(claimed), 3)
+        ]
+    else:
+        jobs = [
+            ClaimedJob(
+                claimed[i].decode(),
+                claimed[i + 1] or None,
+                token,
+                lost,
+                solo,
+                claimed[i + 2] & 1 == 1,
+                lanes[claimed[i + 2] >> 1],
+            )
+            for i in range(0, len(claimed), 3)
+        ]
     return Claim(
         jobs=jobs,
         next_due=int(float(next_due)) if next_due else None,
@@ -433,6 +452,15 @@ def _checked_lane(name: str) -> str:
         check_queue_name(name)
         _LANES_SEEN.add(name)
     return name
+
+
+def _one_lane(jobs: Sequence[Job]) -> str | None:
+    """The lane of every job of ``jobs`` (checked), or None when they go to several."""
+    lane = jobs[0].queue
+    for job in jobs:
+        if job.queue != lane:
+            return None
+    return lane if lane in _LANES_SEEN else _checked_lane(lane)
 
 
 @functools.lru_cache(maxsize=256)

@@ -5,11 +5,11 @@ The loop:
 * **finding work**: a claim (``JobQueue.claim_soon``, part of the process's next Redis
   call) promotes due scheduled jobs, gives back the jobs of lost workers, and takes pending
   jobs of the worker's lanes (``queues``: lowest score first across them) *with their
-  records*, leased to this worker, as many as it has free slots when the
-  call is built; a job that ends asks for its slot to be filled in the same call that ends
-  its delivery and sends its children, so a DAG hop costs one Redis call. An idle worker
-  blocks on the wake lists of its lanes (or on an in-process event when the enqueuer shares its
-  process) and looks again every ``poll_delay`` seconds as a fallback;
+  records*, leased to this worker, as many as it has free slots when the call is built; a
+  job that ends asks for its slot to be filled in the same call that ends its delivery and
+  sends its children, so a DAG hop costs one Redis call. An idle worker blocks on the wake
+  lists of its lanes (or on an in-process event when the enqueuer shares its process) and
+  looks again every ``poll_delay`` seconds as a fallback;
 * **running a job**: a task per job calls the handler with the job's payload; the handler
   returns what should happen to the job (``Done``, ``Release``, ``Reschedule``);
 * **leases**: one call every ``lease_seconds / 3`` renews the leases of all its running
@@ -20,9 +20,9 @@ The loop:
   logged and restarted; lease renewal that keeps failing stops the worker (its running jobs
   released, ``run()`` raising ``WorkerStoppedError``) rather than let their leases lapse;
 * **suspects**: a job lost with its worker runs next time alone: the claim gives it only
-  to a worker with nothing running, which then claims nothing until it ends (a busy worker
-  may be asked to drain for it). A node that kills its process is found that way, and the
-  jobs that ran beside it are not blamed.
+  to a worker of its lane with nothing running, which then claims nothing until it ends (a
+  busy worker of the lane may be asked to drain for it). A node that kills its process is
+  found that way, and the jobs that ran beside it are not blamed.
 
 Signals (SIGINT/SIGTERM with ``handle_signals``) stop it gracefully: no new jobs, running
 ones get ``shutdown_grace`` seconds, the rest are cancelled and released at once.
