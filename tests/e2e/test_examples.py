@@ -174,6 +174,17 @@ def test_control_example_waits_retries_and_completes(cli_env: dict[str, str]) ->
     ]
 
 
+def test_concurrency_keys_example_runs_one_sync_per_customer(cli_env: dict[str, str]) -> None:
+    lines = run_example("concurrency_keys.py", cli_env).splitlines()
+    assert lines == [
+        'acme#1 is queued, key "acme"',  # acme#0 holds acme's slot
+        "acme: ['acme#0', 'acme#1', 'acme#2'], at most 1 at once",
+        "globex: ['globex#0', 'globex#1', 'globex#2'], at most 1 at once",
+        "refused: workflow 'sync' limits concurrency per 'input.customer', and the "
+        "execution's input has no value there",
+    ]
+
+
 def test_triggers_example_fires_a_schedule_and_checks_signatures(cli_env: dict[str, str]) -> None:
     lines = run_example("triggers.py", cli_env).splitlines()
     assert lines[0] == "schedule '*/2 * * * * *' (Europe/Berlin), missed: skip"
@@ -261,7 +272,7 @@ SHOWN = {
         "restock_producer.py",
     ],
     "stores.md": ["postgres_store.py"],
-    "control.md": ["control.py"],
+    "control.md": ["control.py", "concurrency_keys.py"],
     "triggers.md": ["triggers.py"],
     "traffic.md": ["traffic.py"],
     "observability.md": ["observability.py"],
