@@ -17,6 +17,10 @@
                                          (exit code 1 when they differ)
     spane executions list|show, spane trace ID, spane dlq list|retry
                                          what ran, from the store (see cli_inspect)
+    spane executions pause|resume|cancel|retry|replay ID... | --workflow W --status S [--yes]
+                                         control executions (see cli_control)
+    spane tokens list|resume|revoke, spane workflows list|show|versions,
+    spane schedules list|pause|resume    resume tokens, workflows and schedules (cli_control)
     spane queues, spane workers          the queues and the live workers, from Redis
                                          (see cli_ops)
     spane --version
@@ -52,7 +56,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from spane_py import __version__, cli_db, cli_inspect, cli_ops
+from spane_py import __version__, cli_control, cli_db, cli_inspect, cli_ops
 from spane_py._cli_support import (
     NOT_COMPLETED,
     AppError,
@@ -468,6 +472,7 @@ async def _wait_with_progress(
 
 
 cli_inspect.register(app)
+cli_control.register(app)
 cli_db.register(app)
 cli_ops.register(app)
 
