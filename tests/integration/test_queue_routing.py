@@ -4,6 +4,7 @@ worker consumes (visible, and its nodes run once one starts), the checks on name
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -251,3 +252,74 @@ async def test_a_worker_needs_good_queue_names(make_engine: EngineFactory) -> No
         await engine.start_workers(queues=["ok", "not ok"])
     with pytest.raises(ConfigurationError, match="list of queue names"):
         await engine.start_workers(queues="gpu")
+
+
+async def test_retries_delays_and_pause_work_on_a_queue_of_their_own(
+    make_engine: EngineFactory,
+) -> None:
+    """A workflow entirely on queue "batch", served by a worker of that queue only: a
+    retried node (backoff), a delay (built in, on the workflow's queue), a pause and a
+    resume all keep the work on "batch"."""
+    attempts: list[int] = []
+    release = asyncio.Event()
+    registry = NodeRegistry()
+
+    async def flaky(ctx: ExecutionContext) -> Any:
+        attempts.append(ctx.attempt)
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt fails")
+        return "ok"
+
+    async def held(ctx: ExecutionContext) -> Any:
+        await release.wait()
+        return "held"
+
+    async def done(ctx: ExecutionContext) -> Any:
+        return "done"
+
+    registry.register("flaky", flaky)
+    registry.register("held", held)
+    registry.register("done", done)
+    engine = await make_engine(registry)
+    await engine.register_workflow(
+        workflow(
+            "batchy",
+            node(
+                "f",
+                "flaky",
+                retryPolicy={"maxAttempts": 2, "backoff": {"type": "fixed", "delay": 50}},
+            ),
+            node("d", "delay", "f", config={"duration": 50}),
+            node("h", "held", "d"),
+            node("z", "done", "h"),
+            queue="batch",
+        )
+    )
+    await engine.start_workers(queues=["batch"])
+    execution_id = await engine.enqueue_workflow("batchy", None)
+
+    async def holding() -> bool:
+        nodes = (await engine.get_execution(execution_id)).node_results
+        return "h" in nodes and nodes["h"].status.value == "running"
+
+    await wait_until(holding, timeout=10, what="node h running")
+    assert await engine.pause_execution(execution_id)
+    release.set()
+
+    async def paused_with_h_done() -> bool:
+        state = await engine.get_execution(execution_id)
+        return (
+            state.status is ExecutionStatus.PAUSED
+            and state.node_results["h"].status.value == "succeeded"
+        )
+
+    await wait_until(paused_with_h_done, timeout=10, what="h done while paused")
+    assert await engine.resume_execution(execution_id)
+    state = await engine.wait_for_execution(execution_id, timeout=20)
+    assert state.status is ExecutionStatus.COMPLETED
+    assert state.node_results["f"].attempts == 2
+    assert attempts == [1, 2]
+    assert state.node_results["z"].data == "done"
+    queues = {q.name: q for q in await engine.list_queues()}
+    assert queues["batch"].workers == 1
+    assert "default" not in [w for w in (await engine.live_workers())[0].queues]
