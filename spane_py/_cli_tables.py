@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from rich import box
 from rich.cells import cell_len
@@ -123,3 +124,34 @@ __all__ = [
     "print_table",
     "table_width",
 ]
+
+
+def print_fitted(columns: list[Column], stages: list[list[int]]) -> None:
+    """Print the columns as a table that fits the terminal (``stages``: see
+    ``fit_widths``), at its minimum widths when even that does not fit."""
+    console = Console(highlight=False)
+    widths = fit_widths(columns, console.width, stages) or minimum_widths(columns)
+    print_table(console, build_table(columns, widths), widths)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time for ``--json`` output (ISO 8601), or None."""
+    return value.isoformat() if value is not None else None
+
+
+# The styles of result and state words in tables.
+_WORD_STYLES = {
+    "changed": "green",
+    "unchanged": "dim",
+    "error": "red",
+    "active": "green",
+    "paused": "yellow",
+    "used": "dim",
+    "revoked": "red",
+    "expired": "yellow",
+}
+
+
+def styled(word: str) -> Text:
+    """``word`` in its style (changed: green, error: red, paused: yellow, ...)."""
+    return Text(word, style=_WORD_STYLES.get(word, ""))

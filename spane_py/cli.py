@@ -56,7 +56,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from spane_py import __version__, cli_control, cli_db, cli_inspect, cli_ops
+from spane_py import __version__, cli_control, cli_db, cli_inspect, cli_ops, cli_registry
 from spane_py._cli_support import (
     NOT_COMPLETED,
     AppError,
@@ -473,6 +473,7 @@ async def _wait_with_progress(
 
 cli_inspect.register(app)
 cli_control.register(app)
+cli_registry.register(app)
 cli_db.register(app)
 cli_ops.register(app)
 

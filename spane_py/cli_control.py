@@ -31,9 +31,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.text import Text
 
 from spane_py._cli_support import (
     NOT_COMPLETED,
@@ -46,33 +43,25 @@ from spane_py._cli_support import (
     print_json,
     stderr,
 )
-from spane_py._cli_tables import Column, build_table, fit_widths, minimum_widths, print_table
+from spane_py._cli_tables import Column, iso, print_fitted, styled
 from spane_py.cli_inspect import (
     CANDIDATES,
     JsonOption,
-    _when,
-    _with_engine,
     executions_app,
     resolve_execution_id,
+    when,
+    with_store_engine,
 )
-from spane_py.definitions.graph import compile_workflow
 from spane_py.engine.control import BulkResult
 from spane_py.engine.engine import WorkflowEngine
-from spane_py.errors import ExecutionNotFoundError, ResumeTokenError, WorkflowNotFoundError
-from spane_py.records import ResumeTokenRecord, WorkflowVersionRecord
+from spane_py.errors import ExecutionNotFoundError, ResumeTokenError
+from spane_py.records import ResumeTokenRecord
 from spane_py.state import ExecutionStatus
-from spane_py.triggers.scheduler import ScheduleInfo
 
 Action = Literal["pause", "resume", "cancel", "retry", "replay"]
 
 tokens_app = typer.Typer(
     name="tokens", help="Resume tokens of waiting nodes.", no_args_is_help=True, cls=SpaneGroup
-)
-workflows_app = typer.Typer(
-    name="workflows", help="Registered workflows.", no_args_is_help=True, cls=SpaneGroup
-)
-schedules_app = typer.Typer(
-    name="schedules", help="Schedule triggers.", no_args_is_help=True, cls=SpaneGroup
 )
 
 IdsArgument = Annotated[
@@ -97,16 +86,6 @@ YesOption = Annotated[
     bool, typer.Option("--yes", "-y", help="Act when the filter selects more than one.")
 ]
 
-_STYLE = {
-    "changed": "green",
-    "unchanged": "dim",
-    "error": "red",
-    "active": "green",
-    "paused": "yellow",
-    "used": "dim",
-    "revoked": "red",
-    "expired": "yellow",
-}
 _DONE = {
     "pause": ("paused", "paused already"),
     "resume": ("resumed", "running already"),
@@ -116,23 +95,9 @@ _DONE = {
 }
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _styled(word: str) -> Text:
-    return Text(word, style=_STYLE.get(word, ""))
-
-
 def _need_redis() -> None:
     if not load_settings(None).redis_url:
         fail("this command sends jobs to the workers: set REDIS_URL (the one your workers use)")
-
-
-def _print(columns: list[Column], stages: list[list[int]]) -> None:
-    console = Console(highlight=False)
-    widths = fit_widths(columns, console.width, stages) or minimum_widths(columns)
-    print_table(console, build_table(columns, widths), widths)
 
 
 # Executions ---------------------------------------------------------------------------
@@ -178,30 +143,20 @@ async def _select(
 
 async def _apply(
     engine: WorkflowEngine, action: Action, ids: list[str], reason: str | None
-) -> tuple[BulkResult, dict[str, str]]:
-    """The action on each id (the engine's bulk methods where it has them); and, for a
-    replay, the new execution of each id."""
-    replays: dict[str, str] = {}
+) -> BulkResult:
+    """The action on each id, through the engine's bulk methods (for a replay,
+    ``created`` maps each id to its new execution)."""
     if not ids:
-        return BulkResult(), replays
+        return BulkResult()
     if action == "pause":
-        return await engine.pause_executions(ids), replays
+        return await engine.pause_executions(ids)
     if action == "resume":
-        return await engine.resume_executions(ids), replays
-    if action == "cancel" and reason is None:
-        return await engine.cancel_executions(ids), replays
-
-    async def one(execution_id: str) -> bool:
-        if action == "retry":
-            await engine.retry_execution(execution_id)
-            return True
-        if action == "replay":
-            replays[execution_id] = await engine.replay_execution(execution_id)
-            return True
-        return await engine.cancel_execution(execution_id, reason)
-
-    await engine.start()
-    return await engine.control.bulk(one, ids), replays
+        return await engine.resume_executions(ids)
+    if action == "cancel":
+        return await engine.cancel_executions(ids, reason)
+    if action == "retry":
+        return await engine.retry_executions(ids)
+    return await engine.replay_executions(ids)
 
 
 def _control(
@@ -221,16 +176,17 @@ def _control(
         fail(f"say which executions to {action}: their ids, or --workflow and/or --status")
     _need_redis()
 
-    async def main(engine: WorkflowEngine) -> tuple[list[str], BulkResult, dict[str, str]]:
+    async def main(engine: WorkflowEngine) -> tuple[list[str], BulkResult]:
         if given:
             ids, missing = await _resolve_all(engine, given)
         else:
             ids, missing = await _select(engine, action, workflow, status, limit, yes), {}
-        result, replays = await _apply(engine, action, ids, reason)
+        result = await _apply(engine, action, ids, reason)
         result.errors.update(missing)
-        return [*ids, *missing], result, replays
+        return [*ids, *missing], result
 
-    order, result, replays = _with_engine(store, main)
+    order, result = with_store_engine(store, main)
+    replays = result.created
     if as_json:
         out: dict[str, Any] = {
             "action": action,
@@ -255,10 +211,10 @@ def _control(
                 rows.append((i, "unchanged", same))
         columns = [
             Column("execution", [r[0] for r in rows]),
-            Column("result", [_styled(r[1]) for r in rows]),
+            Column("result", [styled(r[1]) for r in rows]),
             Column("detail", [r[2] for r in rows], minimum=20),
         ]
-        _print(columns, [[2]])
+        print_fitted(columns, [[2]])
     if result.errors:
         what = "execution" if len(order) == 1 else "executions"
         fail(f"could not {action} {len(result.errors)} of {len(order)} {what}", NOT_COMPLETED)
@@ -326,9 +282,9 @@ def _token_json(record: ResumeTokenRecord, now: datetime) -> dict[str, Any]:
         "node_id": record.node_id,
         "state": record.state(now),
         "created_at": record.created_at.isoformat(),
-        "expires_at": _iso(record.expires_at),
-        "used_at": _iso(record.used_at),
-        "revoked_at": _iso(record.revoked_at),
+        "expires_at": iso(record.expires_at),
+        "used_at": iso(record.used_at),
+        "revoked_at": iso(record.revoked_at),
     }
 
 
@@ -352,7 +308,7 @@ def tokens_list(
         now = engine.clock.now()
         return [_token_json(r, now) for r in found]
 
-    rows = _with_engine(store, action)
+    rows = with_store_engine(store, action)
     if as_json:
         print_json(rows)
         return
@@ -364,13 +320,13 @@ def tokens_list(
         Column("token", [r["token"] for r in rows]),
         Column("execution", [r["execution_id"] for r in rows]),
         Column("node", [r["node_id"] for r in rows], minimum=8),
-        Column("state", [_styled(r["state"]) for r in rows]),
-        Column("expires", [_when(e) for e in expires], minimum=10),
+        Column("state", [styled(r["state"]) for r in rows]),
+        Column("expires", [when(e) for e in expires], minimum=10),
     ]
     if execution is not None:  # one execution's: its id once, above
         typer.echo(f"execution {rows[0]['execution_id']}")
         del columns[1]
-    _print(columns, [[len(columns) - 1, 2]])
+    print_fitted(columns, [[len(columns) - 1, 2]])
 
 
 def _json_data(data: str | None) -> Any:
@@ -398,7 +354,7 @@ def tokens_resume(
     async def action(engine: WorkflowEngine) -> str:
         return await engine.resume(token, value)
 
-    execution_id = _with_engine(store, action)
+    execution_id = with_store_engine(store, action)
     if as_json:
         print_json({"execution_id": execution_id, "resumed": True})
     else:
@@ -419,7 +375,7 @@ def tokens_revoke(
         changed = await engine.revoke_resume_token(token)
         return record, changed, record.state(engine.clock.now())
 
-    record, changed, state = _with_engine(store, action)
+    record, changed, state = with_store_engine(store, action)
     if not changed and state == "used":
         fail(f"the resume token was used already (node {record.node_id!r} of execution "
              f"{record.execution_id}): it cannot be revoked", NOT_COMPLETED)  # fmt: skip
@@ -434,203 +390,6 @@ def tokens_revoke(
 
 # Workflows ----------------------------------------------------------------------------
 
-WorkflowIdArgument = Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]
-
-
-def _summary(record: WorkflowVersionRecord) -> dict[str, Any]:
-    d = record.definition
-    return {
-        "workflow_id": record.workflow_id,
-        "version": record.version,
-        "name": d.name,
-        "description": d.description,
-        "content_hash": record.content_hash,
-        "created_at": record.created_at.isoformat(),
-        "change_notes": record.change_notes,
-        "active": record.active,
-        "node_count": len(d.nodes),
-    }
-
-
-@workflows_app.command("list", cls=SpaneCommand)
-def workflows_list(
-    include_all: Annotated[bool, typer.Option("--all", help="Inactive workflows too.")] = False,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
-    as_json: JsonOption = False,
-    store: StoreOption = None,
-) -> None:
-    """Registered workflows, the latest version of each, by id."""
-
-    async def action(engine: WorkflowEngine) -> list[WorkflowVersionRecord]:
-        return await engine.list_workflows(active_only=not include_all, limit=limit)
-
-    records = _with_engine(store, action)
-    if as_json:
-        print_json([_summary(r) for r in records])
-        return
-    if not records:
-        typer.echo("no workflow is registered")
-        return
-    columns = [
-        Column("workflow", [r.workflow_id for r in records], minimum=8),
-        Column("version", [str(r.version) for r in records]),
-        Column("name", [r.definition.name for r in records], minimum=8),
-        Column("nodes", [str(len(r.definition.nodes)) for r in records]),
-        Column("registered", [_when(r.created_at) for r in records], minimum=10),
-    ]
-    _print(columns, [[2], [0, 4]])
-
-
-@workflows_app.command("show", cls=SpaneCommand)
-def workflows_show(
-    workflow_id: WorkflowIdArgument,
-    version: Annotated[
-        int | None, typer.Option(min=1, help="This version (default: the latest).")
-    ] = None,
-    as_json: JsonOption = False,
-    store: StoreOption = None,
-) -> None:
-    """A workflow's definition: its nodes, their types and what each runs after."""
-
-    async def action(engine: WorkflowEngine) -> WorkflowVersionRecord:
-        await engine.store.start()
-        record = await engine.store.get_workflow(workflow_id, version)
-        if record is None:
-            what = f"version {version} of workflow" if version is not None else "workflow"
-            raise WorkflowNotFoundError(
-                f"{what} {workflow_id!r} is not registered", workflow_id=workflow_id
-            )
-        return record
-
-    record = _with_engine(store, action)
-    definition = record.definition
-    if as_json:
-        print_json({**_summary(record), "definition": definition.to_spane_json()})
-        return
-    parents = compile_workflow(definition).parents
-    nodes = definition.nodes
-    columns = [
-        Column("node", [n.id for n in nodes], minimum=8),
-        Column("type", [n.type for n in nodes], minimum=8),
-        Column("after", [", ".join(parents.get(n.id, ())) or "-" for n in nodes], minimum=8),
-        Column("queue", [n.queue or "-" for n in nodes], minimum=8),
-    ]
-    named = f" ({definition.name})" if definition.name != record.workflow_id else ""
-    console = Console(highlight=False)
-    console.print(
-        f"[bold]{record.workflow_id} v{record.version}[/]{escape(named)}: {len(nodes)} nodes, "
-        f"registered {_when(record.created_at)}, hash {record.content_hash[:12]}"
-    )
-    if definition.description:
-        console.print(escape(definition.description))
-    _print(columns, [[2, 3], [0, 1]])
-
-
-@workflows_app.command("versions", cls=SpaneCommand)
-def workflows_versions(
-    workflow_id: WorkflowIdArgument, as_json: JsonOption = False, store: StoreOption = None
-) -> None:
-    """Every stored version of a workflow, oldest first."""
-
-    async def action(engine: WorkflowEngine) -> list[WorkflowVersionRecord]:
-        return await engine.list_workflow_versions(workflow_id)
-
-    records = _with_engine(store, action)
-    if not records:
-        fail(f"workflow {workflow_id!r} is not registered", NOT_COMPLETED)
-    if as_json:
-        print_json([_summary(r) for r in records])
-        return
-    columns = [
-        Column("version", [str(r.version) for r in records]),
-        Column("registered", [_when(r.created_at) for r in records], minimum=10),
-        Column("hash", [r.content_hash[:12] for r in records]),
-        Column("nodes", [str(len(r.definition.nodes)) for r in records]),
-        Column("active", ["yes" if r.active else "no" for r in records]),
-        Column("notes", [r.change_notes or "-" for r in records], minimum=8),
-    ]
-    _print(columns, [[5], [1]])
-
-
-# Schedules ----------------------------------------------------------------------------
-
-ScheduleIdArgument = Annotated[
-    str, typer.Argument(metavar="SCHEDULE_ID", help="As `spane schedules list` shows it.")
-]
-
-
-@schedules_app.command("list", cls=SpaneCommand)
-def schedules_list(
-    workflow: Annotated[str | None, typer.Option(help="Only this workflow's.")] = None,
-    as_json: JsonOption = False,
-    store: StoreOption = None,
-) -> None:
-    """The schedules of registered workflows, by id, with their next tick."""
-
-    async def action(engine: WorkflowEngine) -> list[ScheduleInfo]:
-        return await engine.list_schedules(workflow)
-
-    found = _with_engine(store, action)
-    if as_json:
-        print_json(
-            [
-                {
-                    "schedule_id": s.schedule_id,
-                    "workflow_id": s.workflow_id,
-                    "cron": s.cron,
-                    "timezone": s.timezone,
-                    "missed": s.missed,
-                    "paused": s.paused,
-                    "last_tick": _iso(s.last_tick),
-                    "next_tick": _iso(s.next_tick),
-                    "created_at": s.created_at.isoformat(),
-                }
-                for s in found
-            ]
-        )
-        return
-    if not found:
-        typer.echo("no schedule")
-        return
-    columns = [
-        Column("schedule", [s.schedule_id for s in found], minimum=12),
-        Column("cron", [s.cron for s in found]),
-        Column("timezone", [s.timezone for s in found], minimum=8),
-        Column("state", [_styled("paused" if s.paused else "active") for s in found]),
-        Column("next tick", [_when(s.next_tick) for s in found], minimum=10),
-    ]
-    _print(columns, [[2, 4], [0]])
-
-
-def _set_schedule(schedule_id: str, paused: bool, as_json: bool, store: Store | None) -> None:
-    async def action(engine: WorkflowEngine) -> bool:
-        if paused:
-            return await engine.pause_schedule(schedule_id)
-        return await engine.resume_schedule(schedule_id)
-
-    changed = _with_engine(store, action)
-    if as_json:
-        print_json({"schedule_id": schedule_id, "paused": paused, "changed": changed})
-    else:
-        state = "paused" if paused else "resumed"
-        typer.echo(f"schedule {schedule_id}: {state}" + ("" if changed else " already"))
-
-
-@schedules_app.command("pause", cls=SpaneCommand)
-def schedules_pause(
-    schedule_id: ScheduleIdArgument, as_json: JsonOption = False, store: StoreOption = None
-) -> None:
-    """Stop firing the schedule (registering its workflow again keeps it paused)."""
-    _set_schedule(schedule_id, True, as_json, store)
-
-
-@schedules_app.command("resume", cls=SpaneCommand)
-def schedules_resume(
-    schedule_id: ScheduleIdArgument, as_json: JsonOption = False, store: StoreOption = None
-) -> None:
-    """Fire again from the next tick; ticks that passed while paused are not caught up."""
-    _set_schedule(schedule_id, False, as_json, store)
-
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the ``spane`` command (the execution actions to ``spane
@@ -638,5 +397,3 @@ def register(app: typer.Typer) -> None:
     for name, command in _ACTIONS.items():
         executions_app.command(name, cls=SpaneCommand)(command)
     app.add_typer(tokens_app)
-    app.add_typer(workflows_app)
-    app.add_typer(schedules_app)

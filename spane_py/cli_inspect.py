@@ -88,7 +88,7 @@ _STATUS_STYLE = {
 }
 
 
-def _with_engine(store: Store | None, action: Callable[[WorkflowEngine], Awaitable[T]]) -> T:
+def with_store_engine(store: Store | None, action: Callable[[WorkflowEngine], Awaitable[T]]) -> T:
     settings = load_settings(store, export=False)
     setup_logging("WARNING")
     if settings.store_kind != "postgres":
@@ -139,7 +139,7 @@ async def resolve_execution_id(engine: WorkflowEngine, given: str) -> str:
     return found[0]
 
 
-def _when(value: datetime | None) -> str:
+def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
 
 
@@ -196,7 +196,7 @@ def executions_list(
         page = await engine.store.list_executions(workflow_id=workflow, status=status, limit=limit)
         return page.items
 
-    items = _with_engine(store, action)
+    items = with_store_engine(store, action)
     if as_json:
         print_json(
             [
@@ -226,7 +226,7 @@ def executions_list(
             "status",
             [Text(r.status.value, style=_STATUS_STYLE.get(r.status.value, "")) for r in items],
         ),
-        Column("started", [_when(r.started_at or r.created_at) for r in items], minimum=10),
+        Column("started", [when(r.started_at or r.created_at) for r in items], minimum=10),
         Column("took", took),
     ]
     _print_with_errors(
@@ -253,7 +253,7 @@ def executions_show(
         definition = await engine.get_workflow(state.workflow_id, state.workflow_version)
         return state, definition
 
-    state, definition = _with_engine(store, action)
+    state, definition = with_store_engine(store, action)
     if as_json:
         print_json(state.model_dump(mode="json"))
         return
@@ -281,7 +281,7 @@ def trace(
     async def action(engine: WorkflowEngine) -> ExecutionTrace:
         return await engine.get_trace(await resolve_execution_id(engine, execution_id))
 
-    result = _with_engine(store, action)
+    result = with_store_engine(store, action)
     if as_json:
         print_json(result.model_dump(mode="json"))
         return
@@ -379,7 +379,7 @@ def dlq_list(
     async def action(engine: WorkflowEngine) -> Any:
         return await engine.get_dlq_items(limit, include_retried=include_retried)
 
-    items = _with_engine(store, action)
+    items = with_store_engine(store, action)
     if as_json:
         print_json(
             [
@@ -402,7 +402,7 @@ def dlq_list(
         Column("workflow", [i.workflow_id for i in items], minimum=8),
         Column("node", [i.node_id for i in items], minimum=8),
         Column("tries", [str(i.attempts) for i in items]),
-        Column("failed", [_when(i.failed_at) for i in items], minimum=10),
+        Column("failed", [when(i.failed_at) for i in items], minimum=10),
         Column("execution", [i.execution_id for i in items]),
     ]
     _print_with_errors(
@@ -426,7 +426,7 @@ def dlq_retry(
     async def action(engine: WorkflowEngine) -> Any:
         return await engine.retry_dlq_item(dlq_id)
 
-    item = _with_engine(store, action)
+    item = with_store_engine(store, action)
     typer.echo(f"retrying node {item.node_id} of execution {item.execution_id}")
 
 

@@ -171,10 +171,13 @@ class BulkControlRequest(StrictModel):
 
 
 class BulkControlResult(BaseModel):
-    action: Literal["pause", "resume", "cancel"]
+    action: Literal["pause", "resume", "cancel", "retry", "replay"]
     changed: list[str]
     unchanged: list[str]
     errors: dict[str, str]
+    created: dict[str, str] = Field(
+        default_factory=dict, description="replay: each execution's new execution"
+    )
 
 
 # Resume tokens -------------------------------------------------------------------------

@@ -59,11 +59,13 @@ BULK_CONCURRENCY = 64
 
 @dataclass(frozen=True, slots=True)
 class BulkResult:
-    """What a bulk action did: ids it changed, ids that were already so, and refusals."""
+    """What a bulk action did: ids it changed, ids that were already so, and refusals;
+    for a replay, the new execution of each id replayed."""
 
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    created: dict[str, str] = field(default_factory=dict)
 
 
 async def check_token(store: ExecutionStore, token: str, now: datetime) -> ResumeTokenRecord:

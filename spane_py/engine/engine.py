@@ -200,9 +200,42 @@ class WorkflowEngine(WorkerMethods, TriggerMethods, ObserveMethods, EngineCore):
         return await self.control.bulk(self.control.resume, execution_ids)
 
     @scoped
-    async def cancel_executions(self, execution_ids: Sequence[str]) -> BulkResult:
+    async def cancel_executions(
+        self, execution_ids: Sequence[str], reason: str | None = None
+    ) -> BulkResult:
+        check_argument("reason", reason)
         await self.start()
-        return await self.control.bulk(self.control.cancel, execution_ids)
+
+        async def cancel(execution_id: str) -> bool:
+            return await self.control.cancel(execution_id, reason)
+
+        return await self.control.bulk(cancel, execution_ids)
+
+    @scoped
+    async def retry_executions(self, execution_ids: Sequence[str]) -> BulkResult:
+        """``retry_execution`` on each; one that refuses (not failed, unknown) is listed
+        under ``errors`` and does not stop the others."""
+        await self.start()
+
+        async def retry(execution_id: str) -> bool:
+            await self.control.retry(execution_id)
+            return True
+
+        return await self.control.bulk(retry, execution_ids)
+
+    @scoped
+    async def replay_executions(self, execution_ids: Sequence[str]) -> BulkResult:
+        """``replay_execution`` on each; ``created`` maps each id to its new execution."""
+        await self.start()
+        result = BulkResult()
+
+        async def replay(execution_id: str) -> bool:
+            result.created[execution_id] = await self.replay_execution(execution_id)
+            return True
+
+        done = await self.control.bulk(replay, execution_ids)
+        done.created.update(result.created)
+        return done
 
     @scoped
     async def retry_execution(self, execution_id: str) -> None:

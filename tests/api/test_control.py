@@ -143,13 +143,30 @@ async def test_bulk_pause_resume_cancel(client: httpx.AsyncClient, gate: Gate) -
     gate.open()
 
 
+async def test_bulk_retry_and_replay(client: httpx.AsyncClient) -> None:
+    done = await start(client, "greet", "x")
+    await wait_status(client, done, "completed")
+    res = await client.post("/api/executions/bulk/replay", json={"execution_ids": [done, MISSING]})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["changed"] == [done]
+    assert set(body["errors"]) == {MISSING}
+    new_id = body["created"][done]
+    assert (await wait_status(client, new_id, "completed"))["metadata"]["replayed_from"] == done
+    res = await client.post("/api/executions/bulk/retry", json={"execution_ids": [done]})
+    body = res.json()
+    assert body["action"] == "retry"
+    assert body["changed"] == []
+    assert "completed" in body["errors"][done]  # only a failed execution is retried
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "needle"),
     [
         ("/api/executions/bulk/pause", {"execution_ids": []}, 422, "body field 'execution_ids'"),
         ("/api/executions/bulk/pause", {}, 422, "body field 'execution_ids': Field required"),
         ("/api/executions/bulk/explode", {"execution_ids": ["x"]}, 422,
-         "path parameter 'action': Input should be 'pause', 'resume' or 'cancel'"),
+         "path parameter 'action': Input should be 'pause', 'resume', 'cancel', 'retry' or 'replay'"),
     ],
 )  # fmt: skip
 async def test_bad_bulk_requests(

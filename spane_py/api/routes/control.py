@@ -21,32 +21,38 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such execution"},
     409: {"model": ErrorBody, "description": "The execution's state refuses the action"},
 }
-BulkAction = Literal["pause", "resume", "cancel"]
+BulkAction = Literal["pause", "resume", "cancel", "retry", "replay"]
 
 
 # Registered before the per-execution routes below: "bulk" must not be taken for an id.
 @router.post(
     "/bulk/{action}",
     response_model=models.BulkControlResult,
-    summary="Pause, resume or cancel many executions",
+    summary="Pause, resume, cancel, retry or replay many executions",
 )
 async def bulk_control(
     engine: Engine, action: BulkAction, body: models.BulkControlRequest
 ) -> models.BulkControlResult:
     """Applies the action to each execution; one that refuses it (or does not exist) is
-    listed under ``errors`` with the reason and does not stop the others."""
+    listed under ``errors`` with the reason and does not stop the others. A replay's
+    ``created`` maps each execution to its new one."""
     ids = body.execution_ids
     if action == "pause":
         result = await engine.pause_executions(ids)
     elif action == "resume":
         result = await engine.resume_executions(ids)
-    else:
+    elif action == "cancel":
         result = await engine.cancel_executions(ids)
+    elif action == "retry":
+        result = await engine.retry_executions(ids)
+    else:
+        result = await engine.replay_executions(ids)
     return models.BulkControlResult(
         action=action,
         changed=list(result.changed),
         unchanged=list(result.unchanged),
         errors=dict(result.errors),
+        created=dict(result.created),
     )
 
 
