@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from spane_py.api import models
+from spane_py.api.responses import live_worker, queue_info
 from spane_py.engine.engine import WorkflowEngine
-from spane_py.engine.queue_view import QueueInfo
-from spane_py.queue.presence import LiveWorker
 
 CHECK_TIMEOUT_S = 2.0
 # A workflow id no one can register (ids are lowercase): reading it is a cheap, indexed
@@ -35,30 +34,6 @@ async def _check(probe: Callable[[], Awaitable[Any]]) -> models.Check:
     except Exception as exc:
         return models.Check(ok=False, error=f"{type(exc).__name__}: {exc}")
     return models.Check(ok=True, latency_ms=round((time.perf_counter() - start) * 1000, 3))
-
-
-def live_worker(w: LiveWorker) -> models.LiveWorker:
-    return models.LiveWorker(
-        worker_id=w.worker_id,
-        seconds_since_beat=w.seconds_since_beat,
-        queues=list(w.queues),
-        concurrency=w.concurrency,
-        host=w.host,
-        pid=w.pid,
-        started_at=w.started_at,
-        running=w.running,
-    )
-
-
-def queue_info(q: QueueInfo) -> models.QueueInfo:
-    return models.QueueInfo(
-        name=q.name,
-        queued=q.queued,
-        running=q.running,
-        oldest_waiting_s=q.oldest_waiting_s,
-        workers=q.workers,
-        unserved=q.unserved,
-    )
 
 
 async def _workers(engine: WorkflowEngine) -> models.Workers:
@@ -117,4 +92,4 @@ async def health(engine: WorkflowEngine) -> models.Health:
     )
 
 
-__all__ = ["CHECK_TIMEOUT_S", "health", "live_worker", "queue_info", "summary"]
+__all__ = ["CHECK_TIMEOUT_S", "health", "summary"]

@@ -7,6 +7,8 @@ from datetime import datetime
 from spane_py.api import models
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import planner
+from spane_py.engine.queue_view import QueueInfo
+from spane_py.queue.presence import LiveWorker
 from spane_py.records import (
     DlqRecord,
     ExecutionRecord,
@@ -124,10 +126,36 @@ def dlq_item(record: DlqRecord) -> models.DlqItem:
     )
 
 
+def live_worker(w: LiveWorker) -> models.LiveWorker:
+    return models.LiveWorker(
+        worker_id=w.worker_id,
+        seconds_since_beat=w.seconds_since_beat,
+        queues=list(w.queues),
+        concurrency=w.concurrency,
+        host=w.host,
+        pid=w.pid,
+        started_at=w.started_at,
+        running=w.running,
+    )
+
+
+def queue_info(q: QueueInfo) -> models.QueueInfo:
+    return models.QueueInfo(
+        name=q.name,
+        queued=q.queued,
+        running=q.running,
+        oldest_waiting_s=q.oldest_waiting_s,
+        workers=q.workers,
+        unserved=q.unserved,
+    )
+
+
 __all__ = [
     "dlq_item",
     "execution_graph",
     "execution_summary",
+    "live_worker",
+    "queue_info",
     "resume_token",
     "workflow_summary",
     "workflow_version",

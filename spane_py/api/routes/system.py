@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from spane_py.api import models, optional
 from spane_py.api.deps import Engine, check_token, presented_token, require_token
 from spane_py.api.errors import ErrorBody
-from spane_py.api.health import health, live_worker, queue_info, summary
+from spane_py.api.health import health, summary
+from spane_py.api.responses import live_worker, queue_info
 from spane_py.state import ExecutionStatus
 
 # /healthz is open (probes carry no token), its details are not; /metrics takes the token
