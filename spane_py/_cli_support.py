@@ -3,14 +3,16 @@ the APP a command names. Only ``spane_py.cli`` uses them."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import json
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -19,8 +21,10 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from spane_py.engine.engine import WorkflowEngine
-from spane_py.errors import ConfigurationError
+from spane_py.errors import ConfigurationError, SpaneError
 from spane_py.settings import SpaneSettings
+
+T = TypeVar("T")
 
 USAGE_ERROR = 2
 NOT_COMPLETED = 1
@@ -207,3 +211,22 @@ __all__ = [
     "setup_logging",
     "stderr",
 ]
+
+
+def run_engine_action(
+    build: Callable[[], WorkflowEngine], action: Callable[[WorkflowEngine], Awaitable[T]]
+) -> T:
+    """Run ``action`` on the engine ``build`` makes, then close it; a ``SpaneError`` it
+    raises ends the command (exit 1) with its message."""
+
+    async def main() -> T:
+        engine = build()
+        try:
+            return await action(engine)
+        finally:
+            await engine.close(grace_seconds=0.5)
+
+    try:
+        return asyncio.run(main())
+    except SpaneError as exc:
+        fail(str(exc), NOT_COMPLETED)

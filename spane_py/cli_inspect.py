@@ -18,7 +18,6 @@ column that has no room moves under the table.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -29,7 +28,6 @@ from rich.table import Table
 from rich.text import Text
 
 from spane_py._cli_support import (
-    NOT_COMPLETED,
     SpaneCommand,
     SpaneGroup,
     Store,
@@ -37,6 +35,7 @@ from spane_py._cli_support import (
     fail,
     load_settings,
     print_json,
+    run_engine_action,
     setup_logging,
 )
 from spane_py._cli_tables import (
@@ -49,7 +48,7 @@ from spane_py._cli_tables import (
 )
 from spane_py.demo import format_ms, render_execution, unicode_ok
 from spane_py.engine.engine import WorkflowEngine
-from spane_py.errors import ExecutionNotFoundError, SpaneError
+from spane_py.errors import ExecutionNotFoundError
 from spane_py.registry import NodeRegistry
 from spane_py.state import ExecutionStatus, ExecutionTrace, SpanView
 
@@ -97,19 +96,9 @@ def with_store_engine(store: Store | None, action: Callable[[WorkflowEngine], Aw
             "--store postgres for the embedded server in .spane/pg)"
         )
 
-    async def main() -> T:
-        engine = WorkflowEngine(NodeRegistry(), **settings.engine_kwargs())
-        try:
-            return await action(engine)
-        finally:
-            await engine.close(grace_seconds=0.5)
-
-    try:
-        return asyncio.run(main())
-    except ExecutionNotFoundError as exc:
-        fail(str(exc), NOT_COMPLETED)
-    except SpaneError as exc:
-        fail(str(exc), NOT_COMPLETED)
+    return run_engine_action(
+        lambda: WorkflowEngine(NodeRegistry(), **settings.engine_kwargs()), action
+    )
 
 
 async def resolve_execution_id(engine: WorkflowEngine, given: str) -> str:

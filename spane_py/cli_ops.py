@@ -12,7 +12,6 @@ They read the Redis the settings name (``REDIS_URL``) under the key prefix
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -23,17 +22,16 @@ from rich.console import Console
 from rich.text import Text
 
 from spane_py._cli_support import (
-    NOT_COMPLETED,
     SpaneCommand,
     fail,
     load_settings,
     print_json,
+    run_engine_action,
     setup_logging,
 )
 from spane_py._cli_tables import Column, build_table, fit_widths, minimum_widths, print_table
 from spane_py.engine.engine import WorkflowEngine
 from spane_py.engine.queue_view import QueueInfo
-from spane_py.errors import SpaneError
 from spane_py.queue.presence import LiveWorker
 from spane_py.registry import NodeRegistry
 from spane_py.stores.memory import InMemoryExecutionStore
@@ -49,22 +47,15 @@ def _with_redis(action: Callable[[WorkflowEngine], Awaitable[T]]) -> T:
     if not settings.redis_url:
         fail("these commands read Redis: set REDIS_URL (the one your workers use)")
 
-    async def main() -> T:
-        engine = WorkflowEngine(
+    return run_engine_action(
+        lambda: WorkflowEngine(
             NodeRegistry(),
             InMemoryExecutionStore(),
             **settings.engine_kwargs(store=False),
             event_stream=False,
-        )
-        try:
-            return await action(engine)
-        finally:
-            await engine.close(grace_seconds=0.5)
-
-    try:
-        return asyncio.run(main())
-    except SpaneError as exc:
-        fail(str(exc), NOT_COMPLETED)
+        ),
+        action,
+    )
 
 
 def _age(seconds: float | None) -> str:
