@@ -21,7 +21,7 @@ from spane_py.stores.postgres.tables import metadata
 from tests.migrations.conftest import catalog
 from tests.migrations.newer import NEWER, NewerMigrations
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 @pytest.fixture

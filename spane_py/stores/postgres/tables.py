@@ -20,6 +20,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -109,6 +110,8 @@ executions = Table(
     _ts("completed_at"),
     # Its workflow's concurrency key value (canonical JSON text; NULL: no key limit), 0005.
     Column("concurrency_key", Text),
+    # A completed execution's output: the data of its final nodes (NULL otherwise), 0006.
+    Column("output", JSONB),
     CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
     CheckConstraint("priority IS NULL OR priority BETWEEN 1 AND 10", name="priority"),
     CheckConstraint("depth >= 0", name="depth"),
@@ -253,6 +256,45 @@ dlq_items = Table(
 )
 Index("ix_dlq_items_failed", dlq_items.c.failed_at)
 Index("ix_dlq_items_execution", dlq_items.c.execution_id)
+
+# Named blobs a node put (``ctx.put_artifact``), one per execution and name, 0006.
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column(
+        "execution_id",
+        UUID(as_uuid=False),
+        ForeignKey("executions.execution_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", Text, nullable=False),
+    Column("node_id", Text),
+    Column("content_type", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # bytea
+    _ts("created_at", nullable=False),
+    PrimaryKeyConstraint("execution_id", "name"),
+)
+
+# The event history: the engine's events as streamed (observability/events.py), written
+# in batches (observability/history.py), 0006. Read by execution, or by type, over time.
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "execution_id",
+        UUID(as_uuid=False),
+        ForeignKey("executions.execution_id", ondelete="CASCADE"),
+    ),
+    Column("workflow_id", Text),
+    Column("node_id", Text),
+    Column("type", Text, nullable=False),
+    _ts("at", nullable=False),
+    Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+Index("ix_events_execution", events.c.execution_id, events.c.at)
+Index("ix_events_type", events.c.type, events.c.at)
 
 # A token that completes one waiting node once (``engine.resume``); it goes with its execution.
 resume_tokens = Table(
