@@ -8,7 +8,7 @@ from datetime import datetime
 
 from spane_py.records import ExecutionPage, ExecutionRecord, NodeRecord, PendingNode
 from spane_py.state import ExecutionStatus
-from spane_py.stores.postgres import params, rows, sql
+from spane_py.stores.postgres import params, rows, sql, sql_backlog
 from spane_py.stores.postgres.store_base import PostgresStoreBase
 
 
@@ -88,9 +88,11 @@ class PostgresQueries(PostgresStoreBase):
         self, *, older_than: datetime, limit: int = 500
     ) -> list[PendingNode]:
         params.check_window(limit)
-        found = await self._fetch("listing pending nodes", sql.PENDING_NODES, older_than, limit)
+        found = await self._fetch(
+            "listing pending nodes", sql_backlog.PENDING_NODES, older_than, limit
+        )
         return [rows.pending_node(r) for r in found]
 
     async def list_queued_workflows(self) -> list[str]:
-        found = await self._fetch("listing queued workflows", sql.QUEUED_WORKFLOWS)
+        found = await self._fetch("listing queued workflows", sql_backlog.QUEUED_WORKFLOWS)
         return [r["workflow_id"] for r in found]

@@ -93,7 +93,7 @@ def snapshot(row: Row) -> ExecutionSnapshot:
 
 
 def pending_node(row: Row) -> PendingNode:
-    """``sql.PENDING_NODES``."""
+    """``sql_backlog.PENDING_NODES``."""
     return PendingNode(
         execution_id=row["execution_id"],
         workflow_id=row["workflow_id"],

@@ -30,7 +30,7 @@ from spane_py.records import (
     Recent,
     Transition,
 )
-from spane_py.stores.postgres import params, rows, sql
+from spane_py.stores.postgres import params, rows, sql, sql_backlog
 from spane_py.stores.postgres.coalesce import write_item
 from spane_py.stores.postgres.connection import with_retry
 from spane_py.stores.postgres.queries import PostgresQueries
@@ -286,16 +286,16 @@ class PostgresTransitions(PostgresQueries):
         self, workflow_id: str, limit: int, now: datetime, *, key_limit: int | None = None
     ) -> list[ExecutionRecord]:
         limit = min(max(limit, 0), params.MAX_BIGINT)  # beyond: "unlimited", not a driver error
-        statement, args = sql.ADMIT_QUEUED, [workflow_id, limit, now]
+        statement, args = sql_backlog.ADMIT_QUEUED, [workflow_id, limit, now]
         if key_limit is not None:
-            statement = sql.ADMIT_QUEUED_KEYED
+            statement = sql_backlog.ADMIT_QUEUED_KEYED
             args.append(min(max(key_limit, 0), params.MAX_BIGINT))
 
         async def run() -> list[asyncpg.Record]:
             # Two statements in one transaction: the counts must be read after the lock is
             # held, so that they include what the previous holder admitted.
             async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(sql.LOCK_ADMISSION, workflow_id)
+                await conn.execute(sql_backlog.LOCK_ADMISSION, workflow_id)
                 return list(await conn.fetch(statement, *args))
 
         found = await with_retry(
