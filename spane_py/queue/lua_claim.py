@@ -65,7 +65,9 @@ end
 
 -- Up to ``want`` pending jobs of the lanes ``mine``, lowest score first across them, taken
 -- out of their queues: their ids, and the index in ``mine`` of each one's lane (nil when
--- ``mine`` is one lane: it costs what a single queue did).
+-- ``mine`` is one lane: it costs what a single queue did). Each lane is read ahead by its
+-- share of ``want`` (with scores: what a merge across lanes costs), and further only when
+-- the merge has used that up.
 local function take(mine, want)
   if #mine == 1 then
     local l = mine[1]
@@ -74,31 +76,54 @@ local function take(mine, want)
     l.readied = l.readied - #popped
     return popped, nil
   end
-  local heads, scores, at, taken = {}, {}, {}, {}
+  local ahead = math.min(want, math.ceil(want / #mine) + 1)
+  local heads, scores, at, read, more = {}, {}, {}, {}, {}
   for k, l in ipairs(mine) do
-    heads[k] = redis.call('ZRANGE', l.q, 0, want - 1, 'WITHSCORES')
+    heads[k] = redis.call('ZRANGE', l.q, 0, ahead - 1, 'WITHSCORES')
+    read[k] = #heads[k] / 2
+    more[k] = read[k] == ahead  -- the lane may hold more than was read
     scores[k] = tonumber(heads[k][2])
-    at[k], taken[k] = 1, 0
+    at[k] = 1
   end
+  -- Runs: the lane with the lowest next score gives jobs while they come before the next
+  -- job of every other lane (at least one: a tie goes to the lane listed first).
   local popped, from = {}, {}
-  for n = 1, want do
-    local best, low
+  local n = 0
+  while n < want do
+    local best, low, other
     for k = 1, #mine do
       local s = scores[k]
-      if s and (not best or s < low) then best, low = k, s end
+      if s then
+        if not best or s < low then
+          best, low, other = k, s, low
+        elseif not other or s < other then
+          other = s
+        end
+      end
     end
     if not best then break end
-    local h, a = heads[best], at[best]
-    popped[n] = h[2 * a - 1]
-    from[n] = best
-    at[best] = a + 1
-    taken[best] = taken[best] + 1
-    scores[best] = tonumber(h[2 * a + 2])
+    local h, a, s = heads[best], at[best], nil
+    repeat
+      n = n + 1
+      popped[n] = h[2 * a - 1]
+      from[n] = best
+      a = a + 1
+      if a > read[best] and more[best] and n < want then
+        local need, r = want - n, read[best]
+        local got = redis.call('ZRANGE', mine[best].q, r, r + need - 1, 'WITHSCORES')
+        for i = 1, #got do h[2 * r + i] = got[i] end
+        read[best] = r + #got / 2
+        more[best] = #got / 2 == need
+      end
+      s = tonumber(h[2 * a])
+    until n >= want or not s or (other and s >= other)
+    at[best], scores[best] = a, s
   end
   for k, l in ipairs(mine) do
-    if taken[k] > 0 then
-      redis.call('ZREMRANGEBYRANK', l.q, 0, taken[k] - 1)
-      l.readied = l.readied - taken[k]
+    local taken = at[k] - 1
+    if taken > 0 then
+      redis.call('ZREMRANGEBYRANK', l.q, 0, taken - 1)
+      l.readied = l.readied - taken
     end
   end
   return popped, from
@@ -125,10 +150,18 @@ local function claim(worker, want, lease, idle, draining, mine)
   local claimed = {}
   local drain, solo_lost = 0, -1
   local waiting, has = {}, {}
-  for k, l in ipairs(mine) do
-    if redis.call('EXISTS', l.sus) == 1 then
-      waiting[#waiting + 1] = k
-      has[k] = true
+  if #mine == 1 then
+    if redis.call('EXISTS', mine[1].sus) == 1 then waiting, has = {1}, {true} end
+  else
+    local sus = {}
+    for k, l in ipairs(mine) do sus[k] = l.sus end
+    if redis.call('EXISTS', unpack(sus)) > 0 then  -- one look for all, usually
+      for k, l in ipairs(mine) do
+        if redis.call('EXISTS', l.sus) == 1 then
+          waiting[#waiting + 1] = k
+          has[k] = true
+        end
+      end
     end
   end
   if #waiting > 0 then

@@ -330,7 +330,8 @@ class SpaneWorker:
         """Sleep until there may be work — a wake token, a local enqueue, a due scheduled
         job, ``poll_delay`` at the latest: True — or until a slot frees or a claim is
         answered: False (the way to wait may have changed; the finished job's own claim
-        already asked for more).
+        already asked for more). While its slots are full or a claim of its own is under
+        way, it waits for that alone (wake tokens stay for when it has room).
 
         ``asyncio.wait`` is used throughout: it never cancels what it waits on, so nothing
         here can swallow a cancellation (Python 3.11's ``wait_for`` can).
@@ -341,7 +342,15 @@ class SpaneWorker:
         if timeout <= 0 or self._stopping:
             return True
         local = self.job_queue.local_wake
-        full = len(self._held) >= self.concurrency or self._solo or self._draining
+        # Full, or its own claim is queued or under way (that claim takes what is pending
+        # now, and its answer comes as ``changed``): a wake-up would only claim nothing.
+        full = (
+            len(self._held) >= self.concurrency
+            or self._solo
+            or self._draining
+            or self._asked > 0
+            or self._queued is not None
+        )
         if not full and local.is_set():
             local.clear()
             return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator
 
@@ -115,6 +116,38 @@ async def test_a_worker_of_several_lanes_takes_jobs_by_priority_then_arrival(
     for job in [*first.jobs, *rest.jobs]:
         assert await queue.redis.zscore(queue.lane(job.queue).running, job.job_id) is not None
     assert (await queue.stats()).queued == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_claims_across_lanes_follow_the_scores_whatever_their_mix(
+    queue: JobQueue, seed: int
+) -> None:
+    """Runs of one lane, alternations, priorities, claims of every size: the jobs come out
+    in the order of their scores across the lanes claimed, and no other lane is touched."""
+    rng = random.Random(seed)
+    lanes = ["a", "b", "c"]
+    for i in range(300):
+        lane = rng.choice(lanes) if rng.random() < 0.5 else lanes[i // 100]
+        batch = [NodeJob(f"{lane}{i}-{k}", "wf", 1, "a", queue=lane) for k in range(3)]
+        await queue.enqueue(batch[: rng.randint(1, 3)], priority=rng.choice([1, 5, 5, 9]))
+    await queue.enqueue(jobs(20, "d"))
+    served = ("c", "a", "b")
+    expected: list[tuple[float, str]] = []
+    for lane in served:
+        found = await queue.redis.zrange(queue.lane(lane).queue, 0, -1, withscores=True)
+        expected += [(score, member.decode()) for member, score in found]
+    order = [job_id for _, job_id in sorted(expected)]
+    taken: list[str] = []
+    while True:
+        want = rng.choice([1, 2, 7, 50, 120])
+        claim = await queue.claim("w", want, lease_ms=LEASE_MS, queues=served)
+        assert len(claim.jobs) <= want
+        assert all(j.job_id.rsplit(":", 3)[1].startswith(j.queue) for j in claim.jobs)
+        taken += [j.job_id for j in claim.jobs]
+        if len(claim.jobs) < want:
+            break
+    assert taken == order
+    assert (await queue.lane_stats())["d"].queued == 20
 
 
 async def test_a_worker_of_two_lanes_runs_the_jobs_of_both(queue: JobQueue) -> None:
