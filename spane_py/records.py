@@ -70,6 +70,10 @@ class ExecutionRecord:
     # Its workflow's concurrency key value (``ConcurrencyLimit.key_of``: canonical JSON
     # text), fixed when it is created; None: its workflow had no key limit then.
     concurrency_key: str | None = None
+    # A completed execution's output (JSON text): the data of its final nodes, set by the
+    # planner when it completes (``dataflow.final_output``); None until then, and for an
+    # execution that failed or was cancelled.
+    output: str | None = None
 
 
 _NODE_FIELDS = tuple(f.name for f in fields(NodeRecord))

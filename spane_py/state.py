@@ -71,7 +71,12 @@ class NodeResult(BaseModel):
 
 
 class ExecutionState(BaseModel):
-    """An execution as stored: status, pinned version, and the results of its nodes so far."""
+    """An execution as stored: status, pinned version, and the results of its nodes so far.
+
+    ``output``: once it completed, the data of its final nodes (the nodes without
+    children) — one final node: its data; several: ``{node_id: data}`` of those that
+    succeeded (a skipped branch is left out); None until it completes, and when it failed
+    or was cancelled. What a ``sub-workflow`` node hands its parent."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -88,6 +93,7 @@ class ExecutionState(BaseModel):
     metadata: dict[str, Any] = {}
     error: str | None = None
     priority: int | None = None
+    output: Any = None
 
     @property
     def duration_ms(self) -> float | None:

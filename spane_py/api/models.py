@@ -109,6 +109,9 @@ class ExecutionSummary(BaseModel):
     depth: int = 0
     priority: int | None = None
     metadata: dict[str, Any] = {}
+    output: Any = Field(
+        None, description="Once completed: the data of its final nodes (null until then)"
+    )
 
 
 class ExecutionPage(BaseModel):

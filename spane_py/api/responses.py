@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from spane_py import _json
 from spane_py.api import models
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.engine import planner
@@ -59,6 +60,7 @@ def execution_summary(record: ExecutionRecord) -> models.ExecutionSummary:
         depth=record.depth,
         priority=record.priority,
         metadata=dict(record.metadata),
+        output=None if record.output is None else _json.loads(record.output),
     )
 
 

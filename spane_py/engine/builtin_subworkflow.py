@@ -1,5 +1,6 @@
 """The ``sub-workflow`` node: starts a child execution and waits for it without holding a
-worker; its data is the child's final node's data (several: ``{node_id: data}``), mapped."""
+worker; its data is the child's output (``ExecutionState.output``: its final node's data;
+several: ``{node_id: data}``), mapped."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from spane_py.definitions.builtin_configs import (
 from spane_py.engine import planner, starting
 from spane_py.engine.attempt import Attempt
 from spane_py.engine.builtin_base import Services, Step, suspend
+from spane_py.engine.dataflow import final_output
 from spane_py.engine.ids import new_execution_id
 from spane_py.errors import MaxDepthExceededError, StatePersistenceError
 from spane_py.observability.trace_ids import TRACEPARENT, child_traceparent
@@ -108,17 +110,13 @@ class SubWorkflowNode:
         if not child.status.is_terminal:
             return None  # the child's end sends this job again
         if child.status is ExecutionStatus.COMPLETED:
-            graph = await self.services.cache.get(child.workflow_id, child.workflow_version)
-            finals = [n for n in graph.order if not graph.children[n]]
-            if len(finals) == 1:
-                rec = snap.nodes.get(finals[0])
-                output: Any = rec.data if rec is not None else None
-            else:
-                output = {
-                    n: rec.data
-                    for n in finals
-                    if (rec := snap.nodes.get(n)) is not None and rec.status is NodeStatus.SUCCEEDED
-                }
+            # The child's output (dataflow.final_output), stored when it completed; a child
+            # completed before outputs were stored (schema 0005) has it computed here.
+            text = child.output
+            if text is None:
+                graph = await self.services.cache.get(child.workflow_id, child.workflow_version)
+                text = final_output(graph, snap.nodes)
+            output = _json.loads(text)
             data = apply_mapping(output, config.output_mapping)
             return planner.NodeOutcome(NodeStatus.SUCCEEDED, output=_json.dumps(data))
         error = (

@@ -1,10 +1,11 @@
 """The graph's rules, shared by the planner's decisions: which nodes a new execution starts
 with, which pending nodes a finished one makes ready (claimed or skipped), when the
-execution settles, and what input a node gets. Pure: no I/O, no clock.
+execution settles and with what output, and what input a node gets. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -105,7 +106,11 @@ def settle(
         failed = [r for r in records if r is not None and r.status is NodeStatus.FAILED]
         if not failed:
             return evolve_execution(
-                execution, status=ExecutionStatus.COMPLETED, completed_at=now, error=None
+                execution,
+                status=ExecutionStatus.COMPLETED,
+                completed_at=now,
+                error=None,
+                output=final_output(graph, nodes),
             )
     if any(r is not None and r.status in IN_FLIGHT for r in records):
         return None
@@ -114,6 +119,32 @@ def settle(
         return None
     error = f"node {failed[0].node_id!r} failed: {failed[0].error}"
     return evolve_execution(execution, status=ExecutionStatus.FAILED, completed_at=now, error=error)
+
+
+def final_output(graph: WorkflowGraph, nodes: Mapping[str, NodeRecord]) -> str:
+    """The output of a completed execution, as JSON text: the data of its final nodes (the
+    nodes without children). One final node: its data; several: ``{node_id: data}``. Only
+    a final node that succeeded counts: a skipped one (a branch not taken) is left out of
+    the object, and a lone final node that was skipped gives ``null``. The sub-workflow
+    node hands its parent this value (``builtin_subworkflow``).
+
+    Built from the nodes' JSON text, without decoding it."""
+    finals = [n for n in graph.order if not graph.children[n]]
+    if len(finals) == 1:
+        return _succeeded_output(nodes.get(finals[0])) or "null"
+    parts = [
+        f"{_json.dumps(n)}:{data}"
+        for n in finals
+        if (data := _succeeded_output(nodes.get(n))) is not None
+    ]
+    return "{" + ",".join(parts) + "}"
+
+
+def _succeeded_output(rec: NodeRecord | None) -> str | None:
+    """A node's data as JSON text when it succeeded (``null`` when it has none)."""
+    if rec is None or rec.status is not NodeStatus.SUCCEEDED:
+        return None
+    return rec.output if rec.output is not None else "null"
 
 
 def descendants(graph: WorkflowGraph, roots: list[str]) -> list[str]:

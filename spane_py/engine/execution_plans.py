@@ -169,7 +169,9 @@ def plan_retry_execution(
         waiting_parents = [n for n in graph.order if pending(nodes.get(n))]
         claimed = claim_ready(graph, nodes, changed, waiting_parents, now)
         again = ExecutionStatus.QUEUED if queued else ExecutionStatus.RUNNING
-        running = evolve_execution(snap.execution, status=again, completed_at=None, error=None)
+        running = evolve_execution(
+            snap.execution, status=again, completed_at=None, error=None, output=None
+        )
         jobs = tuple(Wakeup(n, nodes[n].generation) for n in [*redo, *claimed])
         return Transition(nodes=tuple(changed.values()), execution=running, decision=Retried(jobs))
 

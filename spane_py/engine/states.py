@@ -40,6 +40,7 @@ def to_state(record: ExecutionRecord, nodes: Mapping[str, NodeRecord]) -> Execut
         metadata=dict(record.metadata),
         error=record.error,
         priority=record.priority,
+        output=None if record.output is None else _json.loads(record.output),
     )
 
 

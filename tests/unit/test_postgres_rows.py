@@ -67,6 +67,7 @@ def execution_values() -> dict[str, Any]:
         "completed_at": None,
         "error": None,
         "concurrency_key": '"c-1"',
+        "output": '{"e": [1, 2]}',
     }
 
 
@@ -84,6 +85,7 @@ def test_the_execution_and_node_mappers_read_exactly_the_selected_columns() -> N
     assert record.status is ExecutionStatus.RUNNING
     assert record.metadata == {"m": True}
     assert record.concurrency_key == '"c-1"'
+    assert record.output == '{"e": [1, 2]}'
 
     node = Recording(node_values())
     rows.node(node)

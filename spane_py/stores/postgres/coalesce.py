@@ -204,6 +204,7 @@ def write_item(execution_id: str, revision: int, result: Transition) -> dict[str
             completed_at=new.completed_at,
             error=new.error,
             metadata=dict(new.metadata),
+            output=new.output,
         )
     return item
 

@@ -56,6 +56,7 @@ def execution(row: Row) -> ExecutionRecord:
         completed_at=row["completed_at"],
         error=row["error"],
         concurrency_key=row["concurrency_key"],
+        output=row["output"],
     )
 
 

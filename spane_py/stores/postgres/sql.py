@@ -54,7 +54,8 @@ _NODE_UPSERT_SET = """
 EXECUTION_COLUMNS = (
     "execution_id::text, workflow_id, workflow_version, status, initial_data::text, "
     "metadata::text, parent_execution_id::text, parent_node_id, depth, priority, "
-    "idempotency_key, created_at, started_at, completed_at, error, concurrency_key"
+    "idempotency_key, created_at, started_at, completed_at, error, concurrency_key, "
+    "output::text"
 )
 
 # One execution and all its nodes, as one consistent snapshot (one statement).
@@ -81,7 +82,7 @@ WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
         execution_id uuid, revision bigint, set_execution boolean, status text,
         started_at timestamptz, completed_at timestamptz, error text, metadata jsonb,
-        nodes jsonb, spans jsonb, dlq jsonb)
+        output text, nodes jsonb, spans jsonb, dlq jsonb)
 ), guard AS (
     UPDATE executions e SET
         revision = e.revision + 1,
@@ -89,7 +90,8 @@ WITH input AS (
         started_at = CASE WHEN i.set_execution THEN i.started_at ELSE e.started_at END,
         completed_at = CASE WHEN i.set_execution THEN i.completed_at ELSE e.completed_at END,
         error = CASE WHEN i.set_execution THEN i.error ELSE e.error END,
-        metadata = CASE WHEN i.set_execution THEN i.metadata ELSE e.metadata END
+        metadata = CASE WHEN i.set_execution THEN i.metadata ELSE e.metadata END,
+        output = CASE WHEN i.set_execution THEN i.output::jsonb ELSE e.output END
     FROM input i
     WHERE e.execution_id = i.execution_id AND e.revision = i.revision
     RETURNING e.execution_id
@@ -147,9 +149,9 @@ CREATE_EXECUTION = f"""
 WITH ins AS (
     INSERT INTO executions (execution_id, workflow_id, workflow_version, status, initial_data,
         metadata, parent_execution_id, parent_node_id, depth, priority, idempotency_key,
-        created_at, started_at, completed_at, error, concurrency_key)
+        created_at, started_at, completed_at, error, concurrency_key, output)
     VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-            $17)
+            $17, $18::jsonb)
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING execution_id
 ), nodes AS (
@@ -167,14 +169,15 @@ WITH input AS (
         execution_id uuid, workflow_id text, workflow_version int, status text,
         initial_data text, metadata jsonb, parent_execution_id uuid, parent_node_id text,
         depth int, priority smallint, created_at timestamptz, started_at timestamptz,
-        completed_at timestamptz, error text, concurrency_key text, nodes jsonb)
+        completed_at timestamptz, error text, concurrency_key text, output text,
+        nodes jsonb)
 ), ins AS (
     INSERT INTO executions (execution_id, workflow_id, workflow_version, status, initial_data,
         metadata, parent_execution_id, parent_node_id, depth, priority, created_at,
-        started_at, completed_at, error, concurrency_key)
+        started_at, completed_at, error, concurrency_key, output)
     SELECT execution_id, workflow_id, workflow_version, status, initial_data::jsonb,
         metadata, parent_execution_id, parent_node_id, depth, priority, created_at,
-        started_at, completed_at, error, concurrency_key
+        started_at, completed_at, error, concurrency_key, output::jsonb
     FROM input
     RETURNING execution_id
 ), nodes AS (

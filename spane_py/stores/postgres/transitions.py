@@ -67,6 +67,7 @@ class PostgresTransitions(PostgresQueries):
             record.error,
             params.nodes_json(nodes),
             record.concurrency_key,
+            record.output,
         )
         lost_connection = False
 
@@ -137,6 +138,7 @@ class PostgresTransitions(PostgresQueries):
                     "completed_at": r.completed_at,
                     "error": r.error,
                     "concurrency_key": r.concurrency_key,
+                    "output": r.output,
                     "nodes": [params.node_item(n) for n in nodes],
                 }
                 for r, nodes in items
