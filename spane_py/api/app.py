@@ -1,6 +1,7 @@
 """``create_app(engine)``: the HTTP API and the dashboard, as one FastAPI application.
 
-    /            the dashboard (executions), /executions/{id}, /dlq
+    /            the dashboard (executions), /executions/{id}, /workflows, /workers,
+                 /approvals, /dlq
     /api/...     the JSON API (OpenAPI at /openapi.json, docs at /docs)
     /healthz     Redis, the store and live workers (always open)
     /metrics     Prometheus text
@@ -24,12 +25,14 @@ from spane_py import __version__
 from spane_py.api import access_log, dashboard, errors
 from spane_py.api.deps import require_token, require_token_or_query
 from spane_py.api.routes import (
+    approvals,
     control,
     dlq,
     events,
     executions,
     system,
     tokens,
+    triggers,
     webhooks,
     workflows,
 )
@@ -129,6 +132,8 @@ def create_app(
     app.include_router(control.router, prefix=api, dependencies=auth)  # before executions/{id}
     app.include_router(executions.router, prefix=api, dependencies=auth)
     app.include_router(tokens.router, prefix=api, dependencies=auth)
+    app.include_router(approvals.router, prefix=api, dependencies=auth)
+    app.include_router(triggers.router, prefix=api, dependencies=auth)
     app.include_router(dlq.router, prefix=api, dependencies=auth)
     app.include_router(system.router, prefix=api, dependencies=auth)
     app.include_router(events.router, prefix=api, dependencies=[Depends(require_token_or_query)])
