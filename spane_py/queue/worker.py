@@ -111,7 +111,7 @@ class SpaneWorker:
         self.periodic = list(periodic)
         self.presence = presence
         self.worker_id = new_worker_id()
-        self.started_at = time.time()
+        self.started_at = time.time()  # unix seconds, for its beat
         # Running deliveries: job id -> (the claim, its task).
         self.tasks: dict[str, tuple[ClaimedJob, asyncio.Task[None]]] = {}
         # Jobs whose handler runs (a slot each), with the task of that delivery.
@@ -137,7 +137,6 @@ class SpaneWorker:
         on its own (its running jobs were released).
         """
         self._main = asyncio.current_task()
-        self.started_at = time.time()
         loop = asyncio.get_running_loop()
         if self.handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
