@@ -13,7 +13,7 @@ _queue_name_re = re.compile(QUEUE_NAME_PATTERN)
 def check_queue_name(name: object, *, what: str = "queue name") -> str:
     """``name`` when it is a queue name (1-64 letters, digits, '_', '.' or '-', starting with
     a letter or digit); ``ValueError`` naming it and the rule otherwise."""
-    if not isinstance(name, str) or not _queue_name_re.match(name):
+    if not isinstance(name, str) or not _queue_name_re.fullmatch(name):
         raise ValueError(
             f"{what} {name!r} is not valid: 1-64 letters, digits, '_', '.' or '-', starting "
             "with a letter or a digit"

@@ -166,7 +166,8 @@ async def test_bulk_retry_and_replay(client: httpx.AsyncClient) -> None:
         ("/api/executions/bulk/pause", {"execution_ids": []}, 422, "body field 'execution_ids'"),
         ("/api/executions/bulk/pause", {}, 422, "body field 'execution_ids': Field required"),
         ("/api/executions/bulk/explode", {"execution_ids": ["x"]}, 422,
-         "path parameter 'action': Input should be 'pause', 'resume', 'cancel', 'retry' or 'replay'"),
+         "path parameter 'action': Input should be 'pause', 'resume', 'cancel', 'retry' or "
+         "'replay'"),
     ],
 )  # fmt: skip
 async def test_bad_bulk_requests(

@@ -219,7 +219,7 @@ def test_a_definition_without_queues_keeps_its_content_hash() -> None:
     assert routed.content_hash != plain.content_hash
 
 
-@pytest.mark.parametrize("bad", ["", "has space", "-lead", "x" * 65, "é"])
+@pytest.mark.parametrize("bad", ["", "has space", "-lead", "x" * 65, "é", "gpu\n"])
 def test_bad_queue_names_are_refused_everywhere(bad: str) -> None:
     registry = NodeRegistry()
 
