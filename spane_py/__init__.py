@@ -9,6 +9,7 @@ import importlib
 import typing
 
 from spane_py.errors import (
+    ArtifactNotFoundError,
     CircuitBreakerOpenError,
     ConfigurationError,
     DlqItemNotFoundError,
@@ -43,6 +44,7 @@ from spane_py.errors import (
 
 if typing.TYPE_CHECKING:
     from spane_py.api.app import create_app
+    from spane_py.artifacts import ArtifactRef
     from spane_py.clock import Clock, SkippingClock, SystemClock
     from spane_py.context import ExecutionContext
     from spane_py.definitions.models import (
@@ -68,6 +70,8 @@ if typing.TYPE_CHECKING:
     from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
     from spane_py.settings import SpaneSettings
     from spane_py.state import (
+        Artifact,
+        ArtifactInfo,
         ExecutionState,
         ExecutionStatus,
         ExecutionTrace,
@@ -89,6 +93,9 @@ __version__ = "0.1.0"
 # Public name -> the module that defines it ("module:attribute" where the name differs),
 # imported on first use.
 _LAZY = {
+    "Artifact": "spane_py.state",
+    "ArtifactInfo": "spane_py.state",
+    "ArtifactRef": "spane_py.artifacts",
     "Clock": "spane_py.clock",
     "BackoffPolicy": "spane_py.definitions.models",
     "BreakerState": "spane_py.traffic.breakers",
@@ -166,6 +173,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Artifact",
+    "ArtifactInfo",
+    "ArtifactNotFoundError",
+    "ArtifactRef",
     "BackoffPolicy",
     "BreakerState",
     "BulkResult",

@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 from spane_py import _json
 from spane_py._text import storable, storable_value
+from spane_py.artifacts import ArtifactRef, Artifacts, decode, target
 from spane_py.definitions.models import NodeDefinition
-from spane_py.errors import NonRetryableError, RateLimitError
+from spane_py.errors import ConfigurationError, NonRetryableError, RateLimitError
 from spane_py.limits import MAX_DELAY_MS
 from spane_py.records import LogRecord, NodeRecord
 from spane_py.results import ExecutionResult
@@ -66,11 +67,14 @@ class ExecutionContext:
 
     ``previous_results`` holds the results of the node's parents, ``all_node_results``
     those of every node finished so far; both are decoded on first access.
-    ``log(level, message, **fields)`` records a structured log line for the node.
+    ``log(level, message, **fields)`` records a structured log line for the node;
+    ``put_artifact``, ``get_artifact`` and ``artifact_ref`` keep and read the execution's
+    artifacts (spane_py/artifacts.py).
     """
 
     __slots__ = (
         "_all",
+        "_artifacts",
         "_cancel",
         "_initial",
         "_initial_text",
@@ -108,6 +112,7 @@ class ExecutionContext:
         metadata: Mapping[str, Any] | None = None,
         config: BaseModel | None = None,
         initial_data: str = "null",
+        artifacts: Artifacts | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self.execution_id = execution_id
@@ -129,6 +134,7 @@ class ExecutionContext:
         self._cancel: asyncio.Event | None = None
         self._initial_text = initial_data  # the execution's input, JSON text
         self._initial: Any = _UNDECODED
+        self._artifacts = artifacts
 
     @property
     def initial_data(self) -> Any:
@@ -142,6 +148,42 @@ class ExecutionContext:
     def initial_data_json(self) -> str:
         """The execution's input as JSON text (what a nested context is given)."""
         return self._initial_text
+
+    # Artifacts -------------------------------------------------------------------
+    async def put_artifact(
+        self, name: str, data: Any, *, content_type: str | None = None
+    ) -> ArtifactRef:
+        """Keep ``data`` as the execution's artifact ``name``, now (replacing one of that
+        name): bytes as they are (``content_type``: application/octet-stream unless
+        given), any other value as JSON. Returns its ``ArtifactRef``, to return or pass
+        downstream instead of the data. Over ``max_artifact_bytes`` the node fails."""
+        return await self._artifact_store().put(
+            self.execution_id, self.node_id, name, data, content_type
+        )
+
+    async def get_artifact(self, name_or_ref: str | Mapping[str, Any]) -> Any:
+        """An artifact of this execution by name, or any execution's by ``ArtifactRef``
+        (as returned by ``put_artifact``, or the dict it became downstream): its bytes, or
+        the value of one put as JSON. ``ArtifactNotFoundError`` when there is none."""
+        execution_id, name = target(self.execution_id, name_or_ref)
+        record, data = await self._artifact_store().read(execution_id, name)
+        return decode(data, record.content_type)
+
+    def artifact_ref(self, name: str) -> ArtifactRef:
+        """A reference to this execution's artifact ``name`` (put or to be put)."""
+        return ArtifactRef(self.execution_id, name)
+
+    @property
+    def artifacts(self) -> Artifacts | None:
+        """The artifact store handle (for contexts the engine derives, map items)."""
+        return self._artifacts
+
+    def _artifact_store(self) -> Artifacts:
+        if self._artifacts is None:
+            raise ConfigurationError(
+                "this ExecutionContext has no artifact store (the engine's contexts have one)"
+            )
+        return self._artifacts
 
     # Cancellation ----------------------------------------------------------------
     @property

@@ -20,6 +20,7 @@
     ├── InvalidExecutionStateError
     ├── ResumeTokenError
     ├── DlqItemNotFoundError
+    ├── ArtifactNotFoundError
     ├── InvalidTriggerError
     ├── ScheduleNotFoundError
     ├── WebhookNotFoundError        (HTTP 404)
@@ -310,6 +311,12 @@ class DlqItemNotFoundError(SpaneError):
     """No dead-letter item has this id."""
 
     code = "DLQ_ITEM_NOT_FOUND"
+
+
+class ArtifactNotFoundError(SpaneError):
+    """The execution has no artifact of this name."""
+
+    code = "ARTIFACT_NOT_FOUND"
 
 
 class InvalidTriggerError(SpaneError):

@@ -282,3 +282,32 @@ class PendingNode:
 class ExecutionPage:
     items: tuple[ExecutionRecord, ...]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """A named blob of an execution (``ctx.put_artifact``), without its bytes (the store
+    returns those beside it): one per execution and name."""
+
+    execution_id: str
+    name: str
+    content_type: str
+    size: int  # bytes
+    created_at: datetime
+    node_id: str | None = None  # the node that put it
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One engine event kept in the event history (``engine.get_events``): its stable name
+    (``type``: ``node.completed``, ``execution.failed``, ... as in
+    ``spane_py.observability.events``), the execution, workflow and node it is about (None
+    where it is about none), when it was emitted, and its other fields (``attempt``,
+    ``error``, ...)."""
+
+    type: str
+    at: datetime
+    execution_id: str | None = None
+    workflow_id: str | None = None
+    node_id: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)

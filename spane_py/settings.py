@@ -32,6 +32,7 @@ Engines and workers:
 - ``SPANE_STALE_AFTER``: seconds a node may stay queued (or running) before a sweep sends
   its job again (30).
 - ``SPANE_MAX_OUTPUT_BYTES``: the largest node output, in bytes of JSON (1048576).
+- ``SPANE_MAX_ARTIFACT_BYTES``: the largest artifact a node may put, in bytes (67108864).
 - ``SPANE_SCHEDULE_GRACE``: seconds a schedule's tick may be late and still run; older
   ones follow the schedule's missed policy (10).
 - ``SPANE_SCHEDULE_REFRESH``: at most this many seconds pass before a worker's scheduler
@@ -95,6 +96,7 @@ class SpaneSettings(BaseSettings):
     sweep_interval: float = Field(15.0, gt=0)
     stale_after: float = Field(30.0, gt=0)
     max_output_bytes: int = Field(1 << 20, ge=1)
+    max_artifact_bytes: int = Field(64 << 20, ge=1)
     schedule_grace: float = Field(10.0, gt=0)
     schedule_refresh: float = Field(5.0, gt=0)
     global_rate_limit: str | None = None
@@ -162,7 +164,8 @@ class SpaneSettings(BaseSettings):
 
     def engine_kwargs(self, *, store: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``WorkflowEngine`` taken from these settings: Redis, key
-        prefix, worker timings (poll, lease, shutdown grace, sweeper), output limit and
+        prefix, worker timings (poll, lease, shutdown grace, sweeper), output and artifact
+        limits and
         (unless ``store=False``) a new store from ``make_store()``."""
         kwargs: dict[str, Any] = {
             "redis_url": self.redis_url or None,
@@ -173,6 +176,7 @@ class SpaneSettings(BaseSettings):
             "sweep_interval_seconds": self.sweep_interval,
             "stale_after_seconds": self.stale_after,
             "max_output_bytes": self.max_output_bytes,
+            "max_artifact_bytes": self.max_artifact_bytes,
             "schedule_grace_seconds": self.schedule_grace,
             "schedule_refresh_seconds": self.schedule_refresh,
         }

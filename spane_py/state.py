@@ -138,6 +138,32 @@ class LogView(BaseModel):
     fields: dict[str, Any] = {}
 
 
+class ArtifactInfo(BaseModel):
+    """An artifact of an execution (``ctx.put_artifact``), without its bytes:
+    ``engine.list_artifacts``, the trace, ``GET /api/executions/{id}/artifacts``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    execution_id: str
+    name: str
+    node_id: str | None = None  # the node that put it
+    content_type: str
+    size: int  # bytes
+    created_at: datetime
+
+
+class Artifact(ArtifactInfo):
+    """An artifact with its bytes: ``engine.get_artifact``. ``value()`` is what
+    ``ctx.get_artifact`` gives a node: the value of one put as JSON, else the bytes."""
+
+    data: bytes
+
+    def value(self) -> Any:
+        from spane_py.artifacts import decode
+
+        return decode(self.data, self.content_type)
+
+
 class ExecutionTrace(BaseModel):
     """Everything recorded about an execution: ``engine.get_trace(execution_id)``."""
 
@@ -147,3 +173,4 @@ class ExecutionTrace(BaseModel):
     spans: list[SpanView]
     logs: list[LogView]
     children: list[ExecutionState]
+    artifacts: list[ArtifactInfo] = []

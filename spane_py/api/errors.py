@@ -26,6 +26,7 @@ logger = logging.getLogger("spane_py.api")
 _STATUS: tuple[tuple[type[e.SpaneError], int], ...] = (
     (e.WorkflowNotFoundError, 404),
     (e.ExecutionNotFoundError, 404),
+    (e.ArtifactNotFoundError, 404),
     (e.DlqItemNotFoundError, 404),
     (e.WebhookNotFoundError, 404),
     (e.ScheduleNotFoundError, 404),

@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from spane_py._text import text_problem
 from spane_py.limits import MAX_DELAY_SECONDS
-from spane_py.state import ExecutionState, ExecutionStatus, LogView, SpanView
+from spane_py.state import ArtifactInfo, ExecutionState, ExecutionStatus, LogView, SpanView
 
 
 def _storable(value: str) -> str:
@@ -145,6 +145,7 @@ class Trace(BaseModel):
     spans: list[SpanView]
     logs: list[LogView]
     children: list[ExecutionState]
+    artifacts: list[ArtifactInfo] = []
     graph: ExecutionGraph | None = Field(
         None, description="null when the workflow version is no longer stored"
     )

@@ -1,5 +1,6 @@
 """``Attempt``: one run of one node, from its start decision to its result — what the
-runner and the built-in node types share about it (its job, graph, context and start)."""
+runner and the built-in node types share about it (its job, graph, context and start) —
+and ``node_context``, the context its executor is given."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 
+from spane_py.artifacts import Artifacts
 from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.context import ExecutionContext
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
-from spane_py.engine import spans
+from spane_py.engine import dataflow, spans
 from spane_py.engine.decisions import Started
 from spane_py.observability import events
 from spane_py.queue.jobs import NodeJob
@@ -65,3 +67,29 @@ class Attempt:
 
     def emit_span(self, span: SpanRecord) -> None:
         events.emit(events.NODE_SPAN, logging.DEBUG, span=span, execution=self.started.execution)
+
+
+def node_context(
+    job: NodeJob,
+    graph: WorkflowGraph,
+    node: NodeDefinition,
+    started: Started,
+    artifacts: Artifacts | None,
+) -> ExecutionContext:
+    """The context of a node about to run (or wake), built from its start decision."""
+    execution = started.execution
+    return ExecutionContext(
+        workflow_id=job.workflow_id,
+        execution_id=job.execution_id,
+        node=node,
+        input_data=dataflow.node_input(graph, node.id, execution, started.nodes),
+        records=started.nodes,
+        parent_ids=graph.parents[node.id],
+        workflow_version=job.workflow_version,
+        parent_execution_id=execution.parent_execution_id,
+        depth=execution.depth,
+        attempt=started.attempt,
+        metadata=execution.metadata,
+        initial_data=execution.initial_data,
+        artifacts=artifacts,
+    )

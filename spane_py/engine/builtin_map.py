@@ -54,6 +54,7 @@ class MapNode:
                 metadata=ctx.metadata,
                 config=parsed,
                 initial_data=ctx.initial_data_json,
+                artifacts=ctx.artifacts,
             )
             async with limit:
                 try:

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, Union
 
 from spane_py._text import check_argument
+from spane_py.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
 from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import MAX_WEBHOOK_TOLERANCE_S, WorkflowDefinition
@@ -99,6 +100,7 @@ class EngineCore:
         webhook_clock: Callable[[], float] = time.time,
         clock: Clock | None = None,
         threads: int | None = None,
+        max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -199,6 +201,16 @@ class EngineCore:
         ):
             raise ConfigurationError(f"threads must be a positive integer, got {threads!r}")
         self.threads = threads
+        # The largest artifact a node may put (ctx.put_artifact; spane_py/artifacts.py).
+        if (
+            isinstance(max_artifact_bytes, bool)
+            or not isinstance(max_artifact_bytes, int)
+            or max_artifact_bytes < 1
+        ):
+            raise ConfigurationError(
+                f"max_artifact_bytes must be a positive integer, got {max_artifact_bytes!r}"
+            )
+        self.max_artifact_bytes = max_artifact_bytes
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url
@@ -232,6 +244,7 @@ class EngineCore:
                 max_output_bytes=self.max_output_bytes,
                 cancel_grace_seconds=self.cancel_grace_seconds,
                 max_lost_deliveries=self.max_lost_deliveries,
+                max_artifact_bytes=self.max_artifact_bytes,
             ),
         )
         await self._observability.start(self._wired.queue, self.store)

@@ -9,22 +9,24 @@ from datetime import datetime
 from typing import Any
 
 from spane_py._text import check_argument
+from spane_py.artifacts import name_problem
 from spane_py.definitions.models import WorkflowDefinition
 from spane_py.engine.control import BulkResult, check_token
 from spane_py.engine.core import EngineCore, RegisteredWorkflow, WorkflowSource
 from spane_py.engine.observe_methods import ObserveMethods
 from spane_py.engine.observing import scoped
-from spane_py.engine.states import to_log, to_span, to_state
+from spane_py.engine.states import to_artifact, to_log, to_span, to_state
 from spane_py.engine.trigger_methods import TriggerMethods
 from spane_py.engine.worker_methods import WorkerMethods
 from spane_py.errors import (
+    ArtifactNotFoundError,
     ExecutionNotFoundError,
     ExecutionWaitTimeoutError,
     InvalidEnqueueOptionsError,
     WorkflowNotFoundError,
 )
 from spane_py.records import DlqRecord, ResumeTokenRecord, WorkflowVersionRecord
-from spane_py.state import ExecutionState, ExecutionTrace
+from spane_py.state import Artifact, ArtifactInfo, ExecutionState, ExecutionTrace
 
 __all__ = ["RegisteredWorkflow", "WorkflowEngine", "WorkflowSource"]
 
@@ -117,11 +119,12 @@ class WorkflowEngine(WorkerMethods, TriggerMethods, ObserveMethods, EngineCore):
         return to_state(snapshot.execution, snapshot.nodes)
 
     async def get_trace(self, execution_id: str) -> ExecutionTrace:
-        """The execution, its nodes, one span per node attempt (oldest first), its log lines
-        and its child executions (sub-workflows), as one object."""
+        """The execution, its nodes, one span per node attempt (oldest first), its log lines,
+        its child executions (sub-workflows) and its artifacts, as one object."""
         execution = await self.get_execution(execution_id)
         spans = await self.store.get_spans(execution_id)
         logs = await self.store.get_logs(execution_id)
+        artifacts = await self.store.list_artifacts(execution_id)
         children = []
         for child in await self.store.get_child_executions(execution_id):
             snap = await self.store.get_snapshot(child.execution_id)
@@ -132,7 +135,32 @@ class WorkflowEngine(WorkerMethods, TriggerMethods, ObserveMethods, EngineCore):
             spans=[to_span(s) for s in spans],
             logs=[to_log(line) for line in logs],
             children=children,
+            artifacts=[to_artifact(a) for a in artifacts],
         )
+
+    async def get_artifact(self, execution_id: str, name: str) -> Artifact:
+        """An execution's artifact with its bytes (``value()`` decodes one put as JSON);
+        ``ArtifactNotFoundError`` when it has none of that name (docs/artifacts.md)."""
+        check_argument("execution_id", execution_id)
+        await self.store.start()
+        found = None if name_problem(name) else await self.store.get_artifact(execution_id, name)
+        if found is None:
+            raise ArtifactNotFoundError(
+                f"execution {execution_id!r} has no artifact {name!r}", execution_id=execution_id
+            )
+        record, data = found
+        return Artifact(**to_artifact(record).model_dump(), data=data)
+
+    async def list_artifacts(self, execution_id: str) -> list[ArtifactInfo]:
+        """An execution's artifacts by name: node, content type, size, when put (no bytes).
+        ``ExecutionNotFoundError`` for an unknown execution."""
+        check_argument("execution_id", execution_id)
+        await self.store.start()
+        if await self.store.get_execution(execution_id) is None:
+            raise ExecutionNotFoundError(
+                f"execution {execution_id!r} does not exist", execution_id=execution_id
+            )
+        return [to_artifact(a) for a in await self.store.list_artifacts(execution_id)]
 
     async def wait_for_execution(
         self, execution_id: str, timeout: float | None = 60.0

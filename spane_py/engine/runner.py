@@ -10,12 +10,13 @@ from datetime import timedelta
 from typing import Any, assert_never
 
 from spane_py import _json
+from spane_py.artifacts import Artifacts
 from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.context import ExecutionContext
 from spane_py.definitions.graph import WorkflowGraph
 from spane_py.definitions.models import NodeDefinition
 from spane_py.engine import planner
-from spane_py.engine.attempt import Attempt
+from spane_py.engine.attempt import Attempt, node_context
 from spane_py.engine.builtin_nodes import BuiltinNodes, Step, WakeAt
 from spane_py.engine.cache import WorkflowCache
 from spane_py.engine.decisions import (
@@ -84,8 +85,10 @@ class NodeRunner:
         max_lost_deliveries: int = 5,
         clock: Clock = SYSTEM_CLOCK,
         routes: Routes | None = None,
+        artifacts: Artifacts | None = None,
     ) -> None:
         self.registry = registry
+        self.artifacts = artifacts  # every context's handle on the store's artifacts
         routes = routes if routes is not None else Routes(registry)
         self.clock = clock
         self.store = store
@@ -153,25 +156,11 @@ class NodeRunner:
             case _:
                 assert_never(decision)
         waking = isinstance(started, Wake)
-        execution = started.execution
         if waking:
             rec = started.nodes[node.id]
             started_at = rec.started_at or started_at
 
-        ctx = ExecutionContext(
-            workflow_id=job.workflow_id,
-            execution_id=eid,
-            node=node,
-            input_data=planner.node_input(graph, node.id, execution, started.nodes),
-            records=started.nodes,
-            parent_ids=graph.parents[node.id],
-            workflow_version=job.workflow_version,
-            parent_execution_id=execution.parent_execution_id,
-            depth=execution.depth,
-            attempt=started.attempt,
-            metadata=execution.metadata,
-            initial_data=execution.initial_data,
-        )
+        ctx = node_context(job, graph, node, started, self.artifacts)
         attempt = Attempt(job, graph, node, ctx, started, started_at, self.clock)
         if lost > self.max_lost_deliveries and not waking:
             logger.error(

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from spane_py import _json
 from spane_py.context import record_to_result
-from spane_py.records import ExecutionRecord, LogRecord, NodeRecord, SpanRecord
-from spane_py.state import ExecutionState, LogView, NodeResult, SpanView
+from spane_py.records import ArtifactRecord, ExecutionRecord, LogRecord, NodeRecord, SpanRecord
+from spane_py.state import ArtifactInfo, ExecutionState, LogView, NodeResult, SpanView
 
 
 def to_state(record: ExecutionRecord, nodes: Mapping[str, NodeRecord]) -> ExecutionState:
@@ -67,4 +67,15 @@ def to_log(record: LogRecord) -> LogView:
         message=record.message,
         node_id=record.node_id,
         fields=dict(record.fields),
+    )
+
+
+def to_artifact(record: ArtifactRecord) -> ArtifactInfo:
+    return ArtifactInfo(
+        execution_id=record.execution_id,
+        name=record.name,
+        node_id=record.node_id,
+        content_type=record.content_type,
+        size=record.size,
+        created_at=record.created_at,
     )

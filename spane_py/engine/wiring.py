@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
+from spane_py.artifacts import DEFAULT_MAX_ARTIFACT_BYTES, Artifacts
 from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.embedded import EmbeddedRedis
 from spane_py.engine.builtin_nodes import BuiltinNodes
@@ -42,6 +43,7 @@ class RunnerOptions:
     max_output_bytes: int
     cancel_grace_seconds: float
     max_lost_deliveries: int
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
 
 
 @dataclass(slots=True)
@@ -123,6 +125,7 @@ async def wire(
         max_lost_deliveries=runner_options.max_lost_deliveries,
         clock=clock,
         routes=routes,
+        artifacts=Artifacts(store, max_bytes=runner_options.max_artifact_bytes, clock=clock),
     )
     channel = ControlChannel(queue)
     control = Control(

@@ -20,7 +20,8 @@ The areas, each a protocol below with the behaviour ``tests/contract`` checks fo
   test_control.py);
 - ``DlqStore``, ``TokenStore``: dead-letter items, resume tokens (test_control.py);
 - ``TriggerStore``: schedules and webhook bindings (test_triggers.py);
-- ``TraceStore``: logs and spans (test_logs.py, test_spans.py).
+- ``TraceStore``: logs and spans (test_logs.py, test_spans.py);
+- ``ArtifactStore``: named blobs of executions (test_artifacts.py).
 
 A third backend implements all of them (the engine takes an ``ExecutionStore``) and is
 added to ``STORES`` in ``tests/contract/conftest.py``: passing that suite is the contract.
@@ -47,6 +48,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from spane_py.definitions.models import WorkflowDefinition
 from spane_py.records import (
+    ArtifactRecord,
     CreatedExecution,
     Decide,
     DlqRecord,
@@ -69,6 +71,8 @@ from spane_py.records import (
 from spane_py.state import ExecutionStatus
 
 __all__ = [
+    "ArtifactRecord",
+    "ArtifactStore",
     "BacklogStore",
     "CreatedExecution",
     "Decide",
@@ -452,6 +456,27 @@ class TraceStore(Protocol):
 
 
 @runtime_checkable
+class ArtifactStore(Protocol):
+    """Artifacts, named blobs of an execution (test_artifacts.py): one per execution and
+    name, putting a name again replaces it (record and bytes); they go with their
+    execution. A name is text the store can keep (``spane_py.artifacts.name_problem``)."""
+
+    async def put_artifact(self, record: ArtifactRecord, data: bytes) -> None:
+        """Write ``data`` under ``record``'s execution and name (``record.size`` is
+        ``len(data)``, else ``ValueError``); an unknown execution raises
+        ``ExecutionNotFoundError``, writing nothing."""
+        ...
+
+    async def get_artifact(
+        self, execution_id: str, name: str
+    ) -> tuple[ArtifactRecord, bytes] | None: ...
+
+    async def list_artifacts(self, execution_id: str) -> list[ArtifactRecord]:
+        """The execution's artifacts (without their bytes), ordered by name."""
+        ...
+
+
+@runtime_checkable
 class ExecutionStore(
     StoreLifecycle,
     DefinitionStore,
@@ -461,8 +486,9 @@ class ExecutionStore(
     TokenStore,
     TriggerStore,
     TraceStore,
+    ArtifactStore,
     Protocol,
 ):
     """Persistence for definitions, executions, node results, the backlog, dead letters,
-    resume tokens, triggers, logs and spans: every area's protocol at once (see the
-    module docstring). The engine and users take this one."""
+    resume tokens, triggers, logs, spans and artifacts: every area's protocol at once (see
+    the module docstring). The engine and users take this one."""

@@ -5,6 +5,7 @@ its callers.
 Bounds: beyond ``max_executions`` the least recently used finished executions are
 dropped; a finished execution is dropped ``finished_ttl_seconds`` after it finished; an
 execution that has not finished is never dropped, and definitions are never forgotten.
+Artifacts hold at most ``max_artifact_bytes`` in all (memory_artifacts.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from spane_py.records import (
+    ArtifactRecord,
     DlqRecord,
     ExecutionRecord,
     LogRecord,
@@ -42,12 +44,14 @@ class MemoryState:
         max_logs_per_execution: int = 1000,
         max_spans_per_execution: int = 500,
         finished_ttl_seconds: float = 3600.0,
+        max_artifact_bytes: int = 256 << 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_executions = max_executions
         self.max_logs_per_execution = max_logs_per_execution
         self.max_spans_per_execution = max_spans_per_execution
         self.finished_ttl_seconds = finished_ttl_seconds
+        self.max_artifact_bytes = max_artifact_bytes
         self._clock = clock
         self._workflows: dict[str, list[WorkflowVersionRecord]] = {}
         self._executions: OrderedDict[str, ExecutionRecord] = OrderedDict()
@@ -63,6 +67,8 @@ class MemoryState:
         self._tokens: dict[str, ResumeTokenRecord] = {}
         self._schedules: dict[str, ScheduleRecord] = {}
         self._webhooks: dict[tuple[str, str], WebhookRecord] = {}
+        self._artifacts: dict[str, dict[str, tuple[ArtifactRecord, bytes]]] = {}
+        self._artifact_bytes = 0
 
     def cleanup(self) -> int:
         """Drop finished executions older than the TTL; returns how many were dropped.
@@ -94,6 +100,8 @@ class MemoryState:
         self._finished_at.clear()
         self._dlq.clear()
         self._tokens.clear()
+        self._artifacts.clear()
+        self._artifact_bytes = 0
 
     def _evict(self, *, keep: str) -> None:
         if len(self._executions) <= self.max_executions:
@@ -115,6 +123,7 @@ class MemoryState:
         self._nodes.pop(execution_id, None)
         self._logs.pop(execution_id, None)
         self._spans.pop(execution_id, None)
+        self._drop_artifacts(execution_id)
         self._finished_at.pop(execution_id, None)
         if record is not None:
             self._evicted += 1
@@ -127,6 +136,11 @@ class MemoryState:
                 if siblings and execution_id in siblings:
                     siblings.remove(execution_id)
         self._children.pop(execution_id, None)
+
+    def _drop_artifacts(self, execution_id: str) -> None:
+        held = self._artifacts.pop(execution_id, None)
+        if held:
+            self._artifact_bytes -= sum(len(data) for _, data in held.values())
 
 
 # Copies: what the store holds is never an object a caller also holds. ---------------

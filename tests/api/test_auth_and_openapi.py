@@ -166,6 +166,8 @@ async def test_openapi_schema_validates(client: httpx.AsyncClient) -> None:
         "/api/executions": {"get"},
         "/api/executions/{execution_id}": {"get"},
         "/api/executions/{execution_id}/trace": {"get"},
+        "/api/executions/{execution_id}/artifacts": {"get"},
+        "/api/executions/{execution_id}/artifacts/{name}": {"get"},
         "/api/executions/{execution_id}/pause": {"post"},
         "/api/executions/{execution_id}/resume": {"post"},
         "/api/executions/{execution_id}/cancel": {"post"},

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from spane_py import WorkflowEngine
+from spane_py.records import ArtifactRecord
 from tests.api._support import Gate, error_of, eventually, start, wait_status
 
 
@@ -148,3 +150,44 @@ async def test_trace_of_a_running_execution(client: httpx.AsyncClient, gate: Gat
     assert nodes["after"]["input"] is None  # not started: no input yet
     gate.open()
     await wait_status(client, execution_id, "completed")
+
+
+async def test_an_executions_output_and_artifacts(
+    client: httpx.AsyncClient, running: WorkflowEngine
+) -> None:
+    execution_id = await start(client, "greet", "ada")
+    await wait_status(client, execution_id, "completed")
+    state = (await client.get(f"/api/executions/{execution_id}")).json()
+    assert state["output"] == "ADA"  # its final node's data
+    listed = (await client.get("/api/executions", params={"workflow_id": "greet"})).json()
+    assert [i["output"] for i in listed["items"]] == ["ADA"]
+
+    assert (await client.get(f"/api/executions/{execution_id}/artifacts")).json() == []
+    blob = b"\x89PNG\r\n\x1a\n\x00 bytes"
+    now = datetime.now(UTC)
+    for name, data, kind in (
+        ("plots/a b.png", blob, "image/png"),
+        ("rows", b'{"n":1}', "application/json"),
+    ):
+        record = ArtifactRecord(execution_id, name, kind, len(data), now, node_id="hello")
+        await running.store.put_artifact(record, data)
+    listed_artifacts = (await client.get(f"/api/executions/{execution_id}/artifacts")).json()
+    assert [(a["name"], a["content_type"], a["size"], a["node_id"]) for a in listed_artifacts] == [
+        ("plots/a b.png", "image/png", len(blob), "hello"),
+        ("rows", "application/json", 7, "hello"),
+    ]
+    res = await client.get(f"/api/executions/{execution_id}/artifacts/plots/a%20b.png")
+    assert res.status_code == 200
+    assert res.content == blob
+    assert res.headers["content-type"] == "image/png"
+    assert res.headers["content-disposition"].startswith("attachment;")
+    assert res.headers["x-content-type-options"] == "nosniff"
+    trace = (await client.get(f"/api/executions/{execution_id}/trace")).json()
+    assert [a["name"] for a in trace["artifacts"]] == ["plots/a b.png", "rows"]
+
+    missing = await client.get(f"/api/executions/{execution_id}/artifacts/nope")
+    assert missing.status_code == 404
+    assert error_of(missing)["code"] == "ARTIFACT_NOT_FOUND"
+    unknown = await client.get("/api/executions/00000000-0000-0000-0000-000000000000/artifacts")
+    assert unknown.status_code == 404
+    assert error_of(unknown)["code"] == "EXECUTION_NOT_FOUND"

@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
+from spane_py.errors import StatePersistenceError
+from spane_py.records import ArtifactRecord
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base import ExecutionRecord, Transition
 from spane_py.stores.memory import InMemoryExecutionStore, MemoryStoreStats
 
-from .records import definition, execution, log, node, save
+from .records import T0, definition, execution, log, node, save
 
 COMPLETED = ExecutionStatus.COMPLETED
 
@@ -291,6 +295,55 @@ class TestHousekeeping:
         again = await store.create_execution(execution(idempotency_key="k"), [])
         assert again.created is True
         assert store.stats().executions == 1
+
+
+def _blob(execution_id: str, name: str, size: int) -> tuple[ArtifactRecord, bytes]:
+    data = b"x" * size
+    record = ArtifactRecord(execution_id, name, "application/octet-stream", size, T0)
+    return record, data
+
+
+class TestMaxArtifactBytes:
+    async def test_finished_executions_artifacts_make_room_oldest_first(self) -> None:
+        store = InMemoryExecutionStore(max_artifact_bytes=100)
+        old, newer, running = execution(), execution(), execution()
+        for record in (old, newer, running):
+            await store.create_execution(record, [])
+        await store.put_artifact(*_blob(old.execution_id, "a", 40))
+        await store.put_artifact(*_blob(newer.execution_id, "a", 40))
+        await _finish(store, old)
+        await _finish(store, newer)
+        await store.put_artifact(*_blob(running.execution_id, "a", 50))
+        assert await store.list_artifacts(old.execution_id) == []  # dropped to make room
+        assert len(await store.list_artifacts(newer.execution_id)) == 1
+        assert await store.get_execution(old.execution_id) is not None  # the execution stays
+        # Replacing an artifact counts only what it grows by.
+        await store.put_artifact(*_blob(running.execution_id, "a", 60))
+        assert len(await store.list_artifacts(newer.execution_id)) == 1
+
+    async def test_unfinished_executions_artifacts_are_never_dropped(self) -> None:
+        store = InMemoryExecutionStore(max_artifact_bytes=100)
+        one, two = execution(), execution()
+        for record in (one, two):
+            await store.create_execution(record, [])
+        await store.put_artifact(*_blob(one.execution_id, "a", 80))
+        with pytest.raises(StatePersistenceError, match="at most 100 bytes of artifacts"):
+            await store.put_artifact(*_blob(two.execution_id, "a", 30))
+        assert await store.list_artifacts(two.execution_id) == []
+        assert len(await store.list_artifacts(one.execution_id)) == 1
+
+    async def test_artifacts_go_with_their_execution(self) -> None:
+        clock = FakeClock()
+        store = InMemoryExecutionStore(max_artifact_bytes=100, finished_ttl_seconds=10, clock=clock)
+        record = execution()
+        await store.create_execution(record, [])
+        await store.put_artifact(*_blob(record.execution_id, "a", 100))
+        await _finish(store, record)
+        clock.advance(11)
+        assert await store.get_artifact(record.execution_id, "a") is None
+        fresh = execution()
+        await store.create_execution(fresh, [])
+        await store.put_artifact(*_blob(fresh.execution_id, "a", 100))  # its bytes were freed
 
 
 def _ids(records: tuple[ExecutionRecord, ...]) -> list[str]:

@@ -255,6 +255,17 @@ def test_observability_example_streams_counts_and_traces(cli_env: dict[str, str]
     ]
 
 
+def test_artifacts_example_passes_a_reference_downstream(cli_env: dict[str, str]) -> None:
+    lines = run_example("artifacts.py", cli_env).splitlines()
+    assert lines == [
+        "completed: {'month': '2026-11', 'days': 30, 'orders': 4650}",
+        "export returned a reference to 'orders.csv'",
+        "  orders.csv text/csv          452 bytes, export",
+        "  summary    application/json   43 bytes, summarize",
+        "summary: {'month': '2026-11', 'days': 30, 'orders': 4650}",
+    ]
+
+
 def test_postgres_enqueue_example_needs_a_shared_database(cli_env: dict[str, str]) -> None:
     proc = run_process([sys.executable, str(EXAMPLES / "postgres_enqueue.py")], env=cli_env)
     assert proc.returncode == 1
@@ -276,6 +287,7 @@ SHOWN = {
     "triggers.md": ["triggers.py"],
     "traffic.md": ["traffic.py"],
     "observability.md": ["observability.py"],
+    "artifacts.md": ["artifacts.py"],
 }
 
 

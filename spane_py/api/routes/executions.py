@@ -1,18 +1,20 @@
-"""Executions: list with filters, read one, read its trace."""
+"""Executions: list with filters, read one, read its trace and its artifacts."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 from pydantic import AwareDatetime
 
 from spane_py.api import models, responses
 from spane_py.api.deps import Engine
 from spane_py.api.errors import ApiError, ErrorBody
 from spane_py.errors import ExecutionNotFoundError, WorkflowNotFoundError
-from spane_py.state import ExecutionState, ExecutionStatus
+from spane_py.state import ArtifactInfo, ExecutionState, ExecutionStatus
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 
@@ -103,7 +105,49 @@ async def get_trace(engine: Engine, execution_id: ExecutionIdPath) -> models.Tra
         spans=trace.spans,
         logs=trace.logs,
         children=trace.children,
+        artifacts=trace.artifacts,
         graph=graph,
+    )
+
+
+@router.get(
+    "/{execution_id}/artifacts",
+    response_model=list[ArtifactInfo],
+    summary="List an execution's artifacts",
+    responses=NOT_FOUND,
+)
+async def list_artifacts(engine: Engine, execution_id: ExecutionIdPath) -> list[ArtifactInfo]:
+    """By name: the node that put each, its content type, size and time (no bytes)."""
+    return await engine.list_artifacts(execution_id)
+
+
+@router.get(
+    "/{execution_id}/artifacts/{name:path}",
+    summary="Get an artifact's bytes",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "The bytes, with the content type they were put with",
+        },
+        **NOT_FOUND,
+    },
+)
+async def get_artifact(
+    engine: Engine,
+    execution_id: ExecutionIdPath,
+    name: Annotated[str, Path(min_length=1, max_length=255)],
+) -> Response:
+    """The artifact's bytes (a JSON one: its JSON text), as a download: a browser saves it
+    rather than rendering it (``Content-Disposition: attachment``, ``nosniff``)."""
+    artifact = await engine.get_artifact(execution_id, name)
+    return Response(
+        content=artifact.data,
+        media_type=artifact.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from spane_py import _json
 from spane_py.definitions.models import STORED, WorkflowDefinition
 from spane_py.records import (
+    ArtifactRecord,
     DlqRecord,
     ExecutionRecord,
     ExecutionSnapshot,
@@ -199,5 +200,17 @@ def webhook(row: Row) -> WebhookRecord:
         method=row["method"],
         workflow_id=row["workflow_id"],
         secret=row["secret"],
+        created_at=row["created_at"],
+    )
+
+
+def artifact(row: Row) -> ArtifactRecord:
+    """``sql_artifacts._COLUMNS``."""
+    return ArtifactRecord(
+        execution_id=row["execution_id"],
+        name=row["name"],
+        node_id=row["node_id"],
+        content_type=row["content_type"],
+        size=row["size"],
         created_at=row["created_at"],
     )

@@ -6,7 +6,7 @@ per job, each a mixin on ``PostgresStoreBase``:
   execution's revision), metadata and admission;
 - queries.py: reads of executions and nodes;
 - workflow_versions.py, dead_letters.py, resume_tokens.py, logs.py (and spans),
-  triggers.py (schedules and webhook bindings).
+  triggers.py (schedules and webhook bindings), artifacts.py.
 
 Below them: sql.py (the statements), rows.py (rows -> records), params.py (checks and JSON
 of parameters), coalesce.py (batched reads and writes), latest.py (what this process knows
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from spane_py.stores.postgres.artifacts import PostgresArtifacts
 from spane_py.stores.postgres.dead_letters import PostgresDeadLetters
 from spane_py.stores.postgres.logs import PostgresLogs
 from spane_py.stores.postgres.resume_tokens import PostgresResumeTokens
@@ -35,6 +36,7 @@ class PostgresExecutionStore(
     PostgresResumeTokens,
     PostgresLogs,
     PostgresTriggers,
+    PostgresArtifacts,
 ):
     """Executions, node results, definitions and logs in PostgreSQL (schedules and webhook
     bindings: ``PostgresTriggers``).
