@@ -47,6 +47,21 @@ async def dlq_page() -> FileResponse:
     return _page("dlq.html")
 
 
+@router.get("/workflows")
+async def workflows_page() -> FileResponse:
+    return _page("workflows.html")  # ?workflow=<id> selects one
+
+
+@router.get("/workers")
+async def workers_page() -> FileResponse:
+    return _page("workers.html")
+
+
+@router.get("/approvals")
+async def approvals_page() -> FileResponse:
+    return _page("approvals.html")
+
+
 def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -99,7 +99,18 @@ async def test_event_stream_takes_the_token_as_a_query_parameter(
 
 
 @pytest.mark.parametrize(
-    "path", ["/healthz", "/", "/dlq", "/executions/x", "/static/common.js", "/openapi.json"]
+    "path",
+    [
+        "/healthz",
+        "/",
+        "/dlq",
+        "/executions/x",
+        "/workflows",
+        "/workers",
+        "/approvals",
+        "/static/common.js",
+        "/openapi.json",
+    ],
 )
 async def test_probes_pages_and_schema_stay_open(locked: httpx.AsyncClient, path: str) -> None:
     res = await locked.get(path)
@@ -202,9 +213,26 @@ async def test_openapi_schema_validates(client: httpx.AsyncClient) -> None:
     assert error["properties"]["error"]["$ref"].endswith("/ErrorDetail")
 
 
+PAGES = [
+    "index.html",
+    "execution.html",
+    "dlq.html",
+    "workflows.html",
+    "workers.html",
+    "approvals.html",
+]
+
+
 @pytest.mark.parametrize(
     ("path", "page"),
-    [("/", "index.html"), ("/executions/abc", "execution.html"), ("/dlq", "dlq.html")],
+    [
+        ("/", "index.html"),
+        ("/executions/abc", "execution.html"),
+        ("/dlq", "dlq.html"),
+        ("/workflows", "workflows.html"),
+        ("/workers", "workers.html"),
+        ("/approvals", "approvals.html"),
+    ],
 )
 async def test_dashboard_pages(client: httpx.AsyncClient, path: str, page: str) -> None:
     res = await client.get(path)
@@ -217,7 +245,7 @@ async def test_dashboard_pages(client: httpx.AsyncClient, path: str, page: str) 
 async def test_dashboard_assets_exist_and_load_nothing_from_outside(
     client: httpx.AsyncClient,
 ) -> None:
-    for page in ("index.html", "execution.html", "dlq.html"):
+    for page in PAGES:
         html = (STATIC / page).read_text()
         for ref in [part.split('"')[0] for part in html.split('src="')[1:]] + [
             part.split('"')[0] for part in html.split('href="/static/')[1:]
@@ -227,6 +255,14 @@ async def test_dashboard_assets_exist_and_load_nothing_from_outside(
         assert "http://" not in html
         assert "https://" not in html
         assert "<script>" not in html  # no inline script: the CSP forbids it
+
+
+def test_every_page_links_to_every_page() -> None:
+    for page in PAGES:
+        html = (STATIC / page).read_text()
+        nav = html.split("<nav>")[1].split("</nav>")[0]
+        links = [part.split('"')[0] for part in nav.split('href="')[1:]]
+        assert links == ["/", "/workflows", "/workers", "/approvals", "/dlq", "/docs"], page
 
 
 def test_static_files_ship_with_the_package() -> None:

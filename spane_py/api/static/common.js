@@ -88,6 +88,21 @@ const Spane = (() => {
     return `${m} min ${Math.round((ms % 60000) / 1000)} s`;
   }
 
+  // "in 59 min", "3.2 s ago": a time relative to now, for deadlines and heartbeats.
+  function fmtRelative(iso) {
+    if (!iso) return "";
+    const ms = Date.parse(iso) - Date.now();
+    const text = fmtSpan(Math.abs(ms));
+    return ms >= 0 ? `in ${text}` : `${text} ago`;
+  }
+
+  function fmtSpan(ms) {
+    if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s`;
+    if (ms < 3600000) return `${Math.round(ms / 60000)} min`;
+    if (ms < 86400000 * 2) return `${(ms / 3600000).toFixed(1)} h`;
+    return `${Math.round(ms / 86400000)} days`;
+  }
+
   function json(value) {
     return el("pre", { class: "json" }, value === undefined ? "" : JSON.stringify(value, null, 2));
   }
@@ -127,6 +142,60 @@ const Spane = (() => {
     }
     refreshDlqCount();
     window.setInterval(refreshDlqCount, 10000);
+    refreshApprovalCount();
+    window.setInterval(refreshApprovalCount, 10000);
+    checkWorkers();
+    window.setInterval(checkWorkers, WORKER_CHECK_MS);
+  }
+
+  async function refreshApprovalCount() {
+    const badgeEl = document.getElementById("approvals-count");
+    if (!badgeEl) return;
+    try {
+      const waiting = await api("/api/approvals");
+      badgeEl.textContent = waiting.length ? String(waiting.length) : "";
+    } catch (_) { /* the pages show their own errors */ }
+  }
+
+  // The banner of every page when work cannot progress: jobs wait on a queue that no live
+  // worker consumes, or no worker is alive at all while executions run. `queues` is an
+  // answer of /api/queues when the caller has one (the workers page), else it is fetched.
+  const WORKER_CHECK_MS = 5000;
+  async function checkWorkers(queues) {
+    const main = document.querySelector("main");
+    if (!main) return;
+    let box = document.getElementById("worker-banner");
+    if (!box) {
+      box = el("div", { id: "worker-banner", class: "banner warn hidden", role: "status" });
+      main.prepend(box);
+    }
+    try {
+      const all = queues || await api("/api/queues");
+      const unserved = all.filter((q) => q.unserved);
+      const lines = unserved.map((q) => el("div", { class: "unserved", dataset: { queue: q.name } },
+        `${q.queued} job${q.queued === 1 ? "" : "s"} wait${q.queued === 1 ? "s" : ""} on queue `,
+        el("b", {}, q.name),
+        q.oldest_waiting_s ? ` (the oldest for ${fmtSpan(q.oldest_waiting_s * 1000)})` : "",
+        " and no live worker consumes it: start one with ",
+        el("code", {}, `spane worker APP --queues ${q.name}`), "."));
+      if (!unserved.length && all.every((q) => q.workers === 0)) {
+        const stats = await api("/api/stats");
+        const running = stats.executions.running || 0;
+        if (running) {
+          lines.push(el("div", { class: "no-worker" },
+            `No worker is alive, and ${running} execution${running === 1 ? " is" : "s are"} running: `,
+            "they make no progress until a worker starts (", el("code", {}, "spane worker APP"), ")."));
+        }
+      }
+      box.dataset.unserved = unserved.map((q) => q.name).join(",");
+      if (lines.length) {
+        box.replaceChildren(...lines, el("a", { href: "/workers" }, "Workers and queues →"));
+        box.classList.remove("hidden");
+      } else {
+        box.replaceChildren();
+        box.classList.add("hidden");
+      }
+    } catch (_) { /* the pages show their own errors */ }
   }
 
   async function refreshDlqCount() {
@@ -252,5 +321,28 @@ const Spane = (() => {
     };
   }
 
-  return { api, ApiError, el, badge, shortId, fmtTime, fmtDuration, json, showError, showInfo, setupChrome, live, token };
+  // Refresh every `ms` (for what the event stream does not announce: heartbeats, queue
+  // depths); the indicator says so.
+  function poll(refresh, ms) {
+    const indicator = document.getElementById("live");
+    if (indicator) {
+      indicator.className = "live on";
+      indicator.dataset.mode = "poll";
+      indicator.textContent = `live (every ${ms / 1000} s)`;
+    }
+    let pending = false;
+    const run = async () => {
+      if (pending) return;
+      pending = true;
+      try { await refresh(); } finally { pending = false; }
+    };
+    run();
+    const timer = window.setInterval(run, ms);
+    return { stop: () => window.clearInterval(timer), refresh: run };
+  }
+
+  return {
+    api, ApiError, el, badge, shortId, fmtTime, fmtDuration, fmtRelative, fmtSpan, json,
+    showError, showInfo, setupChrome, live, poll, token, checkWorkers,
+  };
 })();

@@ -15,7 +15,7 @@
     replay: ["queued", "running", "paused", "completed", "failed", "cancelled"],
   };
   let trace = null;
-  let selected = null;
+  let selected = new URLSearchParams(window.location.search).get("node"); // from the approvals page
   let liveUpdates = null;
 
   function facts(exec) {
@@ -108,9 +108,26 @@
     document.getElementById("logs-empty").classList.toggle("hidden", trace.logs.length > 0);
   }
 
+  // The wait nodes waiting for a person: their approval forms (approval.js).
+  async function refreshApprovals() {
+    const panel = document.getElementById("approval-panel");
+    const waits = (trace.graph ? trace.graph.nodes : []).filter((n) => n.type === "wait" && n.status === "waiting");
+    if (!waits.length || TERMINAL.includes(trace.execution.status)) {
+      panel.classList.add("hidden");
+      document.getElementById("approvals").replaceChildren();
+      return;
+    }
+    const approvals = await api(`/api/approvals?execution_id=${encodeURIComponent(executionId)}`);
+    const listed = new Set(approvals.map((a) => a.node_id));
+    const stuck = waits.map((n) => n.id).filter((id) => !listed.has(id));
+    SpaneApproval.render(document.getElementById("approvals"), approvals, stuck, () => { startLive(); refresh(); });
+    panel.classList.remove("hidden");
+  }
+
   async function refresh() {
     try {
       trace = await api(`/api/executions/${encodeURIComponent(executionId)}/trace`);
+      await refreshApprovals();
       if (selected === null) { // start on the failed node, else the first one
         const failed = Object.values(trace.execution.node_results).find((r) => r.status === "failed");
         selected = failed ? failed.node_id : (trace.graph && trace.graph.nodes.length ? trace.graph.nodes[0].id : null);

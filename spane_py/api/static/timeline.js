@@ -2,7 +2,8 @@
 // a bar from its start to its end on a shared time axis starting at the execution's
 // start. A node running or waiting now has no span yet: it gets an open bar up to now.
 // The span of a delay, wait or sub-workflow node covers its wait (attributes.waited):
-// its bar is drawn lighter with a dashed outline, and its row says "waited".
+// its bar is drawn lighter with a dashed outline, and its row says "waited". Past 60% of
+// the window's height the rows scroll, under an axis that stays on top.
 "use strict";
 
 const SpaneTimeline = (() => {
@@ -50,35 +51,45 @@ const SpaneTimeline = (() => {
     return out;
   }
 
-  // trace: the /api/executions/{id}/trace answer; onSelect(nodeId)
+  // trace: the /api/executions/{id}/trace answer; onSelect(nodeId). Many rows scroll
+  // under an axis that stays on top; the scroll position survives a redraw.
   function draw(container, trace, { now, selected, onSelect }) {
     const items = rows(trace);
     if (!items.length) {
       container.replaceChildren(el("p", { class: "muted", id: "timeline-empty" }, "No node has run yet."));
       return;
     }
+    let scroller = container.querySelector(".timeline-scroll");
+    if (!scroller) {
+      scroller = el("div", { class: "timeline-scroll" });
+      container.replaceChildren(scroller);
+    }
     const exec = trace.execution;
     const t0 = Math.min(Date.parse(exec.started_at), ...items.map((r) => r.start));
     const tEnd = exec.completed_at ? Date.parse(exec.completed_at) : now;
     const t1 = Math.max(tEnd, ...items.map((r) => r.end || now), t0 + 1);
-    const width = Math.max(container.clientWidth || 900, 520);
+    const width = Math.max(scroller.clientWidth || container.clientWidth || 900, 520);
     const plot = width - LABEL - RIGHT;
     const x = (t) => LABEL + ((t - t0) / (t1 - t0)) * plot;
-    const height = AXIS + items.length * ROW + 6;
+    const height = items.length * ROW + 6;
+    const head = el("svg", { id: "timeline-axis", width, height: AXIS, viewBox: `0 0 ${width} ${AXIS}`, "aria-hidden": "true" });
     const svg = el("svg", { id: "timeline-svg", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "timeline" });
 
-    const axis = el("g", { class: "axis" });
+    const labels = el("g", { class: "axis" });
+    const grid = el("g", { class: "axis" });
     for (const t of ticks(t1 - t0)) {
       const xt = x(t0 + t);
-      axis.append(
-        el("line", { x1: xt, x2: xt, y1: AXIS - 4, y2: height }),
+      labels.append(
+        el("line", { x1: xt, x2: xt, y1: AXIS - 4, y2: AXIS }),
         el("text", { x: xt + 3, y: AXIS - 8 }, t === 0 ? "0" : fmtDuration(t)),
       );
+      grid.append(el("line", { x1: xt, x2: xt, y1: 0, y2: height }));
     }
-    svg.append(axis);
+    head.append(labels);
+    svg.append(grid);
 
     items.forEach((r, i) => {
-      const y = AXIS + i * ROW;
+      const y = i * ROW;
       const end = r.end || now;
       const x1 = x(r.start);
       const w = Math.max(x(end) - x1, 2); // a sub-millisecond node stays visible
@@ -98,7 +109,7 @@ const SpaneTimeline = (() => {
         el("title", {}, title)),
       el("text", { class: "duration", x: x1 + w + 4, y: y + ROW / 2 + 3 }, `${fmtDuration(end - r.start)}${r.waited && r.end ? " waited" : ""}`)));
     });
-    container.replaceChildren(svg);
+    scroller.replaceChildren(head, svg);
   }
 
   return { draw, rows };
