@@ -163,6 +163,18 @@ def test_workers_queues_and_the_unserved_banner(
     gpu = driver.find_element(By.CSS_SELECTOR, '#queues tr[data-queue="gpu"]')
     assert gpu.get_attribute("data-unserved") == "false"
     shoot(driver, tmp_path, "workers.png")
+
+    # No worker at all, and an execution runs (it waits for approval, so no job waits on a
+    # queue): the banner says that nothing progresses.
+    waiting = _waiting_expense(site, 5)
+    banner = driver.find_element(By.ID, "worker-banner")
+    site.call(site.engine.stop_workers(grace_seconds=1.0))
+    wait_for(lambda: "No worker is alive, and 1 execution is running" in banner.text)
+    assert banner.get_attribute("data-unserved") == ""
+    assert driver.find_element(By.ID, "no-workers").is_displayed()
+    site.call(site.engine.start_workers(4, queues=["default"]))
+    call_api(site.url, f"/api/executions/{waiting}/cancel", {})
+    wait_for(lambda: not banner.is_displayed(), timeout=12, what="the banner to go again")
     no_script_errors(driver)
 
 
@@ -209,7 +221,6 @@ def test_workflows_versions_diff_schedule_and_start(
     hook = driver.find_element(By.CSS_SELECTOR, "#webhooks tbody tr")
     assert f"{site.url}/api/webhooks/hooks/nightly" in hook.text
     assert "required" in hook.text
-    shoot(driver, tmp_path, "workflows.png")
 
     driver.find_element(By.CSS_SELECTOR, f"{row} button.schedule-pause").click()
     wait_for(
@@ -252,6 +263,8 @@ def test_workflows_versions_diff_schedule_and_start(
     assert rate == "100"
     state = call_api(site.url, f"/api/executions/{execution_id}")
     assert state["initial_data"] == {"day": "2030-01-02"}
+    driver.execute_script("window.scrollTo(0, 0)")
+    shoot(driver, tmp_path, "workflows.png")
     no_script_errors(driver)
 
 
