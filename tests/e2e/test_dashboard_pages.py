@@ -208,6 +208,8 @@ def test_workflows_versions_diff_schedule_and_start(
     assert any('"id": "report"' in line for line in added)
     assert "v1 → v2" in driver.find_element(By.ID, "diff-title").text
     assert "s3cret" not in driver.page_source  # the webhook's secret is never shown
+    driver.execute_script("document.getElementById('versions').closest('section').scrollIntoView()")
+    shoot(driver, tmp_path, "workflow-versions.png")
     # Its graph: v2's three nodes.
     nodes = driver.find_elements(By.CSS_SELECTOR, "#dag-svg g.node")
     assert sorted(n.get_attribute("data-node-id") for n in nodes) == ["extract", "load", "report"]
