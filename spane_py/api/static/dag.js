@@ -299,7 +299,10 @@ const SpaneDag = (() => {
   function draw(container, graph, { selected, onSelect, showStatus = true }) {
     let view = views.get(container);
     if (!view || !container.contains(view.svg)) view = build(container);
-    const { pos, routes, width, height } = layout(graph.nodes);
+    // The layout depends on the nodes and edges only: a refresh (statuses) reuses it.
+    const shape = graph.nodes.map((n) => `${n.id}>${n.children.join(",")}`).join(";");
+    if (view.shape !== shape) { view.layout = layout(graph.nodes); view.shape = shape; }
+    const { pos, routes, width, height } = view.layout;
     const status = new Map(graph.nodes.map((n) => [n.id, n.status]));
     const parts = [];
     for (const r of routes) {
