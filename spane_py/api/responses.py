@@ -35,10 +35,19 @@ def workflow_summary(record: WorkflowVersionRecord) -> models.WorkflowSummary:
     )
 
 
+# What the API shows in place of a webhook trigger's secret.
+REDACTED = "***"
+
+
 def workflow_version(record: WorkflowVersionRecord) -> models.WorkflowVersion:
-    return models.WorkflowVersion(
-        **workflow_summary(record).model_dump(), definition=record.definition.to_spane_json()
-    )
+    """The version with its definition in the SPANE shape; webhook secrets are never
+    shown (``REDACTED``)."""
+    definition = record.definition.to_spane_json()
+    for trigger in definition.get("triggers", []):
+        config = trigger.get("config", {})
+        if config.get("secret") is not None:
+            config["secret"] = REDACTED
+    return models.WorkflowVersion(**workflow_summary(record).model_dump(), definition=definition)
 
 
 def execution_summary(record: ExecutionRecord) -> models.ExecutionSummary:

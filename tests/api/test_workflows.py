@@ -265,3 +265,19 @@ async def test_started_execution_is_listed(client: httpx.AsyncClient) -> None:
     await wait_status(client, execution_id, "completed")
     items = (await client.get("/api/executions")).json()["items"]
     assert execution_id in [i["execution_id"] for i in items]
+
+
+async def test_webhook_secrets_are_never_shown(client: httpx.AsyncClient) -> None:
+    definition = {
+        "id": "hooked-secret",
+        "nodes": [{"id": "a", "type": "echo"}],
+        "triggers": [{"type": "webhook", "config": {"path": "hooked", "secret": "s3cret-value"}}],
+    }
+    res = await client.post("/api/workflows", json=definition)
+    assert res.status_code in (200, 201), res.text
+    for path in ("/api/workflows/hooked-secret", "/api/workflows/hooked-secret/versions/1"):
+        res = await client.get(path)
+        assert res.status_code == 200, res.text
+        assert "s3cret-value" not in res.text
+        [trigger] = res.json()["definition"]["triggers"]
+        assert trigger["config"]["secret"] == "***"
