@@ -47,6 +47,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from spane_py.definitions.models import WorkflowDefinition
+from spane_py.execution_search import FieldMatch
 from spane_py.records import (
     ArtifactRecord,
     CreatedExecution,
@@ -257,7 +258,19 @@ class ExecutionStateStore(Protocol):
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> ExecutionPage: ...
+        id_prefix: str | None = None,
+        waiting: bool = False,
+        where: Sequence[FieldMatch] = (),
+        parent_ids: Sequence[str] | None = None,
+        roots_only: bool = False,
+    ) -> ExecutionPage:
+        """The executions that pass every filter given, newest first (test_listing.py):
+        ``id_prefix`` as ``find_execution_ids``; ``waiting``: running, with a node
+        waiting; ``where``: each ``FieldMatch`` holds (jsonb containment,
+        ``spane_py.execution_search``); ``parent_ids``: children of these executions;
+        ``roots_only``: executions without a parent. ``cursor`` is the last execution id
+        of the page before (keyset: a page costs the same however deep)."""
+        ...
 
     async def get_execution_count(
         self, *, workflow_id: str | None = None, status: ExecutionStatus | None = None

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from spane_py.errors import ExecutionNotFoundError, StatePersistenceError
+from spane_py.execution_search import FieldMatch
 from spane_py.records import (
     CreatedExecution,
     Decide,
@@ -27,6 +28,7 @@ from spane_py.records import (
     evolve_execution,
 )
 from spane_py.state import ExecutionStatus
+from spane_py.stores import memory_listing
 from spane_py.stores.memory_state import MemoryState, check_window, copy_mapping, detach
 
 
@@ -169,26 +171,29 @@ class MemoryExecutions(MemoryState):
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        id_prefix: str | None = None,
+        waiting: bool = False,
+        where: Sequence[FieldMatch] = (),
+        parent_ids: Sequence[str] | None = None,
+        roots_only: bool = False,
     ) -> ExecutionPage:
         check_window(limit=limit)
         self.cleanup()
-        # Newest first; execution ids are time-ordered, so the cursor is the last id seen.
-        matches = sorted(
-            (
-                r
-                for r in self._executions.values()
-                if (workflow_id is None or r.workflow_id == workflow_id)
-                and (status is None or r.status == status)
-                and (since is None or r.created_at >= since)
-                and (until is None or r.created_at < until)
-                and (cursor is None or r.execution_id < cursor)
-            ),
-            key=lambda r: r.execution_id,
-            reverse=True,
+        return memory_listing.select(
+            self._executions.values(),
+            self._nodes,
+            workflow_id=workflow_id,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            id_prefix=id_prefix,
+            waiting=waiting,
+            where=where,
+            parent_ids=parent_ids,
+            roots_only=roots_only,
         )
-        page = tuple(detach(r) for r in matches[:limit])
-        more = len(matches) > limit
-        return ExecutionPage(page, page[-1].execution_id if more and page else None)
 
     async def get_execution_count(
         self, *, workflow_id: str | None = None, status: ExecutionStatus | None = None

@@ -4,11 +4,13 @@ mixin of ``PostgresExecutionStore``). Statements: sql.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from spane_py.execution_search import FieldMatch
 from spane_py.records import ExecutionPage, ExecutionRecord, NodeRecord, PendingNode
 from spane_py.state import ExecutionStatus
-from spane_py.stores.postgres import params, rows, sql, sql_backlog
+from spane_py.stores.postgres import params, rows, sql, sql_backlog, sql_listing
 from spane_py.stores.postgres.store_base import PostgresStoreBase
 
 
@@ -42,20 +44,32 @@ class PostgresQueries(PostgresStoreBase):
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        id_prefix: str | None = None,
+        waiting: bool = False,
+        where: Sequence[FieldMatch] = (),
+        parent_ids: Sequence[str] | None = None,
+        roots_only: bool = False,
     ) -> ExecutionPage:
         params.check_window(limit)
         if cursor is not None and not params.is_uuid(cursor):
             raise ValueError(f"invalid cursor {cursor!r}")
-        found = await self._fetch(
-            "listing executions",
-            sql.LIST_EXECUTIONS,
-            workflow_id,
-            ExecutionStatus(status).value if status is not None else None,
-            since,
-            until,
-            cursor,
-            limit + 1,
+        built = sql_listing.list_executions(
+            workflow_id=workflow_id,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            id_prefix=id_prefix,
+            waiting=waiting,
+            where=where,
+            parent_ids=parent_ids,
+            roots_only=roots_only,
         )
+        if built is None:
+            return ExecutionPage((), None)
+        statement, args = built
+        found = await self._fetch("listing executions", statement, *args)
         items = tuple(rows.execution(r) for r in found[:limit])
         more = len(found) > limit
         return ExecutionPage(items, items[-1].execution_id if more and items else None)

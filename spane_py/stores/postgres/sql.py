@@ -209,16 +209,7 @@ MERGE_METADATA = """
 UPDATE executions SET metadata = metadata || $2::jsonb, revision = revision + 1
 WHERE execution_id = $1
 """
-LIST_EXECUTIONS = f"""
-SELECT {EXECUTION_COLUMNS} FROM executions
-WHERE ($1::text IS NULL OR workflow_id = $1)
-  AND ($2::text IS NULL OR status = $2)
-  AND ($3::timestamptz IS NULL OR created_at >= $3)
-  AND ($4::timestamptz IS NULL OR created_at < $4)
-  AND ($5::uuid IS NULL OR execution_id < $5)
-ORDER BY execution_id DESC
-LIMIT $6
-"""
+# The listing of executions with its filters: sql_listing.py.
 COUNT_EXECUTIONS = """
 SELECT count(*) FROM executions
 WHERE ($1::text IS NULL OR workflow_id = $1) AND ($2::text IS NULL OR status = $2)
