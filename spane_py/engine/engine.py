@@ -25,8 +25,15 @@ from spane_py.errors import (
     InvalidEnqueueOptionsError,
     WorkflowNotFoundError,
 )
-from spane_py.records import DlqRecord, ResumeTokenRecord, WorkflowVersionRecord
-from spane_py.state import Artifact, ArtifactInfo, ExecutionState, ExecutionTrace
+from spane_py.execution_search import FieldMatch
+from spane_py.records import DlqRecord, ExecutionPage, ResumeTokenRecord, WorkflowVersionRecord
+from spane_py.state import (
+    Artifact,
+    ArtifactInfo,
+    ExecutionState,
+    ExecutionStatus,
+    ExecutionTrace,
+)
 
 __all__ = ["RegisteredWorkflow", "WorkflowEngine", "WorkflowSource"]
 
@@ -117,6 +124,45 @@ class WorkflowEngine(WorkerMethods, TriggerMethods, ObserveMethods, EngineCore):
                 f"execution {execution_id!r} does not exist", execution_id=execution_id
             )
         return to_state(snapshot.execution, snapshot.nodes)
+
+    async def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        waiting: bool = False,
+        id_prefix: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: Sequence[FieldMatch | str] = (),
+        parent_ids: Sequence[str] | None = None,
+        roots_only: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        """Executions newest first, narrowed by each filter given: its workflow, status,
+        ``waiting`` (running, with a node waiting: a timer, a person, a sub-workflow), a
+        prefix of its id, its creation time (``since`` inclusive, ``until`` exclusive),
+        ``where`` (equalities on its metadata or input: ``"metadata.tenant=acme"``,
+        ``"input.customer_id=7"``, or ``FieldMatch`` objects; see
+        ``spane_py.execution_search``), its parent (``parent_ids``) or none
+        (``roots_only``). Pass a page's ``next_cursor`` as ``cursor`` for the next one:
+        keyset pagination, as fast for the 50th page as for the first."""
+        matches = [m if isinstance(m, FieldMatch) else FieldMatch.parse(m) for m in where]
+        await self.store.start()
+        return await self.store.list_executions(
+            workflow_id=workflow_id,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            id_prefix=id_prefix,
+            waiting=waiting,
+            where=matches,
+            parent_ids=parent_ids,
+            roots_only=roots_only,
+        )
 
     async def get_trace(self, execution_id: str) -> ExecutionTrace:
         """The execution, its nodes, one span per node attempt (oldest first), its log lines,

@@ -35,14 +35,14 @@ async def bulk_control(
 ) -> models.BulkControlResult:
     """Applies the action to each execution; one that refuses it (or does not exist) is
     listed under ``errors`` with the reason and does not stop the others. A replay's
-    ``created`` maps each execution to its new one."""
+    ``created`` maps each execution to its new one; a cancel keeps ``reason``."""
     ids = body.execution_ids
     if action == "pause":
         result = await engine.pause_executions(ids)
     elif action == "resume":
         result = await engine.resume_executions(ids)
     elif action == "cancel":
-        result = await engine.cancel_executions(ids)
+        result = await engine.cancel_executions(ids, body.reason)
     elif action == "retry":
         result = await engine.retry_executions(ids)
     else:

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 
-from spane_py.api import models, responses
+from spane_py.api import bulk_models, models, responses
 from spane_py.api.deps import Engine
 from spane_py.api.errors import ErrorBody
+from spane_py.errors import ConfigurationError, QueueError, SpaneError, StatePersistenceError
 
 router = APIRouter(prefix="/dlq", tags=["dead-letter queue"])
 
@@ -30,6 +31,31 @@ async def list_dlq_items(
     items = await engine.get_dlq_items(limit, offset, include_retried=include_retried)
     total = await engine.store.get_dlq_count(include_retried=include_retried)
     return models.DlqPage(items=[responses.dlq_item(i) for i in items], total=total)
+
+
+@router.post(
+    "/retry",
+    response_model=bulk_models.DlqBulkRetryResult,
+    summary="Retry many dead-letter items",
+)
+async def retry_dlq_items(
+    engine: Engine, body: bulk_models.DlqBulkRetryRequest
+) -> bulk_models.DlqBulkRetryResult:
+    """Retry each item in turn (the dashboard's "retry all" of a group of errors); one that
+    cannot be retried (unknown, retried already, its execution refusing) is listed under
+    ``errors`` with the reason and does not stop the others."""
+    retried: list[int] = []
+    errors: dict[str, str] = {}
+    for dlq_id in dict.fromkeys(body.dlq_ids):
+        try:
+            await engine.retry_dlq_item(dlq_id)
+        except (StatePersistenceError, QueueError, ConfigurationError):
+            raise  # the store or Redis failed: a 503, not a refusal
+        except SpaneError as exc:
+            errors[str(dlq_id)] = exc.message
+        else:
+            retried.append(dlq_id)
+    return bulk_models.DlqBulkRetryResult(retried=retried, errors=errors)
 
 
 @router.post(

@@ -1,19 +1,20 @@
-"""Executions: list with filters, read one, read its trace and its artifacts."""
+"""Executions: list and search them, read one, read its trace and its artifacts."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, StringConstraints
 
 from spane_py.api import models, responses
 from spane_py.api.deps import Engine
 from spane_py.api.errors import ApiError, ErrorBody
-from spane_py.errors import ExecutionNotFoundError, WorkflowNotFoundError
+from spane_py.errors import ExecutionNotFoundError, SerializationError, WorkflowNotFoundError
+from spane_py.execution_search import FieldMatch
 from spane_py.state import ArtifactInfo, ExecutionState, ExecutionStatus
 
 router = APIRouter(prefix="/executions", tags=["executions"])
@@ -23,26 +24,55 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+# An execution's status, or ``waiting``: running, with a node waiting (a timer, a person,
+# a sub-workflow); executions whose nodes wait are ``running``.
+StatusFilter = Literal["queued", "running", "paused", "completed", "failed", "cancelled", "waiting"]
+WHERE_DESCRIPTION = (
+    "An equality on a JSON path of the metadata or the input, repeatable (all must hold): "
+    "metadata.tenant=acme, input.customer_id=7; the value is JSON when it parses as JSON "
+    '(7, true, "7", ["a"]), else text; an object or array value is contained, as jsonb @>'
+)
+
+
 @router.get(
     "",
     response_model=models.ExecutionPage,
-    summary="List executions",
-    responses={400: {"model": ErrorBody}},
+    summary="List and search executions",
+    responses={400: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
 async def list_executions(
     engine: Engine,
     workflow_id: Annotated[str | None, Query(max_length=128)] = None,
-    status: ExecutionStatus | None = None,
+    status: Annotated[
+        StatusFilter | None,
+        Query(description="An execution status, or waiting: running with a node waiting"),
+    ] = None,
     since: Annotated[
         AwareDatetime | None, Query(description="Created at or after (ISO 8601, with zone)")
     ] = None,
     until: Annotated[
         AwareDatetime | None, Query(description="Created before (ISO 8601, with zone)")
     ] = None,
+    id_prefix: Annotated[
+        str | None,
+        Query(max_length=36, description="The start of the execution id (either case)"),
+    ] = None,
+    where: Annotated[
+        list[Annotated[str, StringConstraints(max_length=500)]] | None,
+        Query(max_length=10, description=WHERE_DESCRIPTION),
+    ] = None,
+    parent_id: Annotated[
+        list[Annotated[str, StringConstraints(max_length=100)]] | None,
+        Query(max_length=100, description="Only children of these executions (repeatable)"),
+    ] = None,
+    roots_only: Annotated[
+        bool, Query(description="Only executions that are not a sub-workflow's")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> models.ExecutionPage:
-    """Newest first, filtered by workflow, status and creation time; page with ``cursor``."""
+    """Newest first, filtered by every parameter given; page with ``cursor`` (keyset: the
+    last execution id of the page before, so a deep page costs what the first does)."""
     if cursor is not None and not _UUID.match(cursor):
         raise ApiError(
             400,
@@ -51,12 +81,22 @@ async def list_executions(
         )
     if since is not None and until is not None and since >= until:
         raise ApiError(400, "INVALID_RANGE", "since must be earlier than until")
-    await engine.store.start()
-    page = await engine.store.list_executions(
+    matches = []
+    for text in where or ():
+        try:
+            matches.append(FieldMatch.parse(text))
+        except (ValueError, SerializationError) as exc:
+            raise ApiError(422, "INVALID_REQUEST", f"query parameter 'where': {exc}") from exc
+    page = await engine.list_executions(
         workflow_id=workflow_id,
-        status=status,
+        status=None if status in (None, "waiting") else ExecutionStatus(status),
+        waiting=status == "waiting",
+        id_prefix=id_prefix,
         since=since,
         until=until,
+        where=matches,
+        parent_ids=parent_id,
+        roots_only=roots_only,
         limit=limit,
         cursor=cursor,
     )
