@@ -192,9 +192,10 @@ SELECT count(*) FROM ins
 GET_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id = $1"
 # The ids that start with a prefix: the uuids between the prefix padded with 0s and with fs
 # (a range of the primary key's index, where `execution_id::text LIKE` would read them all).
+# (ORDER BY e.execution_id: the uuid column; bare, the name is the select list's text.)
 FIND_EXECUTION_IDS = """
-SELECT execution_id::text FROM executions
-WHERE execution_id BETWEEN $1::uuid AND $2::uuid ORDER BY execution_id LIMIT $3
+SELECT execution_id::text FROM executions e
+WHERE execution_id BETWEEN $1::uuid AND $2::uuid ORDER BY e.execution_id LIMIT $3
 """
 # An idempotency key held past its time is released, so that a new execution can take it.
 RELEASE_KEY = """

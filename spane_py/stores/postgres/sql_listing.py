@@ -84,9 +84,11 @@ def list_executions(
     if cursor is not None:
         conditions.append(f"execution_id < {arg(cursor)}::uuid")
     where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    # ORDER BY e.execution_id, the column: bare, the name would be the select list's
+    # execution_id::text, which no index has (a sort of every row that matches).
     statement = (
         f"SELECT {EXECUTION_COLUMNS} FROM executions e {where_sql} "
-        f"ORDER BY execution_id DESC LIMIT {arg(limit + 1)}"
+        f"ORDER BY e.execution_id DESC LIMIT {arg(limit + 1)}"
     )
     return statement, args
 
