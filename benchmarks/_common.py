@@ -39,8 +39,13 @@ def store_kind_text(kind: str) -> str:
 
 
 def make_engine(
-    registry: NodeRegistry, *, max_executions: int = 100_000, store_kind: str = "memory"
+    registry: NodeRegistry,
+    *,
+    max_executions: int = 100_000,
+    store_kind: str = "memory",
+    **options: Any,
 ) -> WorkflowEngine:
+    """An engine on the benchmark's store; ``options`` go to ``WorkflowEngine``."""
     store: ExecutionStore
     if store_kind == "postgres":
         from spane_py.stores.postgres.store import PostgresExecutionStore
@@ -55,6 +60,7 @@ def make_engine(
         store,
         redis_url=os.environ.get("REDIS_URL"),  # None: embedded Redis
         key_prefix=f"bench{uuid.uuid4().hex[:8]}",
+        **options,
     )
 
 

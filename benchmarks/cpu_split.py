@@ -1,6 +1,7 @@
 """Where the CPU of a node goes: this process, PostgreSQL, Redis; statements per node.
 
     python benchmarks/cpu_split.py [--store memory|postgres|both] [--runs 3] [--executions 1000]
+                                   [--event-history on|off]
 
 For each store, ``--runs`` runs of the diamond workload (diamond.py: ``--executions``
 executions of a -> b, c, d -> e, started with one ``enqueue_workflow`` call at a time, then
@@ -29,7 +30,8 @@ Then this process's VmRSS after the runs, the VmRSS of a fresh worker process (a
 builds its engine on the same store as ``spane worker`` would, starts a worker at
 concurrency 50 and runs one diamond), and the median time per hop of a 100-node chain
 (chain.py's workflow and loop, ``--chain-runs`` runs). ``--breakdown``: statements per node
-by statement text.
+by statement text. ``--event-history on`` runs the engine with its event history
+(``WorkflowEngine(event_history=True)``), to see what recording the events costs.
 
 The PostgreSQL store needs ``$DATABASE_URL`` pointing at a server on this machine (its
 processes are read with psutil); the schema ``spane_bench_cpu_split`` is dropped and
@@ -348,7 +350,10 @@ async def measure_store(
     runs: list[Run] = []
     counter.by_query.clear()
     async with make_engine(
-        registry, max_executions=args.executions * (args.runs + 1) + 10, store_kind=store
+        registry,
+        max_executions=args.executions * (args.runs + 1) + 10,
+        store_kind=store,
+        event_history=args.event_history == "on",
     ) as engine:
         await engine.register_workflow(DIAMOND)
         await engine.start_workers(CONCURRENCY)
@@ -471,7 +476,7 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"{args.executions} diamonds x 5 nodes per run, {args.runs} runs per store, one "
             f"enqueue_workflow at a time, awaited {WAITS[args.wait]}, one in-process worker at "
-            f"concurrency {CONCURRENCY}; "
+            f"concurrency {CONCURRENCY}, event history {args.event_history}; "
             f"{machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         print(
@@ -520,6 +525,12 @@ if __name__ == "__main__":
         default="each",
         help="await the executions one after another (each: a store read apiece) or all at "
         "once (all: the reads go out together, so the statements are mostly the engine's)",
+    )
+    parser.add_argument(
+        "--event-history",
+        choices=["on", "off"],
+        default="off",
+        help="record the engine's events in the store (on), or not (the engine's default)",
     )
     parser.add_argument("--fresh-worker", choices=["memory", "postgres"], help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -65,7 +65,13 @@ if typing.TYPE_CHECKING:
     from spane_py.observability.stream import EngineEvent, EventSubscription
     from spane_py.queue.client import QueueStats
     from spane_py.queue.presence import LiveWorker
-    from spane_py.records import DlqRecord, ResumeTokenRecord, WebhookRecord, WorkflowVersionRecord
+    from spane_py.records import (
+        DlqRecord,
+        EventRecord,
+        ResumeTokenRecord,
+        WebhookRecord,
+        WorkflowVersionRecord,
+    )
     from spane_py.registry import NodeExecutor, NodeRegistry
     from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
     from spane_py.settings import SpaneSettings
@@ -107,6 +113,7 @@ _LAZY = {
     "DlqRecord": "spane_py.records",
     "EngineEvent": "spane_py.observability.stream",
     "error_result": "spane_py.results",
+    "EventRecord": "spane_py.records",
     "EventSubscription": "spane_py.observability.stream",
     "ExecutionContext": "spane_py.context",
     "ExecutionResult": "spane_py.results",
@@ -189,6 +196,7 @@ __all__ = [
     "DlqItemNotFoundError",
     "DlqRecord",
     "EngineEvent",
+    "EventRecord",
     "EventSubscription",
     "ExecutionContext",
     "ExecutionNotFoundError",

@@ -33,6 +33,8 @@ Engines and workers:
   its job again (30).
 - ``SPANE_MAX_OUTPUT_BYTES``: the largest node output, in bytes of JSON (1048576).
 - ``SPANE_MAX_ARTIFACT_BYTES``: the largest artifact a node may put, in bytes (67108864).
+- ``SPANE_EVENT_HISTORY``: record the engine's events in the store as well (``1``; off by
+  default: docs/observability.md says what it costs).
 - ``SPANE_SCHEDULE_GRACE``: seconds a schedule's tick may be late and still run; older
   ones follow the schedule's missed policy (10).
 - ``SPANE_SCHEDULE_REFRESH``: at most this many seconds pass before a worker's scheduler
@@ -97,6 +99,7 @@ class SpaneSettings(BaseSettings):
     stale_after: float = Field(30.0, gt=0)
     max_output_bytes: int = Field(1 << 20, ge=1)
     max_artifact_bytes: int = Field(64 << 20, ge=1)
+    event_history: bool = False
     schedule_grace: float = Field(10.0, gt=0)
     schedule_refresh: float = Field(5.0, gt=0)
     global_rate_limit: str | None = None
@@ -177,6 +180,7 @@ class SpaneSettings(BaseSettings):
             "stale_after_seconds": self.stale_after,
             "max_output_bytes": self.max_output_bytes,
             "max_artifact_bytes": self.max_artifact_bytes,
+            "event_history": self.event_history,
             "schedule_grace_seconds": self.schedule_grace,
             "schedule_refresh_seconds": self.schedule_refresh,
         }

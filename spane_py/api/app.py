@@ -136,6 +136,7 @@ def create_app(
     app.include_router(triggers.router, prefix=api, dependencies=auth)
     app.include_router(dlq.router, prefix=api, dependencies=auth)
     app.include_router(system.router, prefix=api, dependencies=auth)
+    app.include_router(events.history, prefix=api, dependencies=auth)
     app.include_router(events.router, prefix=api, dependencies=[Depends(require_token_or_query)])
     app.include_router(webhooks.router, prefix=api)
     app.include_router(system.probes)

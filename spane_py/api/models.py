@@ -316,6 +316,17 @@ class HealthSummary(BaseModel):
     workers: WorkersSummary
 
 
+class HistoryEvent(BaseModel):
+    """One event of the event history (``engine.get_events``)."""
+
+    type: str = Field(description="Its stable name: node.completed, execution.failed, ...")
+    at: datetime
+    execution_id: str | None = None
+    workflow_id: str | None = None
+    node_id: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict, description="attempt, error, ...")
+
+
 class WebhookTriggered(BaseModel):
     execution_ids: list[str]
 
@@ -339,6 +350,7 @@ __all__ = [
     "GraphNode",
     "Health",
     "HealthSummary",
+    "HistoryEvent",
     "LiveWorker",
     "Purged",
     "QueueInfo",

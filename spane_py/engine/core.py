@@ -101,6 +101,7 @@ class EngineCore:
         clock: Clock | None = None,
         threads: int | None = None,
         max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+        event_history: bool = False,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -166,12 +167,13 @@ class EngineCore:
         self.schedule_grace_seconds = schedule_grace_seconds
         self.schedule_refresh_seconds = schedule_refresh_seconds
         self._triggers_changed = asyncio.Event()  # wakes this process's schedulers
-        # Event stream, metrics and tracing (docs/observability.md).
+        # Event stream, event history, metrics and tracing (docs/observability.md).
         self._observability = Observability(
             self,
             event_stream=event_stream,
             event_stream_maxlen=event_stream_maxlen,
             tracing=tracing,
+            event_history=event_history,
         )
         if metrics_port is not None:
             check_port(metrics_port)
@@ -247,7 +249,7 @@ class EngineCore:
                 max_artifact_bytes=self.max_artifact_bytes,
             ),
         )
-        await self._observability.start(self._wired.queue, self.store)
+        await self._observability.start(self._wired.queue, self.store, clock=self.clock)
         self._started = True
         if self.metrics_port is not None:
             try:

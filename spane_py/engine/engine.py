@@ -49,10 +49,11 @@ class WorkflowEngine(WorkerMethods, TriggerMethods, ObserveMethods, EngineCore):
     workers (node types are not looked up in ``registry``) and runs no worker.
 
     Observability (docs/observability.md): every process publishes its events to the
-    stream ``engine.subscribe`` reads (``event_stream=False``: not this one); metrics are
-    counted per engine (``metrics_text``, and ``/metrics`` on ``metrics_port``);
-    ``tracing`` (True: the global OpenTelemetry tracer provider, or a provider) exports
-    a span per node attempt and per execution.
+    stream ``engine.subscribe`` reads (``event_stream=False``: not this one) and, with
+    ``event_history=True``, records them in the store's event history, read with
+    ``get_events``; metrics are counted per engine (``metrics_text``, and ``/metrics`` on
+    ``metrics_port``); ``tracing`` (True: the global OpenTelemetry tracer provider, or a
+    provider) exports a span per node attempt and per execution.
     """
 
     async def list_workflows(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry
 
+from spane_py._text import check_argument
 from spane_py.engine.cache import CacheStats
 from spane_py.engine.core import EngineCore
 from spane_py.engine.queue_view import QueueInfo, queue_infos
@@ -11,6 +15,7 @@ from spane_py.errors import ConfigurationError
 from spane_py.observability.stream import EventSubscription
 from spane_py.queue.client import QueueStats
 from spane_py.queue.presence import LiveWorker, WorkerPresence
+from spane_py.records import EventRecord
 from spane_py.traffic.breakers import BreakerState
 
 
@@ -30,6 +35,29 @@ class ObserveMethods(EngineCore):
         await self.start()
         return await self._observability.subscribe(
             execution_id=execution_id, workflow_id=workflow_id, after=after
+        )
+
+    async def get_events(
+        self,
+        execution_id: str | None = None,
+        *,
+        types: str | Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]:
+        """The event history (docs/observability.md): recorded events, oldest first, at
+        most ``limit`` — only ``execution_id``'s, only of ``types`` (a name or several:
+        ``"node.failed"``, ...), ``at`` from ``since`` (inclusive) to ``until``
+        (exclusive), when given. What this process emitted is written first."""
+        check_argument("execution_id", execution_id)
+        wanted = [types] if isinstance(types, str) else None if types is None else list(types)
+        for name in wanted or ():
+            check_argument("types", name)
+        await self.store.start()
+        await self._observability.flush_history()
+        return await self.store.get_events(
+            execution_id=execution_id, types=wanted, since=since, until=until, limit=limit
         )
 
     async def metrics_text(self) -> str:

@@ -1,5 +1,5 @@
-"""An engine's observability: its event stream, Prometheus metrics and tracing, installed
-as event sinks when the engine starts and removed when it closes.
+"""An engine's observability: its event stream, event history, Prometheus metrics and
+tracing, installed as event sinks when the engine starts and removed when it closes.
 
 Kept out of ``engine.py`` so that the facade only forwards: ``subscribe``,
 ``metrics_text`` and ``serve_metrics`` are thin calls into this object.
@@ -12,8 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
+from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.errors import ConfigurationError
 from spane_py.observability import events
+from spane_py.observability.history import EventHistory
 from spane_py.observability.metrics import EngineMetrics, MetricsServer, StateReading
 from spane_py.observability.stream import (
     DEFAULT_MAXLEN,
@@ -55,6 +57,7 @@ class Observability:
         event_stream: bool = True,
         event_stream_maxlen: int = DEFAULT_MAXLEN,
         tracing: Any = False,
+        event_history: bool = False,
     ) -> None:
         if isinstance(event_stream_maxlen, bool) or not isinstance(event_stream_maxlen, int):
             raise ConfigurationError("event_stream_maxlen must be a positive integer")
@@ -64,14 +67,18 @@ class Observability:
         self.event_stream = event_stream
         self.event_stream_maxlen = event_stream_maxlen
         self.tracing = tracing
+        self.event_history = event_history
         self.metrics = EngineMetrics()
         self._queue: JobQueue | None = None
         self._store: ExecutionStore | None = None
         self._publisher: StreamPublisher | None = None
+        self._history: EventHistory | None = None
         self._server: MetricsServer | None = None
         self._tracer: object | None = None  # the exporter this engine enabled
 
-    async def start(self, queue: JobQueue, store: ExecutionStore) -> None:
+    async def start(
+        self, queue: JobQueue, store: ExecutionStore, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         if self.tracing is not False and self.tracing is not None:
             self._start_tracing()  # first: the one step that can refuse
         self._queue, self._store = queue, store
@@ -84,6 +91,9 @@ class Observability:
             events.add_sink(self._publisher, owner=self.owner)
             # Buffered events written after a purge would bring the stream back.
             queue.before_purge.append(self._publisher.flush)
+        if self.event_history:
+            self._history = EventHistory(store, clock)
+            events.add_sink(self._history, owner=self.owner)
 
     def _start_tracing(self) -> None:
         try:
@@ -113,6 +123,10 @@ class Observability:
                 self._queue.before_purge.remove(self._publisher.flush)
             await self._publisher.close()
             self._publisher = None
+        if self._history is not None:
+            events.remove_sink(self._history)
+            await self._history.close()
+            self._history = None
         if self._server is not None:
             await self._server.close()
             self._server = None
@@ -142,6 +156,12 @@ class Observability:
             workflow_id=workflow_id,
             after=after,
         )
+
+    # Event history ---------------------------------------------------------------------
+    async def flush_history(self) -> None:
+        """Write the events this process buffered for the history (a reader sees them)."""
+        if self._history is not None:
+            await self._history.flush()
 
     # Metrics ---------------------------------------------------------------------------
     async def metrics_text(self) -> str:

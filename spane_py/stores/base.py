@@ -21,7 +21,8 @@ The areas, each a protocol below with the behaviour ``tests/contract`` checks fo
 - ``DlqStore``, ``TokenStore``: dead-letter items, resume tokens (test_control.py);
 - ``TriggerStore``: schedules and webhook bindings (test_triggers.py);
 - ``TraceStore``: logs and spans (test_logs.py, test_spans.py);
-- ``ArtifactStore``: named blobs of executions (test_artifacts.py).
+- ``ArtifactStore``, ``EventStore``: named blobs of executions, the event history
+  (test_artifacts.py, test_events.py), in base_history.py.
 
 A third backend implements all of them (the engine takes an ``ExecutionStore``) and is
 added to ``STORES`` in ``tests/contract/conftest.py``: passing that suite is the contract.
@@ -53,6 +54,7 @@ from spane_py.records import (
     CreatedExecution,
     Decide,
     DlqRecord,
+    EventRecord,
     ExecutionPage,
     ExecutionRecord,
     ExecutionSnapshot,
@@ -70,6 +72,7 @@ from spane_py.records import (
     evolve_execution,
 )
 from spane_py.state import ExecutionStatus
+from spane_py.stores.base_history import ArtifactStore, EventStore
 
 __all__ = [
     "ArtifactRecord",
@@ -80,6 +83,8 @@ __all__ = [
     "DefinitionStore",
     "DlqRecord",
     "DlqStore",
+    "EventRecord",
+    "EventStore",
     "ExecutionPage",
     "ExecutionRecord",
     "ExecutionSnapshot",
@@ -469,27 +474,6 @@ class TraceStore(Protocol):
 
 
 @runtime_checkable
-class ArtifactStore(Protocol):
-    """Artifacts, named blobs of an execution (test_artifacts.py): one per execution and
-    name, putting a name again replaces it (record and bytes); they go with their
-    execution. A name is text the store can keep (``spane_py.artifacts.name_problem``)."""
-
-    async def put_artifact(self, record: ArtifactRecord, data: bytes) -> None:
-        """Write ``data`` under ``record``'s execution and name (``record.size`` is
-        ``len(data)``, else ``ValueError``); an unknown execution raises
-        ``ExecutionNotFoundError``, writing nothing."""
-        ...
-
-    async def get_artifact(
-        self, execution_id: str, name: str
-    ) -> tuple[ArtifactRecord, bytes] | None: ...
-
-    async def list_artifacts(self, execution_id: str) -> list[ArtifactRecord]:
-        """The execution's artifacts (without their bytes), ordered by name."""
-        ...
-
-
-@runtime_checkable
 class ExecutionStore(
     StoreLifecycle,
     DefinitionStore,
@@ -500,8 +484,9 @@ class ExecutionStore(
     TriggerStore,
     TraceStore,
     ArtifactStore,
+    EventStore,
     Protocol,
 ):
     """Persistence for definitions, executions, node results, the backlog, dead letters,
-    resume tokens, triggers, logs, spans and artifacts: every area's protocol at once (see
-    the module docstring). The engine and users take this one."""
+    resume tokens, triggers, logs, spans, artifacts and events: every area's protocol at
+    once (see the module docstring). The engine and users take this one."""

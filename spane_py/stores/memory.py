@@ -14,7 +14,8 @@ One part per area of the contract (``spane_py.stores.base``), each a ``MemorySta
 (memory_state.py: the records, the bounds, the housekeeping and the copies):
 memory_definitions.py, memory_executions.py (and ``transition``), memory_backlog.py (the
 sweeper's pending nodes, admission), memory_dlq.py, memory_tokens.py, memory_triggers.py,
-memory_traces.py (logs and spans), memory_artifacts.py.
+memory_traces.py (logs and spans), memory_artifacts.py, memory_events.py (the event
+history).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from spane_py.stores.memory_artifacts import MemoryArtifacts
 from spane_py.stores.memory_backlog import MemoryBacklog
 from spane_py.stores.memory_definitions import MemoryDefinitions
 from spane_py.stores.memory_dlq import MemoryDeadLetters
+from spane_py.stores.memory_events import MemoryEvents
 from spane_py.stores.memory_executions import MemoryExecutions
 from spane_py.stores.memory_tokens import MemoryTokens
 from spane_py.stores.memory_traces import MemoryTraces
@@ -51,10 +53,12 @@ class InMemoryExecutionStore(
     MemoryTriggers,
     MemoryTraces,
     MemoryArtifacts,
+    MemoryEvents,
 ):
     """Takes ``max_executions`` (1000), ``max_logs_per_execution`` (1000),
     ``max_spans_per_execution`` (500), ``finished_ttl_seconds`` (3600),
-    ``max_artifact_bytes`` (256 MiB, all executions' artifacts together) and ``clock``
+    ``max_artifact_bytes`` (256 MiB, all executions' artifacts together),
+    ``max_events_per_execution`` (1000) and ``clock``
     (monotonic seconds, for tests of the finished-execution TTL): see ``MemoryState``."""
 
     shared = False  # one process's memory

@@ -5,7 +5,8 @@ its callers.
 Bounds: beyond ``max_executions`` the least recently used finished executions are
 dropped; a finished execution is dropped ``finished_ttl_seconds`` after it finished; an
 execution that has not finished is never dropped, and definitions are never forgotten.
-Artifacts hold at most ``max_artifact_bytes`` in all (memory_artifacts.py).
+Artifacts hold at most ``max_artifact_bytes`` in all (memory_artifacts.py); the event
+history keeps ``max_events_per_execution`` per execution (memory_events.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from spane_py.records import (
     ArtifactRecord,
     DlqRecord,
+    EventRecord,
     ExecutionRecord,
     LogRecord,
     NodeRecord,
@@ -45,6 +47,7 @@ class MemoryState:
         max_spans_per_execution: int = 500,
         finished_ttl_seconds: float = 3600.0,
         max_artifact_bytes: int = 256 << 20,
+        max_events_per_execution: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_executions = max_executions
@@ -52,6 +55,7 @@ class MemoryState:
         self.max_spans_per_execution = max_spans_per_execution
         self.finished_ttl_seconds = finished_ttl_seconds
         self.max_artifact_bytes = max_artifact_bytes
+        self.max_events_per_execution = max_events_per_execution
         self._clock = clock
         self._workflows: dict[str, list[WorkflowVersionRecord]] = {}
         self._executions: OrderedDict[str, ExecutionRecord] = OrderedDict()
@@ -69,6 +73,9 @@ class MemoryState:
         self._webhooks: dict[tuple[str, str], WebhookRecord] = {}
         self._artifacts: dict[str, dict[str, tuple[ArtifactRecord, bytes]]] = {}
         self._artifact_bytes = 0
+        # Events by execution (None: about no execution), each with the order it came in.
+        self._events: dict[str | None, deque[tuple[int, EventRecord]]] = {}
+        self._event_seq = 0
 
     def cleanup(self) -> int:
         """Drop finished executions older than the TTL; returns how many were dropped.
@@ -102,6 +109,7 @@ class MemoryState:
         self._tokens.clear()
         self._artifacts.clear()
         self._artifact_bytes = 0
+        self._events.clear()
 
     def _evict(self, *, keep: str) -> None:
         if len(self._executions) <= self.max_executions:
@@ -124,6 +132,7 @@ class MemoryState:
         self._logs.pop(execution_id, None)
         self._spans.pop(execution_id, None)
         self._drop_artifacts(execution_id)
+        self._events.pop(execution_id, None)
         self._finished_at.pop(execution_id, None)
         if record is not None:
             self._evicted += 1

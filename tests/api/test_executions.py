@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from spane_py import WorkflowEngine
-from spane_py.records import ArtifactRecord
+from spane_py.records import ArtifactRecord, EventRecord
 from tests.api._support import Gate, error_of, eventually, start, wait_status
 
 
@@ -191,3 +191,47 @@ async def test_an_executions_output_and_artifacts(
     unknown = await client.get("/api/executions/00000000-0000-0000-0000-000000000000/artifacts")
     assert unknown.status_code == 404
     assert error_of(unknown)["code"] == "EXECUTION_NOT_FOUND"
+
+
+async def test_the_event_history(client: httpx.AsyncClient, running: WorkflowEngine) -> None:
+    execution_id = await start(client, "greet", "ada")
+    await wait_status(client, execution_id, "completed")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    written = [
+        EventRecord("execution.started", t0, execution_id, "greet"),
+        EventRecord("node.started", t0 + timedelta(seconds=1), execution_id, "greet", "hello",
+                    {"attempt": 1}),
+        EventRecord("node.failed", t0 + timedelta(seconds=2), execution_id, "greet", "hello",
+                    {"attempt": 1, "error": "boom"}),
+        EventRecord("breaker.opened", t0 + timedelta(seconds=3), fields={"node_type": "pay"}),
+    ]  # fmt: skip
+    await running.store.add_events(written)
+    res = await client.get("/api/events/history", params={"execution_id": execution_id})
+    assert res.status_code == 200, res.text
+    found = res.json()
+    assert [(e["type"], e["node_id"], e["workflow_id"]) for e in found] == [
+        ("execution.started", None, "greet"),
+        ("node.started", "hello", "greet"),
+        ("node.failed", "hello", "greet"),
+    ]
+    assert found[2]["fields"] == {"attempt": 1, "error": "boom"}
+    typed = await client.get(
+        "/api/events/history", params=[("type", "node.failed"), ("type", "breaker.opened")]
+    )
+    assert [(e["type"], e["execution_id"]) for e in typed.json()] == [
+        ("node.failed", execution_id),
+        ("breaker.opened", None),
+    ]
+    window = await client.get(
+        "/api/events/history",
+        params={"since": found[1]["at"], "until": (t0 + timedelta(seconds=3)).isoformat(),
+                "limit": 5},
+    )  # fmt: skip
+    assert [e["type"] for e in window.json()] == ["node.started", "node.failed"]
+    bad = await client.get(
+        "/api/events/history",
+        params={"since": "2030-01-02T00:00:00Z", "until": "2030-01-01T00:00:00Z"},
+    )
+    assert bad.status_code == 400
+    assert error_of(bad)["code"] == "INVALID_RANGE"
+    assert (await client.get("/api/events/history", params={"limit": 0})).status_code == 422

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from spane_py.errors import StatePersistenceError
-from spane_py.records import ArtifactRecord
+from spane_py.records import ArtifactRecord, EventRecord
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base import ExecutionRecord, Transition
 from spane_py.stores.memory import InMemoryExecutionStore, MemoryStoreStats
@@ -344,6 +345,28 @@ class TestMaxArtifactBytes:
         fresh = execution()
         await store.create_execution(fresh, [])
         await store.put_artifact(*_blob(fresh.execution_id, "a", 100))  # its bytes were freed
+
+
+class TestMaxEvents:
+    async def test_the_newest_events_of_each_execution_are_kept(self) -> None:
+        clock = FakeClock()
+        store = InMemoryExecutionStore(
+            max_events_per_execution=3, finished_ttl_seconds=10, clock=clock
+        )
+        one, two = execution(), execution()
+        for record in (one, two):
+            await store.create_execution(record, [])
+        at = [T0 + timedelta(seconds=i) for i in range(5)]
+        await store.add_events([EventRecord("e", t, one.execution_id) for t in at])
+        await store.add_events([EventRecord("e", at[0], two.execution_id)])
+        await store.add_events([EventRecord("breaker.opened", t) for t in at])
+        assert [e.at for e in await store.get_events(execution_id=one.execution_id)] == at[2:]
+        assert len(await store.get_events(execution_id=two.execution_id)) == 1
+        assert len(await store.get_events(types=["breaker.opened"])) == 3
+        await _finish(store, one)
+        clock.advance(11)
+        assert await store.get_events(execution_id=one.execution_id) == []  # gone with it
+        assert len(await store.get_events(types=["breaker.opened"])) == 3
 
 
 def _ids(records: tuple[ExecutionRecord, ...]) -> list[str]:

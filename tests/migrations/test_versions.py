@@ -15,6 +15,8 @@ import asyncpg
 import pytest
 
 from spane_py.errors import ConfigurationError, SchemaVersionError, StatePersistenceError
+from spane_py.records import ArtifactRecord, EventRecord
+from spane_py.state import ExecutionStatus
 from spane_py.stores.postgres import migrate
 from spane_py.stores.postgres.store import PostgresExecutionStore
 from spane_py.stores.postgres.tables import metadata
@@ -262,6 +264,61 @@ async def test_upgrade_from_0004_leaves_executions_without_a_concurrency_key(
         fresh_schema,
     )
     assert "concurrency_key" not in {r["column_name"] for r in columns}
+
+
+async def test_upgrade_from_0005_adds_outputs_artifacts_and_events(
+    database_url: str, conn: asyncpg.Connection, fresh_schema: str
+) -> None:
+    """0005 -> 0006: an execution completed before has no output (NULL: None) and keeps
+    everything else; artifacts and events can be written for it at once. Back to 0005 drops
+    the column and both tables, and keeps the execution."""
+    assert await migrate.upgrade(database_url, schema=fresh_schema, revision="0005") == "0005"
+    done = str(uuid.uuid4())
+    await conn.execute(f"SET search_path TO {fresh_schema}")
+    await conn.execute(
+        "INSERT INTO executions (execution_id, workflow_id, workflow_version, status, "
+        "initial_data, created_at, completed_at) "
+        "VALUES ($1, 'wf', 1, 'completed', '{\"n\": 1}', now(), now())",
+        done,
+    )
+    await conn.execute(
+        "INSERT INTO node_results (execution_id, node_id, status, output) "
+        "VALUES ($1, 'a', 'succeeded', '[1, 2]')",
+        done,
+    )
+    assert await migrate.upgrade(database_url, schema=fresh_schema) == HEAD
+    assert await conn.fetchval("SELECT output FROM executions") is None
+    store = PostgresExecutionStore(database_url, schema=fresh_schema)
+    await store.start()
+    try:
+        record = await store.get_execution(done)
+        assert record is not None
+        assert (record.status, record.output, record.initial_data) == (
+            ExecutionStatus.COMPLETED,
+            None,
+            '{"n": 1}',
+        )
+        assert (await store.get_node_results(done))["a"].data == [1, 2]
+        now = datetime.now(UTC)
+        await store.put_artifact(ArtifactRecord(done, "x", "text/plain", 2, now), b"hi")
+        await store.add_events([EventRecord("execution.completed", now, done, "wf")])
+        assert [a.name for a in await store.list_artifacts(done)] == ["x"]
+        assert [e.type for e in await store.get_events(execution_id=done)] == [
+            "execution.completed"
+        ]
+    finally:
+        await store.close()
+
+    assert await migrate.downgrade(database_url, schema=fresh_schema, revision="0005") == "0005"
+    assert await conn.fetchval("SELECT to_regclass('artifacts')") is None
+    assert await conn.fetchval("SELECT to_regclass('events')") is None
+    columns = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = $1 AND table_name = 'executions'",
+        fresh_schema,
+    )
+    assert "output" not in {r["column_name"] for r in columns}
+    assert await conn.fetchval("SELECT count(*) FROM executions") == 1
 
 
 async def test_downgrade_to_base_then_upgrade_again(

@@ -1,8 +1,10 @@
-"""``GET /api/events``: the engine's events as Server-Sent Events.
+"""``GET /api/events``: the engine's events as Server-Sent Events; and
+``GET /api/events/history``: the events recorded in the store (``engine.get_events``).
 
 The stream itself comes from ``engine.subscribe`` (see ``spane_py.api.optional``); until
 the engine has it, the route answers 501 and the dashboard falls back to polling. A
-comment line goes out every ``KEEPALIVE_S`` so proxies keep an idle stream open.
+comment line goes out every ``KEEPALIVE_S`` so proxies keep an idle stream open. The
+history is a plain JSON route (``history``, mounted with the header-only token check).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
-from spane_py.api import optional
+from spane_py.api import models, optional
 from spane_py.api.deps import Engine
-from spane_py.api.errors import ErrorBody
+from spane_py.api.errors import ApiError, ErrorBody
 
 router = APIRouter(tags=["events"])
+history = APIRouter(tags=["events"])
 
 KEEPALIVE_S = 15.0
 
@@ -90,4 +94,40 @@ async def _frames(request: Request, stream: AsyncIterator[Any]) -> AsyncIterator
                 await closer()
 
 
-__all__ = ["KEEPALIVE_S", "router"]
+@history.get(
+    "/events/history",
+    response_model=list[models.HistoryEvent],
+    summary="Event history",
+    responses={400: {"model": ErrorBody}},
+)
+async def event_history(
+    engine: Engine,
+    execution_id: Annotated[str | None, Query(max_length=100)] = None,
+    types: Annotated[
+        list[str] | None,
+        Query(alias="type", max_length=50, description="An event name; repeat for several"),
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="At or after (ISO 8601)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[models.HistoryEvent]:
+    """Recorded events, oldest first: of one execution, of some types, in a time range."""
+    if since is not None and until is not None and since >= until:
+        raise ApiError(400, "INVALID_RANGE", "since must be earlier than until")
+    found = await engine.get_events(
+        execution_id, types=types, since=since, until=until, limit=limit
+    )
+    return [
+        models.HistoryEvent(
+            type=e.type,
+            at=e.at,
+            execution_id=e.execution_id,
+            workflow_id=e.workflow_id,
+            node_id=e.node_id,
+            fields=dict(e.fields),
+        )
+        for e in found
+    ]
+
+
+__all__ = ["KEEPALIVE_S", "history", "router"]

@@ -17,6 +17,7 @@ from spane_py.definitions.models import STORED, WorkflowDefinition
 from spane_py.records import (
     ArtifactRecord,
     DlqRecord,
+    EventRecord,
     ExecutionRecord,
     ExecutionSnapshot,
     LogRecord,
@@ -213,4 +214,16 @@ def artifact(row: Row) -> ArtifactRecord:
         content_type=row["content_type"],
         size=row["size"],
         created_at=row["created_at"],
+    )
+
+
+def event(row: Row) -> EventRecord:
+    """``sql_events._SELECT``."""
+    return EventRecord(
+        type=row["type"],
+        at=row["at"],
+        execution_id=row["execution_id"],
+        workflow_id=row["workflow_id"],
+        node_id=row["node_id"],
+        fields=_json.loads(row["fields"]),
     )

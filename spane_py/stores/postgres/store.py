@@ -6,7 +6,8 @@ per job, each a mixin on ``PostgresStoreBase``:
   execution's revision), metadata and admission;
 - queries.py: reads of executions and nodes;
 - workflow_versions.py, dead_letters.py, resume_tokens.py, logs.py (and spans),
-  triggers.py (schedules and webhook bindings), artifacts.py.
+  triggers.py (schedules and webhook bindings), artifacts.py, events.py (the event
+  history).
 
 Below them: sql.py (the statements), rows.py (rows -> records), params.py (checks and JSON
 of parameters), coalesce.py (batched reads and writes), latest.py (what this process knows
@@ -19,6 +20,7 @@ from types import TracebackType
 
 from spane_py.stores.postgres.artifacts import PostgresArtifacts
 from spane_py.stores.postgres.dead_letters import PostgresDeadLetters
+from spane_py.stores.postgres.events import PostgresEvents
 from spane_py.stores.postgres.logs import PostgresLogs
 from spane_py.stores.postgres.resume_tokens import PostgresResumeTokens
 from spane_py.stores.postgres.store_base import DEFAULT_SCHEMA
@@ -37,6 +39,7 @@ class PostgresExecutionStore(
     PostgresLogs,
     PostgresTriggers,
     PostgresArtifacts,
+    PostgresEvents,
 ):
     """Executions, node results, definitions and logs in PostgreSQL (schedules and webhook
     bindings: ``PostgresTriggers``).
