@@ -23,6 +23,8 @@
     spane schedules list|pause|resume    resume tokens, workflows and schedules (cli_control)
     spane queues, spane workers          the queues and the live workers, from Redis
                                          (see cli_ops)
+    spane events, spane artifacts list|get
+                                         the event history and artifacts (see cli_data)
     spane --version
 
 ``APP`` is ``module:attribute`` naming a ``WorkflowEngine``, or a function (sync or async)
@@ -56,7 +58,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from spane_py import __version__, cli_control, cli_db, cli_inspect, cli_ops, cli_registry
+from spane_py import __version__, cli_control, cli_data, cli_db, cli_inspect, cli_ops, cli_registry
 from spane_py._cli_support import (
     NOT_COMPLETED,
     AppError,
@@ -474,6 +476,7 @@ async def _wait_with_progress(
 cli_inspect.register(app)
 cli_control.register(app)
 cli_registry.register(app)
+cli_data.register(app)
 cli_db.register(app)
 cli_ops.register(app)
 
