@@ -79,6 +79,14 @@ const Spane = (() => {
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
   }
 
+  // The date beside the time, always: "2030-01-31 14:05:09" (the browser's time zone).
+  function fmtDateTime(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
   function fmtDuration(ms) {
     if (ms === null || ms === undefined || Number.isNaN(ms)) return "";
     if (ms < 1) return `${ms.toFixed(2)} ms`;
@@ -342,7 +350,7 @@ const Spane = (() => {
   }
 
   return {
-    api, ApiError, el, badge, shortId, fmtTime, fmtDuration, fmtRelative, fmtSpan, json,
+    api, ApiError, el, badge, shortId, fmtTime, fmtDateTime, fmtDuration, fmtRelative, fmtSpan, json,
     showError, showInfo, setupChrome, live, poll, token, checkWorkers,
   };
 })();

@@ -26,7 +26,13 @@
       ["Duration", exec.completed_at ? fmtDuration(Date.parse(exec.completed_at) - Date.parse(exec.started_at)) : `${fmtDuration(Date.now() - Date.parse(exec.started_at))} so far`],
     ];
     if (exec.priority) rows.push(["Priority", String(exec.priority)]);
-    if (exec.parent_execution_id) rows.push(["Parent", el("a", { href: `/executions/${exec.parent_execution_id}` }, exec.parent_execution_id)]);
+    if (exec.parent_execution_id) {
+      // A sub-workflow's execution: back to its parent, on the node that started it.
+      const node = exec.metadata && exec.metadata.parent_node_id;
+      const href = `/executions/${exec.parent_execution_id}${node ? `?node=${encodeURIComponent(node)}` : ""}`;
+      rows.push(["Parent", el("span", {}, el("a", { id: "parent-link", href }, exec.parent_execution_id),
+        node ? el("span", { class: "muted" }, ` (node ${node})`) : "")]);
+    }
     if (exec.metadata && exec.metadata.replayed_from) rows.push(["Replay of", el("a", { href: `/executions/${exec.metadata.replayed_from}` }, exec.metadata.replayed_from)]);
     if (exec.error) rows.push(["Error", el("span", { class: "error-text" }, exec.error)]);
     document.getElementById("facts").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
@@ -56,6 +62,7 @@
       if (result.next_nodes) rows.push(["Next nodes", result.next_nodes.join(", ") || "none"]);
     }
     parts.push(el("dl", { class: "facts" }, rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
+    if (graphNode && graphNode.type === "sub-workflow") parts.push(...childLinks(selected));
     if (graphNode && graphNode.status !== "pending") parts.push(el("h2", {}, "Input"), el("div", { id: "node-input" }, json(graphNode.input)));
     if (result && result.status === "succeeded") parts.push(el("h2", {}, "Output"), el("div", { id: "node-output" }, json(result.data)));
     if (result && result.error) parts.push(el("h2", {}, "Error"), el("pre", { class: "json" }, result.error));
@@ -66,6 +73,19 @@
       parts.push(el("h2", {}, "Logs"), el("table", { class: "logs" }, el("tbody", {}, lines.map(logRow))));
     }
     box.replaceChildren(...parts);
+  }
+
+  // A sub-workflow node's child executions (one per run of the node: a retry starts
+  // another), newest first, each a link.
+  function childLinks(nodeId) {
+    const kids = trace.children
+      .filter((c) => c.metadata && c.metadata.parent_node_id === nodeId)
+      .sort((a, b) => (a.execution_id < b.execution_id ? 1 : -1));
+    if (!kids.length) return [el("p", { class: "muted" }, "No child execution yet.")];
+    return [el("h2", {}, kids.length === 1 ? "Child execution" : "Child executions"),
+      el("ul", { id: "node-children", class: "children-list" }, kids.map((c) => el("li", {},
+        el("a", { class: "mono", href: `/executions/${c.execution_id}`, dataset: { executionId: c.execution_id } }, c.execution_id),
+        " ", badge(c.status), ` ${c.workflow_id}`)))];
   }
 
   function logRow(l) {
