@@ -129,11 +129,11 @@ def test_search_by_metadata_and_input(site: SearchServer, browser: Any, tmp_path
     assert "where=metadata.tenant%3Dacme" in driver.current_url
     created = driver.find_elements(By.CSS_SELECTOR, "#executions tbody td.when")
     assert all(DATE_TIME.match(c.text) for c in created), [c.text for c in created]
+    shoot(driver, tmp_path, "search.png")
 
     field.send_keys(" input.customer_id=7")
     driver.find_element(By.ID, "search-button").click()
     wait_for(lambda: row_ids(driver) == [acme[0]], what="the acme execution of customer 7")
-    shoot(driver, tmp_path, "search.png")
 
     # Waiting: running with a node waiting (every order waits for its confirmation).
     driver.find_element(By.ID, "search-where").clear()
