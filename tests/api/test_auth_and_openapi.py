@@ -197,6 +197,7 @@ async def test_openapi_schema_validates(client: httpx.AsyncClient) -> None:
         "/api/webhook-triggers": {"get"},
         "/api/dlq": {"get", "delete"},
         "/api/dlq/{dlq_id}/retry": {"post"},
+        "/api/dlq/retry": {"post"},
         "/api/queue": {"get"},
         "/api/queues": {"get"},
         "/api/workers": {"get"},
