@@ -68,12 +68,14 @@ if typing.TYPE_CHECKING:
     from spane_py.records import (
         DlqRecord,
         EventRecord,
+        ExecutionPage,
         ResumeTokenRecord,
         WebhookRecord,
         WorkflowVersionRecord,
     )
     from spane_py.registry import NodeExecutor, NodeRegistry
     from spane_py.results import ExecutionResult, error_result, skipped_result, success_result
+    from spane_py.retention import Retention
     from spane_py.settings import SpaneSettings
     from spane_py.state import (
         Artifact,
@@ -87,6 +89,7 @@ if typing.TYPE_CHECKING:
         SpanView,
     )
     from spane_py.stores.base import ExecutionStore
+    from spane_py.stores.base_retention import PruneResult
     from spane_py.stores.memory import InMemoryExecutionStore
     from spane_py.stores.postgres.store import PostgresExecutionStore
     from spane_py.traffic.breakers import BreakerState
@@ -116,6 +119,7 @@ _LAZY = {
     "EventRecord": "spane_py.records",
     "EventSubscription": "spane_py.observability.stream",
     "ExecutionContext": "spane_py.context",
+    "ExecutionPage": "spane_py.records",
     "ExecutionResult": "spane_py.results",
     "ExecutionState": "spane_py.state",
     "ExecutionStatus": "spane_py.state",
@@ -131,11 +135,13 @@ _LAZY = {
     "NodeResult": "spane_py.state",
     "NodeStatus": "spane_py.state",
     "PostgresExecutionStore": "spane_py.stores.postgres.store",
+    "PruneResult": "spane_py.stores.base_retention",
     "QueueInfo": "spane_py.engine.queue_view",
     "QueueStats": "spane_py.queue.client",
     "RateLimit": "spane_py.traffic.policies",
     "RegisteredWorkflow": "spane_py.engine.engine",
     "ResumeTokenRecord": "spane_py.records",
+    "Retention": "spane_py.retention",
     "RetryPolicy": "spane_py.definitions.models",
     "ScheduleInfo": "spane_py.triggers.scheduler",
     "ScheduleTrigger": "spane_py.definitions.models",
@@ -200,6 +206,7 @@ __all__ = [
     "EventSubscription",
     "ExecutionContext",
     "ExecutionNotFoundError",
+    "ExecutionPage",
     "ExecutionResult",
     "ExecutionState",
     "ExecutionStatus",
@@ -226,6 +233,7 @@ __all__ = [
     "NodeTimeoutError",
     "NonRetryableError",
     "PostgresExecutionStore",
+    "PruneResult",
     "QueueError",
     "QueueInfo",
     "QueueStats",
@@ -234,6 +242,7 @@ __all__ = [
     "RegisteredWorkflow",
     "ResumeTokenError",
     "ResumeTokenRecord",
+    "Retention",
     "RetryPolicy",
     "ScheduleInfo",
     "ScheduleNotFoundError",

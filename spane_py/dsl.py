@@ -90,6 +90,7 @@ class Workflow:
         triggers: Sequence[ScheduleTrigger | WebhookTrigger] = (),
         metadata: dict[str, Any] | None = None,
         queue: str | None = None,
+        retention: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(id, str) or not is_valid_workflow_id(id):
             raise WorkflowValidationError(
@@ -113,6 +114,8 @@ class Workflow:
         self.triggers = list(triggers)
         self.metadata = dict(metadata or {})
         self.queue = queue  # of its nodes that name none (spane_py/engine/routing.py)
+        # How long its finished executions are kept: {"completed": "7d", ...} (retention.py).
+        self.retention = None if retention is None else dict(retention)
         self._specs: dict[str, _NodeSpec] = {}
         self._ids_by_function: dict[int, list[str]] = {}
 
@@ -285,6 +288,7 @@ class Workflow:
             "concurrency": self.concurrency,
             "metadata": self.metadata,
             "queue": self.queue,
+            "retention": self.retention,
         }
 
     def register_nodes(self, registry: NodeRegistry) -> None:

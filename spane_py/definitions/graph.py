@@ -42,7 +42,7 @@ class WorkflowGraph:
         return tuple(n for n in self.order if n not in self.reachable)
 
 
-_LATER_FIELDS = ("queue", "concurrency")
+_LATER_FIELDS = ("queue", "concurrency", "retention")
 
 
 def _drop_unset(data: dict[str, Any], names: tuple[str, ...]) -> None:

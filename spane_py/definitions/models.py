@@ -30,6 +30,7 @@ from spane_py._queue_names import QUEUE_NAME_PATTERN
 from spane_py._text import find_bad_text
 from spane_py.definitions.cron import check_timezone, normalize_cron
 from spane_py.limits import MAX_DELAY_MS
+from spane_py.retention import parse_duration
 
 WORKFLOW_ID_PATTERN = r"^[a-z0-9][a-z0-9\-_]*$"
 NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$"
@@ -394,6 +395,26 @@ class ConcurrencyLimit(SpaneModel):
         )
 
 
+# A duration of retention: text such as "7d", "12h", "30m", "45s", or seconds.
+RetentionDuration = str | int | float
+
+
+class RetentionSettings(SpaneModel):
+    """How long a workflow's finished executions are kept, by status (None: as the
+    engine's ``retention`` says); see ``spane_py.retention``."""
+
+    completed: RetentionDuration | None = None
+    failed: RetentionDuration | None = None
+    cancelled: RetentionDuration | None = None
+
+    @field_validator("completed", "failed", "cancelled")
+    @classmethod
+    def _a_duration(cls, value: RetentionDuration | None) -> RetentionDuration | None:
+        if value is not None:
+            parse_duration(value)  # a ValueError names what is wrong
+        return value
+
+
 class WorkflowDefinition(SpaneModel):
     id: WorkflowId
     name: str = ""
@@ -414,6 +435,8 @@ class WorkflowDefinition(SpaneModel):
     # The queue of its nodes that neither name one nor have a type that does (built-in
     # types included); None: ``default``.
     queue: QueueName | None = None
+    # How long its finished executions are kept, over the engine's ``retention``.
+    retention: RetentionSettings | None = None
 
     @model_validator(mode="before")
     @classmethod

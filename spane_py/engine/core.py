@@ -38,6 +38,7 @@ from spane_py.observability.stream import DEFAULT_MAXLEN
 from spane_py.queue.client import JobQueue
 from spane_py.queue.worker import SpaneWorker
 from spane_py.registry import NodeRegistry
+from spane_py.retention import Retention
 from spane_py.stores.base import ExecutionStore
 from spane_py.stores.memory import InMemoryExecutionStore
 from spane_py.traffic.control import TrafficControl
@@ -102,6 +103,8 @@ class EngineCore:
         threads: int | None = None,
         max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
         event_history: bool = False,
+        retention: Retention | None = None,
+        retention_interval_seconds: float = 60.0,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -119,10 +122,11 @@ class EngineCore:
                 "idempotency_ttl_seconds": idempotency_ttl_seconds,
                 "schedule_grace_seconds": schedule_grace_seconds,
                 "schedule_refresh_seconds": schedule_refresh_seconds,
+                "retention_interval_seconds": retention_interval_seconds,
             }
         )
-        if poll_delay <= 0:
-            raise ConfigurationError("poll_delay must be positive")
+        if poll_delay <= 0 or retention_interval_seconds <= 0:
+            raise ConfigurationError("poll_delay and retention_interval_seconds must be positive")
         if lease_seconds < 1:
             raise ConfigurationError("lease_seconds must be at least 1")
         self.registry = registry
@@ -213,6 +217,12 @@ class EngineCore:
                 f"max_artifact_bytes must be a positive integer, got {max_artifact_bytes!r}"
             )
         self.max_artifact_bytes = max_artifact_bytes
+        # How long finished executions are kept (None: forever, unless their workflow says),
+        # applied by workers every retention_interval_seconds (engine/pruning.py).
+        if retention is not None and not isinstance(retention, Retention):
+            raise ConfigurationError(f"retention must be a Retention, got {retention!r}")
+        self.retention = retention
+        self.retention_interval_seconds = retention_interval_seconds
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url

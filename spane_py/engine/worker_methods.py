@@ -1,4 +1,5 @@
-"""``WorkflowEngine``'s worker methods: running workers in this process, the sweeper."""
+"""``WorkflowEngine``'s worker methods: running workers in this process, the sweeper,
+retention (``prune``, the side task ``retention``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from spane_py.clock import SkippingClock
 from spane_py.engine import threads as node_threads
 from spane_py.engine.core import EngineCore
 from spane_py.engine.observing import scoped
+from spane_py.engine.pruning import prune_expired
 from spane_py.engine.queue_view import queue_infos
 from spane_py.engine.routing import Routes
 from spane_py.engine.workers import build_worker, sweep_pending, warn_if_not_durable
@@ -29,6 +31,7 @@ from spane_py.queue.jobs import NodeJob
 from spane_py.queue.presence import WorkerPresence
 from spane_py.queue.scheduled import make_due
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
+from spane_py.stores.base import PruneResult
 from spane_py.triggers.scheduler import Scheduler
 
 logger = logging.getLogger("spane_py.engine")
@@ -64,7 +67,7 @@ class WorkerMethods(EngineCore):
             poll_delay=self.poll_delay,
             sweep=self.sweep,
             sweep_interval=self.sweep_interval_seconds,
-            side_tasks=() if burst else (self._scheduler_task(),),
+            side_tasks=() if burst else (self._scheduler_task(), self._retention_task()),
             skip_to=skip_to,
             queues=self._served(queues),
         )
@@ -110,6 +113,20 @@ class WorkerMethods(EngineCore):
             first_delay=0.0,
             wake=self._triggers_changed,
         )
+
+    def _retention_task(self) -> PeriodicTask:
+        async def prune() -> None:
+            await self.prune()
+
+        return PeriodicTask("retention", self.retention_interval_seconds, prune)
+
+    @scoped
+    async def prune(self, *, dry_run: bool = False) -> PruneResult:
+        """Delete the finished executions whose time is up, by ``retention`` and each
+        workflow's own (``docs/retention.md``), in batches; what went (``dry_run``: what
+        would go, deleting nothing). Workers run it every ``retention_interval_seconds``."""
+        await self.start()
+        return await prune_expired(self.store, self.retention, self.clock.now(), dry_run=dry_run)
 
     async def start_workers(
         self, concurrency: int = 10, *, queues: Sequence[str] | None = None

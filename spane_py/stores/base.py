@@ -22,7 +22,9 @@ The areas, each a protocol below with the behaviour ``tests/contract`` checks fo
 - ``TriggerStore``: schedules and webhook bindings (test_triggers.py);
 - ``TraceStore``: logs and spans (test_logs.py, test_spans.py);
 - ``ArtifactStore``, ``EventStore``: named blobs of executions, the event history
-  (test_artifacts.py, test_events.py), in base_history.py.
+  (test_artifacts.py, test_events.py), in base_history.py;
+- ``RetentionStore``: deleting expired executions (test_retention.py), in
+  base_retention.py.
 
 A third backend implements all of them (the engine takes an ``ExecutionStore``) and is
 added to ``STORES`` in ``tests/contract/conftest.py``: passing that suite is the contract.
@@ -73,6 +75,7 @@ from spane_py.records import (
 )
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base_history import ArtifactStore, EventStore
+from spane_py.stores.base_retention import PruneResult, RetentionStore
 
 __all__ = [
     "ArtifactRecord",
@@ -93,8 +96,10 @@ __all__ = [
     "LogRecord",
     "NodeRecord",
     "PendingNode",
+    "PruneResult",
     "Recent",
     "ResumeTokenRecord",
+    "RetentionStore",
     "SavedWorkflow",
     "ScheduleRecord",
     "SpanRecord",
@@ -485,8 +490,9 @@ class ExecutionStore(
     TraceStore,
     ArtifactStore,
     EventStore,
+    RetentionStore,
     Protocol,
 ):
     """Persistence for definitions, executions, node results, the backlog, dead letters,
-    resume tokens, triggers, logs, spans, artifacts and events: every area's protocol at
+    resume tokens, triggers, logs, spans, artifacts, events and retention: every area's protocol at
     once (see the module docstring). The engine and users take this one."""

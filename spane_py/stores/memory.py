@@ -15,7 +15,7 @@ One part per area of the contract (``spane_py.stores.base``), each a ``MemorySta
 memory_definitions.py, memory_executions.py (and ``transition``), memory_backlog.py (the
 sweeper's pending nodes, admission), memory_dlq.py, memory_tokens.py, memory_triggers.py,
 memory_traces.py (logs and spans), memory_artifacts.py, memory_events.py (the event
-history).
+history), memory_retention.py (pruning expired executions).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from spane_py.stores.memory_definitions import MemoryDefinitions
 from spane_py.stores.memory_dlq import MemoryDeadLetters
 from spane_py.stores.memory_events import MemoryEvents
 from spane_py.stores.memory_executions import MemoryExecutions
+from spane_py.stores.memory_retention import MemoryRetention
 from spane_py.stores.memory_tokens import MemoryTokens
 from spane_py.stores.memory_traces import MemoryTraces
 from spane_py.stores.memory_triggers import MemoryTriggers
@@ -54,6 +55,7 @@ class InMemoryExecutionStore(
     MemoryTraces,
     MemoryArtifacts,
     MemoryEvents,
+    MemoryRetention,
 ):
     """Takes ``max_executions`` (1000), ``max_logs_per_execution`` (1000),
     ``max_spans_per_execution`` (500), ``finished_ttl_seconds`` (3600),

@@ -122,7 +122,7 @@ class MemoryState:
             if execution_id != keep and self._executions[execution_id].status.is_terminal:
                 self._drop(execution_id)
 
-    def _drop(self, execution_id: str) -> None:
+    def _drop(self, execution_id: str, *, evicted: bool = True) -> None:
         record = self._executions.pop(execution_id, None)
         for token in [t for t, r in self._tokens.items() if r.execution_id == execution_id]:
             del self._tokens[token]
@@ -135,7 +135,7 @@ class MemoryState:
         self._events.pop(execution_id, None)
         self._finished_at.pop(execution_id, None)
         if record is not None:
-            self._evicted += 1
+            self._evicted += evicted
             if record.idempotency_key is not None:
                 key = (record.workflow_id, record.idempotency_key)
                 if self._idempotency.get(key) == execution_id:

@@ -16,7 +16,7 @@ import pytest
 from spane_py.stores.postgres import migrate
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-HEAD = "0006"
+HEAD = "0007"
 
 
 @pytest.fixture

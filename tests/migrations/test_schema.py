@@ -50,7 +50,7 @@ async def _compare(database_url: str, schema: str) -> list[Any]:
 
 
 async def test_head_is_the_revision_tables_py_declares() -> None:
-    assert migrate.head_revision() == SCHEMA_REVISION == "0006"
+    assert migrate.head_revision() == SCHEMA_REVISION == "0007"
 
 
 async def test_autogenerate_finds_no_difference(database_url: str, fresh_schema: str) -> None:

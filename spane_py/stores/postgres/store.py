@@ -7,7 +7,7 @@ per job, each a mixin on ``PostgresStoreBase``:
 - queries.py: reads of executions and nodes;
 - workflow_versions.py, dead_letters.py, resume_tokens.py, logs.py (and spans),
   triggers.py (schedules and webhook bindings), artifacts.py, events.py (the event
-  history).
+  history), retention.py (deleting expired executions).
 
 Below them: sql.py (the statements), rows.py (rows -> records), params.py (checks and JSON
 of parameters), coalesce.py (batched reads and writes), latest.py (what this process knows
@@ -23,6 +23,7 @@ from spane_py.stores.postgres.dead_letters import PostgresDeadLetters
 from spane_py.stores.postgres.events import PostgresEvents
 from spane_py.stores.postgres.logs import PostgresLogs
 from spane_py.stores.postgres.resume_tokens import PostgresResumeTokens
+from spane_py.stores.postgres.retention import PostgresRetention
 from spane_py.stores.postgres.store_base import DEFAULT_SCHEMA
 from spane_py.stores.postgres.transitions import OPTIMISTIC_ATTEMPTS, PostgresTransitions
 from spane_py.stores.postgres.triggers import PostgresTriggers
@@ -40,6 +41,7 @@ class PostgresExecutionStore(
     PostgresTriggers,
     PostgresArtifacts,
     PostgresEvents,
+    PostgresRetention,
 ):
     """Executions, node results, definitions and logs in PostgreSQL (schedules and webhook
     bindings: ``PostgresTriggers``).

@@ -126,6 +126,14 @@ Index(
 Index("ix_executions_workflow", executions.c.workflow_id, executions.c.execution_id.desc())
 Index("ix_executions_status", executions.c.status, executions.c.execution_id.desc())
 Index("ix_executions_created", executions.c.created_at)
+# Retention (sql_retention.py): a status's finished executions, oldest completed first,
+# 0007. Unfinished executions have no completed_at and stay out of it.
+Index(
+    "ix_executions_completed",
+    executions.c.status,
+    executions.c.completed_at,
+    postgresql_where=executions.c.completed_at.isnot(None),
+)
 Index(
     "ix_executions_parent",
     executions.c.parent_execution_id,

@@ -1,0 +1,47 @@
+"""The PostgreSQL store's retention (a mixin of ``PostgresExecutionStore``): deleting
+expired executions in batches. Statements: sql_retention.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from spane_py.state import ExecutionStatus
+from spane_py.stores.base_retention import PruneResult, check_prunable
+from spane_py.stores.postgres import params, sql_retention
+from spane_py.stores.postgres.store_base import PostgresStoreBase
+
+
+class PostgresRetention(PostgresStoreBase):
+    async def prune_executions(
+        self,
+        *,
+        status: ExecutionStatus,
+        completed_before: datetime,
+        workflow_id: str | None = None,
+        exclude_workflows: Sequence[str] = (),
+        limit: int = 500,
+        dry_run: bool = False,
+    ) -> PruneResult:
+        check_prunable(status)
+        params.check_window(limit)
+        args = (
+            ExecutionStatus(status).value,
+            completed_before,
+            workflow_id,
+            list(exclude_workflows),
+        )
+        if dry_run:
+            row = await self._fetchrow(
+                "counting expired executions", sql_retention.COUNT_EXPIRED, *args
+            )
+        else:
+            row = await self._fetchrow(
+                "deleting expired executions",
+                sql_retention.PRUNE,
+                *args,
+                min(limit, params.MAX_BIGINT),
+            )
+        assert row is not None
+        executions = int(row["executions"])
+        return PruneResult(executions, int(row["rows"]) if executions else 0)
