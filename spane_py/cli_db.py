@@ -1,4 +1,5 @@
-"""``spane db``: the PostgreSQL schema — apply the migrations, show the revisions.
+"""``spane db``: the PostgreSQL schema — apply the migrations, show the revisions — and
+pruning old executions by hand (``spane db prune``, docs/retention.md).
 
 ``--database-url``, else ``DATABASE_URL``, else the embedded PostgreSQL in ``.spane/pg``;
 the schema is ``--schema``, else ``SPANE_DB_SCHEMA``, else ``spane``. A bad URL or schema
@@ -28,7 +29,7 @@ from spane_py.settings import SpaneSettings
 
 db_app = typer.Typer(
     name="db",
-    help="The PostgreSQL schema: apply migrations, show revisions.",
+    help="The PostgreSQL schema: apply migrations, show revisions, prune old executions.",
     no_args_is_help=True,
     cls=SpaneGroup,
 )
@@ -146,6 +147,79 @@ def db_current(schema: SchemaOption = None, database_url: DatabaseUrlOption = No
         if problem is not None:
             fail(problem, NOT_COMPLETED)
         typer.echo("up to date")
+
+    _run_db(main)
+
+
+@db_app.command("prune", cls=SpaneCommand)
+def db_prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Delete what finished longer ago than this: 30d, 12h, 90m."
+        ),
+    ],
+    status: Annotated[
+        str,
+        typer.Option("--status", help="Finished statuses, comma-separated."),
+    ] = "completed,failed,cancelled",
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", help="Only this workflow's executions.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")
+    ] = False,
+    schema: SchemaOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Delete finished executions (and their nodes, logs, spans, tokens, dead letters,
+    artifacts and events) that finished before --older-than ago, in batches of 500.
+
+    Whatever the retention settings say; never one that is queued, running or paused,
+    nor one an unfinished parent or child execution needs."""
+    from datetime import UTC, datetime
+
+    from spane_py.retention import parse_duration
+    from spane_py.state import ExecutionStatus
+
+    settings = load_settings()
+    setup_logging("WARNING")
+    target = schema or settings.db_schema
+    try:
+        age = parse_duration(older_than)
+        statuses = [ExecutionStatus(s.strip()) for s in status.split(",") if s.strip()]
+    except ValueError as exc:
+        fail(f"--older-than / --status: {exc}")
+    if not statuses or not all(s.is_terminal for s in statuses):
+        fail("--status takes finished statuses: completed, failed, cancelled")
+
+    async def main() -> None:
+        from spane_py.engine.pruning import prune_older_than
+        from spane_py.stores.postgres import migrate
+        from spane_py.stores.postgres.store import PostgresExecutionStore
+
+        migrate.validate_schema_name(target)
+        url, server = await _database_url(database_url, settings)
+        store = PostgresExecutionStore(url, schema=target, min_pool_size=1, max_pool_size=2)
+        try:
+            await store.start()
+            result = await prune_older_than(
+                store,
+                age,
+                datetime.now(UTC),
+                statuses=statuses,
+                workflow_id=workflow,
+                dry_run=dry_run,
+            )
+        finally:
+            await store.close()
+            if server is not None:
+                server.stop()
+        verb = "would delete" if dry_run else "deleted"
+        typer.echo(
+            f"{verb} {result.executions} execution(s), {result.rows} row(s) in all "
+            f"(finished before {age} ago; {', '.join(s.value for s in statuses)})"
+        )
 
     _run_db(main)
 
