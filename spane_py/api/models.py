@@ -77,6 +77,7 @@ class EnqueueOptions(StrictModel):
 
 class EnqueueRequest(EnqueueOptions):
     input: Any = Field(None, description="The execution's initial data")
+    version: int | None = Field(None, ge=1, description="A stored version (default: latest)")
     idempotency_key: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
 
 

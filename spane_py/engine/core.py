@@ -396,8 +396,10 @@ class EngineCore:
         delay: float | timedelta | None = None,
         idempotency_key: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        version: int | None = None,
     ) -> str:
-        """Start an execution of the latest version of ``workflow_id``; returns its id.
+        """Start an execution of the latest version of ``workflow_id`` (or of ``version``,
+        an earlier one still stored); returns its id.
 
         ``priority`` 1-10 (higher first, default 5) applies to every node of the execution;
         ``delay`` (seconds or a timedelta) defers the start; an ``idempotency_key`` seen
@@ -414,6 +416,7 @@ class EngineCore:
             limits=self.limits,
             clock=self.clock,
             routes=self._parts().routes,
+            version=version,
         )
         return await starting.start_one(
             self.store,

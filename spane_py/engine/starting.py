@@ -225,16 +225,32 @@ async def prepare(
     limits: Limits = DEFAULT_LIMITS,
     clock: Clock = SYSTEM_CLOCK,
     routes: Routes | None = None,
+    version: int | None = None,
 ) -> Start:
-    """The latest version, its graph and the checked options (nothing written)."""
+    """The version (default: the latest), its graph and the checked options (nothing
+    written)."""
     if not isinstance(workflow_id, str) or not is_valid_workflow_id(workflow_id):
         raise WorkflowNotFoundError(
             f"{workflow_id!r} is not a valid workflow id", workflow_id=str(workflow_id)
         )
-    version = await cache.latest_version(workflow_id)
-    if version is None:
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        raise InvalidEnqueueOptionsError(
+            f"workflow {workflow_id!r}: version must be a positive integer, got {version!r}",
+            workflow_id=workflow_id,
+        )
+    latest = await cache.latest_version(workflow_id)
+    if latest is None:
         raise WorkflowNotFoundError(
             f"workflow {workflow_id!r} is not registered (or was deactivated)",
+            workflow_id=workflow_id,
+        )
+    if version is None:
+        version = latest
+    elif version > latest:
+        raise WorkflowNotFoundError(
+            f"workflow {workflow_id!r} has no version {version} (the latest is {latest})",
             workflow_id=workflow_id,
         )
     graph = await cache.get(workflow_id, version)

@@ -238,14 +238,17 @@ def test_workflows_versions_diff_schedule_and_start(
     )
     assert call_api(site.url, "/api/schedules")[0]["paused"] is False
 
-    # Start an execution from the form (the latest version; older ones are not offered).
+    # Start an execution of the older version from the form (every version is offered).
     version = driver.find_element(By.ID, "start-version")
     options = version.find_elements(By.TAG_NAME, "option")
     assert [(o.get_attribute("value"), o.is_enabled()) for o in options] == [
         ("2", True),
-        ("1", False),
+        ("1", True),
     ]
-    assert "latest version" in driver.find_element(By.ID, "start-note").text
+    assert version.get_attribute("value") == "2"  # the latest first
+    from selenium.webdriver.support.ui import Select
+
+    Select(version).select_by_value("1")
     field = driver.find_element(By.ID, "start-input")
     field.clear()
     field.send_keys('{"day": "2030-01-02"}')
@@ -260,11 +263,12 @@ def test_workflows_versions_diff_schedule_and_start(
         timeout=20,
         what="the execution in the recent list, completed",
     )
-    assert driver.find_element(By.CSS_SELECTOR, recent).text.split()[1] == "v2"
+    assert driver.find_element(By.CSS_SELECTOR, recent).text.split()[1] == "v1"
     rate = wait_for(lambda: driver.find_element(By.ID, "rate").get_attribute("data-rate"))
     assert rate == "100"
     state = call_api(site.url, f"/api/executions/{execution_id}")
     assert state["initial_data"] == {"day": "2030-01-02"}
+    assert state["workflow_version"] == 1
     driver.execute_script("window.scrollTo(0, 0)")
     shoot(driver, tmp_path, "workflows.png")
     no_script_errors(driver)

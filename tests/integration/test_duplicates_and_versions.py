@@ -6,13 +6,17 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from spane_py import (
     ExecutionContext,
     ExecutionStatus,
     InMemoryExecutionStore,
+    InvalidEnqueueOptionsError,
     NodeRegistry,
     NodeStatus,
     WorkflowEngine,
+    WorkflowNotFoundError,
 )
 from spane_py.queue.jobs import NodeJob
 from tests.integration._support import (
@@ -205,6 +209,30 @@ async def test_running_execution_finishes_on_its_version_while_new_ones_use_the_
         "v2_only",
         "v2_last",
     ]
+
+
+async def test_an_earlier_version_can_be_started_by_number(
+    engine: WorkflowEngine, registry: NodeRegistry, rec: Recorder
+) -> None:
+    async def gate(ctx: ExecutionContext) -> Any:
+        return {"version": ctx.workflow_version}
+
+    rec.register(registry, "gate", gate)
+    rec.register(registry, "tag", _tag)
+    await engine.register_workflow(V1)
+    await engine.register_workflow(V2)
+    await engine.start_workers(4)
+
+    old = await engine.enqueue_workflow("pinned", "again", version=1)
+    state = await engine.wait_for_execution(old, timeout=10)
+    assert state.status is ExecutionStatus.COMPLETED
+    assert state.workflow_version == 1
+    assert set(state.node_results) == {"first", "v1_only"}
+    for bad in (0, -1, True, "1"):
+        with pytest.raises(InvalidEnqueueOptionsError, match="version must be a positive integer"):
+            await engine.enqueue_workflow("pinned", None, version=bad)  # type: ignore[arg-type]
+    with pytest.raises(WorkflowNotFoundError, match=r"has no version 3 \(the latest is 2\)"):
+        await engine.enqueue_workflow("pinned", None, version=3)
 
 
 async def test_registering_an_identical_definition_again_is_a_no_op(

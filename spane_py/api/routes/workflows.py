@@ -138,8 +138,8 @@ async def enqueue_execution(
     workflow_id: WorkflowIdPath,
     body: Annotated[models.EnqueueRequest | None, Body()] = None,
 ) -> models.Enqueued:
-    """Start an execution of the workflow's latest version (the body may be left out: no
-    input). An ``idempotency_key`` seen for this workflow recently returns the first
+    """Start an execution of the workflow's latest version, or of ``version`` (the body
+    may be left out: no input). An ``idempotency_key`` seen for this workflow recently returns the first
     execution's id and starts nothing."""
     body = body or models.EnqueueRequest()
     execution_id = await engine.enqueue_workflow(
@@ -149,6 +149,7 @@ async def enqueue_execution(
         delay=body.delay_seconds,
         idempotency_key=body.idempotency_key,
         metadata=body.metadata,
+        version=body.version,
     )
     return models.Enqueued(execution_id=execution_id, workflow_id=workflow_id)
 

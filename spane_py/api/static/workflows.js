@@ -82,15 +82,14 @@
     await Promise.all([showDiff(), showGraph(latest.version), refreshDynamic()]);
   }
 
-  // The engine starts a workflow's latest version only: older ones are listed, not offered.
+  // Any stored version can be started; the latest is chosen first.
   function startForm(latest) {
     const options = [...state.versions].reverse().map((v) => el("option", {
-      value: String(v.version), disabled: v.version !== latest.version,
-    }, v.version === latest.version ? `v${v.version} (latest)` : `v${v.version} (older: cannot be started)`));
+      value: String(v.version),
+    }, v.version === latest.version ? `v${v.version} (latest)` : `v${v.version}`));
     $("start-version").replaceChildren(...options);
     $("start-version").value = String(latest.version);
-    $("start-note").textContent = `Starts v${latest.version}, the latest version: the engine starts only a workflow's ` +
-      "latest version. An older version runs again by replaying one of its executions (on the execution's page).";
+    $("start-note").textContent = "Starts the chosen version: its executions stay on it, even after a newer one is registered.";
   }
 
   function versionTable() {
@@ -249,7 +248,7 @@
         return;
       }
     }
-    const body = { input };
+    const body = { input, version: Number($("start-version").value) };
     if ($("start-priority").value) body.priority = Number($("start-priority").value);
     $("start-button").disabled = true;
     try {
