@@ -313,3 +313,12 @@ def test_every_python_block_of_the_docs_is_an_example(path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```\n", path.read_text(encoding="utf-8"), re.S)
     for block in blocks:
         assert block in examples, f"{path.name} shows Python code that is no example:\n{block}"
+
+
+def test_retention_example_prunes_by_setting(cli_env: dict[str, str]) -> None:
+    lines = run_example("retention.py", cli_env).splitlines()
+    assert lines == [
+        "day 1: deleted 0 execution(s), 6 left",
+        "day 7: deleted 3 execution(s), 3 left",  # the engine's 7 days: orders
+        "day 30: deleted 3 execution(s), 0 left",  # audits' own 30 days
+    ]
