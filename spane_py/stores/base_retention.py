@@ -48,6 +48,7 @@ class RetentionStore(Protocol):
         exclude_workflows: Sequence[str] = (),
         limit: int = 500,
         dry_run: bool = False,
+        only: Sequence[str] | None = None,
     ) -> PruneResult:
         """Delete at most ``limit`` expired executions and everything of theirs, the
         oldest (by ``completed_at``) first; returns what went.
@@ -65,6 +66,21 @@ class RetentionStore(Protocol):
         call again until fewer than ``limit`` went.
 
         ``dry_run``: count every execution that expired (no ``limit``) and its rows,
-        deleting nothing.
+        deleting nothing. ``only``: of these executions alone (those ``find_expired``
+        gave, once archived), the rule still applied.
         """
+        ...
+
+    async def find_expired(
+        self,
+        *,
+        status: ExecutionStatus,
+        completed_before: datetime,
+        workflow_id: str | None = None,
+        exclude_workflows: Sequence[str] = (),
+        limit: int = 500,
+    ) -> list[str]:
+        """The ids of the executions ``prune_executions`` would delete, in its order (oldest
+        first), at most ``limit``; nothing is locked or deleted (archiving reads them
+        first, then deletes them with ``only``)."""
         ...

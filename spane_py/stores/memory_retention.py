@@ -22,12 +22,44 @@ class MemoryRetention(MemoryState):
         exclude_workflows: Sequence[str] = (),
         limit: int = 500,
         dry_run: bool = False,
+        only: Sequence[str] | None = None,
     ) -> PruneResult:
-        check_prunable(status)
+        expired = self._expired(status, completed_before, workflow_id, exclude_workflows, only)
         check_window(limit=limit)
+        if not dry_run:
+            expired = expired[:limit]
+        rows = sum(self._rows_of(r.execution_id) for r in expired)
+        if not dry_run:
+            for record in expired:
+                self._drop(record.execution_id, evicted=False)
+        return PruneResult(len(expired), rows)
+
+    async def find_expired(
+        self,
+        *,
+        status: ExecutionStatus,
+        completed_before: datetime,
+        workflow_id: str | None = None,
+        exclude_workflows: Sequence[str] = (),
+        limit: int = 500,
+    ) -> list[str]:
+        expired = self._expired(status, completed_before, workflow_id, exclude_workflows, None)
+        check_window(limit=limit)
+        return [r.execution_id for r in expired[:limit]]
+
+    def _expired(
+        self,
+        status: ExecutionStatus,
+        completed_before: datetime,
+        workflow_id: str | None,
+        exclude_workflows: Sequence[str],
+        only: Sequence[str] | None,
+    ) -> list[ExecutionRecord]:
+        check_prunable(status)
         self.cleanup()
         excluded = frozenset(exclude_workflows)
-        expired = sorted(
+        among = None if only is None else frozenset(only)
+        return sorted(
             (
                 r
                 for r in self._executions.values()
@@ -36,17 +68,11 @@ class MemoryRetention(MemoryState):
                 and r.completed_at < completed_before
                 and (workflow_id is None or r.workflow_id == workflow_id)
                 and r.workflow_id not in excluded
+                and (among is None or r.execution_id in among)
                 and not self._needed(r)
             ),
             key=lambda r: (r.completed_at, r.execution_id),
         )
-        if not dry_run:
-            expired = expired[:limit]
-        rows = sum(self._rows_of(r.execution_id) for r in expired)
-        if not dry_run:
-            for record in expired:
-                self._drop(record.execution_id, evicted=False)
-        return PruneResult(len(expired), rows)
 
     def _needed(self, record: ExecutionRecord) -> bool:
         """Whether an unfinished execution needs ``record``: its parent, or a child."""

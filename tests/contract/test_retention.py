@@ -176,3 +176,21 @@ class TestPrune:
         assert await contract_store.prune_executions(
             status=DONE, completed_before=at(1) + timedelta(microseconds=1), dry_run=True
         ) == PruneResult(1, rows)
+
+    async def test_find_expired_then_prune_only_those(self, contract_store: ExecutionStore) -> None:
+        records = [finished(ended=10 - i) for i in range(4)]  # the last ended first
+        running = execution(status=ExecutionStatus.RUNNING)
+        child = finished(ended=1, parent_execution_id=running.execution_id)
+        for record in (*records, running, child):
+            await contract_store.create_execution(record, [])
+        found = await contract_store.find_expired(status=DONE, completed_before=CUTOFF, limit=3)
+        assert found == [r.execution_id for r in reversed(records)][:3]
+        assert await contract_store.get_execution_count() == 6  # nothing deleted
+        # ``only``: those alone, the rule still applied (a child of a running parent stays).
+        only = [*found[:2], child.execution_id, "not-an-id"]
+        assert (await prune(contract_store, only=only)).executions == 2
+        assert await contract_store.get_execution(child.execution_id) is not None
+        assert await contract_store.find_expired(status=DONE, completed_before=CUTOFF) == [
+            records[1].execution_id,
+            records[0].execution_id,
+        ]

@@ -8,10 +8,12 @@ from spane_py.state import ExecutionStatus
 
 _UNFINISHED = ", ".join(repr(s.value) for s in ExecutionStatus if not s.is_terminal)
 
-# $1 status, $2 completed_before, $3 workflow_id (NULL: any), $4 excluded workflows.
+# $1 status, $2 completed_before, $3 workflow_id (NULL: any), $4 excluded workflows,
+# $5 only these ids (NULL: any).
 _EXPIRED = f"""
 SELECT e.execution_id FROM executions e
 WHERE e.status = $1 AND e.completed_at < $2
+  AND ($5::uuid[] IS NULL OR e.execution_id = ANY($5::uuid[]))
   AND ($3::text IS NULL OR e.workflow_id = $3)
   AND e.workflow_id <> ALL($4::text[])
   AND NOT EXISTS (SELECT 1 FROM executions p
@@ -36,19 +38,25 @@ _ROWS = " + ".join(
     )
 )
 
-# One batch: at most $5 of them, oldest first, each locked (one a transition holds is
+# One batch: at most $6 of them, oldest first, each locked (one a transition holds is
 # skipped, left for a later batch) and deleted in this one statement.
 PRUNE = f"""
 WITH doomed AS MATERIALIZED (
 {_EXPIRED}
   ORDER BY e.completed_at, e.execution_id
-  LIMIT $5
+  LIMIT $6
   FOR UPDATE OF e SKIP LOCKED
 ), gone AS (
   DELETE FROM executions x USING doomed d WHERE x.execution_id = d.execution_id
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone) AS executions, {_ROWS} AS rows
+"""
+
+# The ids of at most $6 of them, in the order PRUNE takes them; nothing locked.
+FIND_EXPIRED = f"""{_EXPIRED}
+ORDER BY e.completed_at, e.execution_id
+LIMIT $6
 """
 
 # Every execution that expired and its rows, deleting nothing.
