@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, Union
 
 from spane_py._text import check_argument
+from spane_py.archive import Archive
 from spane_py.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
 from spane_py.clock import SYSTEM_CLOCK, Clock
 from spane_py.definitions.graph import WorkflowGraph
@@ -105,6 +106,7 @@ class EngineCore:
         event_history: bool = False,
         retention: Retention | None = None,
         retention_interval_seconds: float = 60.0,
+        archive_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not _PREFIX_RE.match(key_prefix):
             raise ConfigurationError(
@@ -217,12 +219,12 @@ class EngineCore:
                 f"max_artifact_bytes must be a positive integer, got {max_artifact_bytes!r}"
             )
         self.max_artifact_bytes = max_artifact_bytes
-        # How long finished executions are kept (None: forever, unless their workflow says),
-        # applied by workers every retention_interval_seconds (engine/pruning.py).
+        # Retention (engine/pruning.py): how long finished executions are kept (None:
+        # forever, unless their workflow says), and where they are archived first.
         if retention is not None and not isinstance(retention, Retention):
             raise ConfigurationError(f"retention must be a Retention, got {retention!r}")
-        self.retention = retention
-        self.retention_interval_seconds = retention_interval_seconds
+        self.retention, self.retention_interval_seconds = retention, retention_interval_seconds
+        self.archive = None if archive_dir is None else Archive(archive_dir)
         # Registered by start(): lets an app module build its engine at import time.
         self._initial_workflows = list(workflows)
         self._redis_url = redis_url

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from spane_py.archive import Archive
 from spane_py.retention import PRUNABLE, Retention
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base import ExecutionStore, PruneResult
@@ -71,12 +72,21 @@ def plan(
 
 
 async def run_passes(
-    store: ExecutionStore, passes: Sequence[PrunePass], *, dry_run: bool = False
+    store: ExecutionStore,
+    passes: Sequence[PrunePass],
+    *,
+    dry_run: bool = False,
+    archive: Archive | None = None,
+    now: datetime | None = None,
 ) -> PruneResult:
     """Apply each cutoff in batches of ``BATCH`` until a batch finds fewer (a dry run:
-    count at once); what went in all."""
+    count at once); what went in all. With ``archive``, each batch is written there
+    (at ``now``) before it is deleted."""
     total = PruneResult()
     for p in passes:
+        if archive is not None and not dry_run:
+            total += await _archive_and_prune(store, p, archive, now or p.before)
+            continue
         while True:
             result = await store.prune_executions(
                 status=p.status,
@@ -93,12 +103,49 @@ async def run_passes(
     return total
 
 
-async def prune_expired(
-    store: ExecutionStore, default: Retention | None, now: datetime, *, dry_run: bool = False
+async def _archive_and_prune(
+    store: ExecutionStore, p: PrunePass, archive: Archive, now: datetime
 ) -> PruneResult:
-    """Delete (or, dry, count) what the settings say has expired at ``now``."""
+    """Batch by batch: find the expired ones, archive them, delete those (the rule checked
+    again: one that a running execution came to need meanwhile stays, archived)."""
+    total = PruneResult()
+    while True:
+        ids = await store.find_expired(
+            status=p.status,
+            completed_before=p.before,
+            workflow_id=p.workflow_id,
+            exclude_workflows=p.exclude,
+            limit=BATCH,
+        )
+        if not ids:
+            return total
+        await archive.write(store, ids, now)
+        result = await store.prune_executions(
+            status=p.status,
+            completed_before=p.before,
+            workflow_id=p.workflow_id,
+            exclude_workflows=p.exclude,
+            limit=BATCH,
+            only=ids,
+        )
+        total += result
+        if len(ids) < BATCH or not result.executions:
+            return total
+        await asyncio.sleep(0)
+
+
+async def prune_expired(
+    store: ExecutionStore,
+    default: Retention | None,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    archive: Archive | None = None,
+) -> PruneResult:
+    """Delete (or, dry, count) what the settings say has expired at ``now``; with
+    ``archive``, written there first."""
     passes = plan(default, await workflow_retention(store), now)
-    result = await run_passes(store, passes, dry_run=dry_run)
+    result = await run_passes(store, passes, dry_run=dry_run, archive=archive, now=now)
     if result.executions and not dry_run:
         logger.info(
             "retention: deleted %d expired execution(s), %d row(s)",
@@ -116,8 +163,9 @@ async def prune_older_than(
     statuses: Sequence[ExecutionStatus] = PRUNABLE,
     workflow_id: str | None = None,
     dry_run: bool = False,
+    archive: Archive | None = None,
 ) -> PruneResult:
     """What ``spane db prune`` does: one cutoff for every workflow (or ``workflow_id``)
     and each of ``statuses``, whatever the settings say."""
     passes = [PrunePass(s, now - older_than, workflow_id) for s in statuses]
-    return await run_passes(store, passes, dry_run=dry_run)
+    return await run_passes(store, passes, dry_run=dry_run, archive=archive, now=now)

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -126,7 +127,17 @@ class WorkerMethods(EngineCore):
         workflow's own (``docs/retention.md``), in batches; what went (``dry_run``: what
         would go, deleting nothing). Workers run it every ``retention_interval_seconds``."""
         await self.start()
-        return await prune_expired(self.store, self.retention, self.clock.now(), dry_run=dry_run)
+        return await prune_expired(
+            self.store, self.retention, self.clock.now(), dry_run=dry_run, archive=self.archive
+        )
+
+    async def get_archived_execution(self, execution_id: str) -> dict[str, Any] | None:
+        """An execution retention archived (``archive_dir``) and deleted, read back as
+        archived: ``{"execution", "nodes", "logs", "spans", "events", "artifacts",
+        "archived_at"}``; None when it is not in the archive (or there is none)."""
+        if self.archive is None:
+            return None
+        return await self.archive.read(execution_id)
 
     async def start_workers(
         self, concurrency: int = 10, *, queues: Sequence[str] | None = None

@@ -5,6 +5,7 @@ child of a running parent stays — while other executions start, run and finish
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from spane_py import ExecutionContext, NodeRegistry, Retention
 from spane_py.clock import SkippingClock
@@ -126,3 +127,51 @@ async def test_workers_prune_on_their_own(
         return await engine.store.get_execution_count() == 0
 
     await wait_until(none_left, timeout=10, what="the side task retention to prune")
+
+
+async def test_archived_then_deleted_and_read_back(
+    make_engine: EngineFactory, new_store: StoreFactory, tmp_path: Path
+) -> None:
+    registry = NodeRegistry()
+
+    async def quick(ctx: ExecutionContext) -> dict[str, int]:
+        ctx.log("shipping", order=ctx.input_data)
+        return {"order": ctx.input_data}
+
+    registry.register("quick", quick)
+    clock = SkippingClock()
+    archive = tmp_path / "archive"
+    engine = await make_engine(
+        registry,
+        new_store(),
+        clock=clock,
+        retention=Retention(completed="1d"),
+        archive_dir=archive,
+        event_history=True,
+    )
+    await engine.register_workflow(WORKFLOWS[0])
+    await engine.start_workers(2)
+    ids = [(await engine.run_workflow("quick", i, timeout=20)).execution_id for i in range(3)]
+    assert await engine.get_archived_execution(ids[0]) is None  # not archived yet
+    assert await engine.get_events(ids[-1])  # what was emitted is written first
+    clock.skip(2 * 86400)
+    assert (await engine.prune()).executions == 3
+    assert await engine.store.get_execution_count() == 0
+    files = sorted(p.name for p in archive.iterdir())
+    assert files == [f"{clock.now():%Y-%m-%d}.jsonl"]
+    assert len((archive / files[0]).read_text().splitlines()) == 3
+
+    for i, eid in enumerate(ids):
+        got = await engine.get_archived_execution(eid)
+        assert got is not None
+        assert got["execution"]["execution_id"] == eid
+        assert got["execution"]["status"] == "completed"
+        assert got["execution"]["initial_data"] == i
+        assert got["execution"]["output"] == {"order": i}
+        assert [(n["node_id"], n["status"], n["output"]) for n in got["nodes"]] == [
+            ("q", "succeeded", {"order": i})
+        ]
+        assert [entry["message"] for entry in got["logs"]] == ["shipping"]
+        assert [s["node_id"] for s in got["spans"]] == ["q"]
+        assert "execution.completed" in {e["type"] for e in got["events"]}
+    assert await engine.get_archived_execution("0" * 8) is None
