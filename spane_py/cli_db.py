@@ -176,7 +176,8 @@ def db_prune(
     artifacts and events) that finished before --older-than ago, in batches of 500.
 
     Whatever the retention settings say; never one that is queued, running or paused,
-    nor one an unfinished parent or child execution needs."""
+    nor one an unfinished parent or child execution needs. With SPANE_ARCHIVE_DIR set,
+    each is written there (JSON lines) before it is deleted."""
     from datetime import UTC, datetime
 
     from spane_py.retention import parse_duration
@@ -194,6 +195,7 @@ def db_prune(
         fail("--status takes finished statuses: completed, failed, cancelled")
 
     async def main() -> None:
+        from spane_py.archive import Archive
         from spane_py.engine.pruning import prune_older_than
         from spane_py.stores.postgres import migrate
         from spane_py.stores.postgres.store import PostgresExecutionStore
@@ -210,6 +212,7 @@ def db_prune(
                 statuses=statuses,
                 workflow_id=workflow,
                 dry_run=dry_run,
+                archive=Archive(settings.archive_dir) if settings.archive_dir else None,
             )
         finally:
             await store.close()

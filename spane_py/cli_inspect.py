@@ -235,14 +235,24 @@ def executions_show(
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
-    """One execution as a tree of its nodes, with status, start offset and duration."""
+    """One execution as a tree of its nodes, with status, start offset and duration (one
+    that retention archived and deleted: as archived, from ``SPANE_ARCHIVE_DIR``)."""
 
     async def action(engine: WorkflowEngine) -> Any:
-        state = await engine.get_execution(await resolve_execution_id(engine, execution_id))
+        try:
+            state = await engine.get_execution(await resolve_execution_id(engine, execution_id))
+        except ExecutionNotFoundError:
+            archived = await engine.get_archived_execution(execution_id.strip())
+            if archived is None:
+                raise
+            return archived, None
         definition = await engine.get_workflow(state.workflow_id, state.workflow_version)
         return state, definition
 
     state, definition = with_store_engine(store, action)
+    if isinstance(state, dict):
+        show_archived(state, as_json=as_json)
+        return
     if as_json:
         print_json(state.model_dump(mode="json"))
         return
@@ -250,6 +260,20 @@ def executions_show(
     console.print(
         render_execution(state, definition, unicode=unicode_ok(console), width=console.width)
     )
+
+
+def show_archived(archived: dict[str, Any], *, as_json: bool) -> None:
+    """An archived execution: as archived (``--json``), or a line and one per node."""
+    if as_json:
+        print_json({"archived": True, **archived})
+        return
+    e = archived["execution"]
+    typer.echo(
+        f"execution {e['execution_id']} (archived {archived['archived_at']}): {e['status']}, "
+        f"workflow {e['workflow_id']} v{e['workflow_version']}, finished {e['completed_at']}"
+    )
+    for node in archived["nodes"]:
+        typer.echo(f"  {node['node_id']}  {node['status']}  attempts={node['attempts']}")
 
 
 def trace(

@@ -35,6 +35,9 @@ Engines and workers:
 - ``SPANE_MAX_ARTIFACT_BYTES``: the largest artifact a node may put, in bytes (67108864).
 - ``SPANE_EVENT_HISTORY``: record the engine's events in the store as well (``1``; off by
   default: docs/observability.md says what it costs).
+- ``SPANE_ARCHIVE_DIR``: a directory where retention writes expired executions (JSON
+  lines) before deleting them, and where ``spane executions show`` and the API read them
+  back (``WorkflowEngine(archive_dir=...)``; unset: not archived; docs/retention.md).
 - ``SPANE_SCHEDULE_GRACE``: seconds a schedule's tick may be late and still run; older
   ones follow the schedule's missed policy (10).
 - ``SPANE_SCHEDULE_REFRESH``: at most this many seconds pass before a worker's scheduler
@@ -100,6 +103,7 @@ class SpaneSettings(BaseSettings):
     max_output_bytes: int = Field(1 << 20, ge=1)
     max_artifact_bytes: int = Field(64 << 20, ge=1)
     event_history: bool = False
+    archive_dir: str | None = None
     schedule_grace: float = Field(10.0, gt=0)
     schedule_refresh: float = Field(5.0, gt=0)
     global_rate_limit: str | None = None
@@ -184,6 +188,8 @@ class SpaneSettings(BaseSettings):
             "schedule_grace_seconds": self.schedule_grace,
             "schedule_refresh_seconds": self.schedule_refresh,
         }
+        if self.archive_dir:
+            kwargs["archive_dir"] = self.archive_dir
         if self.global_rate_limit and self.global_rate_limit.strip():
             kwargs["global_rate_limit"] = _parse_rate(self.global_rate_limit)
         if store:

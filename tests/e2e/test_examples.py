@@ -288,6 +288,7 @@ SHOWN = {
     "traffic.md": ["traffic.py"],
     "observability.md": ["observability.py"],
     "artifacts.md": ["artifacts.py"],
+    "retention.md": ["retention.py"],
 }
 
 

@@ -83,3 +83,51 @@ async def test_prune_by_hand(database_url: str, fresh_schema: str, tmp_path: Pat
         assert "duration" in worse.stderr
     finally:
         await store.close()
+
+
+async def test_show_an_archived_execution(
+    database_url: str, fresh_schema: str, tmp_path: Path
+) -> None:
+    from spane_py.archive import Archive
+    from spane_py.engine.pruning import prune_older_than
+
+    store = PostgresExecutionStore(database_url, schema=fresh_schema, apply_migrations=True)
+    await store.start()
+    old = _record("wf", ExecutionStatus.COMPLETED, 40)
+    try:
+        await store.create_execution(old, [NodeRecord("a", NodeStatus.SUCCEEDED, attempts=1)])
+        archive = Archive(tmp_path / "archive")
+        now = datetime.now(UTC)
+        assert (await prune_older_than(store, timedelta(days=30), now, archive=archive)).rows == 2
+    finally:
+        await store.close()
+    env = {k: v for k, v in os.environ.items() if "SPANE_" not in k}
+    env.update(
+        DATABASE_URL=database_url,
+        SPANE_DB_SCHEMA=fresh_schema,
+        SPANE_ARCHIVE_DIR=str(tmp_path / "archive"),
+        COLUMNS="200",
+    )
+
+    def show(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "spane_py.cli", "executions", "show", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    shown = await asyncio.to_thread(show, old.execution_id)
+    assert shown.returncode == 0, shown.stderr
+    first, node = shown.stdout.splitlines()
+    assert first.startswith(f"execution {old.execution_id} (archived ")
+    assert "): completed, workflow wf v1, finished " in first
+    assert node.split() == ["a", "succeeded", "attempts=1"]
+    as_json = await asyncio.to_thread(show, old.execution_id, "--json")
+    assert '"archived": true' in as_json.stdout
+    missing = await asyncio.to_thread(show, new_execution_id())
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, StringConstraints
 
 from spane_py.api import models, responses
@@ -111,9 +111,19 @@ async def list_executions(
     summary="Get an execution",
     responses=NOT_FOUND,
 )
-async def get_execution(engine: Engine, execution_id: ExecutionIdPath) -> ExecutionState:
-    """The execution's status and the result of each node so far."""
-    return await engine.get_execution(execution_id)
+async def get_execution(
+    engine: Engine, execution_id: ExecutionIdPath
+) -> ExecutionState | JSONResponse:
+    """The execution's status and the result of each node so far. One that retention
+    archived and deleted (``SPANE_ARCHIVE_DIR``) comes back as archived, with
+    ``"archived": true`` (docs/retention.md)."""
+    try:
+        return await engine.get_execution(execution_id)
+    except ExecutionNotFoundError:
+        archived = await engine.get_archived_execution(execution_id)
+        if archived is None:
+            raise
+        return JSONResponse({"archived": True, **archived})
 
 
 @router.get(
