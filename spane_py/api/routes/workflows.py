@@ -139,8 +139,8 @@ async def enqueue_execution(
     body: Annotated[models.EnqueueRequest | None, Body()] = None,
 ) -> models.Enqueued:
     """Start an execution of the workflow's latest version, or of ``version`` (the body
-    may be left out: no input). An ``idempotency_key`` seen for this workflow recently returns the first
-    execution's id and starts nothing."""
+    may be left out: no input). An ``idempotency_key`` seen for this workflow recently
+    returns the first execution's id and starts nothing."""
     body = body or models.EnqueueRequest()
     execution_id = await engine.enqueue_workflow(
         workflow_id,
