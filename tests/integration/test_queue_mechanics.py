@@ -371,6 +371,9 @@ async def test_a_finished_nodes_redelivery_sends_the_children_its_worker_never_s
         return nodes["a"].status == "succeeded" and nodes["b"].status == "queued"
 
     await wait_until(a_done_b_claimed, timeout=10, what="a recorded, b claimed")
+    # a's delivery ends in a later Redis call than its write: until it has, a's job still
+    # exists there and sending it again would be a no-op.
+    await wait_until(lambda: queue_is_empty(engine), timeout=10, what="a's delivery ended")
     queue.enqueue_soon, queue.enqueue_batched = sends  # type: ignore[method-assign]
     await engine.resend_node(execution_id, "a")  # what the lease does with a lost worker's job
     state = await engine.wait_for_execution(execution_id, timeout=20)
