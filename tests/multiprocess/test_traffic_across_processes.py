@@ -5,8 +5,11 @@ open 1 s, one half-open probe).
 
 Call times are the executors' own ``time.time()`` readings, recorded in their tokens. The
 limiter admits on the Redis clock; the executor reads its clock a moment later, by an amount
-that varies between calls (a fraction of a ms to a few ms on a busy worker), so a window
-check allows ``JITTER``.
+that varies between calls: a fraction of a ms on a quiet machine, and up to a few hundred ms
+when other work keeps both cores busy (a worker process waits for a core between the
+admission and the call). So the window check allows ``JITTER`` of that delay, and a single
+second may count a call or two more or less than 10 (one admitted at the end of the second
+before, called in this one); the rate over the whole run is held to 9-11 per second.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from tests.multiprocess.conftest import Workers
 
 pytestmark = [pytest.mark.slow]
 
-JITTER = 0.02
+JITTER = 0.3
 # The breaker's times are whole milliseconds of the Redis clock (floored).
 MS = 0.001
 # Calls admitted just before the breaker opened may reach their executor just after.
@@ -108,7 +111,7 @@ async def test_a_rate_limit_of_10_per_second_holds_across_3_worker_processes(
         f"least {closest:.4f} s); {t_end - t0:.2f} s in all"
     )
     assert 9.0 <= rate <= 11.0, rate
-    assert all(9 <= n <= 11 for n in seconds), seconds
+    assert all(8 <= n <= 12 for n in seconds), seconds
     # Deferred nodes counted no attempt.
     rows = await node_rows(db, pg_schema)
     assert {(r.status, r.attempts) for r in rows.values()} == {("succeeded", 1)}
