@@ -445,9 +445,23 @@ class SpaneWorker:
             delay = periodic.first_delay
         while True:
             await _pause(delay, periodic.wake)
-            wanted = await periodic.run()
+            wanted = await self._finish_round(periodic)
             supervised.succeeded()
             delay = periodic.interval if wanted is None else wanted
+
+    async def _finish_round(self, periodic: PeriodicTask) -> float | None:
+        """One round of ``periodic``. A worker that stops while the round runs lets it end
+        (within ``shutdown_grace``) before the cancellation goes on: a round cut off between
+        two writes leaves work half done — a scheduler round that created a tick's execution
+        would not send its entry jobs (they would wait for the sweeper) nor report the tick."""
+        task = asyncio.ensure_future(periodic.run())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                await asyncio.wait([task], timeout=self.shutdown_grace)
+            await _cancel_quietly(task)
+            raise
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking jobs, let running ones finish within the grace period, cancel the rest.

@@ -23,7 +23,7 @@ from spane_py.queue.client import ClaimedJob, JobQueue, connect
 from spane_py.queue.jobs import NodeJob
 from spane_py.queue.outcomes import DONE, JobOutcome
 from spane_py.queue.worker import PeriodicTask, SpaneWorker
-from tests.integration._support import node, workflow
+from tests.integration._support import node, wait_until, workflow
 from tests.integration.conftest import EngineFactory
 
 LONG = 30.0  # seconds: a generous bound for anything that should take well under one
@@ -237,3 +237,74 @@ async def test_an_engine_whose_worker_gave_up_still_stops_and_closes(
         await asyncio.sleep(0.05)
     await engine.stop_workers(grace_seconds=1.0)  # does not raise
     assert any("stopped with an error" in r.getMessage() for r in caplog.records)
+
+
+def _side_task(name: str) -> asyncio.Task[Any]:
+    [task] = [t for t in asyncio.all_tasks() if t.get_name() == f"spane-{name}"]
+    return task
+
+
+async def test_a_round_under_way_when_the_worker_stops_ends_first(queue: JobQueue) -> None:
+    """A scheduler round cut off between its writes would leave a tick's execution without
+    its entry jobs: a worker that stops lets the round end before its side tasks go."""
+    entered = asyncio.Event()
+    release = asyncio.Event()
+    ended: list[str] = []
+
+    async def round_() -> float:
+        entered.set()
+        await release.wait()
+        ended.append("round")
+        return 3600.0
+
+    worker = SpaneWorker(
+        never_called,
+        job_queue=queue,
+        handle_signals=False,
+        poll_delay=0.2,
+        shutdown_grace=LONG,
+        periodic=[PeriodicTask("round", 3600.0, round_, first_delay=0.0)],
+    )
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(entered.wait(), LONG)
+    side = _side_task("round")
+    stopping = asyncio.create_task(worker.stop(1.0))
+
+    # The side task is asked to stop while its round waits: only then may the round end.
+    async def asked() -> bool:
+        return side.cancelling() > 0
+
+    await wait_until(asked, timeout=LONG, what="the side task asked to stop")
+    assert not stopping.done()  # the worker waits for the round
+    release.set()
+    await asyncio.wait_for(stopping, LONG)
+    await asyncio.wait_for(task, LONG)
+    assert ended == ["round"]
+
+
+async def test_a_round_that_outlasts_the_shutdown_grace_is_cut_off(queue: JobQueue) -> None:
+    cut: list[str] = []
+    entered = asyncio.Event()
+
+    async def stuck() -> float:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cut.append("cut")
+            raise
+        return 0.0
+
+    worker = SpaneWorker(
+        never_called,
+        job_queue=queue,
+        handle_signals=False,
+        poll_delay=0.2,
+        shutdown_grace=0.2,
+        periodic=[PeriodicTask("stuck", 3600.0, stuck, first_delay=0.0)],
+    )
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(entered.wait(), LONG)
+    await asyncio.wait_for(worker.stop(0.2), LONG)
+    await asyncio.wait_for(task, LONG)
+    assert cut == ["cut"]

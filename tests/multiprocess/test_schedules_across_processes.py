@@ -91,7 +91,11 @@ async def test_per_second_schedule_fires_once_per_tick_on_three_workers(
         snapshot.update(counts=counts, runs=runs, reported=reported)
         return len(runs) == total and sum(reported.values()) == total
 
-    await wait_until(consistent, timeout=60, what="every scheduled execution completed")
+    try:
+        await wait_until(consistent, timeout=60, what="every scheduled execution completed")
+    except AssertionError as exc:  # say which part of the state disagreed
+        statuses = await status_counts(db, pg_schema)
+        raise AssertionError(f"{exc}; statuses {statuses}, last look {snapshot}") from None
     counts = snapshot["counts"]
     runs = snapshot["runs"]
     reported = snapshot["reported"]
