@@ -38,6 +38,12 @@ Engines and workers:
 - ``SPANE_ARCHIVE_DIR``: a directory where retention writes expired executions (JSON
   lines) before deleting them, and where ``spane executions show`` and the API read them
   back (``WorkflowEngine(archive_dir=...)``; unset: not archived; docs/retention.md).
+- ``SPANE_RETENTION``: how long finished executions are kept, by status:
+  ``completed=7d,failed=30d,cancelled=7d`` (a status left out is kept forever), or one
+  duration for all three (``30d``); durations as ``Retention`` takes them (``7d``,
+  ``12h``, ``30m``, ``45s``, ``2w``, ``90`` seconds) (``WorkflowEngine(retention=...)``;
+  unset: kept forever; docs/retention.md).
+- ``SPANE_RETENTION_INTERVAL``: seconds between two retention rounds of a worker (60).
 - ``SPANE_SCHEDULE_GRACE``: seconds a schedule's tick may be late and still run; older
   ones follow the schedule's missed policy (10).
 - ``SPANE_SCHEDULE_REFRESH``: at most this many seconds pass before a worker's scheduler
@@ -64,12 +70,14 @@ variables, the store included (``make_store()`` alone builds the configured stor
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spane_py.errors import ConfigurationError
+from spane_py.retention import PRUNABLE, Retention, parse_duration
 
 if TYPE_CHECKING:
     from spane_py.stores.base import ExecutionStore
@@ -104,6 +112,8 @@ class SpaneSettings(BaseSettings):
     max_artifact_bytes: int = Field(64 << 20, ge=1)
     event_history: bool = False
     archive_dir: str | None = None
+    retention: str | None = None  # "completed=7d,failed=30d" or "30d"
+    retention_interval: float = Field(60.0, gt=0, allow_inf_nan=False)
     schedule_grace: float = Field(10.0, gt=0)
     schedule_refresh: float = Field(5.0, gt=0)
     global_rate_limit: str | None = None
@@ -116,6 +126,13 @@ class SpaneSettings(BaseSettings):
     def _rate(cls, value: str | None) -> str | None:
         if value is not None and value.strip():
             _parse_rate(value)  # refused here, so that the command names the variable
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            _parse_retention(value)  # refused here, so that the command names the variable
         return value
 
     @model_validator(mode="after")
@@ -172,8 +189,7 @@ class SpaneSettings(BaseSettings):
     def engine_kwargs(self, *, store: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``WorkflowEngine`` taken from these settings: Redis, key
         prefix, worker timings (poll, lease, shutdown grace, sweeper), output and artifact
-        limits and
-        (unless ``store=False``) a new store from ``make_store()``."""
+        limits, retention and (unless ``store=False``) a new store from ``make_store()``."""
         kwargs: dict[str, Any] = {
             "redis_url": self.redis_url or None,
             "key_prefix": self.key_prefix,
@@ -187,9 +203,12 @@ class SpaneSettings(BaseSettings):
             "event_history": self.event_history,
             "schedule_grace_seconds": self.schedule_grace,
             "schedule_refresh_seconds": self.schedule_refresh,
+            "retention_interval_seconds": self.retention_interval,
         }
         if self.archive_dir:
             kwargs["archive_dir"] = self.archive_dir
+        if self.retention and self.retention.strip():
+            kwargs["retention"] = _parse_retention(self.retention)
         if self.global_rate_limit and self.global_rate_limit.strip():
             kwargs["global_rate_limit"] = _parse_rate(self.global_rate_limit)
         if store:
@@ -212,6 +231,50 @@ def _parse_rate(text: str) -> tuple[int, float]:
             f"(for example 100/1), got {text!r}"
         ) from None
     return limit.max_calls, limit.per_seconds
+
+
+_RETENTION_FORM = (
+    "SPANE_RETENTION is STATUS=DURATION pairs separated by commas (for example "
+    "completed=7d,failed=30d,cancelled=7d; STATUS one of completed, failed, cancelled) "
+    "or one DURATION for all three (for example 30d)"
+)
+
+
+def _parse_retention(text: str) -> Retention:
+    """``"completed=7d,failed=30d"`` -> ``Retention(completed="7d", failed="30d")``;
+    ``"30d"`` -> the same duration for every status. A ValueError names the bad part."""
+    statuses = [status.value for status in PRUNABLE]
+    parts = [part.strip() for part in text.strip().split(",")]
+    if len(parts) == 1 and "=" not in parts[0]:
+        duration = _retention_duration(parts[0])
+        return Retention(**dict.fromkeys(statuses, duration))
+    durations: dict[str, timedelta] = {}
+    for part in parts:
+        if not part:
+            raise ValueError(f"an empty part in {text!r}: {_RETENTION_FORM}")
+        name, sep, value = (p.strip() for p in part.partition("="))
+        if not sep:
+            raise ValueError(
+                f"{part!r} has no STATUS= in {text!r} (a single duration for all three "
+                f"statuses stands alone): {_RETENTION_FORM}"
+            )
+        status = name.lower()
+        if status not in statuses:
+            raise ValueError(
+                f"unknown status {name!r} in {part!r}: SPANE_RETENTION takes {', '.join(statuses)}"
+            )
+        if status in durations:
+            raise ValueError(f"{status} is given twice in {text!r}: SPANE_RETENTION sets it once")
+        durations[status] = _retention_duration(value, part=part)
+    return Retention(**durations)
+
+
+def _retention_duration(value: str, *, part: str | None = None) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        where = f" in {part!r}" if part is not None else ""
+        raise ValueError(f"bad duration {value!r}{where} (SPANE_RETENTION): {exc}") from None
 
 
 __all__ = ["EMBEDDED_PG_DIR", "SpaneSettings", "StoreKind"]
