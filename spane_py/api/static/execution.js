@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api, el, badge, fmtTime, fmtDuration, json, showError, showInfo } = Spane;
+  const { api, el, badge, fmtTime, fmtDateTime, fmtDuration, json, showError, showInfo } = Spane;
   const executionId = decodeURIComponent(window.location.pathname.split("/").filter(Boolean).pop());
   const TERMINAL = ["completed", "failed", "cancelled"];
   // Which buttons an execution's status allows (the server refuses the rest with a 409).
@@ -98,6 +98,82 @@
       el("td", { class: "mono" }, fields));
   }
 
+  // A size as a person reads it: "532 B", "12.4 KiB", "3.0 MiB" (the exact bytes in its title).
+  function fmtBytes(n) {
+    if (n < 1024) return `${n} B`;
+    const units = ["KiB", "MiB", "GiB", "TiB"];
+    let value = n / 1024;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  }
+
+  // The API route of an artifact's bytes, each segment of its name percent-encoded (a name
+  // may hold slashes, spaces, "#", "?" ...). A "." or ".." segment would be resolved away by
+  // the browser, even percent-encoded: such a name goes as one segment, its slashes too.
+  // (A name that is just "." or "..": no URL reaches it, null.)
+  function artifactUrl(name) {
+    if (name === "." || name === "..") return null;
+    const segments = name.split("/");
+    const path = segments.some((s) => s === "." || s === "..")
+      ? encodeURIComponent(name)
+      : segments.map(encodeURIComponent).join("/");
+    return `/api/executions/${encodeURIComponent(executionId)}/artifacts/${path}`;
+  }
+
+  function fileName(name) {
+    return name.replace(/[/\\]/g, "_");
+  }
+
+  // With no API token the browser follows the link (the server answers with an attachment).
+  // With one, the token goes in the Authorization header as for every other call, never in
+  // the URL: the bytes are fetched, then saved from a blob.
+  async function download(ev, info) {
+    const t = Spane.token();
+    if (!t) return;
+    ev.preventDefault();
+    try {
+      const res = await fetch(ev.currentTarget.href, { headers: { Authorization: `Bearer ${t}` } });
+      if (!res.ok) {
+        let body = null;
+        try { body = await res.json(); } catch (_) { /* not JSON */ }
+        if (res.status === 401) {
+          const form = document.getElementById("token-form");
+          if (form) form.classList.remove("hidden");
+        }
+        throw new Spane.ApiError(res.status, body);
+      }
+      const url = URL.createObjectURL(await res.blob());
+      const save = el("a", { href: url, download: fileName(info.name), class: "hidden" });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      window.setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) {
+      showError(`Artifact ${info.name}: ${err.message}`);
+    }
+  }
+
+  function artifacts() {
+    const list = trace.artifacts || [];
+    const rows = list.map((a) => el("tr", { dataset: { artifactName: a.name, nodeId: a.node_id || "" } },
+      el("td", { class: "mono name" }, a.name),
+      el("td", { class: "mono node" }, a.node_id || "—"),
+      el("td", { class: "mono type" }, a.content_type),
+      el("td", { class: "num size", title: `${a.size} bytes`, dataset: { bytes: String(a.size) } }, fmtBytes(a.size)),
+      el("td", { class: "when" }, fmtDateTime(a.created_at)),
+      el("td", {}, artifactUrl(a.name) === null
+        ? el("span", { class: "muted", title: "no URL can name this artifact" }, "—")
+        : el("a", {
+          class: "download", href: artifactUrl(a.name), download: fileName(a.name),
+          onclick: (ev) => download(ev, a),
+        }, "Download"))));
+    document.querySelector("#artifacts tbody").replaceChildren(...rows);
+    document.getElementById("artifacts").classList.toggle("hidden", !list.length);
+    document.getElementById("artifacts-empty").classList.toggle("hidden", list.length > 0);
+    document.getElementById("artifacts-count").textContent = list.length ? `(${list.length})` : "";
+  }
+
   function select(nodeId) {
     selected = nodeId;
     render();
@@ -123,6 +199,7 @@
       el("h2", {}, "Metadata"), json(exec.metadata));
     const kids = trace.children.map((c) => el("li", {}, el("a", { href: `/executions/${c.execution_id}` }, c.execution_id), " ", badge(c.status), ` ${c.workflow_id}`));
     document.getElementById("children").replaceChildren(...(kids.length ? [el("h2", {}, "Sub-workflows"), el("ul", {}, kids)] : []));
+    artifacts();
     const logs = document.querySelector("#logs tbody");
     logs.replaceChildren(...trace.logs.map(logRow));
     document.getElementById("logs-empty").classList.toggle("hidden", trace.logs.length > 0);
