@@ -29,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from spane_py.stores.postgres import migrate
-from spane_py.stores.postgres.tables import metadata
+from spane_py.stores.postgres.tables import is_partition, metadata
 
 config = context.config
 
@@ -45,8 +45,11 @@ def _schema() -> str:
 
 
 def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    # alembic_version is in the schema too, and it is not one of ours (autogenerate).
-    return not (type_ == "table" and name == "alembic_version")
+    # alembic_version is in the schema too, and it is not one of ours (autogenerate); nor
+    # are the partitions of logs and spans, created at run time.
+    if type_ != "table" or name is None:
+        return True
+    return name != "alembic_version" and not is_partition(name)
 
 
 def _configure(schema: str, **kwargs: Any) -> None:

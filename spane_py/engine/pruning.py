@@ -20,6 +20,7 @@ from spane_py.archive import Archive
 from spane_py.retention import PRUNABLE, Retention
 from spane_py.state import ExecutionStatus
 from spane_py.stores.base import ExecutionStore, PruneResult
+from spane_py.stores.base_retention import PartitionedTraces
 
 logger = logging.getLogger("spane_py.retention")
 BATCH = 500  # executions per statement: short statements, short locks
@@ -146,13 +147,37 @@ async def prune_expired(
     ``archive``, written there first."""
     passes = plan(default, await workflow_retention(store), now)
     result = await run_passes(store, passes, dry_run=dry_run, archive=archive, now=now)
-    if result.executions and not dry_run:
+    result += await keep_partitions(store, now, dry_run=dry_run)
+    if (result.executions or result.partitions) and not dry_run:
         logger.info(
-            "retention: deleted %d expired execution(s), %d row(s)",
+            "retention: deleted %d expired execution(s), %d row(s); dropped %d partition(s)",
             result.executions,
             result.rows,
+            result.partitions,
         )
     return result
+
+
+async def keep_partitions(
+    store: ExecutionStore, now: datetime, *, dry_run: bool = False
+) -> PruneResult:
+    """A store with partitioned logs and spans (PostgreSQL): the partitions of the coming
+    months are created, and the old ones that no stored execution needs are dropped
+    (after the executions that expired went). Counted in ``partitions``."""
+    if not isinstance(store, PartitionedTraces):
+        return PruneResult()
+    if not dry_run:
+        created = await store.ensure_partitions(now)
+        if created.created:
+            logger.info("retention: created the partitions %s", ", ".join(created.created))
+    changes = await store.drop_partitions(now, dry_run=dry_run)
+    if changes.dropped and not dry_run:
+        logger.info(
+            "retention: dropped the partitions %s (%d row(s) of stored executions moved out)",
+            ", ".join(changes.dropped),
+            changes.moved,
+        )
+    return PruneResult(partitions=len(changes.dropped))
 
 
 async def prune_older_than(
@@ -168,4 +193,5 @@ async def prune_older_than(
     """What ``spane db prune`` does: one cutoff for every workflow (or ``workflow_id``)
     and each of ``statuses``, whatever the settings say."""
     passes = [PrunePass(s, now - older_than, workflow_id) for s in statuses]
-    return await run_passes(store, passes, dry_run=dry_run, archive=archive, now=now)
+    result = await run_passes(store, passes, dry_run=dry_run, archive=archive, now=now)
+    return result + await keep_partitions(store, now, dry_run=dry_run)

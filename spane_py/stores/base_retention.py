@@ -13,7 +13,13 @@ from typing import Protocol, runtime_checkable
 
 from spane_py.state import ExecutionStatus
 
-__all__ = ["PruneResult", "RetentionStore", "check_prunable"]
+__all__ = [
+    "PartitionChanges",
+    "PartitionedTraces",
+    "PruneResult",
+    "RetentionStore",
+    "check_prunable",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +30,16 @@ class PruneResult:
 
     executions: int = 0
     rows: int = 0
+    # Partitions of logs and spans dropped whole (PostgreSQL; their rows are not counted
+    # in ``rows``: the rows of deleted executions there were counted when they went).
+    partitions: int = 0
 
     def __add__(self, other: PruneResult) -> PruneResult:
-        return PruneResult(self.executions + other.executions, self.rows + other.rows)
+        return PruneResult(
+            self.executions + other.executions,
+            self.rows + other.rows,
+            self.partitions + other.partitions,
+        )
 
 
 def check_prunable(status: ExecutionStatus) -> None:
@@ -83,4 +96,29 @@ class RetentionStore(Protocol):
         """The ids of the executions ``prune_executions`` would delete, in its order (oldest
         first), at most ``limit``; nothing is locked or deleted (archiving reads them
         first, then deletes them with ``only``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionChanges:
+    """What ``ensure_partitions`` or ``drop_partitions`` did (or, dry, would do):
+    partitions ``created`` or ``dropped`` (names), and rows ``moved`` between partitions."""
+
+    created: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    moved: int = 0
+
+
+@runtime_checkable
+class PartitionedTraces(Protocol):
+    """A store whose logs and spans are partitioned by time (PostgreSQL,
+    ``stores/postgres/partitions.py``): retention keeps the partitions ahead of the rows
+    and drops the old ones whole."""
+
+    async def ensure_partitions(self, now: datetime, *, ahead: int = ...) -> PartitionChanges:
+        """Create the partitions of ``now``'s month and the next ones that are missing."""
+        ...
+
+    async def drop_partitions(self, now: datetime, *, dry_run: bool = False) -> PartitionChanges:
+        """Drop the old partitions that stored executions no longer need."""
         ...

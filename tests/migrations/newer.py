@@ -9,8 +9,8 @@ import pytest
 
 from spane_py.stores.postgres import migrate, revisions
 
-OURS = "0007"  # this code's head
-NEWER = "0008"  # the test-only revision on top of it
+OURS = "0008"  # this code's head
+NEWER = "0009"  # the test-only revision on top of it
 
 REVISION_NEWER = f'''"""Test-only revision: a note on workflows.
 

@@ -16,7 +16,7 @@ import pytest
 from spane_py.stores.postgres import migrate
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-HEAD = "0007"
+HEAD = "0008"
 
 
 @pytest.fixture

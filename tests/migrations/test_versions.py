@@ -23,7 +23,7 @@ from spane_py.stores.postgres.tables import metadata
 from tests.migrations.conftest import catalog
 from tests.migrations.newer import NEWER, NewerMigrations
 
-HEAD = "0007"
+HEAD = "0008"
 
 
 @pytest.fixture

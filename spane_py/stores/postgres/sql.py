@@ -112,7 +112,10 @@ WITH input AS (
              span_id text, node_id text, name text, attempt int, status text,
              worker_id text, error text, traceback text, attributes jsonb,
              started_at timestamptz, ended_at timestamptz)
-    ON CONFLICT (span_id) DO NOTHING
+    -- A span id is kept once: the key holds the time too (spans are partitioned by it).
+    WHERE NOT EXISTS (SELECT 1 FROM spans x
+                      WHERE x.execution_id = g.execution_id AND x.span_id = s.span_id)
+    ON CONFLICT (span_id, started_at) DO NOTHING
 ), dead AS (
     INSERT INTO dlq_items (execution_id, workflow_id, node_id, job, error, traceback,
                            attempts, failed_at, retried_at)
@@ -288,11 +291,15 @@ ORDER BY x.ord
 GET_SPANS = """
 SELECT span_id, execution_id::text, node_id, name, attempt, status, started_at, ended_at,
        worker_id, error, traceback, attributes::text
-FROM spans WHERE execution_id = $1 ORDER BY started_at, span_id
+FROM spans WHERE execution_id = $1
+  -- an execution that was deleted leaves its rows until their partition is dropped
+  AND EXISTS (SELECT 1 FROM executions e WHERE e.execution_id = $1)
+ORDER BY started_at, span_id
 """
 GET_LOGS = """
 SELECT execution_id::text, node_id, level, message, fields::text, logged_at FROM logs
 WHERE execution_id = $1 AND ($2::text IS NULL OR node_id = $2)
+  AND EXISTS (SELECT 1 FROM executions e WHERE e.execution_id = $1)
 ORDER BY log_id
 """
 

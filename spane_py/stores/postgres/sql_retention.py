@@ -1,6 +1,9 @@
 """The statements of retention (``RetentionStore.prune_executions``, whose docstring is
 the rule): finding expired executions by ``ix_executions_completed`` (status,
-completed_at), and deleting a batch of them; ``ON DELETE CASCADE`` deletes the rest."""
+completed_at), and deleting a batch of them; ``ON DELETE CASCADE`` deletes the rest,
+but for logs and spans (partitioned, without a foreign key): the statement deletes their
+rows in the default partitions, and the rest go with their month's partition
+(partitions.py). They count among the rows that went."""
 
 from __future__ import annotations
 
@@ -49,6 +52,10 @@ WITH doomed AS MATERIALIZED (
 ), gone AS (
   DELETE FROM executions x USING doomed d WHERE x.execution_id = d.execution_id
   RETURNING 1
+), gone_logs AS (
+  DELETE FROM logs_default l USING doomed d WHERE l.execution_id = d.execution_id
+), gone_spans AS (
+  DELETE FROM spans_default s USING doomed d WHERE s.execution_id = d.execution_id
 )
 SELECT (SELECT count(*) FROM gone) AS executions, {_ROWS} AS rows
 """

@@ -7,7 +7,8 @@ per job, each a mixin on ``PostgresStoreBase``:
 - queries.py: reads of executions and nodes;
 - workflow_versions.py, dead_letters.py, resume_tokens.py, logs.py (and spans),
   triggers.py (schedules and webhook bindings), artifacts.py, events.py (the event
-  history), retention.py (deleting expired executions).
+  history), retention.py (deleting expired executions), partitions.py (the month
+  partitions of logs and spans).
 
 Below them: sql.py (the statements), rows.py (rows -> records), params.py (checks and JSON
 of parameters), coalesce.py (batched reads and writes), latest.py (what this process knows
@@ -22,6 +23,7 @@ from spane_py.stores.postgres.artifacts import PostgresArtifacts
 from spane_py.stores.postgres.dead_letters import PostgresDeadLetters
 from spane_py.stores.postgres.events import PostgresEvents
 from spane_py.stores.postgres.logs import PostgresLogs
+from spane_py.stores.postgres.partitions import PostgresPartitions
 from spane_py.stores.postgres.resume_tokens import PostgresResumeTokens
 from spane_py.stores.postgres.retention import PostgresRetention
 from spane_py.stores.postgres.store_base import DEFAULT_SCHEMA
@@ -42,6 +44,7 @@ class PostgresExecutionStore(
     PostgresArtifacts,
     PostgresEvents,
     PostgresRetention,
+    PostgresPartitions,
 ):
     """Executions, node results, definitions and logs in PostgreSQL (schedules and webhook
     bindings: ``PostgresTriggers``).

@@ -10,7 +10,10 @@ coerced), but — JSON objects being unordered — not the order of keys.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -26,6 +29,7 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    event,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -201,34 +205,33 @@ Index(
     postgresql_where=text("status = 'waiting' AND wait_child IS NOT NULL"),
 )
 
+# Logs and spans are partitioned by month on their time (0008): a partition of a month is
+# ``logs_pYYYYMM``, created ahead of time (partitions.py), and ``logs_default`` holds the
+# rows of months that have none. Retention drops a month's partition whole once no stored
+# execution can have rows there. So no foreign key ties them to executions (deleting an
+# execution deletes its rows in the default partition; the rest go with their partition,
+# and reads only return rows of stored executions). Each primary key holds the time: a
+# partitioned table's unique keys must hold its partition key.
 logs = Table(
     "logs",
     metadata,
-    Column("log_id", BigInteger, Identity(), primary_key=True),
-    Column(
-        "execution_id",
-        UUID(as_uuid=False),
-        ForeignKey("executions.execution_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    Column("log_id", BigInteger, Identity(), nullable=False),
+    Column("execution_id", UUID(as_uuid=False), nullable=False),
     Column("node_id", Text),
     Column("level", Text, nullable=False),
     Column("message", Text, nullable=False),
     Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     _ts("logged_at", nullable=False),
+    PrimaryKeyConstraint("log_id", "logged_at"),
+    postgresql_partition_by="RANGE (logged_at)",
 )
 Index("ix_logs_execution", logs.c.execution_id, logs.c.log_id)
 
 spans = Table(
     "spans",
     metadata,
-    Column("span_id", Text, primary_key=True),
-    Column(
-        "execution_id",
-        UUID(as_uuid=False),
-        ForeignKey("executions.execution_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    Column("span_id", Text, nullable=False),
+    Column("execution_id", UUID(as_uuid=False), nullable=False),
     Column("parent_span_id", Text),
     Column("node_id", Text),
     Column("name", Text, nullable=False),
@@ -240,8 +243,29 @@ spans = Table(
     Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     _ts("started_at", nullable=False),
     _ts("ended_at"),
+    PrimaryKeyConstraint("span_id", "started_at"),
+    postgresql_partition_by="RANGE (started_at)",
 )
 Index("ix_spans_execution", spans.c.execution_id, spans.c.started_at)
+
+# The partitioned tables and their time columns; the catch-all partitions (0008) are
+# created with their tables and never dropped.
+PARTITIONED = {"logs": "logged_at", "spans": "started_at"}
+_PARTITION_NAME = re.compile(rf"^({'|'.join(PARTITIONED)})_(default|p\d{{6}})$")
+
+
+def is_partition(table_name: str) -> bool:
+    """Whether ``table_name`` names a partition of a partitioned table (not one of the
+    tables above: autogenerate and the schema checks leave partitions out)."""
+    return _PARTITION_NAME.match(table_name) is not None
+
+
+for _name in PARTITIONED:
+    event.listen(
+        metadata.tables[_name],
+        "after_create",
+        DDL(f"CREATE TABLE {_name}_default PARTITION OF {_name} DEFAULT"),  # type: ignore[no-untyped-call]
+    )
 
 dlq_items = Table(
     "dlq_items",
@@ -303,6 +327,7 @@ events = Table(
 )
 Index("ix_events_execution", events.c.execution_id, events.c.at)
 Index("ix_events_type", events.c.type, events.c.at)
+Index("ix_events_at", events.c.at)  # events over a time range alone, 0008
 
 # A token that completes one waiting node once (``engine.resume``); it goes with its execution.
 resume_tokens = Table(
