@@ -14,7 +14,8 @@ round trip, whatever their number): at once when the last send is ``flush_interv
 (10 ms) old or more, else when it is — a lone event is sent right away, a busy process
 sends at most 100 entries a second, one at a time. So the events of one process reach the
 stream in order; those of different processes in the order they reach Redis, which may
-differ from the order of their ``at`` by up to that interval.
+differ from the order of their ``at`` by up to that interval. (The buffering is
+``BufferedSink``'s, in buffered.py, which the event history shares.)
 
 An event's id is its place in the stream: ``<entry id>.<index in the entry>``; a
 subscription resumes after any such id (``after=``), or after a whole entry given by its
@@ -39,6 +40,7 @@ from redis.exceptions import RedisError
 
 from spane_py.errors import ConfigurationError
 from spane_py.observability import events
+from spane_py.observability.buffered import BufferedSink
 
 logger = logging.getLogger("spane_py.events")
 
@@ -54,8 +56,6 @@ RETRY_AFTER_S = 1.0
 READ_BLOCK_MS = 1_000
 # A subscription that lost Redis tries again, waiting longer each time up to this.
 MAX_RETRY_DELAY_S = 5.0
-
-_NOT_STREAMED = frozenset({events.NODE_SPAN, events.EXECUTION_SPAN})
 
 # The entry's one field: the events as JSON objects ({"event", "at", "fields"}), one per
 # line (JSON text holds no raw newline).
@@ -113,8 +113,11 @@ class EngineEvent(BaseModel):
         return self.name in SETTLING
 
 
-class StreamPublisher:
+class StreamPublisher(BufferedSink[float]):
     """The sink that sends events to the stream (see the module docstring)."""
+
+    task_name = "spane-events"
+    task_failed = "publishing events failed"
 
     def __init__(
         self,
@@ -124,47 +127,15 @@ class StreamPublisher:
         maxlen: int = DEFAULT_MAXLEN,
         flush_interval: float = 0.01,
     ) -> None:
+        super().__init__(flush_interval=flush_interval)
         self.redis = redis
         self.key = key
         self.maxlen = maxlen
-        self.flush_interval = flush_interval
-        self._buffer: list[tuple[str, float, Mapping[str, Any]]] = []
-        self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
-        self._last_flush = 0.0  # loop time
-        self._sending: asyncio.Task[None] | None = None
-        self._closed = False
 
-    def __call__(self, name: str, fields: Mapping[str, Any]) -> None:
-        if name in _NOT_STREAMED or self._closed:
-            return
-        # Encoded when sent, off the hop's path (``emit`` made ``fields`` for us alone).
-        self._buffer.append((name, time.time(), fields))
-        if self._timer is None and self._sending is None:
-            try:
-                same_loop = asyncio.get_running_loop() is self._loop
-            except RuntimeError:
-                same_loop = False
-            if same_loop:
-                self._schedule()
-            else:
-                self._loop.call_soon_threadsafe(self._schedule)
+    def _now(self) -> float:
+        return time.time()
 
-    def _schedule(self) -> None:
-        if self._timer is None and self._sending is None and self._buffer:
-            # Now when the last send is long past; else when flush_interval has passed.
-            delay = self._last_flush + self.flush_interval - self._loop.time()
-            self._timer = self._loop.call_later(max(delay, 0.0), self._flush)
-
-    def _flush(self) -> None:
-        self._timer = None
-        self._last_flush = self._loop.time()
-        batch, self._buffer = self._buffer, []
-        if batch:
-            self._sending = self._loop.create_task(self._send(batch), name="spane-events")
-            self._sending.add_done_callback(self._sent)
-
-    async def _send(self, batch: list[tuple[str, float, Mapping[str, Any]]]) -> None:
+    async def _write(self, batch: list[tuple[str, float, Mapping[str, Any]]]) -> None:
         lines = b"\n".join(
             [
                 orjson.dumps({"event": name, "at": at, "fields": fields}, default=str)
@@ -180,42 +151,10 @@ class StreamPublisher:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             # Keep them for the next try, within bounds: the stream is best effort.
-            kept = (batch + self._buffer)[-MAX_BUFFERED:]
-            dropped = len(batch) + len(self._buffer) - len(kept)
-            self._buffer = kept
+            dropped = self._retry_later(batch, max_buffered=MAX_BUFFERED, retry_after=RETRY_AFTER_S)
             logger.warning(
-                "could not publish %d event(s) to %s: %s%s",
-                len(batch),
-                self.key,
-                exc,
-                f" ({dropped} dropped)" if dropped else "",
+                "could not publish %d event(s) to %s: %s%s", len(batch), self.key, exc, dropped
             )
-            self._last_flush = self._loop.time() + RETRY_AFTER_S  # the next try waits
-
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._sending = None
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("publishing events failed", exc_info=task.exception())
-        if self._buffer and not self._closed:
-            self._schedule()
-
-    async def flush(self) -> None:
-        """Send what is buffered now; returns once it is in Redis (or failed)."""
-        if self._sending is not None:
-            await asyncio.wait([self._sending])
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._sending is None:
-            self._flush()
-        if self._sending is not None:
-            await asyncio.wait([self._sending])
-
-    async def close(self) -> None:
-        """Send what is buffered (one try), then stop."""
-        self._closed = True
-        await self.flush()
-        self._buffer.clear()
 
 
 class EventSubscription:
