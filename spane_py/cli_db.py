@@ -219,9 +219,11 @@ def db_prune(
             if server is not None:
                 server.stop()
         verb = "would delete" if dry_run else "deleted"
+        dropped = "would drop" if dry_run else "dropped"
         typer.echo(
             f"{verb} {result.executions} execution(s), {result.rows} row(s) in all "
-            f"(finished before {age} ago; {', '.join(s.value for s in statuses)})"
+            f"(finished before {age} ago; {', '.join(s.value for s in statuses)}); "
+            f"{dropped} {result.partitions} partition(s) of logs and spans"
         )
 
     _run_db(main)
