@@ -182,3 +182,28 @@ async def test_retention_deletes_the_expired_then_drops_their_partitions(
         "logs_p203107",
         "logs_p203108",
     }
+
+
+async def test_a_busy_table_is_left_for_a_later_round(
+    store: PostgresExecutionStore, database_url: str, pg_schema: str
+) -> None:
+    """A long transaction reading logs: creating or dropping a partition would queue every
+    other statement on logs behind it. It gives up after its lock_timeout instead."""
+    import asyncpg
+
+    reader = await asyncpg.connect(database_url, server_settings={"search_path": pg_schema})
+    try:
+        transaction = reader.transaction()
+        await transaction.start()
+        await reader.fetch("SELECT 1 FROM logs LIMIT 1")  # holds its lock until the end
+        changes = await store.ensure_partitions(NOW)  # spans' partitions: not busy
+        assert changes.created == ("spans_p203106", "spans_p203107", "spans_p203108")
+        # Meanwhile the store's own statements on logs go on.
+        eid = await started(store, day(6), logs_at=(day(6),))
+        await transaction.rollback()
+    finally:
+        await reader.close()
+    changes = await store.ensure_partitions(NOW)
+    assert changes.created == ("logs_p203106", "logs_p203107", "logs_p203108")
+    assert changes.moved == 1  # the line logged meanwhile went to the default partition
+    assert await where(store, "logs", eid) == ["logs_p203106"]

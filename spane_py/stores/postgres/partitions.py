@@ -21,15 +21,21 @@ execution was cancelled).
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import asyncpg
 
 from spane_py.stores.base_retention import PartitionChanges
 from spane_py.stores.postgres import sql_partitions as sql
 from spane_py.stores.postgres.connection import with_retry
 from spane_py.stores.postgres.store_base import PostgresStoreBase
-from spane_py.stores.postgres.tables import PARTITIONED
 
+T = TypeVar("T")
+logger = logging.getLogger("spane_py.retention")
 MARGIN = timedelta(days=1)
 MAX_KEPT = 1000  # executions whose rows may be moved out of a partition to drop it
 AHEAD = 2  # months created ahead of this one
@@ -68,7 +74,7 @@ class PostgresPartitions(PostgresStoreBase):
         months = [add_months(month_start(now), k) for k in range(ahead + 1)]
         created: list[str] = []
         moved = 0
-        for table, column in PARTITIONED.items():
+        for table, column in sql.PARTITIONED.items():
             existing = {r["name"] for r in await self._partitions(table)}
             for month in months:
                 name = partition_name(table, month)
@@ -87,7 +93,7 @@ class PostgresPartitions(PostgresStoreBase):
         dropped: list[str] = []
         moved = 0
         cutoff = now - MARGIN
-        for table in PARTITIONED:
+        for table in sql.PARTITIONED:
             for row in await self._partitions(table):
                 month = month_of(str(row["name"]))  # None: the default one
                 if month is None or add_months(month, 1) > cutoff:
@@ -106,13 +112,14 @@ class PostgresPartitions(PostgresStoreBase):
     async def _create(
         self, table: str, column: str, name: str, month: datetime
     ) -> tuple[bool, int]:
-        """Whether this call created it (another process may have), and the rows that
-        moved into it from the default partition."""
+        """Whether this call created it (another process may have, or the table was busy),
+        and the rows that moved into it from the default partition."""
         end = add_months(month, 1)
 
         async def run() -> tuple[bool, int]:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(sql.LOCK)
+                await conn.execute(sql.LOCK_TIMEOUT)
                 if await conn.fetchval("SELECT to_regclass($1)", name) is not None:
                     return False, 0
                 if not await conn.fetchval(sql.default_has_rows(table, column), month, end):
@@ -123,18 +130,18 @@ class PostgresPartitions(PostgresStoreBase):
                 await conn.execute(sql.attach(table, name, month, end))
                 return True, int(status.split()[-1])
 
-        return await with_retry(
-            run, what=f"creating the partition {name}", retry_for_s=self.options.retry_for_s
-        )
+        done = await self._unless_busy(run, f"creating the partition {name}")
+        return done if done is not None else (False, 0)
 
     async def _drop(self, table: str, name: str, month: datetime, *, dry_run: bool) -> int | None:
         """Rows moved out before dropping ``name`` (None: it stays, as too many executions
-        may have rows there, or another process dropped it)."""
+        may have rows there, or another process dropped it, or the table was busy)."""
         end = add_months(month, 1)
 
         async def run() -> int | None:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(sql.LOCK)
+                await conn.execute(sql.LOCK_TIMEOUT)
                 if await conn.fetchval("SELECT to_regclass($1)", name) is None:
                     return None
                 pins = await conn.fetch(sql.PINS, month, end, MARGIN, MAX_KEPT + 1)
@@ -148,6 +155,17 @@ class PostgresPartitions(PostgresStoreBase):
                 await conn.execute(sql.drop(name))
                 return int(status.split()[-1])
 
-        return await with_retry(
-            run, what=f"dropping the partition {name}", retry_for_s=self.options.retry_for_s
-        )
+        return await self._unless_busy(run, f"dropping the partition {name}")
+
+    async def _unless_busy(self, run: Callable[[], Awaitable[T]], what: str) -> T | None:
+        """``run()`` (retried on connection loss); None when it waited ``lock_timeout`` for
+        its table: the next round tries again."""
+
+        async def once() -> T | None:
+            try:
+                return await run()
+            except asyncpg.LockNotAvailableError:
+                logger.info("%s: the table is busy; a later round tries again", what)
+                return None
+
+        return await with_retry(once, what=what, retry_for_s=self.options.retry_for_s)

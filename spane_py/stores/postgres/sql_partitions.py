@@ -1,5 +1,5 @@
 """The statements of the month partitions of logs and spans (partitions.py). Table and
-partition names are formatted in by the caller from ``tables.PARTITIONED`` and
+partition names are formatted in by the caller from ``PARTITIONED`` and
 ``partitions.partition_name``, never from input."""
 
 from __future__ import annotations
@@ -8,9 +8,18 @@ from datetime import datetime
 
 from spane_py.state import ExecutionStatus
 
+# The partitioned tables and their time columns (tables.py; here too, as a worker never
+# imports SQLAlchemy).
+PARTITIONED = {"logs": "logged_at", "spans": "started_at"}
+
 # Partition upkeep in one process at a time (per schema: the lock is per database, and the
 # key holds the schema's name).
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('spane_py.partitions'), hashtext(current_schema()))"
+
+# Creating, attaching, detaching or dropping a partition locks its table against every
+# read and write; queued behind a long query, it would hold up all the others meanwhile:
+# it gives up after this long instead (the next round tries again).
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '2s'"
 
 # The names of a table's partitions.
 LIST = """

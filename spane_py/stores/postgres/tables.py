@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from spane_py.state import ExecutionStatus, NodeStatus
 from spane_py.stores.postgres.revisions import REVISIONS
+from spane_py.stores.postgres.sql_partitions import PARTITIONED
 
 # The revision these tables are at (a new Alembic revision adds its id to revisions.py).
 SCHEMA_REVISION = REVISIONS[-1]
@@ -248,9 +249,8 @@ spans = Table(
 )
 Index("ix_spans_execution", spans.c.execution_id, spans.c.started_at)
 
-# The partitioned tables and their time columns; the catch-all partitions (0008) are
-# created with their tables and never dropped.
-PARTITIONED = {"logs": "logged_at", "spans": "started_at"}
+# The partitioned tables (``PARTITIONED``: name -> time column); their catch-all
+# partitions (0008) are created with them and never dropped.
 _PARTITION_NAME = re.compile(rf"^({'|'.join(PARTITIONED)})_(default|p\d{{6}})$")
 
 
