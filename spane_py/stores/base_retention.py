@@ -30,8 +30,8 @@ class PruneResult:
 
     executions: int = 0
     rows: int = 0
-    # Partitions of logs and spans dropped whole (PostgreSQL; their rows are not counted
-    # in ``rows``: the rows of deleted executions there were counted when they went).
+    # Partitions of logs and spans dropped whole (PostgreSQL). The logs and spans of
+    # deleted executions in a month's partition go with it, and count in neither.
     partitions: int = 0
 
     def __add__(self, other: PruneResult) -> PruneResult:

@@ -3,7 +3,8 @@ the rule): finding expired executions by ``ix_executions_completed`` (status,
 completed_at), and deleting a batch of them; ``ON DELETE CASCADE`` deletes the rest,
 but for logs and spans (partitioned, without a foreign key): the statement deletes their
 rows in the default partitions, and the rest go with their month's partition
-(partitions.py). They count among the rows that went."""
+(partitions.py). Only the former count among the rows that went: a batch reads no month
+partition."""
 
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ WHERE e.status = $1 AND e.completed_at < $2
 
 # The rows of the executions in ``doomed``, their own included (read before any delete:
 # the statement's snapshot).
+# Logs and spans count in their default partitions only: those are the rows deleted with
+# their execution (the rest go with their month's partition, counted as partitions).
 _ROWS = " + ".join(
     f"(SELECT count(*) FROM {table} t WHERE t.execution_id IN (SELECT execution_id FROM doomed))"
     for table in (
         "executions",
         "node_results",
-        "logs",
-        "spans",
+        "logs_default",
+        "spans_default",
         "resume_tokens",
         "dlq_items",
         "artifacts",
