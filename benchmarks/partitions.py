@@ -180,6 +180,7 @@ async def measure(url: str, schema: str, args: argparse.Namespace, now: datetime
             "WHERE e.completed_at < $1",
             before,
         )
+        drops = ""
         if schema == PLAIN:
             executions, wall = await prune_plain(conn, before)
             partitions = 0
@@ -200,7 +201,7 @@ async def measure(url: str, schema: str, args: argparse.Namespace, now: datetime
                 result = await pruning.prune_older_than(store, now - before, now)
                 wall = time.perf_counter() - start
             executions, partitions = result.executions, result.partitions
-            print(f"  (of the prune: {sum(dropping):.2f} s dropping partitions)")
+            drops = f" ({sum(dropping):.2f} s of it dropping partitions)"
         left = await conn.fetchval("SELECT count(*) FROM logs")
         size_after = await size(conn)
     finally:
@@ -210,7 +211,8 @@ async def measure(url: str, schema: str, args: argparse.Namespace, now: datetime
         f"{schema}: filled {lines:,} log lines in {took:.0f} s; logs {size_before / mib:,.0f} MiB\n"
         f"  insert: {rate:,.0f} lines/s, median batch of {BATCH_LINES} {median:.1f} ms\n"
         f"  prune: {executions:,} executions and {doomed_lines:,} of their lines in "
-        f"{wall:.1f} s ({doomed_lines / wall:,.0f} lines/s), {partitions} partitions dropped; "
+        f"{wall:.1f} s{drops} ({doomed_lines / wall:,.0f} lines/s), {partitions} partitions "
+        "dropped; "
         f"{left:,} lines left, logs {size_after / mib:,.0f} MiB"
     )
     assert left == lines + INSERTED - doomed_lines, (left, lines, doomed_lines)
