@@ -12,9 +12,10 @@ one by one. Their primary keys hold the time — (log_id, logged_at), (span_id,
 started_at) — and their foreign keys to ``executions`` go: a dropped execution's rows go
 with their partition, or at once when they are in the default partition.
 
-The upgrade rewrites both tables: it creates the partitions of every month that has rows
-(and of this month and the next two), copies the rows and drops the old tables, under the
-locks of the migration's one transaction; it takes time in proportion to their rows.
+The upgrade rewrites both tables: it creates the partitions of every month that has rows,
+copies the rows and drops the old tables, under the locks of the migration's one
+transaction; it takes time in proportion to their rows. The partitions of the coming
+months are created by retention, in every worker's first round.
 ``log_id`` values are kept and the identity goes on after the largest. ``events`` gets
 ``ix_events_at`` (events over a time range, of any type).
 """
@@ -39,7 +40,8 @@ SPAN_COLUMNS = (
 
 def _months_of(table: str, column: str, old: str) -> str:
     """A DO block creating the month partitions of ``table`` for every month with rows in
-    ``old`` and for this month and the next two (UTC)."""
+    ``old`` (UTC). The coming months' are created by retention's first round (a new
+    schema has none: its first rows wait in the default partition, then move)."""
     return f"""
 DO $$
 DECLARE
@@ -47,9 +49,6 @@ DECLARE
 BEGIN
     FOR month IN
         SELECT DISTINCT date_trunc('month', {column} AT TIME ZONE 'UTC') FROM {old}
-        UNION
-        SELECT date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => k)
-        FROM generate_series(0, 2) AS k
     LOOP
         -- (no format(): its percent signs would not survive Alembic's offline SQL)
         EXECUTE 'CREATE TABLE ' || quote_ident('{table}_p' || to_char(month, 'YYYYMM'))

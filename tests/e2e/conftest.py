@@ -82,9 +82,15 @@ def spane(cli_env: dict[str, str]) -> Run:
 def _purge_prefix(redis_url: str, key_prefix: str) -> Iterator[None]:
     """Delete the keys the subprocesses of a test left under its prefix."""
     yield
+    delete_keys(redis_url, f"{key_prefix}:*", f"arq:*:{key_prefix}:*", f"{key_prefix}-demo-*")
+
+
+def delete_keys(redis_url: str, *patterns: str) -> None:
+    """Delete the Redis keys matching ``patterns`` (what a test's servers and subprocesses
+    left under its prefix)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        for pattern in (f"{key_prefix}:*", f"arq:*:{key_prefix}:*", f"{key_prefix}-demo-*"):
+        for pattern in patterns:
             keys = list(client.scan_iter(match=pattern, count=500))
             if keys:
                 client.delete(*keys)

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
 
-from tests.e2e.conftest import Run, pg_env, run_process
+from tests.e2e.conftest import Run, delete_keys, pg_env, run_process
 
 
 @dataclass(frozen=True)
@@ -62,14 +61,7 @@ def demo(database_url: str, redis_url: str) -> Iterator[Demo]:
         yield Demo(env, ids, schema)
     finally:
         asyncio.run(_sql(database_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        client = redis.Redis.from_url(redis_url)
-        try:
-            for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*", f"{prefix}-demo-*"):
-                keys = list(client.scan_iter(match=pattern, count=500))
-                if keys:
-                    client.delete(*keys)
-        finally:
-            client.close()
+        delete_keys(redis_url, f"{prefix}:*", f"arq:*:{prefix}:*", f"{prefix}-demo-*")
 
 
 def table_rows(out: str) -> list[dict[str, str]]:

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import uvicorn
 
 from spane_py import ExecutionContext, NodeRegistry, Workflow, WorkflowEngine
 from spane_py.api import ApiSettings, create_app
+from tests.e2e.conftest import delete_keys
 from tests.e2e.test_dashboard_browser import (
     DashboardServer,
     browser,
@@ -99,14 +99,7 @@ def serve(server: ArtifactsServer, redis_url: str) -> Iterator[ArtifactsServer]:
         yield server
     finally:
         server.stop()
-        client = redis.Redis.from_url(redis_url)
-        try:
-            for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*"):
-                keys = list(client.scan_iter(match=pattern, count=500))
-                if keys:
-                    client.delete(*keys)
-        finally:
-            client.close()
+        delete_keys(redis_url, f"{prefix}:*", f"arq:*:{prefix}:*")
 
 
 @pytest.fixture(scope="module")

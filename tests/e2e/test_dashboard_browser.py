@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import redis
 import uvicorn
 
 from spane_py.api import ApiSettings, create_app
 from tests.e2e import dashboard_app
+from tests.e2e.conftest import delete_keys
 
 pytestmark = pytest.mark.slow
 
@@ -108,14 +108,7 @@ def dashboard(redis_url: str) -> Iterator[DashboardServer]:
         yield server
     finally:
         server.stop()
-        client = redis.Redis.from_url(redis_url)
-        try:
-            for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*"):
-                keys = list(client.scan_iter(match=pattern, count=500))
-                if keys:
-                    client.delete(*keys)
-        finally:
-            client.close()
+        delete_keys(redis_url, f"{prefix}:*", f"arq:*:{prefix}:*")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import redis
 import uvicorn
 
 from spane_py import WorkflowEngine
 from spane_py.api import ApiSettings, create_app
 from tests.e2e import dashboard_pages_app as pages_app
+from tests.e2e.conftest import delete_keys
 from tests.e2e.test_dashboard_browser import (
     WINDOW,
     DashboardServer,
@@ -74,13 +74,7 @@ def site(redis_url: str) -> Iterator[PagesServer]:
         yield server
     finally:
         server.stop()
-        client = redis.Redis.from_url(redis_url)
-        try:
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+        delete_keys(redis_url, f"{prefix}:*")
 
 
 def shoot(driver: Any, tmp_path: Path, name: str) -> None:

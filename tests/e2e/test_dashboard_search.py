@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import uvicorn
 
 from spane_py.api import ApiSettings, create_app
 from tests.e2e import dashboard_search_app as search_app
+from tests.e2e.conftest import delete_keys
 from tests.e2e.test_dashboard_browser import (
     DashboardServer,
     browser,
@@ -59,13 +59,7 @@ def site(redis_url: str) -> Iterator[SearchServer]:
         yield server
     finally:
         server.stop()
-        client = redis.Redis.from_url(redis_url)
-        try:
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+        delete_keys(redis_url, f"{prefix}:*")
 
 
 def start(site: SearchServer, workflow: str, data: Any = None, **metadata: Any) -> str:
