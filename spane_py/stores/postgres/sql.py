@@ -112,9 +112,8 @@ WITH input AS (
              span_id text, node_id text, name text, attempt int, status text,
              worker_id text, error text, traceback text, attributes jsonb,
              started_at timestamptz, ended_at timestamptz)
-    -- A span id is kept once: the key holds the time too (spans are partitioned by it).
-    WHERE NOT EXISTS (SELECT 1 FROM spans x
-                      WHERE x.execution_id = g.execution_id AND x.span_id = s.span_id)
+    -- A span id is kept once: the key holds the time too (spans are partitioned by it), and
+    -- every write of one span id carries the same started_at, its node's (engine.spans).
     ON CONFLICT (span_id, started_at) DO NOTHING
 ), dead AS (
     INSERT INTO dlq_items (execution_id, workflow_id, node_id, job, error, traceback,
