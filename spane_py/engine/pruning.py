@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from spane_py.archive import Archive
 from spane_py.retention import PRUNABLE, Retention
@@ -35,6 +36,16 @@ class PrunePass:
     before: datetime
     workflow_id: str | None = None
     exclude: tuple[str, ...] = ()
+
+    @property
+    def rule(self) -> dict[str, Any]:
+        """The cutoff as the store's arguments (``prune_executions``, ``find_expired``)."""
+        return {
+            "status": self.status,
+            "completed_before": self.before,
+            "workflow_id": self.workflow_id,
+            "exclude_workflows": self.exclude,
+        }
 
 
 async def workflow_retention(store: ExecutionStore) -> dict[str, Retention]:
@@ -90,10 +101,7 @@ async def run_passes(
             continue
         while True:
             result = await store.prune_executions(
-                status=p.status,
-                completed_before=p.before,
-                workflow_id=p.workflow_id,
-                exclude_workflows=p.exclude,
+                **p.rule,
                 limit=BATCH,
                 dry_run=dry_run,
             )
@@ -112,20 +120,14 @@ async def _archive_and_prune(
     total = PruneResult()
     while True:
         ids = await store.find_expired(
-            status=p.status,
-            completed_before=p.before,
-            workflow_id=p.workflow_id,
-            exclude_workflows=p.exclude,
+            **p.rule,
             limit=BATCH,
         )
         if not ids:
             return total
         await archive.write(store, ids, now)
         result = await store.prune_executions(
-            status=p.status,
-            completed_before=p.before,
-            workflow_id=p.workflow_id,
-            exclude_workflows=p.exclude,
+            **p.rule,
             limit=BATCH,
             only=ids,
         )
